@@ -1,0 +1,243 @@
+"""The ``rnnedge`` command: a thin click layer over functions a program can call.
+
+Runtime commands (``info``, ``classify``) import no torch; ``train``, ``export`` and
+``demo`` load their modules only when invoked and name the missing extra if torch or
+onnx is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from rnnedge.runtime import load
+from rnnedge.runtime.errors import MissingExtraError, RnnEdgeError
+
+__all__ = ["cli"]
+
+DATA_HELP = "Folder holding mnist/ and ptb/ (default: $RNNEDGE_DATA, else the per-user cache)."
+
+
+class _Group(click.Group):
+    """Turns rnnedge's typed errors into a one-line message and exit status 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RnnEdgeError as e:
+            raise click.ClickException(f"{type(e).__name__}: {e}") from None
+
+
+def require_training_extra() -> None:
+    """Fail with the name of the extra to install when torch or onnx is missing."""
+    missing = []
+    for module in ("torch", "onnx"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise MissingExtraError(
+            f"this command needs {' and '.join(missing)}; install the training extra: "
+            "pip install 'rnnedge[train]' (torch==2.13.0, CPU build)"
+        )
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="rnnedge")
+def cli() -> None:
+    """rnnedge: recurrent models trained in PyTorch, shipped as ONNX, streamed on the edge."""
+
+
+@cli.group(cls=_Group)
+def train() -> None:
+    """Train a model (needs the 'train' extra)."""
+
+
+def _classifier_options(func: Any) -> Any:
+    defaults = {"epochs": 30, "batch_size": 128, "lr": 2e-3, "seed": 0, "checkpoint_every": 200}
+    options = [
+        click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP),
+        click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder."),
+        click.option("--epochs", type=click.IntRange(min=1), default=defaults["epochs"], show_default=True),
+        click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=defaults["batch_size"], show_default=True),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=defaults["lr"], show_default=True),
+        click.option("--hidden-size", type=click.IntRange(min=1), default=128, show_default=True),
+        click.option("--seed", type=int, default=defaults["seed"], show_default=True),
+        click.option("--checkpoint-every", type=click.IntRange(min=1), default=defaults["checkpoint_every"],
+                     show_default=True, help="Steps between checkpoints."),
+        click.option("--resume", is_flag=True, help="Continue from RUN_DIR/checkpoint.pt."),
+        click.option("--quiet", is_flag=True, help="No progress output."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _train_classifier(bidirectional: bool, **kw: Any) -> dict[str, Any]:
+    require_training_extra()
+    from rnnedge.training.models import RowClassifierConfig
+    from rnnedge.training.train_classifier import ClassifierTrainConfig, train_classifier
+
+    model_cfg = RowClassifierConfig(hidden_size=kw["hidden_size"], bidirectional=bidirectional)
+    train_cfg = ClassifierTrainConfig(
+        epochs=kw["epochs"], batch_size=kw["batch_size"], lr=kw["lr"], seed=kw["seed"],
+        max_steps=kw["max_steps"], checkpoint_every=kw["checkpoint_every"],
+    )
+    return train_classifier(model_cfg, train_cfg, kw["out"], data=kw["data"], resume=kw["resume"], quiet=kw["quiet"])
+
+
+@train.command("mnist-lstm")
+@_classifier_options
+def train_mnist_lstm(**kw: Any) -> None:
+    """Row-by-row MNIST classifier: one LSTM layer, mean over time, linear, softmax."""
+    metrics = _train_classifier(False, **kw)
+    click.echo(json.dumps(metrics))
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model file.")
+def export(checkpoint: Path, output: Path) -> None:
+    """Export CHECKPOINT to one validated, self-describing ONNX file."""
+    require_training_extra()
+    from rnnedge.export.exporter import export_checkpoint
+
+    result = export_checkpoint(checkpoint, output)
+    click.echo(
+        f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB, {result.metadata.kind}); parity with PyTorch: "
+        f"{result.parity.checks} checks, largest difference {result.parity.worst:.2e}"
+    )
+
+
+def describe_model(path: Path) -> dict[str, Any]:
+    """What a user needs to embed the model, from its metadata alone."""
+    model = load(path)
+    meta = model.metadata
+    info: dict[str, Any] = {
+        "file": str(path),
+        "kind": meta.kind,
+        "causal": meta.causal,
+        "streaming": (
+            "state carried between chunks: each chunk costs O(chunk length)"
+            if meta.causal
+            else "non-causal: each chunk re-reads the whole prefix (O(prefix length)); results equal predict on the prefix"
+        ),
+        "variant": meta.variant,
+        "input": {"name": meta.input.name, "dtype": meta.input.dtype, "shape": list(meta.input.shape)},
+        "state": [
+            {"input": s.name, "output": s.output, "dtype": s.input.dtype, "shape": list(s.input.shape)}
+            for s in meta.states
+        ],
+        "outputs": [{"name": o.name, "dtype": o.dtype, "shape": list(o.shape)} for o in meta.outputs],
+        "quality": meta.quality,
+        "producer": meta.producer,
+        "format_version": meta.format_version,
+        "config": meta.config,
+    }
+    if meta.preprocessing:
+        p = meta.preprocessing
+        info["preprocessing"] = {"scale": p.scale, "mean": p.mean, "std": p.std}
+    if meta.labels:
+        info["labels"] = list(meta.labels)
+    if meta.vocabulary:
+        info["vocab_size"] = len(meta.vocabulary)
+    model.close()
+    return info
+
+
+@cli.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")
+def info(model_path: Path, as_json: bool) -> None:
+    """What MODEL's metadata says: inputs, outputs, state, preprocessing, labels, quality."""
+    data = describe_model(model_path)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        if key == "config":
+            continue
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            click.echo(f"{key}:")
+            for item in value:
+                click.echo("  " + ", ".join(f"{k}={v}" for k, v in item.items()))
+        else:
+            click.echo(f"{key}: {value}")
+
+
+def _accuracy(model_path: Path, data: Path | None, limit: int | None, provider: str, quiet: bool) -> float:
+    from rnnedge.runtime import ClassifierModel
+    from rnnedge.training.mnist import load_mnist  # numpy-only: no torch needed
+
+    model = load(model_path, provider=provider)
+    if not isinstance(model, ClassifierModel):
+        raise click.ClickException(f"{model_path} is a {model.kind}, not an image classifier")
+    splits = load_mnist(data)
+    images, labels = splits.test_images[:limit], splits.test_labels[:limit]
+    batch, correct = 500, 0
+    with click.progressbar(range(0, len(images), batch), label="classifying", file=sys.stderr,
+                           hidden=quiet or not sys.stderr.isatty()) as bar:
+        for i in bar:
+            correct += int((model.predict(images[i : i + batch]).argmax(1) == labels[i : i + batch]).sum())
+    return correct / len(images)
+
+
+@cli.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N test images.")
+@click.option("--provider", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
+@click.option("--quiet", is_flag=True)
+def classify(model_path: Path, data: Path | None, limit: int | None, provider: str, quiet: bool) -> None:
+    """Accuracy of MODEL on the MNIST test set, through the runtime."""
+    acc = _accuracy(model_path, data, limit, provider, quiet)
+    click.echo(f"test accuracy {acc:.4f} ({model_path.name}, {limit or 10000} images)")
+
+
+@cli.command()
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"), show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--max-steps", type=click.IntRange(min=1), default=None)
+@click.option("--digits", type=click.IntRange(min=1, max=20), default=4, show_default=True)
+def demo(data: Path | None, out: Path, epochs: int, max_steps: int | None, digits: int) -> None:
+    """The whole pipeline: train the row-LSTM briefly, export, validate, stream digits, test accuracy."""
+    from rnnedge.training.mnist import load_mnist
+
+    click.echo(f"1/4 training the row-LSTM for {epochs} epoch(s) into {out}")
+    metrics = _train_classifier(
+        False, data=data, out=out, epochs=epochs, max_steps=max_steps, batch_size=128, lr=2e-3,
+        hidden_size=128, seed=0, checkpoint_every=200, resume=False, quiet=False,
+    )
+    click.echo(f"    PyTorch test accuracy {metrics['test_accuracy']:.4f}")
+    from rnnedge.export.exporter import export_checkpoint
+
+    onnx_path = out / "mnist-lstm.onnx"
+    click.echo(f"2/4 exporting and validating against PyTorch -> {onnx_path}")
+    result = export_checkpoint(out / "checkpoint.pt", onnx_path)
+    click.echo(f"    {result.parity.checks} parity checks passed, largest difference {result.parity.worst:.2e}")
+
+    click.echo("3/4 streaming test digits row by row (prediction and its probability as rows arrive)")
+    model = load(onnx_path)
+    splits = load_mnist(data)
+    for i in range(digits):
+        stream = model.stream()
+        marks = []
+        for row_index, row in enumerate(splits.test_images[i]):
+            probs = stream.feed(row)
+            if (row_index + 1) % 4 == 0:
+                marks.append(f"{row_index + 1:>2}:{int(np.argmax(probs))}({probs.max():.2f})")
+        click.echo(f"    digit {i} (label {splits.test_labels[i]}): " + " ".join(marks))
+    click.echo("4/4 runtime accuracy on the full MNIST test set")
+    click.echo(f"    test accuracy {_accuracy(onnx_path, data, None, 'cpu', False):.4f} (10000 images, onnxruntime)")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    cli()

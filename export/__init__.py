@@ -1,0 +1,1 @@
+"""Export stage: checkpoint to validated, self-describing ONNX."""

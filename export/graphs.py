@@ -1,0 +1,180 @@
+"""ONNX graphs written node by node from a trained module's weights.
+
+Why not ``torch.onnx.export``: the TorchScript exporter is deprecated, and the dynamo
+exporter pins sequence lengths in declared output shapes, adds weight-reordering nodes
+and can silently export a static graph. Writing the graph ourselves gives exactly one
+native ``LSTM`` node per layer and direction, named dynamic axes on every declared
+shape, weights stored once in ONNX gate order, and byte-identical files for the same
+checkpoint. Parity with PyTorch is then proven by :mod:`rnnedge.export.validate`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+from rnnedge.training.models import RowLSTMClassifier, WordLanguageModel
+
+__all__ = ["OPSET", "classifier_graph", "language_model_graph", "lstm_weights"]
+
+OPSET = 17
+_F32 = TensorProto.FLOAT
+_I64 = TensorProto.INT64
+# PyTorch stacks gates as (input, forget, cell, output); ONNX as (input, output, forget, cell).
+_TORCH_TO_ONNX_GATES = (0, 3, 1, 2)
+
+
+def lstm_weights(lstm: nn.LSTM, layer: int, reverse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """W ``(1, 4H, in)``, R ``(1, 4H, H)``, B ``(1, 8H)`` of one layer and direction, in ONNX gate order."""
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+
+    def gates(name: str) -> np.ndarray:
+        w = getattr(lstm, name + suffix).detach().cpu().numpy().astype(np.float32)
+        return np.concatenate([np.split(w, 4)[g] for g in _TORCH_TO_ONNX_GATES])
+
+    w, r = gates("weight_ih"), gates("weight_hh")
+    b = np.concatenate([gates("bias_ih"), gates("bias_hh")])
+    return w[None], r[None], b[None]
+
+
+class _Graph:
+    """A tiny builder: nodes, initializers and named values, nothing more."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], outputs: list[str] | str, **attrs: object) -> list[str]:
+        outs = [outputs] if isinstance(outputs, str) else outputs
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=f"{op_type}_{len(self.nodes)}", **attrs))
+        return outs
+
+    def lstm(self, prefix: str, x: str, lstm: nn.LSTM, layer: int, h0: str = "", c0: str = "", reverse: bool = False) -> str:
+        """One native LSTM node over time-major ``x`` ``(T, B, in)``; returns the name of ``Y`` ``(T, 1, B, H)``.
+
+        Final states come out as ``{prefix}_h`` and ``{prefix}_c`` ``(1, B, H)``.
+        """
+        w, r, b = lstm_weights(lstm, layer, reverse)
+        names = [self.const(f"{prefix}.{k}", v) for k, v in (("W", w), ("R", r), ("B", b))]
+        self.op(
+            "LSTM",
+            [x, *names, "", h0, c0],
+            [f"{prefix}_Y", f"{prefix}_h", f"{prefix}_c"],
+            hidden_size=lstm.hidden_size,
+            direction="reverse" if reverse else "forward",
+        )
+        return f"{prefix}_Y"
+
+    def model(self, name: str, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto], doc: str) -> onnx.ModelProto:
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers, doc_string=doc)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="rnnedge")
+        model.ir_version = 8  # readable by onnxruntime >= 1.14
+        return model
+
+
+def _info(name: str, dtype: int, shape: list[int | str]) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+def classifier_graph(model: RowLSTMClassifier) -> onnx.ModelProto:
+    """Row classifier with streaming state: the output after a chunk is the model's output on the whole prefix.
+
+    Causal state: ``h``, ``c`` ``(1, batch, H)``, ``h_sum`` ``(batch, H)`` (sum of LSTM
+    outputs so far), ``steps`` ``(batch, 1)`` (rows so far). The bidirectional model keeps
+    that state for its forward direction and adds ``prefix`` ``(batch, received, F)``: the
+    backward direction re-reads every row received so far.
+    """
+    cfg = model.config
+    hid, feat, ncls = cfg.hidden_size, cfg.input_size, cfg.num_classes
+    g = _Graph()
+    axes0 = g.const("axes0", np.array([0], np.int64))
+    axes1 = g.const("axes1", np.array([1], np.int64))
+    g.op("Transpose", ["x"], "x_tbf", perm=[1, 0, 2])  # (T, B, F)
+    y = g.lstm("fwd", "x_tbf", model.lstm, 0, "h", "c")  # (T, 1, B, H)
+    g.op("Squeeze", [y, axes1], "fwd_y")  # (T, B, H)
+    g.op("ReduceSum", ["fwd_y", axes0], "fwd_chunk_sum", keepdims=0)  # (B, H)
+    g.op("Add", ["h_sum", "fwd_chunk_sum"], "h_sum_out")
+    g.op("Shape", ["x"], "x_shape")
+    g.op("Gather", ["x_shape", axes1], "chunk_len_i")  # (1,)
+    g.op("Cast", ["chunk_len_i"], "chunk_len", to=_F32)
+    g.op("Add", ["steps", "chunk_len"], "steps_out")  # (B, 1)
+    g.op("Identity", ["fwd_h"], "h_out")
+    g.op("Identity", ["fwd_c"], "c_out")
+    total = "h_sum_out"
+    extra_in: list[onnx.ValueInfoProto] = []
+    extra_out: list[onnx.ValueInfoProto] = []
+    if cfg.bidirectional:
+        g.op("Concat", ["prefix", "x"], "prefix_out", axis=1)  # (B, P+T, F)
+        g.op("Transpose", ["prefix_out"], "rows_tbf", perm=[1, 0, 2])
+        yb = g.lstm("bwd", "rows_tbf", model.lstm, 0, reverse=True)
+        g.op("Squeeze", [yb, axes1], "bwd_y")
+        g.op("ReduceSum", ["bwd_y", axes0], "bwd_sum", keepdims=0)  # (B, H)
+        g.op("Concat", ["h_sum_out", "bwd_sum"], "both_sum", axis=1)  # (B, 2H)
+        total = "both_sum"
+        extra_in = [_info("prefix", _F32, ["batch", "received", feat])]
+        extra_out = [_info("prefix_out", _F32, ["batch", "received_out", feat])]
+    g.op("Div", [total, "steps_out"], "mean")  # (B, D*H)
+    w = model.head.weight.detach().numpy().astype(np.float32)
+    b = model.head.bias.detach().numpy().astype(np.float32)
+    g.op("Gemm", ["mean", g.const("head.weight", w), g.const("head.bias", b)], "logits", transB=1)
+    g.op("Softmax", ["logits"], "probs", axis=-1)
+    state_in = [
+        _info("h", _F32, [1, "batch", hid]),
+        _info("c", _F32, [1, "batch", hid]),
+        _info("h_sum", _F32, ["batch", hid]),
+        _info("steps", _F32, ["batch", 1]),
+    ]
+    state_out = [
+        _info("h_out", _F32, [1, "batch", hid]),
+        _info("c_out", _F32, [1, "batch", hid]),
+        _info("h_sum_out", _F32, ["batch", hid]),
+        _info("steps_out", _F32, ["batch", 1]),
+    ]
+    outputs = [_info("logits", _F32, ["batch", ncls]), _info("probs", _F32, ["batch", ncls])]
+    return g.model(
+        "rnnedge_row_bilstm" if cfg.bidirectional else "rnnedge_row_lstm",
+        [_info("x", _F32, ["batch", "sequence", feat]), *state_in, *extra_in],
+        [*outputs, *state_out, *extra_out],
+        "Row-by-row image classifier; logits/probs describe the whole prefix fed so far.",
+    )
+
+
+def language_model_graph(model: WordLanguageModel) -> onnx.ModelProto:
+    """Word LM: ``tokens`` int64 ``(batch, sequence)``, ``h``/``c`` ``(layers, batch, H)`` -> ``logits`` ``(batch, sequence, vocab)``."""
+    cfg = model.config
+    layers, hid, vocab = cfg.num_layers, cfg.hidden_size, cfg.vocab_size
+    g = _Graph()
+    axes1 = g.const("axes1", np.array([1], np.int64))
+    emb = g.const("embedding.weight", model.embedding.weight.detach().numpy().astype(np.float32))
+    g.op("Gather", [emb, "tokens"], "emb")  # (B, T, H)
+    g.op("Transpose", ["emb"], "x_tbh", perm=[1, 0, 2])  # (T, B, H)
+    split = g.const("layer_split", np.ones(layers, np.int64))
+    hs = g.op("Split", ["h", split], [f"h{i}" for i in range(layers)], axis=0) if layers > 1 else ["h"]
+    cs = g.op("Split", ["c", split], [f"c{i}" for i in range(layers)], axis=0) if layers > 1 else ["c"]
+    x = "x_tbh"
+    for i in range(layers):
+        y = g.lstm(f"layer{i}", x, model.lstm, i, hs[i], cs[i])
+        x = g.op("Squeeze", [y, axes1], f"layer{i}_out")[0]  # (T, B, H)
+    g.op("Concat", [f"layer{i}_h" for i in range(layers)], "h_out", axis=0)
+    g.op("Concat", [f"layer{i}_c" for i in range(layers)], "c_out", axis=0)
+    g.op("Transpose", [x], "out_bth", perm=[1, 0, 2])  # (B, T, H)
+    w = model.decoder.weight.detach().numpy().astype(np.float32)
+    g.op("MatMul", ["out_bth", g.const("decoder.weight_t", np.ascontiguousarray(w.T))], "proj")
+    g.op("Add", ["proj", g.const("decoder.bias", model.decoder.bias.detach().numpy().astype(np.float32))], "logits")
+    state = [[layers, "batch", hid]] * 2
+    return g.model(
+        "rnnedge_word_lm",
+        [_info("tokens", _I64, ["batch", "sequence"]), _info("h", _F32, state[0]), _info("c", _F32, state[1])],
+        [
+            _info("logits", _F32, ["batch", "sequence", vocab]),
+            _info("h_out", _F32, state[0]),
+            _info("c_out", _F32, state[1]),
+        ],
+        "Word-level LSTM language model; logits are unnormalised scores of the next word at every position.",
+    )

@@ -1,0 +1,82 @@
+"""rnnedge's runtime: load an exported ``.onnx`` and run it, batch or streaming (numpy + onnxruntime only).
+
+>>> model = load("mnist-lstm.onnx")
+>>> probs = model.predict(images)            # (N, 10)
+>>> stream = model.stream()
+>>> for row in image: probs = stream.feed(row)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .classifier import ClassifierModel
+from .errors import (
+    CheckpointError,
+    ConcurrentUseError,
+    DataError,
+    ExportValidationError,
+    InputError,
+    MissingExtraError,
+    ModelClosedError,
+    ModelFileError,
+    ProviderError,
+    RnnEdgeError,
+    StateError,
+    TokenError,
+)
+from .metadata import FORMAT_VERSION, ModelMetadata
+from .model import Model, open_model_file
+from .session import SessionOptions, available_providers
+from .state import State
+from .stream import Stream
+
+__all__ = [
+    "load",
+    "Model",
+    "ClassifierModel",
+    "Stream",
+    "State",
+    "ModelMetadata",
+    "SessionOptions",
+    "available_providers",
+    "FORMAT_VERSION",
+    "RnnEdgeError",
+    "InputError",
+    "StateError",
+    "TokenError",
+    "ModelFileError",
+    "ProviderError",
+    "ModelClosedError",
+    "ConcurrentUseError",
+    "DataError",
+    "CheckpointError",
+    "ExportValidationError",
+    "MissingExtraError",
+]
+
+
+_MODEL_CLASSES: dict[str, type[Model]] = {
+    "causal_classifier": ClassifierModel,
+    "noncausal_classifier": ClassifierModel,
+}
+
+
+def load(
+    path: str | os.PathLike[str],
+    provider: str = "cpu",
+    threads: int | None = None,
+    *,
+    optimization: str = "all",
+    optimized_model_path: str | None = None,
+) -> Model:
+    """Open an rnnedge ``.onnx`` file; the returned model is stateless and can be shared between threads.
+
+    ``provider`` is ``"cpu"``, ``"cuda"`` (an error if onnxruntime lacks CUDA) or
+    ``"auto"`` (CUDA when available, else the CPU with a logged warning).
+    """
+    options = SessionOptions(threads=threads, optimization=optimization, optimized_model_path=optimized_model_path)
+    session, metadata, resolved = open_model_file(path, provider, options)
+    cls = _MODEL_CLASSES[metadata.kind]
+    return cls(session, metadata, Path(path), resolved)

@@ -1,0 +1,102 @@
+"""Sequence classifiers (the row-by-row MNIST models): ``predict`` and streaming of rows.
+
+Graph contract (see the metadata): input ``x`` float32 ``(batch, sequence, features)``,
+already normalised; outputs ``logits`` and ``probs`` float32 ``(batch, classes)`` for
+the whole prefix seen so far. Raw inputs are normalised here with the preprocessing the
+metadata records: uint8 pixels are scaled by ``scale`` (1/255), float inputs must
+already be in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+from .model import Model, Outputs, describe
+from .stream import Stream
+
+__all__ = ["ClassifierModel"]
+
+_FLOAT_SLACK = 1e-3
+
+
+class ClassifierModel(Model):
+    """A row-by-row classifier; causal (LSTM) or not (bidirectional LSTM)."""
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        assert self.metadata.labels is not None
+        return self.metadata.labels
+
+    @property
+    def feature_size(self) -> int:
+        size = self.metadata.input.shape[-1]
+        assert isinstance(size, int)
+        return size
+
+    def preprocess(self, rows: Any) -> np.ndarray:
+        """uint8 pixels or floats in [0, 1], shape ``(..., features)`` -> normalised float32."""
+        if not isinstance(rows, np.ndarray):
+            raise InputError(f"rows must be a numpy array of uint8 pixels or floats in [0, 1], got {describe(rows)}")
+        if rows.size == 0:
+            raise InputError(f"rows must not be empty, got {describe(rows)}")
+        if rows.shape[-1] != self.feature_size:
+            raise InputError(f"each row must have {self.feature_size} values, got {describe(rows)}")
+        pre = self.metadata.preprocessing
+        if rows.dtype == np.uint8:
+            x = rows.astype(np.float32) * np.float32(pre.scale if pre else 1.0)
+        elif rows.dtype in (np.float16, np.float32, np.float64):
+            x = rows.astype(np.float32)
+            if not np.isfinite(x).all():
+                raise InputError(f"rows contain NaN or infinity ({describe(rows)})")
+            lo, hi = float(x.min()), float(x.max())
+            if lo < -_FLOAT_SLACK or hi > 1 + _FLOAT_SLACK:
+                raise InputError(
+                    f"float rows must be pixel intensities in [0, 1], got values in [{lo:g}, {hi:g}]; "
+                    "pass raw 0..255 pixels as uint8"
+                )
+        else:
+            raise InputError(f"rows must be uint8 pixels or float16/32/64 in [0, 1], got {describe(rows)}")
+        if pre is not None:
+            x = (x - np.float32(pre.mean)) / np.float32(pre.std)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def predict(self, images: Any, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities ``(N, classes)`` for images ``(N, T, features)`` (any ``T >= 1``: a prefix of rows)."""
+        if not isinstance(images, np.ndarray) or images.ndim != 3:
+            raise InputError(
+                f"images must be an array of shape (N, T, {self.feature_size}), got {describe(images)}"
+            )
+        if images.shape[0] == 0 or images.shape[1] == 0:
+            raise InputError(f"images must hold at least one image of at least one row, got {describe(images)}")
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        x = self.preprocess(images)
+        out = [
+            self._run(x[i : i + batch_size], self.init_state(len(x[i : i + batch_size])))[0]["probs"]
+            for i in range(0, len(x), batch_size)
+        ]
+        return np.concatenate(out)
+
+    def stream(self) -> Stream:
+        """A stream fed rows as they arrive; ``feed`` returns class probabilities ``(classes,)``.
+
+        For a non-causal (bidirectional) model, every ``feed`` re-reads the whole prefix
+        in the backward direction, so a chunk costs O(prefix length); the result is what
+        ``predict`` gives on the prefix received so far.
+        """
+        return Stream(self)
+
+    def stream_input(self, rows: Any) -> np.ndarray:
+        if isinstance(rows, np.ndarray) and rows.ndim == 1:
+            rows = rows[None, :]
+        if not isinstance(rows, np.ndarray) or rows.ndim != 2:
+            raise InputError(
+                f"feed takes one row ({self.feature_size},) or rows (T, {self.feature_size}), got {describe(rows)}"
+            )
+        return self.preprocess(rows)[None]  # (1, T, F)
+
+    def stream_result(self, outputs: Outputs) -> np.ndarray:
+        return outputs["probs"][0]

@@ -1,0 +1,240 @@
+"""The contract between export and runtime: what an rnnedge ``.onnx`` file says about itself.
+
+Export writes one JSON document under ``metadata_props[METADATA_KEY]``; the runtime
+reads nothing else to build initial state, check inputs and decode outputs. The JSON is
+parsed as untrusted data: size-limited, every field type-checked, and a newer
+``format_version`` is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import ModelFileError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "METADATA_KEY",
+    "MAX_METADATA_BYTES",
+    "MODEL_KINDS",
+    "TensorSpec",
+    "StateSpec",
+    "Preprocessing",
+    "ModelMetadata",
+]
+
+FORMAT_VERSION = 1
+METADATA_KEY = "rnnedge"
+MAX_METADATA_BYTES = 8 * 1024 * 1024
+MODEL_KINDS = ("causal_classifier", "noncausal_classifier", "language_model")
+BATCH_AXIS = "batch"
+_DTYPES = ("float32", "float16", "int64")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A graph input or output: name, numpy dtype name, and shape.
+
+    Shape entries are ints for fixed sizes and names for dynamic axes
+    (``"batch"``, ``"sequence"``, ...).
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int | str, ...]
+
+    @property
+    def batch_axis(self) -> int | None:
+        return self.shape.index(BATCH_AXIS) if BATCH_AXIS in self.shape else None
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """One part of the recurrent state: a graph input and the output that updates it.
+
+    The initial value is zeros, with the ``batch`` axis set to the batch size and
+    any other named axis (a growing buffer such as a received prefix) set to 0.
+    """
+
+    input: TensorSpec
+    output: str
+
+    @property
+    def name(self) -> str:
+        return self.input.name
+
+    def initial_shape(self, batch: int) -> tuple[int, ...]:
+        return tuple(batch if d == BATCH_AXIS else (d if isinstance(d, int) else 0) for d in self.input.shape)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How raw inputs become the graph's float input: ``(x * scale - mean) / std``.
+
+    ``scale`` applies to integer pixels only (uint8 0..255 -> 0..1); float inputs
+    are taken as already scaled to 0..1.
+    """
+
+    scale: float
+    mean: float
+    std: float
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """Everything the runtime knows about a model, parsed from the file alone."""
+
+    kind: str
+    causal: bool
+    model_id: str
+    input: TensorSpec
+    states: tuple[StateSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    config: dict[str, Any]
+    quality: dict[str, float]
+    producer: dict[str, str]
+    variant: str = "float32"
+    preprocessing: Preprocessing | None = None
+    labels: tuple[str, ...] | None = None
+    vocabulary: tuple[str, ...] | None = None
+    unk_id: int | None = None
+    eos_id: int | None = None
+    format_version: int = FORMAT_VERSION
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    def replace_quality(self, **quality: float) -> ModelMetadata:
+        from dataclasses import replace
+
+        return replace(self, quality={**self.quality, **quality})
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelMetadata:
+        """Parse and check metadata JSON; any defect raises :class:`ModelFileError`."""
+        if len(text.encode("utf-8", "replace")) > MAX_METADATA_BYTES:
+            raise ModelFileError(f"rnnedge metadata is {len(text)} bytes, over the {MAX_METADATA_BYTES}-byte limit")
+        try:
+            raw = json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as e:
+            raise ModelFileError(f"rnnedge metadata is not valid JSON: {e}") from None
+        return _parse(raw)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+class _Reader:
+    """Typed field access with error messages that name the field path."""
+
+    def __init__(self, raw: Any, path: str) -> None:
+        if not isinstance(raw, dict):
+            raise ModelFileError(f"metadata field {path or '<root>'} must be an object, got {type(raw).__name__}")
+        self.raw, self.path = raw, path
+
+    def _where(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str, types: type | tuple[type, ...], *, optional: bool = False) -> Any:
+        if key not in self.raw or self.raw[key] is None:
+            if optional:
+                return None
+            raise ModelFileError(f"metadata field {self._where(key)} is missing")
+        value = self.raw[key]
+        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+            raise ModelFileError(f"metadata field {self._where(key)} must not be a boolean")
+        if not isinstance(value, types):
+            raise ModelFileError(f"metadata field {self._where(key)} has type {type(value).__name__}, expected {types}")
+        return value
+
+    def sub(self, key: str) -> _Reader:
+        return _Reader(self.get(key, dict), self._where(key))
+
+
+def _tensor(raw: Any, path: str) -> TensorSpec:
+    r = _Reader(raw, path)
+    dtype = r.get("dtype", str)
+    if dtype not in _DTYPES:
+        raise ModelFileError(f"metadata field {path}.dtype is {dtype!r}, expected one of {_DTYPES}")
+    shape = r.get("shape", list)
+    for d in shape:
+        if isinstance(d, bool) or not isinstance(d, (int, str)) or (isinstance(d, int) and d < 0):
+            raise ModelFileError(f"metadata field {path}.shape has entry {d!r}; expected sizes >= 0 or axis names")
+    return TensorSpec(name=r.get("name", str), dtype=dtype, shape=tuple(shape))
+
+
+def _strings(values: Any, path: str) -> tuple[str, ...] | None:
+    if values is None:
+        return None
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ModelFileError(f"metadata field {path} must be a list of strings")
+    return tuple(values)
+
+
+def _parse(raw: Any) -> ModelMetadata:
+    r = _Reader(raw, "")
+    version = r.get("format_version", int)
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"model metadata has format version {version}, but this rnnedge reads up to version "
+            f"{FORMAT_VERSION}; upgrade rnnedge to load it"
+        )
+    if version < 1:
+        raise ModelFileError(f"model metadata has invalid format version {version}")
+    kind = r.get("kind", str)
+    if kind not in MODEL_KINDS:
+        raise ModelFileError(f"metadata field kind is {kind!r}, expected one of {MODEL_KINDS}")
+    states = []
+    for i, s in enumerate(r.get("states", list)):
+        sr = _Reader(s, f"states[{i}]")
+        spec = _tensor(sr.get("input", dict), f"states[{i}].input")
+        if spec.batch_axis is None:
+            raise ModelFileError(f"metadata field states[{i}].input.shape has no 'batch' axis")
+        states.append(StateSpec(input=spec, output=sr.get("output", str)))
+    pre = None
+    if r.get("preprocessing", dict, optional=True) is not None:
+        pr = r.sub("preprocessing")
+        values = [float(pr.get(k, (int, float))) for k in ("scale", "mean", "std")]
+        if not all(math.isfinite(v) for v in values) or values[2] <= 0:
+            raise ModelFileError(f"metadata field preprocessing has invalid values {values}")
+        pre = Preprocessing(*values)
+    quality = r.get("quality", dict)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in quality.values()):
+        raise ModelFileError("metadata field quality must map names to numbers")
+    producer = r.get("producer", dict)
+    notes = r.get("notes", dict, optional=True) or {}
+    vocabulary = _strings(r.raw.get("vocabulary"), "vocabulary")
+    meta = ModelMetadata(
+        format_version=version,
+        kind=kind,
+        causal=r.get("causal", bool),
+        model_id=r.get("model_id", str),
+        input=_tensor(r.get("input", dict), "input"),
+        states=tuple(states),
+        outputs=tuple(_tensor(o, f"outputs[{i}]") for i, o in enumerate(r.get("outputs", list))),
+        config=r.get("config", dict),
+        quality={k: float(v) for k, v in quality.items()},
+        producer={str(k): str(v) for k, v in producer.items()},
+        variant=r.get("variant", str),
+        preprocessing=pre,
+        labels=_strings(r.raw.get("labels"), "labels"),
+        vocabulary=vocabulary,
+        unk_id=r.get("unk_id", int, optional=True),
+        eos_id=r.get("eos_id", int, optional=True),
+        notes={str(k): str(v) for k, v in notes.items()},
+    )
+    if kind == "language_model":
+        if vocabulary is None or not vocabulary:
+            raise ModelFileError("a language model's metadata must carry its vocabulary")
+        for key in ("unk_id", "eos_id"):
+            value = getattr(meta, key)
+            if value is None or not 0 <= value < len(vocabulary):
+                raise ModelFileError(f"metadata field {key} is {value}, expected an id in [0, {len(vocabulary)})")
+    elif meta.labels is None:
+        raise ModelFileError("a classifier's metadata must carry its class labels")
+    return meta

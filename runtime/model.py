@@ -1,0 +1,209 @@
+"""The loaded model: one onnxruntime session, its metadata, and the functional core.
+
+``init_state`` and ``step`` are the explicit core every other path uses (streams,
+batched streams, ``predict``, ``generate``); a ``Model`` holds no per-caller state, so
+one instance can be shared between threads.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from .errors import InputError, ModelClosedError, ModelFileError, StateError
+from .metadata import METADATA_KEY, ModelMetadata, TensorSpec
+from .session import SessionOptions, make_session
+from .state import State
+
+__all__ = ["Model", "Outputs", "open_model_file"]
+
+Outputs = dict[str, np.ndarray]
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64"}
+
+
+def describe(a: Any) -> str:
+    """``float64 of shape (1, 28)``: how an error message names what came in."""
+    if isinstance(a, np.ndarray):
+        return f"{a.dtype} of shape {a.shape}"
+    return f"{type(a).__name__}"
+
+
+def expected_shape(spec: TensorSpec, batch: int | None = None) -> str:
+    dims = [str(batch) if d == "batch" and batch is not None else ("N" if d == "batch" else str(d)) for d in spec.shape]
+    dims = ["T" if d == "sequence" else d for d in dims]
+    return "(" + ", ".join(dims) + ")"
+
+
+def open_model_file(
+    path: str | os.PathLike[str], provider: str, options: SessionOptions
+) -> tuple[ort.InferenceSession, ModelMetadata, str]:
+    """Open a session for ``path`` and parse its rnnedge metadata; return both and the provider used."""
+    session, resolved = make_session(path, provider, options)
+    props = session.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in props:
+        raise ModelFileError(
+            f"{path} is a valid ONNX model but carries no rnnedge metadata (key {METADATA_KEY!r}); "
+            "export it with `rnnedge export`"
+        )
+    return session, ModelMetadata.from_json(props[METADATA_KEY]), resolved
+
+
+class Model:
+    """A loaded rnnedge model. Use :func:`rnnedge.runtime.load` to make one."""
+
+    def __init__(self, session: ort.InferenceSession, metadata: ModelMetadata, path: Path, provider: str) -> None:
+        self._session: ort.InferenceSession | None = session
+        self.metadata = metadata
+        self.path = path
+        self.provider = provider
+        self._state_inputs = tuple(s.name for s in metadata.states)
+        self._output_names = [o.name for o in metadata.outputs] + [s.output for s in metadata.states]
+        self._n_outputs = len(metadata.outputs)
+        self._check_graph(session)
+
+    def _check_graph(self, session: ort.InferenceSession) -> None:
+        """The graph's declared inputs and outputs must be the ones the metadata promises."""
+        inputs = {i.name: i for i in session.get_inputs()}
+        outputs = {o.name: o for o in session.get_outputs()}
+        meta = self.metadata
+        wanted_in = [meta.input] + [s.input for s in meta.states]
+        problems = []
+        for spec in wanted_in:
+            got = inputs.get(spec.name)
+            if got is None or _ORT_TYPES.get(got.type) != spec.dtype or len(got.shape) != len(spec.shape):
+                problems.append(f"input {spec.name}: graph has {got.type if got else 'nothing'}, metadata {spec.dtype}")
+        if set(inputs) != {s.name for s in wanted_in}:
+            problems.append(f"graph inputs {sorted(inputs)} differ from metadata {sorted(s.name for s in wanted_in)}")
+        for name in self._output_names:
+            if name not in outputs:
+                problems.append(f"output {name} promised by the metadata is not in the graph")
+        if problems:
+            raise ModelFileError(f"{self.path}: graph and metadata disagree: " + "; ".join(problems))
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        return self.metadata.kind
+
+    @property
+    def causal(self) -> bool:
+        """False for models whose output after a chunk depends on the whole prefix (bidirectional)."""
+        return self.metadata.causal
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        if self._session is None:
+            raise ModelClosedError(f"model {self.path} was closed")
+        return self._session
+
+    def close(self) -> None:
+        """Release the onnxruntime session; later calls raise :class:`ModelClosedError`."""
+        self._session = None
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.kind} from {self.path.name} on {self.provider}>"
+
+    # -- the functional core -------------------------------------------------------------
+    def init_state(self, batch: int = 1) -> State:
+        """Zero state for ``batch`` independent sequences."""
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise InputError(f"batch must be a positive int, got {batch!r}")
+        arrays = {s.name: np.zeros(s.initial_shape(int(batch)), dtype=s.input.dtype) for s in self.metadata.states}
+        return State.of(self.metadata.model_id, arrays, int(batch), copy=False)
+
+    def check_state(self, state: object, batch: int | None = None) -> State:
+        """Return ``state`` if it fits this model (and ``batch``); else raise :class:`StateError`."""
+        if not isinstance(state, State):
+            if isinstance(state, Mapping):
+                state = self.state_from_arrays(state)
+            else:
+                raise StateError(f"state must be an rnnedge State or a mapping of arrays, got {describe(state)}")
+        if state.model_id != self.metadata.model_id:
+            raise StateError(
+                f"state belongs to model {state.model_id}, not to this model ({self.metadata.model_id}); "
+                "make one with init_state()"
+            )
+        if batch is not None and state.batch_size != batch:
+            raise StateError(f"state holds batch {state.batch_size}, the input has batch {batch}")
+        return state
+
+    def state_from_arrays(self, arrays: Mapping[str, Any]) -> State:
+        """Build a :class:`State` from plain arrays (e.g. saved by the caller), checking every part."""
+        names = {s.name for s in self.metadata.states}
+        if set(arrays) != names:
+            raise StateError(f"state must have exactly the parts {sorted(names)}, got {sorted(map(str, arrays))}")
+        batch: int | None = None
+        checked = {}
+        for spec in self.metadata.states:
+            a = arrays[spec.name]
+            if not isinstance(a, np.ndarray) or a.dtype != np.dtype(spec.input.dtype) or a.ndim != len(spec.input.shape):
+                raise StateError(
+                    f"state part {spec.name} must be {spec.input.dtype} of shape {expected_shape(spec.input)}, "
+                    f"got {describe(a)}"
+                )
+            axis = spec.input.batch_axis
+            assert axis is not None  # guaranteed by metadata parsing
+            for d, want in zip(a.shape, spec.input.shape):
+                if isinstance(want, int) and d != want:
+                    raise StateError(
+                        f"state part {spec.name} must have shape {expected_shape(spec.input)}, got {a.shape}"
+                    )
+            if batch is None:
+                batch = a.shape[axis]
+            if a.shape[axis] != batch or batch < 1:
+                raise StateError(f"state part {spec.name} has batch {a.shape[axis]}, other parts have {batch}")
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                raise StateError(f"state part {spec.name} contains NaN or infinity")
+            checked[spec.name] = a
+        assert batch is not None
+        return State.of(self.metadata.model_id, checked, batch)
+
+    def check_input(self, x: object) -> np.ndarray:
+        """The graph's main input must match the metadata exactly (dtype, rank, fixed sizes, non-empty)."""
+        spec = self.metadata.input
+        if not isinstance(x, np.ndarray):
+            raise InputError(f"{spec.name} must be a numpy array {spec.dtype} {expected_shape(spec)}, got {describe(x)}")
+        if x.dtype != np.dtype(spec.dtype) or x.ndim != len(spec.shape):
+            raise InputError(f"{spec.name} must be {spec.dtype} of shape {expected_shape(spec)}, got {describe(x)}")
+        for d, want in zip(x.shape, spec.shape):
+            if (isinstance(want, int) and d != want) or d == 0:
+                raise InputError(f"{spec.name} must be {spec.dtype} of shape {expected_shape(spec)}, got {describe(x)}")
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            raise InputError(f"{spec.name} contains NaN or infinity")
+        return np.ascontiguousarray(x)
+
+    def step(self, x: np.ndarray, state: State | Mapping[str, np.ndarray]) -> tuple[Outputs, State]:
+        """Run the graph on ``x`` from ``state``; return ``({output name: array}, new state)``.
+
+        ``x`` is the graph's input exactly as ``metadata.input`` describes it (already
+        preprocessed). Nothing is modified: the caller decides whether to keep the new state.
+        """
+        x = self.check_input(x)
+        state = self.check_state(state, x.shape[0])
+        return self._run(x, state)
+
+    # -- what a stream needs from a task: turn user input into the graph input, and outputs into a result
+    def stream_input(self, x: Any) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} does not stream")
+
+    def stream_result(self, outputs: Outputs) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} does not stream")
+
+    def _run(self, x: np.ndarray, state: State) -> tuple[Outputs, State]:
+        feeds = {self.metadata.input.name: x, **state.arrays}
+        results = self.session.run(self._output_names, feeds)
+        n = self._n_outputs
+        outputs = dict(zip(self._output_names[:n], results[:n]))
+        new = State.of(self.metadata.model_id, dict(zip(self._state_inputs, results[n:])), state.batch_size, copy=False)
+        return outputs, new

@@ -1,0 +1,49 @@
+"""Recurrent state as an immutable value.
+
+A :class:`State` maps the model's state input names to read-only numpy arrays and
+remembers which model made it, so a state handed to the wrong model is caught instead
+of silently producing wrong numbers. Being immutable, a state can be kept, shared and
+restored without copying.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["State"]
+
+
+@dataclass(frozen=True, eq=False)
+class State(Mapping[str, np.ndarray]):
+    """One recurrent state: ``{state name: array}`` with the batch on each array's batch axis."""
+
+    model_id: str
+    arrays: Mapping[str, np.ndarray]
+    batch_size: int
+
+    @classmethod
+    def of(cls, model_id: str, arrays: Mapping[str, np.ndarray], batch_size: int, *, copy: bool = True) -> State:
+        """Freeze ``arrays`` into a state; ``copy=False`` only for arrays nobody else holds."""
+        frozen = {}
+        for name, a in arrays.items():
+            if copy or not a.flags.c_contiguous:
+                a = np.array(a, copy=True, order="C")
+            a.flags.writeable = False
+            frozen[name] = a
+        return cls(model_id, frozen, batch_size)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}: {v.dtype}{list(v.shape)}" for k, v in self.arrays.items())
+        return f"State(batch_size={self.batch_size}, {shapes})"

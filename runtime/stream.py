@@ -1,0 +1,79 @@
+"""A stream: one recurrent state held for one caller, fed piece by piece.
+
+A failed ``feed`` leaves the state exactly as it was (the new state is only kept once
+the whole call succeeded). A stream belongs to one thread at a time; using it from two
+threads at once raises :class:`ConcurrentUseError` instead of corrupting the state.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import ConcurrentUseError, InputError
+from .state import State
+
+if TYPE_CHECKING:
+    from .model import Model
+
+__all__ = ["Stream"]
+
+
+class Stream:
+    """Holds one state (batch 1) for a model; ``feed`` advances it and returns the current prediction."""
+
+    def __init__(self, model: Model, state: State | None = None) -> None:
+        self.model = model
+        self._state = model.init_state(1) if state is None else model.check_state(state, 1)
+        self._lock = threading.Lock()
+        self._last: np.ndarray | None = None
+
+    @property
+    def state(self) -> State:
+        """The current state: an immutable value, safe to keep and restore later."""
+        return self._state
+
+    @state.setter
+    def state(self, state: State) -> None:
+        with self._exclusive():
+            self._state = self.model.check_state(state, 1)
+            self._last = None
+
+    @property
+    def last(self) -> np.ndarray | None:
+        """What the latest successful ``feed`` returned (``None`` after a reset or restore)."""
+        return self._last
+
+    def reset(self) -> None:
+        """Start again from the model's initial state."""
+        self.state = self.model.init_state(1)
+
+    def copy(self) -> Stream:
+        """An independent stream starting from this one's state (to branch)."""
+        twin = type(self)(self.model, self._state)
+        twin._last = self._last
+        return twin
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        if not self._lock.acquire(blocking=False):
+            raise ConcurrentUseError("this stream is being used by another thread; give each thread its own stream")
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def feed(self, x: Any) -> np.ndarray:
+        """Advance the state by ``x`` and return the model's prediction after everything fed so far."""
+        with self._exclusive():
+            graph_input = self.model.stream_input(x)
+            if graph_input.shape[0] != 1:
+                raise InputError(f"a stream takes one sequence at a time, got batch {graph_input.shape[0]}")
+            outputs, state = self.model.step(graph_input, self._state)
+            result = self.model.stream_result(outputs)
+            self._state, self._last = state, result
+            return result

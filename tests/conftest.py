@@ -1,0 +1,58 @@
+"""Shared fixtures: the real data folder, and tiny real models trained once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data_dir() -> Path | None:
+    for candidate in (os.environ.get("RNNEDGE_DATA"), REPO.parent / "shared" / "data"):
+        if candidate and (Path(candidate) / "mnist").is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    found = _data_dir()
+    if found is None:
+        pytest.skip("real datasets not found: set RNNEDGE_DATA to a folder holding mnist/ and ptb/")
+    return found
+
+
+@pytest.fixture(scope="session")
+def mnist(data_dir: Path):
+    from rnnedge.training.mnist import load_mnist
+
+    return load_mnist(data_dir)
+
+
+def train_tiny(data_dir: Path, out: Path, *, bidirectional: bool = False, steps: int = 40) -> Path:
+    from rnnedge.training.models import RowClassifierConfig
+    from rnnedge.training.train_classifier import ClassifierTrainConfig, train_classifier
+
+    train_classifier(
+        RowClassifierConfig(hidden_size=24, bidirectional=bidirectional),
+        ClassifierTrainConfig(epochs=1, max_steps=steps, batch_size=64, lr=5e-3),
+        out,
+        data=data_dir,
+        quiet=True,
+    )
+    return out / "checkpoint.pt"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_tiny(data_dir, tmp_path_factory.mktemp("tiny-lstm"))
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from rnnedge.export.exporter import export_checkpoint
+
+    return export_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny.onnx").path

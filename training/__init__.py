@@ -1,0 +1,1 @@
+"""Training stage: datasets, models and optimisation (PyTorch)."""

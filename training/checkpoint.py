@@ -1,0 +1,63 @@
+"""Checkpoints: ``{"kind", "model", "config", "train_config", "metrics", "optimizer", "progress"}``.
+
+Written atomically (temporary file, fsync, rename) so a kill at any moment leaves the
+previous checkpoint intact; read with ``weights_only=True`` so a file can never run code.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rnnedge.runtime.errors import CheckpointError
+
+__all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_KINDS"]
+
+CHECKPOINT_KINDS = ("mnist-lstm", "mnist-bilstm", "ptb")
+_REQUIRED = ("kind", "model", "config")
+
+
+def save_checkpoint(path: str | os.PathLike[str], checkpoint: dict[str, Any]) -> None:
+    """Write ``checkpoint`` to ``path`` so that readers only ever see a complete file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load_checkpoint(path: str | os.PathLike[str], kind: str | tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Load a checkpoint as plain data; refuse anything that is not one (or not of ``kind``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"checkpoint {path} was refused by the safe loader (weights_only=True): {e}") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or not a checkpoint): {e}") from None
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in _REQUIRED):
+        raise CheckpointError(f"checkpoint {path} lacks the fields {_REQUIRED}; it was not written by rnnedge")
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if kinds is not None and ckpt["kind"] not in kinds:
+        raise CheckpointError(f"checkpoint {path} holds a {ckpt['kind']!r} model, expected {' or '.join(kinds)}")
+    return ckpt

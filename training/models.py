@@ -1,0 +1,119 @@
+"""The networks, each shaped by a frozen config dataclass that travels into the checkpoint and the ONNX file.
+
+Recurrent state is an explicit value: every ``forward`` takes the state and returns the
+new one, so the same module serves training (state ``None``) and streaming validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "RowClassifierConfig",
+    "RowLSTMClassifier",
+    "ClassifierState",
+    "LanguageModelConfig",
+    "WordLanguageModel",
+    "LMState",
+]
+
+# Causal: (h (1,B,H), c (1,B,H), running sum of outputs (B,H), steps (B,1)).
+# Bidirectional adds the rows received so far (B,P,F), which the backward direction re-reads.
+ClassifierState = tuple[Tensor, ...]
+LMState = tuple[Tensor, Tensor]  # h, c: (num_layers, B, H) each
+
+
+@dataclass(frozen=True)
+class RowClassifierConfig:
+    """An image read row by row: LSTM over rows, mean of outputs over time, linear to classes."""
+
+    input_size: int = 28
+    hidden_size: int = 128
+    num_classes: int = 10
+    bidirectional: bool = False
+
+
+class RowLSTMClassifier(nn.Module):
+    """LSTM (optionally bidirectional) -> mean over time -> linear; returns logits."""
+
+    def __init__(self, config: RowClassifierConfig) -> None:
+        super().__init__()
+        self.config = config
+        directions = 2 if config.bidirectional else 1
+        self.lstm = nn.LSTM(config.input_size, config.hidden_size, batch_first=True, bidirectional=config.bidirectional)
+        self.head = nn.Linear(directions * config.hidden_size, config.num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Whole-sequence logits ``(B, C)`` for preprocessed rows ``x`` ``(B, T, F)``."""
+        out, _ = self.lstm(x)  # (B, T, D*H)
+        return self.head(out.mean(dim=1))  # (B, C)
+
+    def init_state(self, batch: int) -> ClassifierState:
+        h = self.config.hidden_size
+        zeros = torch.zeros(1, batch, h), torch.zeros(1, batch, h), torch.zeros(batch, h), torch.zeros(batch, 1)
+        if self.config.bidirectional:
+            return (*zeros, torch.zeros(batch, 0, self.config.input_size))
+        return zeros
+
+    def forward_stream(self, x: Tensor, state: ClassifierState) -> tuple[Tensor, ClassifierState]:
+        """Logits after the prefix seen so far plus ``x``, and the state to carry on.
+
+        The causal model carries ``(h, c, sum, steps)`` so a chunk costs O(chunk). A
+        bidirectional model's backward direction depends on the whole prefix, so this
+        reference simply re-runs the full prefix: it defines what a stream must return.
+        """
+        if not self.config.bidirectional:
+            h, c, total, steps = state
+            out, (h, c) = self.lstm(x, (h, c))  # out: (B, T, H)
+            total = total + out.sum(dim=1)
+            steps = steps + x.shape[1]
+            return self.head(total / steps), (h, c, total, steps)
+        h, c, total, steps, prefix = state
+        rows = torch.cat([prefix, x], dim=1)  # (B, P+T, F)
+        out, (h_n, c_n) = self.lstm(rows)  # out: (B, P+T, 2H); h_n: (2, B, H)
+        hidden = self.config.hidden_size
+        logits = self.head(out.mean(dim=1))
+        return logits, (h_n[:1], c_n[:1], out[..., :hidden].sum(dim=1), steps + x.shape[1], rows)
+
+
+@dataclass(frozen=True)
+class LanguageModelConfig:
+    """Word-level LSTM language model of Zaremba et al. (2014)."""
+
+    vocab_size: int = 10000
+    hidden_size: int = 200
+    num_layers: int = 2
+    dropout: float = 0.0
+    init_scale: float = 0.1
+    tie_weights: bool = False
+
+
+class WordLanguageModel(nn.Module):
+    """Embedding -> dropout -> multi-layer LSTM (dropout between layers) -> dropout -> linear."""
+
+    def __init__(self, config: LanguageModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.drop = nn.Dropout(config.dropout)
+        self.lstm = nn.LSTM(
+            config.hidden_size, config.hidden_size, config.num_layers, batch_first=True, dropout=config.dropout
+        )
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        if config.tie_weights:
+            self.decoder.weight = self.embedding.weight
+        for p in self.parameters():
+            nn.init.uniform_(p, -config.init_scale, config.init_scale)
+
+    def init_state(self, batch: int) -> LMState:
+        shape = (self.config.num_layers, batch, self.config.hidden_size)
+        return torch.zeros(shape), torch.zeros(shape)
+
+    def forward(self, tokens: Tensor, state: LMState) -> tuple[Tensor, LMState]:
+        """Logits ``(B, T, V)`` for int64 ``tokens`` ``(B, T)``, and the new ``(h, c)``."""
+        emb = self.drop(self.embedding(tokens))  # (B, T, H)
+        out, (h, c) = self.lstm(emb, state)  # (B, T, H)
+        return self.decoder(self.drop(out)), (h, c)  # (B, T, V)
