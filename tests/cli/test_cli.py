@@ -1,0 +1,77 @@
+"""The command line through click's test runner: the same functions, the user's view."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from rnnedge.cli.main import cli
+
+
+def test_help_lists_the_commands() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for command in ("train", "export", "info", "classify", "demo"):
+        assert command in result.output
+
+
+def test_help_works_without_torch(tmp_path: Path) -> None:
+    """Simulate a device without torch: a meta-path hook that refuses torch and onnx."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'onnx'): raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from rnnedge.cli.main import cli\n"
+        "cli(['--help'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and "classify" in out.stdout, out.stderr
+    code = code.replace("cli(['--help'])", f"cli(['export', '{tmp_path / 'x.pt'}', '-o', '{tmp_path / 'x.onnx'}'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 1 and "pip install 'rnnedge[train]'" in out.stderr, out.stderr
+
+
+def test_train_export_info_classify(data_dir: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    run = tmp_path / "run"
+    result = runner.invoke(
+        cli, ["train", "mnist-lstm", "--data", str(data_dir), "--out", str(run), "--max-steps", "40", "--lr", "0.01",
+              "--hidden-size", "16", "--quiet"],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["test_accuracy"] > 0.2
+    assert (run / "checkpoint.pt").is_file() and (run / "metrics.jsonl").is_file() and (run / "train.log").is_file()
+
+    model = tmp_path / "m.onnx"
+    result = runner.invoke(cli, ["export", str(run / "checkpoint.pt"), "-o", str(model)])
+    assert result.exit_code == 0, result.output
+    assert "parity with PyTorch" in result.output
+
+    result = runner.invoke(cli, ["info", str(model), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["kind"] == "causal_classifier" and info["labels"] == list("0123456789")
+    assert [s["input"] for s in info["state"]] == ["h", "c", "h_sum", "steps"]
+    result = runner.invoke(cli, ["info", str(model)])
+    assert result.exit_code == 0 and "preprocessing" in result.output
+
+    result = runner.invoke(cli, ["classify", str(model), "--data", str(data_dir), "--limit", "500", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.output
+
+
+def test_errors_are_one_clear_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+    (tmp_path / "junk.onnx").write_text("junk")
+    result = runner.invoke(cli, ["info", str(tmp_path / "junk.onnx")])
+    assert result.exit_code == 1 and "ModelFileError" in result.output and "Traceback" not in result.output
+    result = runner.invoke(cli, ["train", "mnist-lstm", "--out", str(tmp_path), "--epochs", "0"])
+    assert result.exit_code == 2 and "--epochs" in result.output
+    result = runner.invoke(cli, ["train", "mnist-lstm", "--out", str(tmp_path), "--data", str(tmp_path / "none")])
+    assert result.exit_code == 1 and "DataError" in result.output and "Put the files in" in result.output
