@@ -56,3 +56,15 @@ def tiny_onnx(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -
     from rnnedge.export.exporter import export_checkpoint
 
     return export_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny.onnx").path
+
+
+@pytest.fixture(scope="session")
+def tiny_bi_checkpoint(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_tiny(data_dir, tmp_path_factory.mktemp("tiny-bilstm"), bidirectional=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_bi_onnx(tiny_bi_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from rnnedge.export.exporter import export_checkpoint
+
+    return export_checkpoint(tiny_bi_checkpoint, tmp_path_factory.mktemp("onnx-bi") / "tiny-bi.onnx").path

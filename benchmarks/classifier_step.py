@@ -1,0 +1,92 @@
+"""Per-row streaming step of a row classifier at batch 1: PyTorch vs bare onnxruntime vs rnnedge.
+
+    python benchmarks/classifier_step.py CHECKPOINT.pt MODEL.onnx
+
+Contenders, interleaved in one run: PyTorch eager with default threads, PyTorch tuned
+(1 thread, mkldnn off), a hand-written ``InferenceSession.run`` loop, rnnedge's
+``Model.step`` (graph input, validated) and ``Stream.feed`` (raw uint8 row: preprocessing,
+validation, state kept).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from common import interleaved, report
+from rnnedge.runtime import load
+from rnnedge.training.checkpoint import load_checkpoint
+from rnnedge.training.train_classifier import build_classifier
+
+
+def main(checkpoint: str, model_path: str, threads: int = 1) -> None:
+    net = build_classifier(load_checkpoint(checkpoint))
+    row_u8 = (np.random.default_rng(0).random(28) * 255).astype(np.uint8)
+    model = load(model_path, threads=threads)
+    x = model.preprocess(row_u8[None])[None]  # (1, 1, 28)
+    xt = torch.from_numpy(x)
+
+    torch_state = [net.init_state(1)]
+
+    @torch.no_grad()
+    def torch_step() -> None:
+        torch_state[0] = net.forward_stream(xt, torch_state[0])[1]
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
+    feeds = {"x": x, **{k: np.array(v) for k, v in model.init_state(1).items()}}
+    names = ["probs", "h_out", "c_out", "h_sum_out", "steps_out"]
+
+    def bare_ort() -> None:
+        out = sess.run(names, feeds)
+        feeds["h"], feeds["c"], feeds["h_sum"], feeds["steps"] = out[1:]
+
+    core_state = [model.init_state(1)]
+
+    def rnnedge_step() -> None:
+        core_state[0] = model.step(x, core_state[0])[1]
+
+    stream = model.stream()
+
+    def rnnedge_feed() -> None:
+        stream.feed(row_u8)
+
+    def reset() -> None:  # keep prefixes short so every contender does the same work
+        torch_state[0] = net.init_state(1)
+        feeds.update({k: np.array(v) for k, v in model.init_state(1).items()})
+        core_state[0] = model.init_state(1)
+        stream.reset()
+
+    default_threads = torch.get_num_threads()
+
+    def tuned(fn):
+        def run() -> None:
+            torch.set_num_threads(1)
+            with torch.backends.mkldnn.flags(enabled=False):
+                fn()
+            torch.set_num_threads(default_threads)
+        return run
+
+    contenders = {
+        f"pytorch eager ({default_threads} threads)": torch_step,
+        "pytorch tuned (1 thread, no mkldnn)": tuned(torch_step),
+        f"bare onnxruntime ({threads} thread)": bare_ort,
+        "rnnedge Model.step": rnnedge_step,
+        "rnnedge Stream.feed (uint8 row)": rnnedge_feed,
+    }
+    samples = {name: [] for name in contenders}
+    for _ in range(5):  # 5 blocks of 28-row sequences
+        reset()
+        for name, values in interleaved(contenders, rounds=5, inner=28).items():
+            samples[name].extend(values)
+            reset()
+    print(f"per-row step at batch 1, {model_path}")
+    print(report(samples, f"bare onnxruntime ({threads} thread)"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], *(int(a) for a in sys.argv[3:]))
