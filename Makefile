@@ -9,17 +9,23 @@ export RNNEDGE_DATA ?= $(abspath ../shared/data)
 
 .PHONY: setup test demo lint clean
 
+WHEEL = $(VENV)/dist/rnnedge-*.whl
+
+# Dependencies come from pyproject.toml's extras (installed once, again when pyproject.toml changes);
+# rnnedge itself is rebuilt and reinstalled from its wheel on every run so tests see the current code.
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "torch==2.13.0" "onnx>=1.16" "tqdm>=4.60" "numpy>=1.24" "click>=8.1" "onnxruntime>=1.17" \
-		"pytest>=8" "hypothesis>=6" "mypy>=1.10" "ruff>=0.5" "matplotlib>=3.7"
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	rm -rf $(VENV)/dist
+	$(PY) -m pip wheel --quiet --no-deps -w $(VENV)/dist .
+	$(PY) -m pip install --quiet "$$(ls $(WHEEL))[train,plot,dev]"
 	touch $@
 
 setup: $(VENV)/.deps
 	rm -rf $(VENV)/dist
 	$(PY) -m pip wheel --quiet --no-deps -w $(VENV)/dist .
-	$(PY) -m pip install --quiet --force-reinstall --no-deps $(VENV)/dist/rnnedge-*.whl
+	$(PY) -m pip install --quiet --force-reinstall --no-deps $(WHEEL)
 
 test: setup
 	$(PY) -m pytest -q

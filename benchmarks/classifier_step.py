@@ -15,7 +15,6 @@ import sys
 import numpy as np
 import onnxruntime as ort
 import torch
-
 from common import interleaved, report
 from rnnedge.runtime import load
 from rnnedge.training.checkpoint import load_checkpoint
@@ -69,6 +68,7 @@ def main(checkpoint: str, model_path: str, threads: int = 1) -> None:
             with torch.backends.mkldnn.flags(enabled=False):
                 fn()
             torch.set_num_threads(default_threads)
+
         return run
 
     contenders = {

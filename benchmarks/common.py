@@ -7,7 +7,9 @@ import time
 from collections.abc import Callable
 
 
-def interleaved(contenders: dict[str, Callable[[], object]], *, rounds: int = 15, inner: int = 200) -> dict[str, list[float]]:
+def interleaved(
+    contenders: dict[str, Callable[[], object]], *, rounds: int = 15, inner: int = 200
+) -> dict[str, list[float]]:
     """Seconds per call of each contender: ``rounds`` samples, each the mean of ``inner`` calls."""
     for fn in contenders.values():  # warm up
         for _ in range(max(inner // 10, 3)):
@@ -29,5 +31,7 @@ def report(samples: dict[str, list[float]], baseline: str, unit: float = 1e-6, u
     for name, values in samples.items():
         q = statistics.quantiles(values, n=4)
         med = statistics.median(values)
-        lines.append(f"{name:<34} {med / unit:>8.1f}{unit_name} {(q[2] - q[0]) / unit:>7.1f}{unit_name}  {med / base:>11.2f}x")
+        lines.append(
+            f"{name:<34} {med / unit:>8.1f}{unit_name} {(q[2] - q[0]) / unit:>7.1f}{unit_name}  {med / base:>11.2f}x"
+        )
     return "\n".join(lines)

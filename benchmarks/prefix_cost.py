@@ -13,7 +13,6 @@ import statistics
 import sys
 
 import numpy as np
-
 from common import interleaved
 from rnnedge.runtime import ClassifierModel, load
 
@@ -40,7 +39,11 @@ def main(causal_path: str, bi_path: str) -> None:
             contenders[name] = feed_one
         samples = interleaved(contenders, rounds=9, inner=50)
         med = {k: statistics.median(v) * 1e6 for k, v in samples.items()}
-        print(f"{prefix:>11} " + " ".join(f"{v:>20.1f}" for v in med.values()) + f" {med['bidirectional'] / med['causal']:>7.2f}")
+        print(
+            f"{prefix:>11} "
+            + " ".join(f"{v:>20.1f}" for v in med.values())
+            + f" {med['bidirectional'] / med['causal']:>7.2f}"
+        )
 
 
 if __name__ == "__main__":

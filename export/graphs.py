@@ -13,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-from torch import nn
-
 from rnnedge.training.models import RowLSTMClassifier, WordLanguageModel
+from torch import nn
 
 __all__ = ["OPSET", "classifier_graph", "language_model_graph", "lstm_weights"]
 
@@ -55,7 +54,9 @@ class _Graph:
         self.nodes.append(helper.make_node(op_type, inputs, outs, name=f"{op_type}_{len(self.nodes)}", **attrs))
         return outs
 
-    def lstm(self, prefix: str, x: str, lstm: nn.LSTM, layer: int, h0: str = "", c0: str = "", reverse: bool = False) -> str:
+    def lstm(
+        self, prefix: str, x: str, lstm: nn.LSTM, layer: int, h0: str = "", c0: str = "", reverse: bool = False
+    ) -> str:
         """One native LSTM node over time-major ``x`` ``(T, B, in)``; returns the name of ``Y`` ``(T, 1, B, H)``.
 
         Final states come out as ``{prefix}_h`` and ``{prefix}_c`` ``(1, B, H)``.
@@ -71,7 +72,9 @@ class _Graph:
         )
         return f"{prefix}_Y"
 
-    def model(self, name: str, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto], doc: str) -> onnx.ModelProto:
+    def model(
+        self, name: str, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto], doc: str
+    ) -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers, doc_string=doc)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="rnnedge")
         model.ir_version = 8  # readable by onnxruntime >= 1.14
@@ -146,7 +149,10 @@ def classifier_graph(model: RowLSTMClassifier) -> onnx.ModelProto:
 
 
 def language_model_graph(model: WordLanguageModel) -> onnx.ModelProto:
-    """Word LM: ``tokens`` int64 ``(batch, sequence)``, ``h``/``c`` ``(layers, batch, H)`` -> ``logits`` ``(batch, sequence, vocab)``."""
+    """Word LM: ``tokens`` int64 ``(batch, sequence)`` and ``h``/``c`` ``(layers, batch, H)``.
+
+    Outputs ``logits`` ``(batch, sequence, vocab)`` and the new ``h_out``/``c_out``.
+    """
     cfg = model.config
     layers, hid, vocab = cfg.num_layers, cfg.hidden_size, cfg.vocab_size
     g = _Graph()

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-
 from rnnedge.runtime import load
 from rnnedge.runtime.errors import ExportValidationError
 
-__all__ = ["Reference", "ParityReport", "validate_export", "check_graph_structure", "BATCH_SIZES", "LENGTHS"]
+__all__ = ["BATCH_SIZES", "LENGTHS", "ParityReport", "Reference", "check_graph_structure", "validate_export"]
 
 BATCH_SIZES = (1, 3)
 LENGTHS = (1, 7, 28, 60)

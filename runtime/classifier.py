@@ -66,9 +66,7 @@ class ClassifierModel(Model):
     def predict(self, images: Any, batch_size: int = 256) -> np.ndarray:
         """Class probabilities ``(N, classes)`` for images ``(N, T, features)`` (any ``T >= 1``: a prefix of rows)."""
         if not isinstance(images, np.ndarray) or images.ndim != 3:
-            raise InputError(
-                f"images must be an array of shape (N, T, {self.feature_size}), got {describe(images)}"
-            )
+            raise InputError(f"images must be an array of shape (N, T, {self.feature_size}), got {describe(images)}")
         if images.shape[0] == 0 or images.shape[1] == 0:
             raise InputError(f"images must hold at least one image of at least one row, got {describe(images)}")
         if batch_size < 1:
@@ -99,4 +97,5 @@ class ClassifierModel(Model):
         return self.preprocess(rows)[None]  # (1, T, F)
 
     def stream_result(self, outputs: Outputs) -> np.ndarray:
-        return outputs["probs"][0]
+        probs: np.ndarray = outputs["probs"][0]
+        return probs

@@ -8,18 +8,18 @@ same types without the runtime ever importing them.
 from __future__ import annotations
 
 __all__ = [
-    "RnnEdgeError",
-    "InputError",
-    "StateError",
-    "TokenError",
-    "ModelFileError",
-    "ProviderError",
-    "ModelClosedError",
+    "CheckpointError",
     "ConcurrentUseError",
     "DataError",
-    "CheckpointError",
     "ExportValidationError",
+    "InputError",
     "MissingExtraError",
+    "ModelClosedError",
+    "ModelFileError",
+    "ProviderError",
+    "RnnEdgeError",
+    "StateError",
+    "TokenError",
 ]
 
 

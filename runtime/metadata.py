@@ -17,13 +17,13 @@ from .errors import ModelFileError
 
 __all__ = [
     "FORMAT_VERSION",
-    "METADATA_KEY",
     "MAX_METADATA_BYTES",
+    "METADATA_KEY",
     "MODEL_KINDS",
-    "TensorSpec",
-    "StateSpec",
-    "Preprocessing",
     "ModelMetadata",
+    "Preprocessing",
+    "StateSpec",
+    "TensorSpec",
 ]
 
 FORMAT_VERSION = 1

@@ -147,14 +147,18 @@ class Model:
         checked = {}
         for spec in self.metadata.states:
             a = arrays[spec.name]
-            if not isinstance(a, np.ndarray) or a.dtype != np.dtype(spec.input.dtype) or a.ndim != len(spec.input.shape):
+            if (
+                not isinstance(a, np.ndarray)
+                or a.dtype != np.dtype(spec.input.dtype)
+                or a.ndim != len(spec.input.shape)
+            ):
                 raise StateError(
                     f"state part {spec.name} must be {spec.input.dtype} of shape {expected_shape(spec.input)}, "
                     f"got {describe(a)}"
                 )
             axis = spec.input.batch_axis
             assert axis is not None  # guaranteed by metadata parsing
-            for d, want in zip(a.shape, spec.input.shape):
+            for d, want in zip(a.shape, spec.input.shape, strict=True):
                 if isinstance(want, int) and d != want:
                     raise StateError(
                         f"state part {spec.name} must have shape {expected_shape(spec.input)}, got {a.shape}"
@@ -173,10 +177,12 @@ class Model:
         """The graph's main input must match the metadata exactly (dtype, rank, fixed sizes, non-empty)."""
         spec = self.metadata.input
         if not isinstance(x, np.ndarray):
-            raise InputError(f"{spec.name} must be a numpy array {spec.dtype} {expected_shape(spec)}, got {describe(x)}")
+            raise InputError(
+                f"{spec.name} must be a numpy array {spec.dtype} {expected_shape(spec)}, got {describe(x)}"
+            )
         if x.dtype != np.dtype(spec.dtype) or x.ndim != len(spec.shape):
             raise InputError(f"{spec.name} must be {spec.dtype} of shape {expected_shape(spec)}, got {describe(x)}")
-        for d, want in zip(x.shape, spec.shape):
+        for d, want in zip(x.shape, spec.shape, strict=True):
             if (isinstance(want, int) and d != want) or d == 0:
                 raise InputError(f"{spec.name} must be {spec.dtype} of shape {expected_shape(spec)}, got {describe(x)}")
         if x.dtype.kind == "f" and not np.isfinite(x).all():
@@ -204,6 +210,11 @@ class Model:
         feeds = {self.metadata.input.name: x, **state.arrays}
         results = self.session.run(self._output_names, feeds)
         n = self._n_outputs
-        outputs = dict(zip(self._output_names[:n], results[:n]))
-        new = State.of(self.metadata.model_id, dict(zip(self._state_inputs, results[n:])), state.batch_size, copy=False)
+        outputs = dict(zip(self._output_names[:n], results[:n], strict=True))
+        new = State.of(
+            self.metadata.model_id,
+            dict(zip(self._state_inputs, results[n:], strict=True)),
+            state.batch_size,
+            copy=False,
+        )
         return outputs, new

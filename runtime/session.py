@@ -17,7 +17,7 @@ import onnxruntime as ort
 
 from .errors import ModelFileError, ProviderError
 
-__all__ = ["SessionOptions", "Provider", "make_session", "available_providers", "MAX_MODEL_BYTES"]
+__all__ = ["MAX_MODEL_BYTES", "Provider", "SessionOptions", "available_providers", "make_session"]
 
 logger = logging.getLogger("rnnedge")
 Provider = Literal["cpu", "cuda", "auto"]
@@ -66,7 +66,9 @@ def _resolve_provider(provider: str) -> str:
     return provider
 
 
-def make_session(path: str | os.PathLike[str], provider: str, options: SessionOptions) -> tuple[ort.InferenceSession, str]:
+def make_session(
+    path: str | os.PathLike[str], provider: str, options: SessionOptions
+) -> tuple[ort.InferenceSession, str]:
     """Open ``path`` as an onnxruntime session; return it and the provider actually used."""
     path = Path(path)
     if options.threads is not None and (isinstance(options.threads, bool) or options.threads < 1):

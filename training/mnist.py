@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from rnnedge.runtime.errors import DataError
 
 from .datasets import MNIST_FILES, ensure_files, md5_of
 
-__all__ = ["MnistSplits", "read_idx", "load_mnist", "PIXEL_MEAN", "PIXEL_STD", "VALIDATION_SIZE"]
+__all__ = ["PIXEL_MEAN", "PIXEL_STD", "VALIDATION_SIZE", "MnistSplits", "load_mnist", "read_idx"]
 
 PIXEL_MEAN = 0.1307
 PIXEL_STD = 0.3081
@@ -75,19 +74,21 @@ def _checked(folder: Path, name: str, md5: str, magic: int, verify: bool) -> np.
     if not path.is_file():
         path, md5 = folder / raw_name, _RAW_MD5[raw_name]
     if verify and (got := md5_of(path)) != md5:
-        raise DataError(f"MNIST file {path} has MD5 {got}, expected the published {md5}; the file is corrupt or not MNIST")
+        raise DataError(
+            f"MNIST file {path} has MD5 {got}, expected the published {md5}; the file is corrupt or not MNIST"
+        )
     return read_idx(path, magic)
 
 
 def load_mnist(data: str | os.PathLike[str] | None = None, *, verify: bool = True) -> MnistSplits:
     """Load MNIST, holding out the last 5,000 training images for validation."""
     folder = ensure_files("mnist", MNIST_FILES, data)
-    arrays = [
-        _checked(folder, f.name, f.md5, 2051 if "images" in f.name else 2049, verify) for f in MNIST_FILES
-    ]
+    arrays = [_checked(folder, f.name, f.md5, 2051 if "images" in f.name else 2049, verify) for f in MNIST_FILES]
     train_x, train_y, test_x, test_y = arrays
     if len(train_x) != len(train_y) or len(test_x) != len(test_y):
-        raise DataError(f"MNIST image and label counts differ: {len(train_x)}/{len(train_y)}, {len(test_x)}/{len(test_y)}")
+        raise DataError(
+            f"MNIST image and label counts differ: {len(train_x)}/{len(train_y)}, {len(test_x)}/{len(test_y)}"
+        )
     if train_x.shape[1:] != (28, 28) or test_x.shape[1:] != (28, 28):
         raise DataError(f"MNIST images must be 28x28, got {train_x.shape[1:]} and {test_x.shape[1:]}")
     cut = len(train_x) - VALIDATION_SIZE

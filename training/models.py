@@ -12,12 +12,12 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
+    "ClassifierState",
+    "LMState",
+    "LanguageModelConfig",
     "RowClassifierConfig",
     "RowLSTMClassifier",
-    "ClassifierState",
-    "LanguageModelConfig",
     "WordLanguageModel",
-    "LMState",
 ]
 
 # Causal: (h (1,B,H), c (1,B,H), running sum of outputs (B,H), steps (B,1)).

@@ -11,14 +11,12 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-
 from rnnedge.runtime.errors import CheckpointError
+from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .mnist import PIXEL_MEAN, PIXEL_STD, load_mnist
@@ -26,7 +24,7 @@ from .models import RowClassifierConfig, RowLSTMClassifier
 from .progress import progress_bar
 from .run_dir import RunDir
 
-__all__ = ["ClassifierTrainConfig", "train_classifier", "preprocess_pixels", "evaluate_accuracy", "build_classifier"]
+__all__ = ["ClassifierTrainConfig", "build_classifier", "evaluate_accuracy", "preprocess_pixels", "train_classifier"]
 
 
 @dataclass(frozen=True)
@@ -53,11 +51,14 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generato
     if max_shift == 0:
         return images
     b, h, w = images.shape
-    padded = torch.nn.functional.pad(images, (max_shift,) * 4, value=-PIXEL_MEAN / PIXEL_STD)  # a blank pixel, normalised
+    padded = torch.nn.functional.pad(
+        images, (max_shift,) * 4, value=-PIXEL_MEAN / PIXEL_STD
+    )  # a blank pixel, normalised
     dy, dx = torch.randint(0, 2 * max_shift + 1, (2, b), generator=generator)
     rows = (dy[:, None] + torch.arange(h))[:, :, None]  # (B, H, 1)
     cols = (dx[:, None] + torch.arange(w))[:, None, :]  # (B, 1, W)
     return padded[torch.arange(b)[:, None, None], rows, cols]
+
 
 def preprocess_pixels(images: np.ndarray) -> torch.Tensor:
     """uint8 ``(N, 28, 28)`` -> normalised float32 ``(N, 28, 28)``, as the metadata records it."""
@@ -100,8 +101,12 @@ def train_classifier(
     kind = "mnist-bilstm" if model_config.bidirectional else "mnist-lstm"
     run = RunDir(out_dir, quiet=quiet)
     splits = load_mnist(data)
-    train_x, valid_x, test_x = (preprocess_pixels(a) for a in (splits.train_images, splits.valid_images, splits.test_images))
-    train_y, valid_y, test_y = (torch.from_numpy(a) for a in (splits.train_labels, splits.valid_labels, splits.test_labels))
+    train_x, valid_x, test_x = (
+        preprocess_pixels(a) for a in (splits.train_images, splits.valid_images, splits.test_images)
+    )
+    train_y, valid_y, test_y = (
+        torch.from_numpy(a) for a in (splits.train_labels, splits.valid_labels, splits.test_labels)
+    )
 
     torch.manual_seed(train_config.seed)
     model = RowLSTMClassifier(model_config)
@@ -146,7 +151,9 @@ def train_classifier(
     started = time.time()
     bar = progress_bar(total=total_steps, initial=step, desc=kind, quiet=quiet)
     while step < total_steps:
-        order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(train_config.seed * 100003 + epoch))
+        order = torch.randperm(
+            len(train_x), generator=torch.Generator().manual_seed(train_config.seed * 100003 + epoch)
+        )
         model.train()
         loss_sum, correct, seen = 0.0, 0, 0
         while step_in_epoch < steps_per_epoch and step < total_steps:

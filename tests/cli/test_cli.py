@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
-
 from rnnedge.cli.main import cli
 
 
@@ -41,8 +40,22 @@ def test_train_export_info_classify(data_dir: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     run = tmp_path / "run"
     result = runner.invoke(
-        cli, ["train", "mnist-lstm", "--data", str(data_dir), "--out", str(run), "--max-steps", "40", "--lr", "0.01",
-              "--hidden-size", "16", "--quiet"],
+        cli,
+        [
+            "train",
+            "mnist-lstm",
+            "--data",
+            str(data_dir),
+            "--out",
+            str(run),
+            "--max-steps",
+            "40",
+            "--lr",
+            "0.01",
+            "--hidden-size",
+            "16",
+            "--quiet",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1])["test_accuracy"] > 0.2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,6 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from rnnedge.runtime import ClassifierModel, load
 from rnnedge.runtime.errors import InputError
 from rnnedge.training.checkpoint import load_checkpoint
@@ -44,7 +44,7 @@ def test_every_prefix_matches_pytorch_on_that_prefix(model: ClassifierModel, mni
     for t in range(28):
         with torch.no_grad():
             want = torch.softmax(torch_model(x[:, : t + 1]), -1).numpy()
-        got = np.stack([s.feed(img[t]) for s, img in zip(streams, images)])
+        got = np.stack([s.feed(img[t]) for s, img in zip(streams, images, strict=True)])
         np.testing.assert_allclose(got, want, atol=1e-5)
         np.testing.assert_allclose(got, model.predict(images[:, : t + 1]), atol=1e-5)
 
@@ -55,7 +55,7 @@ def test_random_chunkings_equal_predict_on_prefix(model: ClassifierModel, mnist,
     image = mnist.test_images[index]
     bounds = [0, *sorted(cuts), 28]
     stream = model.stream()
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         np.testing.assert_allclose(stream.feed(image[a:b]), model.predict(image[None, :b])[0], atol=1e-5)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from pathlib import Path
 
@@ -9,7 +10,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from rnnedge.runtime import ClassifierModel, State, load
 from rnnedge.runtime.errors import (
     ConcurrentUseError,
@@ -57,7 +57,7 @@ def test_random_chunkings_equal_whole_prefix(model: ClassifierModel, mnist, cuts
     image = mnist.test_images[index]
     bounds = [0, *sorted(cuts), 28]
     stream = model.stream()
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         got = stream.feed(image[a:b])
         np.testing.assert_allclose(got, model.predict(image[None, :b])[0], atol=1e-5)
 
@@ -79,7 +79,7 @@ def test_state_is_a_value_that_can_be_kept_and_restored(model: ClassifierModel, 
 
 def test_functional_core_with_plain_arrays(model: ClassifierModel, mnist) -> None:
     x = model.preprocess(mnist.test_images[:2])
-    out, state = model.step(x[:, :14], model.init_state(2))
+    _, state = model.step(x[:, :14], model.init_state(2))
     plain = {k: np.array(v) for k, v in state.items()}  # e.g. saved by the caller
     out2, _ = model.step(x[:, 14:], plain)
     np.testing.assert_allclose(out2["probs"], model.predict(mnist.test_images[:2]), atol=1e-5)

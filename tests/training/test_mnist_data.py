@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from rnnedge.runtime.errors import DataError
 from rnnedge.training import datasets
 from rnnedge.training.mnist import load_mnist, read_idx
@@ -71,7 +70,7 @@ def test_checksum_mismatch_names_the_file(data_dir: Path, tmp_path: Path) -> Non
     raw = bytearray(gzip.decompress((folder / "t10k-labels-idx1-ubyte.gz").read_bytes()))
     raw[100] = (raw[100] + 1) % 10  # a plausible label, wrong file
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(raw)))
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz has MD5"):
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz has MD5"):
         load_mnist(tmp_path)
 
 
@@ -95,7 +94,9 @@ def _mirror(files: tuple[datasets.DataFile, ...], url: str) -> tuple[datasets.Da
     return tuple(datasets.DataFile(f.name, f.md5, (url + f.name,)) for f in files)
 
 
-def test_download_into_cache_verifies_checksums(data_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_download_into_cache_verifies_checksums(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """The real download path, served from a file:// mirror (this machine has no internet)."""
     monkeypatch.delenv("RNNEDGE_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -104,7 +105,9 @@ def test_download_into_cache_verifies_checksums(data_dir: Path, monkeypatch: pyt
     assert sorted(p.name for p in folder.iterdir()) == sorted(f.name for f in files)
 
 
-def test_download_with_bad_checksum_keeps_nothing(data_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_download_with_bad_checksum_keeps_nothing(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("RNNEDGE_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     # Serve the test labels under every name: each download fails its MD5 check.

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from rnnedge.runtime.errors import CheckpointError
 from rnnedge.training.checkpoint import load_checkpoint, save_checkpoint
 from rnnedge.training.models import RowClassifierConfig
@@ -65,11 +64,18 @@ def test_resume_ends_where_an_uninterrupted_run_ends(
 
 
 def test_resume_with_other_settings_is_refused(data_dir: Path, tmp_path: Path) -> None:
-    train_classifier(RowClassifierConfig(hidden_size=8), ClassifierTrainConfig(max_steps=2), tmp_path,
-                     data=data_dir, quiet=True)
+    train_classifier(
+        RowClassifierConfig(hidden_size=8), ClassifierTrainConfig(max_steps=2), tmp_path, data=data_dir, quiet=True
+    )
     with pytest.raises(CheckpointError, match="cannot resume"):
-        train_classifier(RowClassifierConfig(hidden_size=9), ClassifierTrainConfig(max_steps=2), tmp_path,
-                         data=data_dir, resume=True, quiet=True)
+        train_classifier(
+            RowClassifierConfig(hidden_size=9),
+            ClassifierTrainConfig(max_steps=2),
+            tmp_path,
+            data=data_dir,
+            resume=True,
+            quiet=True,
+        )
 
 
 class _Exploit:
