@@ -1,8 +1,8 @@
 """The ``rnnedge`` command: a thin click layer over functions a program can call.
 
-Runtime commands (``info``, ``classify``) import no torch; ``train``, ``export`` and
-``demo`` load their modules only when invoked and name the missing extra if torch or
-onnx is absent.
+Runtime commands (``info``, ``classify``, ``generate``, ``perplexity``, ``next-word``)
+import no torch; ``train``, ``export`` and ``demo`` load their modules only when invoked
+and name the missing extra if torch or onnx is absent.
 """
 
 from __future__ import annotations
@@ -99,6 +99,51 @@ def train_mnist_lstm(**kw: Any) -> None:
     """Row-by-row MNIST classifier: one LSTM layer, mean over time, linear, softmax."""
     metrics = _train_classifier(False, **kw)
     click.echo(json.dumps(metrics))
+
+
+@train.command("mnist-bilstm")
+@_classifier_options
+def train_mnist_bilstm(**kw: Any) -> None:
+    """Bidirectional row classifier: LSTMs top-down and bottom-up, mean over time, linear, softmax."""
+    metrics = _train_classifier(True, **kw)
+    click.echo(json.dumps(metrics))
+
+
+@train.command("ptb")
+@click.option("--config", "preset", type=click.Choice(["small", "medium", "large"]), default="small", show_default=True,
+              help="Reference configuration of Zaremba et al. (2014).")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP)
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the configuration's).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--tie-weights", is_flag=True, help="Share embedding and output weights (Press & Wolf 2017).")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Steps between checkpoints.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch intra-op threads (1 is often fastest on a small shared CPU).")
+@click.option("--custom", is_flag=True, help="Accept ptb.*.txt files that are not the published corpus.")
+@click.option("--resume", is_flag=True, help="Continue from RUN_DIR/checkpoint.pt.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def train_ptb(preset: str, **kw: Any) -> None:
+    """Penn Treebank word language model (2-layer LSTM; --config small|medium|large); works under torchrun."""
+    require_training_extra()
+    from dataclasses import replace
+
+    from rnnedge.training.train_lm import PRESETS, train_language_model
+
+    chosen = PRESETS[preset]
+    model_cfg = replace(chosen.model, tie_weights=kw["tie_weights"])
+    train_cfg = replace(
+        chosen.train, epochs=kw["epochs"] or chosen.train.epochs, max_steps=kw["max_steps"], seed=kw["seed"],
+        checkpoint_every=kw["checkpoint_every"],
+    )
+    metrics = train_language_model(
+        model_cfg, train_cfg, kw["out"], data=kw["data"], resume=kw["resume"], quiet=kw["quiet"],
+        custom_corpus=kw["custom"], threads=kw["threads"],
+    )
+    if metrics:
+        click.echo(json.dumps(metrics))
 
 
 @cli.command()
@@ -237,6 +282,86 @@ def demo(data: Path | None, out: Path, epochs: int, max_steps: int | None, digit
         click.echo(f"    digit {i} (label {splits.test_labels[i]}): " + " ".join(marks))
     click.echo("4/4 runtime accuracy on the full MNIST test set")
     click.echo(f"    test accuracy {_accuracy(onnx_path, data, None, 'cpu', False):.4f} (10000 images, onnxruntime)")
+
+
+def _language_model(model_path: Path, threads: int | None = None) -> Any:
+    from rnnedge.runtime import LanguageModel
+
+    model = load(model_path, threads=threads)
+    if not isinstance(model, LanguageModel):
+        raise click.ClickException(f"{model_path} is a {model.kind}, not a language model")
+    return model
+
+
+@cli.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--prompt", default=None, help="Words to start from (default: the start of a sentence).")
+@click.option("--max-words", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Sample among the K likeliest words only.")
+@click.option("--seed", type=int, default=None, help="Seed for a reproducible sample.")
+@click.option("--strict", is_flag=True, help="Refuse prompt words outside the vocabulary instead of reading <unk>.")
+def generate(
+    model_path: Path, prompt: str | None, max_words: int, temperature: float, top_k: int | None, seed: int | None,
+    strict: bool,
+) -> None:
+    """Sample text from a language MODEL, word by word as it is produced (<eos> ends a line)."""
+    model = _language_model(model_path)
+    eos = model.vocabulary[model.eos_id]
+    line_open = False
+    for word in model.generate(prompt, max_words, temperature=temperature, top_k=top_k, seed=seed, strict=strict):
+        if word == eos:
+            click.echo("")
+            line_open = False
+        else:
+            click.echo(("" if not line_open else " ") + word, nl=False)
+            line_open = True
+        sys.stdout.flush()
+    if line_open:
+        click.echo("")
+
+
+@cli.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("text_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--window", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Tokens per onnxruntime run.")
+@click.option("--strict", is_flag=True, help="Refuse words outside the vocabulary instead of reading <unk>.")
+@click.option("--quiet", is_flag=True)
+def perplexity(model_path: Path, text_file: Path, window: int, strict: bool, quiet: bool) -> None:
+    """Perplexity of language MODEL on FILE (tokenised as PTB: each line ends with <eos>), state carried."""
+    model = _language_model(model_path)
+    with click.progressbar(length=1, label="scoring", file=sys.stderr, hidden=quiet or not sys.stderr.isatty()) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        value = model.perplexity(text_file, window=window, strict=strict, progress=progress)
+    click.echo(f"perplexity {value:.2f} ({text_file.name}, {model_path.name})")
+
+
+@cli.command("next-word")
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--k", type=click.IntRange(min=1), default=5, show_default=True, help="Predictions to show.")
+@click.option("--strict", is_flag=True, help="Refuse words outside the vocabulary instead of reading <unk>.")
+def next_word(model_path: Path, k: int, strict: bool) -> None:
+    """Read words from standard input, line by line; after each line print the K likeliest next words.
+
+    The state carries over from line to line; an empty line starts a new sentence (feeds <eos>).
+    """
+    model = _language_model(model_path)
+    stream = model.stream(strict=strict)
+    eos = model.vocabulary[model.eos_id]
+    for line in sys.stdin:
+        words = line.split() or [eos]
+        try:
+            stream.feed(words)
+        except RnnEdgeError as e:  # one bad line must not end the session; the state is unchanged
+            click.echo(f"error: {e}", err=True)
+            continue
+        click.echo("  ".join(f"{word} {prob:.3f}" for word, prob in stream.top_k(min(k, model.vocab_size))))
+        sys.stdout.flush()
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -24,10 +24,11 @@ from rnnedge.runtime.errors import CheckpointError
 from rnnedge.runtime.metadata import METADATA_KEY, ModelMetadata, Preprocessing, StateSpec, TensorSpec
 from rnnedge.training.checkpoint import load_checkpoint
 from rnnedge.training.mnist import PIXEL_MEAN, PIXEL_STD
-from rnnedge.training.models import RowLSTMClassifier
+from rnnedge.training.models import RowLSTMClassifier, WordLanguageModel
 from rnnedge.training.train_classifier import build_classifier
+from rnnedge.training.train_lm import build_language_model
 
-from .graphs import OPSET, classifier_graph
+from .graphs import OPSET, classifier_graph, language_model_graph
 from .validate import ParityReport, Reference, validate_export
 
 __all__ = ["ExportResult", "export_checkpoint", "model_id_of", "tensor_spec"]
@@ -125,7 +126,55 @@ def _classifier_reference(model: RowLSTMClassifier) -> Reference:
     return Reference(run=run, make_input=make_input)
 
 
-_BUILDERS = {"mnist-lstm": _classifier, "mnist-bilstm": _classifier}
+def _language_model(ckpt: Mapping[str, Any]) -> tuple[onnx.ModelProto, ModelMetadata, Reference]:
+    vocab = tuple(ckpt.get("vocabulary") or ())
+    if "<unk>" not in vocab or "<eos>" not in vocab:
+        raise CheckpointError("a ptb checkpoint must carry its vocabulary, with <unk> and <eos>")
+    model = build_language_model(dict(ckpt))
+    if len(vocab) != model.config.vocab_size:
+        raise CheckpointError(f"checkpoint vocabulary has {len(vocab)} words, its model {model.config.vocab_size}")
+    graph = language_model_graph(model)
+    main, states, outputs = _io_specs(graph, "tokens")
+    metrics = ckpt.get("metrics", {})
+    meta = ModelMetadata(
+        kind="language_model",
+        causal=True,
+        model_id=model_id_of(graph),
+        input=main,
+        states=states,
+        outputs=outputs,
+        config={
+            "model": asdict(model.config),
+            "training": dict(ckpt.get("train_config") or {}),
+            "checkpoint_kind": "ptb",
+        },
+        quality={k: float(v) for k, v in metrics.items() if k in ("valid_perplexity", "test_perplexity")},
+        producer=_producer(),
+        vocabulary=vocab,
+        unk_id=vocab.index("<unk>"),
+        eos_id=vocab.index("<eos>"),
+        notes={
+            "input": "tokens: word ids into `vocabulary`; unknown words are <unk>, every line ends with <eos>",
+            "outputs": "logits: unnormalised next-word scores at every position (softmax over the last axis)",
+        },
+    )
+    return graph, meta, _language_model_reference(model)
+
+
+def _language_model_reference(model: WordLanguageModel) -> Reference:
+    @torch.no_grad()
+    def run(x: np.ndarray, state: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        h, c = (torch.from_numpy(np.array(state[n])) for n in ("h", "c"))
+        logits, (h, c) = model(torch.from_numpy(x), (h, c))  # (B, T, V)
+        return {"logits": logits.numpy()}, {"h": h.numpy(), "c": c.numpy()}
+
+    def make_input(batch: int, length: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.integers(0, model.config.vocab_size, (batch, length), dtype=np.int64)
+
+    return Reference(run=run, make_input=make_input, sequence_outputs=frozenset({"logits"}))
+
+
+_BUILDERS = {"mnist-lstm": _classifier, "mnist-bilstm": _classifier, "ptb": _language_model}
 
 
 def export_checkpoint(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str]) -> ExportResult:

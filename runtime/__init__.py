@@ -26,6 +26,7 @@ from .errors import (
     StateError,
     TokenError,
 )
+from .language import LanguageModel, LanguageStream
 from .metadata import FORMAT_VERSION, ModelMetadata
 from .model import Model, open_model_file
 from .session import SessionOptions, available_providers
@@ -36,6 +37,8 @@ __all__ = [
     "load",
     "Model",
     "ClassifierModel",
+    "LanguageModel",
+    "LanguageStream",
     "Stream",
     "State",
     "ModelMetadata",
@@ -60,6 +63,7 @@ __all__ = [
 _MODEL_CLASSES: dict[str, type[Model]] = {
     "causal_classifier": ClassifierModel,
     "noncausal_classifier": ClassifierModel,
+    "language_model": LanguageModel,
 }
 
 

@@ -1,0 +1,262 @@
+"""Word language models (the PTB LSTM): next-word streams, generation and perplexity.
+
+Graph contract (see the metadata): input ``tokens`` int64 ``(batch, sequence)`` of ids
+into ``metadata.vocabulary``; state ``h``/``c`` float32 ``(layers, batch, hidden)``;
+output ``logits`` float32 ``(batch, sequence, vocab)``, the unnormalised scores of the
+next word at every position. Text is tokenised as PTB is: words split on whitespace,
+unknown words are ``<unk>`` (or a :class:`TokenError` in strict mode), and for
+perplexity every line ends with ``<eos>``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError, TokenError
+from .model import Model, Outputs, describe
+from .state import State
+from .stream import Stream
+
+__all__ = ["LanguageModel", "LanguageStream", "tokenize_lines"]
+
+_MAX_SHOWN = 5
+
+
+def tokenize_lines(text: str, eos: str = "<eos>") -> list[str]:
+    """PTB tokenisation of running text: the words of each non-blank line, each line closed by ``eos``."""
+    words: list[str] = []
+    for line in text.splitlines():
+        if line.strip():
+            words.extend(line.split())
+            words.append(eos)
+    return words
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    """float64 log-probabilities over the last axis, stable for large scores."""
+    z: np.ndarray = logits.astype(np.float64)
+    z -= z.max(axis=-1, keepdims=True)
+    out: np.ndarray = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return out
+
+
+class LanguageModel(Model):
+    """A word-level LSTM language model loaded from an rnnedge ``.onnx`` file."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        vocab = self.metadata.vocabulary
+        assert vocab is not None and self.metadata.unk_id is not None and self.metadata.eos_id is not None
+        self.vocabulary: tuple[str, ...] = vocab
+        self.unk_id: int = self.metadata.unk_id
+        self.eos_id: int = self.metadata.eos_id
+        self._index = {w: i for i, w in enumerate(vocab)}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocabulary)
+
+    # -- words <-> ids -------------------------------------------------------------------
+    def encode(self, words: str | Sequence[str], strict: bool = False) -> np.ndarray:
+        """Words (a string split on whitespace, or a list) -> int64 ids ``(T,)``.
+
+        Unknown words become ``<unk>``; with ``strict=True`` they raise :class:`TokenError`.
+        """
+        if isinstance(words, str):
+            words = words.split()
+        if not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
+            raise InputError(f"words must be a string or a list of strings, got {describe(words)}")
+        if not words:
+            raise InputError("no words given: expected at least one word")
+        ids = [self._index.get(w, -1) for w in words]
+        unknown = [w for w, i in zip(words, ids, strict=True) if i < 0]
+        if unknown and strict:
+            shown = ", ".join(repr(w) for w in list(dict.fromkeys(unknown))[:_MAX_SHOWN])
+            raise TokenError(
+                f"{len(unknown)} word(s) not in the {self.vocab_size}-word vocabulary: {shown}; "
+                "pass strict=False to read them as <unk>"
+            )
+        return np.array([i if i >= 0 else self.unk_id for i in ids], dtype=np.int64)
+
+    def check_ids(self, ids: Any) -> np.ndarray:
+        """Token ids (a list of ints or an integer array ``(T,)``) -> int64 ``(T,)``, each in ``[0, vocab)``."""
+        if isinstance(ids, (list, tuple)):
+            if not all(isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)) for i in ids):
+                raise InputError(f"token ids must be ints, got {[type(i).__name__ for i in ids][:_MAX_SHOWN]}")
+            ids = np.array(ids, dtype=np.int64)
+        if not isinstance(ids, np.ndarray) or ids.dtype.kind not in "iu":
+            raise InputError(f"token ids must be a list of ints or an integer array (T,), got {describe(ids)}")
+        if ids.ndim == 2 and ids.shape[0] == 1:
+            ids = ids[0]
+        if ids.ndim != 1:
+            raise InputError(f"token ids must have shape (T,), got {describe(ids)}")
+        if ids.size == 0:
+            raise InputError("no token ids given: expected at least one")
+        self._check_range(ids)
+        return np.ascontiguousarray(ids, dtype=np.int64)
+
+    def _check_range(self, ids: np.ndarray) -> None:
+        bad = (ids < 0) | (ids >= self.vocab_size)
+        if bad.any():
+            shown = [int(i) for i in ids[bad][:_MAX_SHOWN]]
+            raise TokenError(f"token ids must be in [0, {self.vocab_size}), got {shown}")
+
+    def decode(self, ids: Any) -> list[str]:
+        """int ids ``(T,)`` -> words."""
+        return [self.vocabulary[i] for i in self.check_ids(ids)]
+
+    def to_ids(self, x: Any, strict: bool = False) -> np.ndarray:
+        """Words, text or ids -> checked int64 ids ``(T,)``."""
+        if isinstance(x, str) or (isinstance(x, (list, tuple)) and x and all(isinstance(w, str) for w in x)):
+            return self.encode(x, strict=strict)
+        if isinstance(x, np.ndarray) and x.dtype.kind == "U":
+            return self.encode([str(w) for w in x.ravel()], strict=strict)
+        return self.check_ids(x)
+
+    # -- the core, with ids checked against the vocabulary -------------------------------
+    def check_input(self, x: object) -> np.ndarray:
+        tokens = super().check_input(x)
+        self._check_range(tokens)
+        return tokens
+
+    def stream(self, strict: bool = False) -> LanguageStream:
+        """A stream fed words or ids; ``feed`` returns next-word probabilities ``(vocab,)``."""
+        return LanguageStream(self, strict=strict)
+
+    def stream_input(self, x: Any) -> np.ndarray:
+        return self.to_ids(x)[None]  # (1, T)
+
+    def stream_result(self, outputs: Outputs) -> np.ndarray:
+        probs: np.ndarray = np.exp(_log_softmax(outputs["logits"][0, -1])).astype(np.float32)  # (V,)
+        return probs
+
+    # -- tasks -------------------------------------------------------------------------------
+    def top_k(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The ``k`` most probable words of ``probs`` ``(vocab,)``, most probable first (ties by id)."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.vocab_size:
+            raise InputError(f"k must be an int in [1, {self.vocab_size}], got {k!r}")
+        order = np.argsort(-probs, kind="stable")[: int(k)]
+        return [(self.vocabulary[i], float(probs[i])) for i in order]
+
+    def generate(
+        self,
+        prompt: str | Sequence[str] | None = None,
+        max_words: int = 50,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        seed: int | None = None,
+        strict: bool = False,
+    ) -> Iterator[str]:
+        """Yield up to ``max_words`` sampled words, one as soon as it is produced.
+
+        Starts after ``prompt`` (``None``: at the start of a sentence, i.e. after ``<eos>``).
+        Deterministic for a given ``seed``. ``top_k`` samples among the ``k`` likeliest
+        words only; ``temperature`` < 1 sharpens the distribution, > 1 flattens it.
+        """
+        ids = np.array([self.eos_id], np.int64) if prompt is None else self.to_ids(prompt, strict=strict)
+        if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 0:
+            raise InputError(f"max_words must be an int >= 0, got {max_words!r}")
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+            math.isfinite(temperature) and temperature > 0
+        ):
+            raise InputError(f"temperature must be a finite number > 0, got {temperature!r}")
+        bad_k = isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.vocab_size
+        if top_k is not None and bad_k:
+            raise InputError(f"top_k must be None or an int in [1, {self.vocab_size}], got {top_k!r}")
+        return self._generate(ids, max_words, float(temperature), top_k, np.random.default_rng(seed))
+
+    def _generate(
+        self, ids: np.ndarray, max_words: int, temperature: float, top_k: int | None, rng: np.random.Generator
+    ) -> Iterator[str]:
+        state = self.init_state(1)
+        tokens = ids[None]  # (1, T)
+        for _ in range(max_words):
+            outputs, state = self.step(tokens, state)
+            logp = _log_softmax(outputs["logits"][0, -1] / temperature)  # (V,)
+            if top_k is not None and top_k < self.vocab_size:
+                cut = np.partition(logp, -top_k)[-top_k]
+                logp = np.where(logp >= cut, logp, -np.inf)
+            p = np.exp(logp - logp.max())
+            cdf = np.cumsum(p)
+            choice = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
+            choice = min(choice, self.vocab_size - 1)
+            yield self.vocabulary[choice]
+            tokens = np.array([[choice]], np.int64)
+
+    def perplexity(
+        self,
+        text: str | os.PathLike[str],
+        *,
+        window: int = 100,
+        strict: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> float:
+        """Perplexity of a text (``str``) or a text file (a ``Path``), state carried, batch 1.
+
+        Tokenised as PTB (:func:`tokenize_lines`); every token after the first is scored,
+        as the reference's test evaluation does, ``window`` tokens per onnxruntime run.
+        ``progress(done, total)`` is called after each window.
+        """
+        if isinstance(text, os.PathLike):
+            try:
+                text = Path(text).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise InputError(f"cannot read text file {text}: {e}") from None
+        if not isinstance(text, str):
+            raise InputError(f"text must be a str or a path to a text file, got {describe(text)}")
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise InputError(f"window must be an int >= 1, got {window!r}")
+        words = tokenize_lines(text, self.vocabulary[self.eos_id])
+        if len(words) < 2:
+            raise InputError(f"perplexity needs at least 2 tokens (a word and <eos>), got {len(words)}")
+        return self.perplexity_of_ids(self.encode(words, strict=strict), window=window, progress=progress)
+
+    def perplexity_of_ids(
+        self, ids: Any, *, window: int = 100, progress: Callable[[int, int], None] | None = None
+    ) -> float:
+        """Perplexity of ids ``(N,)``: ``exp`` of the mean negative log-likelihood of ``ids[1:]``."""
+        ids = self.check_ids(ids)
+        if ids.size < 2:
+            raise InputError(f"perplexity needs at least 2 token ids, got {ids.size}")
+        inputs, targets = ids[:-1], ids[1:]
+        state: State = self.init_state(1)
+        nll = 0.0
+        for lo in range(0, len(inputs), window):
+            x = inputs[None, lo : lo + window]  # (1, T)
+            outputs, state = self._run(x, state)
+            logp = _log_softmax(outputs["logits"][0])  # (T, V)
+            nll -= float(logp[np.arange(x.shape[1]), targets[lo : lo + window]].sum())
+            if progress is not None:
+                progress(min(lo + window, len(inputs)), len(inputs))
+        return math.exp(nll / len(targets))
+
+
+class LanguageStream(Stream):
+    """One word stream: ``feed`` words or ids, get next-word probabilities ``(vocab,)``."""
+
+    model: LanguageModel
+
+    def __init__(self, model: LanguageModel, state: State | None = None, strict: bool = False) -> None:
+        super().__init__(model, state)
+        self.strict = strict
+
+    def feed(self, x: Any) -> np.ndarray:
+        """Advance by words (a string or a list) or ids (a list or an integer array) and predict the next word."""
+        return super().feed(self.model.to_ids(x, strict=self.strict))
+
+    def top_k(self, k: int = 5) -> list[tuple[str, float]]:
+        """The ``k`` likeliest next words after everything fed so far, with their probabilities."""
+        if self._last is None:
+            raise InputError("nothing fed yet: feed at least one word before asking for predictions")
+        return self.model.top_k(self._last, k)
+
+    def copy(self) -> LanguageStream:
+        twin = LanguageStream(self.model, self._state, strict=self.strict)
+        twin._last = self._last
+        return twin

@@ -1,0 +1,55 @@
+"""The language-model commands through click's CliRunner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from rnnedge.cli.main import cli
+from rnnedge.runtime import load
+
+
+def test_generate_is_reproducible(tiny_lm_onnx: Path) -> None:
+    runner = CliRunner()
+    args = ["generate", str(tiny_lm_onnx), "--prompt", "the company", "--max-words", "12", "--seed", "3"]
+    a, b = runner.invoke(cli, args), runner.invoke(cli, args)
+    assert a.exit_code == 0, a.output
+    assert a.output == b.output and a.output.split()
+    bad = runner.invoke(cli, ["generate", str(tiny_lm_onnx), "--prompt", "zzqxw", "--strict"])
+    assert bad.exit_code == 1 and "TokenError" in bad.output
+
+
+def test_perplexity_command(tiny_lm_onnx: Path, ptb_data: Path, tmp_path: Path) -> None:
+    text = tmp_path / "t.txt"
+    text.write_text("\n".join((ptb_data / "ptb" / "ptb.test.txt").read_text().splitlines()[:30]) + "\n")
+    result = CliRunner().invoke(cli, ["perplexity", str(tiny_lm_onnx), str(text)])
+    assert result.exit_code == 0, result.output
+    with load(tiny_lm_onnx) as model:
+        want = model.perplexity(text)  # type: ignore[attr-defined]
+    assert f"perplexity {want:.2f}" in result.output
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert CliRunner().invoke(cli, ["perplexity", str(tiny_lm_onnx), str(empty)]).exit_code == 1
+
+
+def test_next_word_streams_predictions(tiny_lm_onnx: Path) -> None:
+    result = CliRunner().invoke(cli, ["next-word", str(tiny_lm_onnx), "--k", "3", "--strict"],
+                                input="the company\nzzqxw\nsaid\n\n")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 3  # the unknown word is reported on stderr and skipped
+    assert all(len(line.split()) == 6 for line in lines)
+    assert "zzqxw" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["generate", "perplexity", "next-word"])
+def test_help(command: str) -> None:
+    assert CliRunner().invoke(cli, [command, "--help"]).exit_code == 0
+
+
+def test_train_ptb_options() -> None:
+    result = CliRunner().invoke(cli, ["train", "ptb", "--help"])
+    assert result.exit_code == 0
+    for option in ("--config", "--epochs", "--max-steps", "--resume", "--seed", "--tie-weights", "--data", "--out"):
+        assert option in result.output
