@@ -27,7 +27,7 @@ setup: $(VENV)/.deps
 	$(PY) -m pip wheel --quiet --no-deps -w $(VENV)/dist .
 	$(PY) -m pip install --quiet --force-reinstall --no-deps $(WHEEL)
 
-test: setup
+test: lint
 	$(PY) -m pytest -q
 
 demo: setup
@@ -35,7 +35,9 @@ demo: setup
 
 lint: setup
 	$(VENV)/bin/ruff check training export runtime cli tests benchmarks
-	$(VENV)/bin/mypy runtime
+	$(VENV)/bin/ruff format --check training export runtime cli tests benchmarks
+	$(VENV)/bin/mypy --strict runtime
+	$(VENV)/bin/mypy training export cli
 
 clean:
 	rm -rf $(VENV) build runs *.egg-info

@@ -7,6 +7,7 @@ and name the missing extra if torch or onnx is absent.
 
 from __future__ import annotations
 
+import glob
 import json
 import sys
 from pathlib import Path
@@ -14,7 +15,6 @@ from typing import Any
 
 import click
 import numpy as np
-
 from rnnedge.runtime import load
 from rnnedge.runtime.errors import MissingExtraError, RnnEdgeError
 
@@ -63,15 +63,22 @@ def _classifier_options(func: Any) -> Any:
     defaults = {"epochs": 30, "batch_size": 128, "lr": 2e-3, "seed": 0, "checkpoint_every": 200}
     options = [
         click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP),
-        click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder."),
+        click.option(
+            "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder."
+        ),
         click.option("--epochs", type=click.IntRange(min=1), default=defaults["epochs"], show_default=True),
         click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps."),
         click.option("--batch-size", type=click.IntRange(min=1), default=defaults["batch_size"], show_default=True),
         click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=defaults["lr"], show_default=True),
         click.option("--hidden-size", type=click.IntRange(min=1), default=128, show_default=True),
         click.option("--seed", type=int, default=defaults["seed"], show_default=True),
-        click.option("--checkpoint-every", type=click.IntRange(min=1), default=defaults["checkpoint_every"],
-                     show_default=True, help="Steps between checkpoints."),
+        click.option(
+            "--checkpoint-every",
+            type=click.IntRange(min=1),
+            default=defaults["checkpoint_every"],
+            show_default=True,
+            help="Steps between checkpoints.",
+        ),
         click.option("--resume", is_flag=True, help="Continue from RUN_DIR/checkpoint.pt."),
         click.option("--quiet", is_flag=True, help="No progress output."),
     ]
@@ -87,10 +94,17 @@ def _train_classifier(bidirectional: bool, **kw: Any) -> dict[str, Any]:
 
     model_cfg = RowClassifierConfig(hidden_size=kw["hidden_size"], bidirectional=bidirectional)
     train_cfg = ClassifierTrainConfig(
-        epochs=kw["epochs"], batch_size=kw["batch_size"], lr=kw["lr"], seed=kw["seed"],
-        max_steps=kw["max_steps"], checkpoint_every=kw["checkpoint_every"],
+        epochs=kw["epochs"],
+        batch_size=kw["batch_size"],
+        lr=kw["lr"],
+        seed=kw["seed"],
+        max_steps=kw["max_steps"],
+        checkpoint_every=kw["checkpoint_every"],
     )
-    return train_classifier(model_cfg, train_cfg, kw["out"], data=kw["data"], resume=kw["resume"], quiet=kw["quiet"])
+    metrics: dict[str, Any] = train_classifier(
+        model_cfg, train_cfg, kw["out"], data=kw["data"], resume=kw["resume"], quiet=kw["quiet"]
+    )
+    return metrics
 
 
 @train.command("mnist-lstm")
@@ -110,18 +124,29 @@ def train_mnist_bilstm(**kw: Any) -> None:
 
 
 @train.command("ptb")
-@click.option("--config", "preset", type=click.Choice(["small", "medium", "large"]), default="small", show_default=True,
-              help="Reference configuration of Zaremba et al. (2014).")
+@click.option(
+    "--config",
+    "preset",
+    type=click.Choice(["small", "medium", "large"]),
+    default="small",
+    show_default=True,
+    help="Reference configuration of Zaremba et al. (2014).",
+)
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP)
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the configuration's).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--tie-weights", is_flag=True, help="Share embedding and output weights (Press & Wolf 2017).")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Steps between checkpoints.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch intra-op threads (1 is often fastest on a small shared CPU).")
+@click.option(
+    "--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True, help="Steps between checkpoints."
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch intra-op threads (1 is often fastest on a small shared CPU).",
+)
 @click.option("--custom", is_flag=True, help="Accept ptb.*.txt files that are not the published corpus.")
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/checkpoint.pt.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
@@ -135,30 +160,91 @@ def train_ptb(preset: str, **kw: Any) -> None:
     chosen = PRESETS[preset]
     model_cfg = replace(chosen.model, tie_weights=kw["tie_weights"])
     train_cfg = replace(
-        chosen.train, epochs=kw["epochs"] or chosen.train.epochs, max_steps=kw["max_steps"], seed=kw["seed"],
+        chosen.train,
+        epochs=kw["epochs"] or chosen.train.epochs,
+        max_steps=kw["max_steps"],
+        seed=kw["seed"],
         checkpoint_every=kw["checkpoint_every"],
     )
     metrics = train_language_model(
-        model_cfg, train_cfg, kw["out"], data=kw["data"], resume=kw["resume"], quiet=kw["quiet"],
-        custom_corpus=kw["custom"], threads=kw["threads"],
+        model_cfg,
+        train_cfg,
+        kw["out"],
+        data=kw["data"],
+        resume=kw["resume"],
+        quiet=kw["quiet"],
+        custom_corpus=kw["custom"],
+        threads=kw["threads"],
     )
     if metrics:
         click.echo(json.dumps(metrics))
 
 
 @cli.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model file.")
-def export(checkpoint: Path, output: Path) -> None:
-    """Export CHECKPOINT to one validated, self-describing ONNX file."""
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="MODEL.onnx for one checkpoint, or a folder (DIST/) for several runs.",
+)
+@click.option("--quantize", type=click.Choice(["int8"]), default=None, help="Also write an int8 variant.")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP + " Measures int8 quality.")
+@click.option("--force", is_flag=True, help="Batch: re-export even unchanged runs.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def export(
+    sources: tuple[Path, ...], output: Path, quantize: str | None, data: Path | None, force: bool, quiet: bool
+) -> None:
+    """Export checkpoints to validated, self-describing ONNX files.
+
+    One checkpoint and ``-o MODEL.onnx`` writes that file. Run folders, checkpoints or
+    globs with ``-o DIST/`` export every checkpoint found into DIST with a manifest.json
+    and a report.md; the command exits with status 1 if any model failed.
+    """
     require_training_extra()
     from rnnedge.export.exporter import export_checkpoint
 
-    result = export_checkpoint(checkpoint, output)
-    click.echo(
-        f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB, {result.metadata.kind}); parity with PyTorch: "
-        f"{result.parity.checks} checks, largest difference {result.parity.worst:.2e}"
-    )
+    paths = [Path(p) for s in sources for p in (sorted(glob.glob(str(s))) if glob.has_magic(str(s)) else [s])]
+    if len(paths) == 1 and paths[0].is_file() and output.suffix == ".onnx":
+        result = export_checkpoint(paths[0], output)
+        click.echo(
+            f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB, {result.metadata.kind}); parity with PyTorch: "
+            f"{result.parity.checks} checks, largest difference {result.parity.worst:.2e}"
+        )
+        if quantize == "int8":
+            from functools import partial
+
+            from rnnedge.export.quality import measure_quality
+            from rnnedge.export.quantize import quantize_int8
+
+            q = quantize_int8(output, output.with_suffix(".int8.onnx"), partial(measure_quality, data=data))
+            click.echo(f"wrote {q.path} ({q.size_bytes / 1e6:.2f} MB, int8); quality {q.metadata.quality}")
+        return
+    from rnnedge.export.batch import MANIFEST_NAME, export_many
+
+    def progress(message: str) -> None:
+        if not quiet:
+            click.echo(message, err=True)
+
+    summary = export_many(paths, output, int8=quantize == "int8", data=data, force=force, progress=progress)
+    for entry in summary.entries:
+        click.echo(
+            f"{entry['status']:>9}  {entry['name']} ({entry['variant']})"
+            + (f": {entry['error'].splitlines()[-1]}" if entry["status"] == "failed" else "")
+        )
+    click.echo(f"manifest: {output / MANIFEST_NAME}")
+    if summary.failed:
+        raise click.ClickException(f"{len(summary.failed)} of {len(summary.entries)} exports failed; see the report")
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(file_okay=False, exists=True, path_type=Path))
+def plot(run_dir: Path) -> None:
+    """Redraw RUN_DIR/curves.png from the run's metrics (needs the 'plot' extra)."""
+    from rnnedge.training.plots import plot_run
+
+    click.echo(f"wrote {plot_run(run_dir)}")
 
 
 def describe_model(path: Path) -> dict[str, Any]:
@@ -172,7 +258,8 @@ def describe_model(path: Path) -> dict[str, Any]:
         "streaming": (
             "state carried between chunks: each chunk costs O(chunk length)"
             if meta.causal
-            else "non-causal: each chunk re-reads the whole prefix (O(prefix length)); results equal predict on the prefix"
+            else "non-causal: each chunk re-reads the whole prefix (O(prefix length)); "
+            "results equal predict on the prefix"
         ),
         "variant": meta.variant,
         "input": {"name": meta.input.name, "dtype": meta.input.dtype, "shape": list(meta.input.shape)},
@@ -227,8 +314,9 @@ def _accuracy(model_path: Path, data: Path | None, limit: int | None, provider: 
     splits = load_mnist(data)
     images, labels = splits.test_images[:limit], splits.test_labels[:limit]
     batch, correct = 500, 0
-    with click.progressbar(range(0, len(images), batch), label="classifying", file=sys.stderr,
-                           hidden=quiet or not sys.stderr.isatty()) as bar:
+    with click.progressbar(
+        range(0, len(images), batch), label="classifying", file=sys.stderr, hidden=quiet or not sys.stderr.isatty()
+    ) as bar:
         for i in bar:
             correct += int((model.predict(images[i : i + batch]).argmax(1) == labels[i : i + batch]).sum())
     return correct / len(images)
@@ -258,8 +346,18 @@ def demo(data: Path | None, out: Path, epochs: int, max_steps: int | None, digit
 
     click.echo(f"1/4 training the row-LSTM for {epochs} epoch(s) into {out}")
     metrics = _train_classifier(
-        False, data=data, out=out, epochs=epochs, max_steps=max_steps, batch_size=128, lr=2e-3,
-        hidden_size=128, seed=0, checkpoint_every=200, resume=False, quiet=False,
+        False,
+        data=data,
+        out=out,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=128,
+        lr=2e-3,
+        hidden_size=128,
+        seed=0,
+        checkpoint_every=200,
+        resume=False,
+        quiet=False,
     )
     click.echo(f"    PyTorch test accuracy {metrics['test_accuracy']:.4f}")
     from rnnedge.export.exporter import export_checkpoint
@@ -302,7 +400,12 @@ def _language_model(model_path: Path, threads: int | None = None) -> Any:
 @click.option("--seed", type=int, default=None, help="Seed for a reproducible sample.")
 @click.option("--strict", is_flag=True, help="Refuse prompt words outside the vocabulary instead of reading <unk>.")
 def generate(
-    model_path: Path, prompt: str | None, max_words: int, temperature: float, top_k: int | None, seed: int | None,
+    model_path: Path,
+    prompt: str | None,
+    max_words: int,
+    temperature: float,
+    top_k: int | None,
+    seed: int | None,
     strict: bool,
 ) -> None:
     """Sample text from a language MODEL, word by word as it is produced (<eos> ends a line)."""
@@ -324,8 +427,9 @@ def generate(
 @cli.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("text_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--window", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Tokens per onnxruntime run.")
+@click.option(
+    "--window", type=click.IntRange(min=1), default=100, show_default=True, help="Tokens per onnxruntime run."
+)
 @click.option("--strict", is_flag=True, help="Refuse words outside the vocabulary instead of reading <unk>.")
 @click.option("--quiet", is_flag=True)
 def perplexity(model_path: Path, text_file: Path, window: int, strict: bool, quiet: bool) -> None:

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import onnx
 import torch
-
 from rnnedge.runtime.errors import CheckpointError
 from rnnedge.runtime.metadata import METADATA_KEY, ModelMetadata, Preprocessing, StateSpec, TensorSpec
 from rnnedge.training.checkpoint import load_checkpoint
@@ -33,7 +32,7 @@ from .validate import ParityReport, Reference, validate_export
 
 __all__ = ["ExportResult", "export_checkpoint", "model_id_of", "tensor_spec"]
 
-_DTYPE_NAMES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.INT64: "int64"}
+_DTYPE_NAMES: dict[int, str] = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.INT64: "int64"}
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,9 @@ def _producer() -> dict[str, str]:
     }
 
 
-def _io_specs(graph: onnx.ModelProto, main_input: str) -> tuple[TensorSpec, tuple[StateSpec, ...], tuple[TensorSpec, ...]]:
+def _io_specs(
+    graph: onnx.ModelProto, main_input: str
+) -> tuple[TensorSpec, tuple[StateSpec, ...], tuple[TensorSpec, ...]]:
     """Split the graph's I/O into the main input, state pairs (``name`` -> ``name_out``) and plain outputs."""
     inputs = {i.name: tensor_spec(i) for i in graph.graph.input}
     outputs = [tensor_spec(o) for o in graph.graph.output]
@@ -99,7 +100,11 @@ def _classifier(ckpt: Mapping[str, Any]) -> tuple[onnx.ModelProto, ModelMetadata
         input=main,
         states=states,
         outputs=outputs,
-        config={"model": asdict(cfg), "training": dict(ckpt.get("train_config") or {}), "checkpoint_kind": ckpt["kind"]},
+        config={
+            "model": asdict(cfg),
+            "training": dict(ckpt.get("train_config") or {}),
+            "checkpoint_kind": ckpt["kind"],
+        },
         quality={k: float(v) for k, v in metrics.items() if k in ("test_accuracy", "valid_accuracy")},
         producer=_producer(),
         preprocessing=Preprocessing(scale=1 / 255, mean=PIXEL_MEAN, std=PIXEL_STD),
@@ -116,9 +121,11 @@ def _classifier_reference(model: RowLSTMClassifier) -> Reference:
     @torch.no_grad()
     def run(x: np.ndarray, state: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         names = list(state)
-        logits, new = model.forward_stream(torch.from_numpy(x), tuple(torch.from_numpy(np.array(state[n])) for n in names))
+        logits, new = model.forward_stream(
+            torch.from_numpy(x), tuple(torch.from_numpy(np.array(state[n])) for n in names)
+        )
         outputs = {"logits": logits.numpy(), "probs": torch.softmax(logits, -1).numpy()}
-        return outputs, {n: t.numpy() for n, t in zip(names, new)}
+        return outputs, {n: t.numpy() for n, t in zip(names, new, strict=True)}
 
     def make_input(batch: int, length: int, rng: np.random.Generator) -> np.ndarray:
         return rng.standard_normal((batch, length, model.config.input_size)).astype(np.float32)

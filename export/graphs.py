@@ -10,6 +10,8 @@ checkpoint. Parity with PyTorch is then proven by :mod:`rnnedge.export.validate`
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -49,7 +51,7 @@ class _Graph:
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], outputs: list[str] | str, **attrs: object) -> list[str]:
+    def op(self, op_type: str, inputs: list[str], outputs: list[str] | str, **attrs: Any) -> list[str]:
         outs = [outputs] if isinstance(outputs, str) else outputs
         self.nodes.append(helper.make_node(op_type, inputs, outs, name=f"{op_type}_{len(self.nodes)}", **attrs))
         return outs

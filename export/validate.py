@@ -81,9 +81,9 @@ def check_graph_structure(model: onnx.ModelProto) -> list[str]:
 
 
 def _chunking(rng: np.random.Generator, total: int) -> list[int]:
-    sizes = []
+    sizes: list[int] = []
     while sum(sizes) < total:
-        sizes.append(int(min(rng.integers(1, 12), total - sum(sizes))))
+        sizes.append(min(int(rng.integers(1, 12)), total - sum(sizes)))
     return sizes
 
 

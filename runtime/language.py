@@ -162,8 +162,10 @@ class LanguageModel(Model):
         ids = np.array([self.eos_id], np.int64) if prompt is None else self.to_ids(prompt, strict=strict)
         if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 0:
             raise InputError(f"max_words must be an int >= 0, got {max_words!r}")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
-            math.isfinite(temperature) and temperature > 0
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float))
+            or not (math.isfinite(temperature) and temperature > 0)
         ):
             raise InputError(f"temperature must be a finite number > 0, got {temperature!r}")
         bad_k = isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.vocab_size

@@ -49,7 +49,8 @@ class RowLSTMClassifier(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Whole-sequence logits ``(B, C)`` for preprocessed rows ``x`` ``(B, T, F)``."""
         out, _ = self.lstm(x)  # (B, T, D*H)
-        return self.head(out.mean(dim=1))  # (B, C)
+        logits: Tensor = self.head(out.mean(dim=1))  # (B, C)
+        return logits
 
     def init_state(self, batch: int) -> ClassifierState:
         h = self.config.hidden_size

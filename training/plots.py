@@ -9,7 +9,7 @@ from rnnedge.runtime.errors import MissingExtraError
 
 from .run_dir import RunDir
 
-__all__ = ["plot_run", "PLOT_NAME"]
+__all__ = ["PLOT_NAME", "plot_if_available", "plot_run"]
 
 PLOT_NAME = "curves.png"
 _METRICS = ("loss", "accuracy", "perplexity")
@@ -50,3 +50,11 @@ def plot_run(run_dir: str | os.PathLike[str]) -> Path:
     plt.close(fig)
     os.replace(tmp, out)
     return out
+
+
+def plot_if_available(run_dir: str | os.PathLike[str]) -> Path | None:
+    """Draw the run's curves when matplotlib is installed; a run without the plot extra just skips it."""
+    try:
+        return plot_run(run_dir)
+    except MissingExtraError:
+        return None

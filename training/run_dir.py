@@ -9,6 +9,7 @@ as if it had never been interrupted.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ __all__ = ["RunDir"]
 class RunDir:
     """The files of one training run."""
 
-    def __init__(self, path: str | Path, *, quiet: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, quiet: bool = False) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.checkpoint = self.path / "checkpoint.pt"

@@ -21,6 +21,7 @@ from torch import nn
 from .checkpoint import load_checkpoint, save_checkpoint
 from .mnist import PIXEL_MEAN, PIXEL_STD, load_mnist
 from .models import RowClassifierConfig, RowLSTMClassifier
+from .plots import plot_if_available
 from .progress import progress_bar
 from .run_dir import RunDir
 
@@ -116,6 +117,7 @@ def train_classifier(
     if train_config.max_steps is not None:
         total_steps = min(total_steps, train_config.max_steps)
     epoch, step_in_epoch, step, metrics = 0, 0, 0, {}
+    earlier_seconds = 0.0
 
     if resume and run.checkpoint.exists():
         ckpt = load_checkpoint(run.checkpoint, kind)
@@ -127,10 +129,13 @@ def train_classifier(
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         epoch, step_in_epoch, step = (ckpt["progress"][k] for k in ("epoch", "step_in_epoch", "step"))
+        earlier_seconds = float(ckpt["progress"].get("seconds", 0.0))
         metrics = dict(ckpt["metrics"])
         run.start_metrics(step)
         run.log(f"resumed {kind} from {run.checkpoint} at epoch {epoch + 1}, step {step}")
     else:
+        if resume:
+            run.log(f"no checkpoint at {run.checkpoint}: starting a new run")
         run.start_metrics(None)
         run.log(f"training {kind} {asdict(model_config)} with {asdict(train_config)} on {len(train_x)} images")
 
@@ -144,11 +149,17 @@ def train_classifier(
                 "train_config": asdict(train_config),
                 "optimizer": optimizer.state_dict(),
                 "metrics": metrics,
-                "progress": {"epoch": epoch, "step_in_epoch": step_in_epoch, "step": step, "done": done},
+                "progress": {
+                    "epoch": epoch,
+                    "step_in_epoch": step_in_epoch,
+                    "step": step,
+                    "done": done,
+                    "seconds": earlier_seconds + time.time() - started,
+                },
             },
         )
 
-    started = time.time()
+    started = time.time()  # training seconds accumulate across resumed sessions
     bar = progress_bar(total=total_steps, initial=step, desc=kind, quiet=quiet)
     while step < total_steps:
         order = torch.randperm(
@@ -188,8 +199,9 @@ def train_classifier(
             checkpoint()
     bar.close()
     test_acc = evaluate_accuracy(model, test_x, test_y)
-    metrics = {**metrics, "test_accuracy": test_acc, "train_seconds": round(time.time() - started, 1)}
+    metrics = {**metrics, "test_accuracy": test_acc, "train_seconds": round(earlier_seconds + time.time() - started, 1)}
     run.record("test", step=step, accuracy=test_acc)
     run.log(f"test accuracy {test_acc:.4f} on {len(test_x)} images")
     checkpoint(done=True)
+    plot_if_available(run.path)
     return metrics

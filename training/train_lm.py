@@ -32,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .models import LanguageModelConfig, LMState, WordLanguageModel
+from .plots import plot_if_available
 from .progress import progress_bar
 from .ptb import batchify, load_ptb, num_windows, windows
 from .run_dir import RunDir
@@ -343,8 +344,13 @@ def _train(
                 train_ppl = math.exp(cost_sum / max(counted, 1))
                 metrics = {"valid_perplexity": valid_ppl, "epoch": epoch + 1, "step": step}
                 run.record(
-                    "valid", step=step, epoch=epoch + 1, perplexity=valid_ppl, train_perplexity=train_ppl,
-                    lr=lr, epoch_seconds=round(epoch_seconds, 1),
+                    "valid",
+                    step=step,
+                    epoch=epoch + 1,
+                    perplexity=valid_ppl,
+                    train_perplexity=train_ppl,
+                    lr=lr,
+                    epoch_seconds=round(epoch_seconds, 1),
                 )
                 run.log(
                     f"epoch {epoch + 1}: lr {lr:.4g}, train perplexity {train_ppl:.2f}, "
@@ -362,5 +368,7 @@ def _train(
         run.record("test", step=step, perplexity=test_ppl)
         run.log(f"test perplexity {test_ppl:.2f} on {len(corpus.test)} tokens (batch 1, state carried)")
     checkpoint(done=True)
+    if run is not None:
+        plot_if_available(run.path)
     world.barrier()
     return metrics

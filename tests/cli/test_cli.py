@@ -14,7 +14,7 @@ from rnnedge.cli.main import cli
 def test_help_lists_the_commands() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
-    for command in ("train", "export", "info", "classify", "demo"):
+    for command in ("train", "export", "info", "classify", "demo", "plot", "generate", "perplexity", "next-word"):
         assert command in result.output
 
 
@@ -88,3 +88,31 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--epochs" in result.output
     result = runner.invoke(cli, ["train", "mnist-lstm", "--out", str(tmp_path), "--data", str(tmp_path / "none")])
     assert result.exit_code == 1 and "DataError" in result.output and "Put the files in" in result.output
+
+
+def test_batch_export_and_plot(tiny_checkpoint: Path, tmp_path: Path, data_dir: Path) -> None:
+    import shutil
+
+    runner = CliRunner()
+    for name in ("one", "two"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        shutil.copy(tiny_checkpoint, tmp_path / "runs" / name / "checkpoint.pt")
+    dist = tmp_path / "dist"
+    result = runner.invoke(cli, ["export", str(tmp_path / "runs" / "*"), "-o", str(dist), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in dist.iterdir()) == ["manifest.json", "one.onnx", "report.md", "two.onnx"]
+    result = runner.invoke(cli, ["export", str(tmp_path / "runs"), "-o", str(dist), "--quiet"])
+    assert result.exit_code == 0 and result.output.count("unchanged") == 2, result.output
+    (tmp_path / "runs" / "two" / "checkpoint.pt").write_bytes(b"broken")
+    result = runner.invoke(cli, ["export", str(tmp_path / "runs"), "-o", str(dist), "--quiet"])
+    assert result.exit_code == 1 and "1 of 2 exports failed" in result.output, result.output
+
+    single = tmp_path / "single.onnx"
+    result = runner.invoke(
+        cli, ["export", str(tiny_checkpoint), "-o", str(single), "--quantize", "int8", "--data", str(data_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "single.int8.onnx").is_file() and "test_accuracy_change" in result.output
+
+    result = runner.invoke(cli, ["plot", str(tiny_checkpoint.parent)])
+    assert result.exit_code == 0 and (tiny_checkpoint.parent / "curves.png").is_file(), result.output

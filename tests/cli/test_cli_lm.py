@@ -34,8 +34,9 @@ def test_perplexity_command(tiny_lm_onnx: Path, ptb_data: Path, tmp_path: Path) 
 
 
 def test_next_word_streams_predictions(tiny_lm_onnx: Path) -> None:
-    result = CliRunner().invoke(cli, ["next-word", str(tiny_lm_onnx), "--k", "3", "--strict"],
-                                input="the company\nzzqxw\nsaid\n\n")
+    result = CliRunner().invoke(
+        cli, ["next-word", str(tiny_lm_onnx), "--k", "3", "--strict"], input="the company\nzzqxw\nsaid\n\n"
+    )
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     assert len(lines) == 3  # the unknown word is reported on stderr and skipped

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("matplotlib", reason="the plot extra (matplotlib) is not installed")
 
-from rnnedge.training.plots import plot_run  # noqa: E402
+from rnnedge.training.plots import plot_run
 
 
 def test_plot_of_a_run(tiny_checkpoint: Path) -> None:

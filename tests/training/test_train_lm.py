@@ -103,6 +103,7 @@ def test_resume_mid_epoch_ends_where_an_uninterrupted_run_ends(
     b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
+
     def train_records(run: str) -> int:
         return sum('"train"' in line for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines())
 
@@ -110,7 +111,11 @@ def test_resume_mid_epoch_ends_where_an_uninterrupted_run_ends(
 
     with pytest.raises(CheckpointError, match="cannot resume"):
         train_language_model(
-            LanguageModelConfig(hidden_size=8, num_layers=1), _RESUME_CFG, tmp_path / "b", data=ptb_data, quiet=True,
+            LanguageModelConfig(hidden_size=8, num_layers=1),
+            _RESUME_CFG,
+            tmp_path / "b",
+            data=ptb_data,
+            quiet=True,
             resume=True,
         )
 
@@ -133,16 +138,30 @@ def test_ddp_with_two_cpu_processes_matches_one_process(ptb_data: Path, tmp_path
     script.write_text(textwrap.dedent(_DDP_SCRIPT))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-         str(tmp_path / "ddp"), str(ptb_data)],
-        capture_output=True, text=True, timeout=240, env=env,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(script),
+            str(tmp_path / "ddp"),
+            str(ptb_data),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     single = tmp_path / "single"
     train_language_model(
         LanguageModelConfig(hidden_size=16, num_layers=1),
         PTBTrainConfig(num_steps=5, max_steps=12, checkpoint_every=5),
-        single, data=ptb_data, quiet=True, threads=1,
+        single,
+        data=ptb_data,
+        quiet=True,
+        threads=1,
     )
     ddp = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt", "ptb")
     one = load_checkpoint(single / "checkpoint.pt", "ptb")
