@@ -470,3 +470,7 @@ def next_word(model_path: Path, k: int, strict: bool) -> None:
 
 def main() -> None:  # pragma: no cover - console entry point
     cli()
+
+
+if __name__ == "__main__":  # `python -m rnnedge.cli.main`, e.g. under torchrun
+    main()
