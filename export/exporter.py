@@ -32,7 +32,11 @@ from .validate import ParityReport, Reference, validate_export
 
 __all__ = ["ExportResult", "export_checkpoint", "model_id_of", "tensor_spec"]
 
-_DTYPE_NAMES: dict[int, str] = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.INT64: "int64"}
+_DTYPE_NAMES: dict[int, str] = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.FLOAT16: "float16",
+    onnx.TensorProto.INT64: "int64",
+}
 
 
 @dataclass(frozen=True)

@@ -9,16 +9,19 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from rnnedge.runtime.errors import CheckpointError
+from torch import nn
 
-__all__ = ["CHECKPOINT_KINDS", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_KINDS", "build_model", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_KINDS = ("mnist-lstm", "mnist-bilstm", "ptb")
 _REQUIRED = ("kind", "model", "config")
+ModelT = TypeVar("ModelT", bound=nn.Module)
 
 
 def save_checkpoint(path: str | os.PathLike[str], checkpoint: dict[str, Any]) -> None:
@@ -59,3 +62,13 @@ def load_checkpoint(path: str | os.PathLike[str], kind: str | tuple[str, ...] | 
     if kinds is not None and ckpt["kind"] not in kinds:
         raise CheckpointError(f"checkpoint {path} holds a {ckpt['kind']!r} model, expected {' or '.join(kinds)}")
     return ckpt
+
+
+def build_model(ckpt: dict[str, Any], config_cls: Callable[..., Any], model_cls: Callable[[Any], ModelT]) -> ModelT:
+    """Rebuild the model a checkpoint describes from its config, load its weights, and set eval mode."""
+    try:
+        model = model_cls(config_cls(**ckpt["config"]))
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint weights do not fit its config {ckpt['config']}: {e}") from None
+    return model.eval()

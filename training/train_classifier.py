@@ -18,7 +18,7 @@ import torch
 from rnnedge.runtime.errors import CheckpointError
 from torch import nn
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import build_model, load_checkpoint, save_checkpoint
 from .mnist import PIXEL_MEAN, PIXEL_STD, load_mnist
 from .models import RowClassifierConfig, RowLSTMClassifier
 from .plots import plot_if_available
@@ -67,13 +67,8 @@ def preprocess_pixels(images: np.ndarray) -> torch.Tensor:
 
 
 def build_classifier(ckpt: dict[str, Any]) -> RowLSTMClassifier:
-    """Rebuild the model a checkpoint describes and load its weights."""
-    model = RowLSTMClassifier(RowClassifierConfig(**ckpt["config"]))
-    try:
-        model.load_state_dict(ckpt["model"])
-    except (RuntimeError, TypeError) as e:
-        raise CheckpointError(f"checkpoint weights do not fit its config {ckpt['config']}: {e}") from None
-    return model.eval()
+    """Rebuild the classifier a checkpoint describes, with its weights, in eval mode."""
+    return build_model(ckpt, RowClassifierConfig, RowLSTMClassifier)
 
 
 @torch.no_grad()

@@ -30,7 +30,7 @@ from rnnedge.runtime.errors import CheckpointError
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import build_model, load_checkpoint, save_checkpoint
 from .models import LanguageModelConfig, LMState, WordLanguageModel
 from .plots import plot_if_available
 from .progress import progress_bar
@@ -97,13 +97,8 @@ PRESETS = {"small": SMALL, "medium": MEDIUM, "large": LARGE}
 
 
 def build_language_model(ckpt: dict[str, Any]) -> WordLanguageModel:
-    """Rebuild the model a checkpoint describes and load its weights (in eval mode)."""
-    model = WordLanguageModel(LanguageModelConfig(**ckpt["config"]))
-    try:
-        model.load_state_dict(ckpt["model"])
-    except (RuntimeError, TypeError) as e:
-        raise CheckpointError(f"checkpoint weights do not fit its config {ckpt['config']}: {e}") from None
-    return model.eval()
+    """Rebuild the language model a checkpoint describes, with its weights, in eval mode."""
+    return build_model(ckpt, LanguageModelConfig, WordLanguageModel)
 
 
 @torch.no_grad()
