@@ -15,6 +15,7 @@ from .classifier import ClassifierModel
 from .errors import (
     CheckpointError,
     ConcurrentUseError,
+    ConfigError,
     DataError,
     ExportValidationError,
     InputError,
@@ -38,6 +39,7 @@ __all__ = [
     "CheckpointError",
     "ClassifierModel",
     "ConcurrentUseError",
+    "ConfigError",
     "DataError",
     "ExportValidationError",
     "InputError",

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "CheckpointError",
     "ConcurrentUseError",
+    "ConfigError",
     "DataError",
     "ExportValidationError",
     "InputError",
@@ -37,6 +38,10 @@ class StateError(InputError):
 
 class TokenError(InputError):
     """A word or token id is outside the model's vocabulary."""
+
+
+class ConfigError(RnnEdgeError, ValueError):
+    """A setting (training configuration, session option) is out of range or inconsistent."""
 
 
 class ModelFileError(RnnEdgeError):

@@ -15,7 +15,7 @@ from typing import Literal
 
 import onnxruntime as ort
 
-from .errors import ModelFileError, ProviderError
+from .errors import ConfigError, ModelFileError, ProviderError
 
 __all__ = ["MAX_MODEL_BYTES", "Provider", "SessionOptions", "available_providers", "make_session"]
 
@@ -72,9 +72,9 @@ def make_session(
     """Open ``path`` as an onnxruntime session; return it and the provider actually used."""
     path = Path(path)
     if options.threads is not None and (isinstance(options.threads, bool) or options.threads < 1):
-        raise ValueError(f"threads must be a positive int or None, got {options.threads!r}")
+        raise ConfigError(f"threads must be a positive int or None, got {options.threads!r}")
     if options.optimization not in _LEVELS:
-        raise ValueError(f"optimization must be one of {sorted(_LEVELS)}, got {options.optimization!r}")
+        raise ConfigError(f"optimization must be one of {sorted(_LEVELS)}, got {options.optimization!r}")
     resolved = _resolve_provider(provider)
     try:
         size = path.stat().st_size

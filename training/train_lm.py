@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from rnnedge.runtime.errors import CheckpointError
+from rnnedge.runtime.errors import CheckpointError, ConfigError
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -216,7 +216,7 @@ def _train(
     if model_config.vocab_size != len(corpus.vocabulary):
         model_config = replace(model_config, vocab_size=len(corpus.vocabulary))
     if cfg.batch_size % world.size:
-        raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the world size {world.size}")
+        raise ConfigError(f"batch_size {cfg.batch_size} must be a multiple of the world size {world.size}")
     rows_per_rank = cfg.batch_size // world.size
     all_rows = batchify(corpus.train, cfg.batch_size)  # (B, L)
     my_rows = all_rows[world.rank * rows_per_rank : (world.rank + 1) * rows_per_rank]  # (B / world, L)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from rnnedge.runtime import ClassifierModel, State, load
 from rnnedge.runtime.errors import (
     ConcurrentUseError,
+    ConfigError,
     InputError,
     ModelClosedError,
     ProviderError,
@@ -182,6 +183,13 @@ def test_providers(tiny_onnx: Path, caplog: pytest.LogCaptureFixture) -> None:
         assert "running on the CPU" in caplog.text
     with pytest.raises(ProviderError, match="'cpu', 'cuda' or 'auto'"):
         load(tiny_onnx, provider="tpu")
+    with pytest.raises(ConfigError, match="threads must be a positive int"):
+        load(tiny_onnx, threads=0)
+    with pytest.raises(ConfigError, match="optimization must be one of"):
+        load(tiny_onnx, optimization="max")
+    optimized = tiny_onnx.parent / "optimized.onnx"
+    load(tiny_onnx, optimization="basic", optimized_model_path=str(optimized)).close()
+    assert optimized.stat().st_size > 0
 
 
 def test_closed_model(tiny_onnx: Path, mnist) -> None:
