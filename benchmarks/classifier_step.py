@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from common import interleaved, report
+
 from rnnedge.runtime import load
 from rnnedge.training.checkpoint import load_checkpoint
 from rnnedge.training.train_classifier import build_classifier

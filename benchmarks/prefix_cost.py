@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 from common import interleaved
+
 from rnnedge.runtime import ClassifierModel, load
 
 PREFIXES = (0, 7, 27, 55, 111, 223)

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 import numpy as np
+
 from rnnedge.runtime import load
 from rnnedge.runtime.errors import MissingExtraError, RnnEdgeError
 

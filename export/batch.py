@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnedge.runtime.metadata import ModelMetadata
+from rnnedge.training.atomic import atomic_output
 
 from .exporter import ExportResult, _producer, export_checkpoint
 from .graphs import OPSET
@@ -91,11 +91,9 @@ class BatchSummary:
         return [e for e in self.entries if e["status"] == "failed"]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def _write_text(path: Path, text: str) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
 
 
 def _report(entries: list[dict[str, Any]]) -> str:
@@ -183,9 +181,9 @@ def export_many(
                     summary.entries.append({**entry, "variant": "int8", "error": "float export failed"})
                     break
             summary.entries.append(entry)
-    _write_atomic(
+    _write_text(
         manifest_path,
         json.dumps({"format": MANIFEST_FORMAT, "producer": producer, "models": summary.entries}, indent=2),
     )
-    _write_atomic(dist / REPORT_NAME, _report(summary.entries))
+    _write_text(dist / REPORT_NAME, _report(summary.entries))
     return summary

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from importlib import metadata as importlib_metadata
@@ -19,8 +18,10 @@ from typing import Any
 import numpy as np
 import onnx
 import torch
+
 from rnnedge.runtime.errors import CheckpointError
 from rnnedge.runtime.metadata import METADATA_KEY, ModelMetadata, Preprocessing, StateSpec, TensorSpec
+from rnnedge.training.atomic import atomic_output
 from rnnedge.training.checkpoint import load_checkpoint
 from rnnedge.training.mnist import PIXEL_MEAN, PIXEL_STD
 from rnnedge.training.models import RowLSTMClassifier, WordLanguageModel
@@ -202,16 +203,7 @@ def write_validated(graph: onnx.ModelProto, meta: ModelMetadata, reference: Refe
     """Attach ``meta``, write to a temporary file, validate, then rename to ``output``."""
     del graph.metadata_props[:]
     graph.metadata_props.add(key=METADATA_KEY, value=meta.to_json())
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(graph.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
+    with atomic_output(output) as tmp:
+        tmp.write_bytes(graph.SerializeToString())
         report = validate_export(tmp, reference)
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
     return ExportResult(output, meta, report, output.stat().st_size)

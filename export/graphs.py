@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-from rnnedge.training.models import RowLSTMClassifier, WordLanguageModel
 from torch import nn
+
+from rnnedge.training.models import RowLSTMClassifier, WordLanguageModel
 
 __all__ = ["OPSET", "classifier_graph", "language_model_graph", "lstm_weights"]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+
 from rnnedge.runtime import load
 from rnnedge.runtime.errors import ExportValidationError
 
@@ -50,14 +51,20 @@ class ParityReport:
     def worst(self) -> float:
         return max(self.max_abs_diff.values(), default=0.0)
 
-    def compare(self, where: str, name: str, got: np.ndarray, want: np.ndarray, atol: float, rtol: float) -> None:
+    def record(self, where: str, name: str, got: np.ndarray, want: np.ndarray) -> float | None:
+        """Note and return the largest difference of ``got`` from ``want``; None (a failure) if the shapes differ."""
         self.checks += 1
         if got.shape != want.shape:
-            self.failures.append(f"{where}: {name} has shape {got.shape}, PyTorch gives {want.shape}")
-            return
+            self.failures.append(f"{where}: {name} has shape {got.shape}, the reference gives {want.shape}")
+            return None
         diff = float(np.max(np.abs(got.astype(np.float64) - want))) if got.size else 0.0
         self.max_abs_diff[name] = max(self.max_abs_diff.get(name, 0.0), diff)
-        if not np.allclose(got, want, atol=atol, rtol=rtol):
+        return diff
+
+    def compare(self, where: str, name: str, got: np.ndarray, want: np.ndarray, atol: float, rtol: float) -> None:
+        """Record, and fail unless ``got`` is within ``atol + rtol * |want|`` of ``want`` everywhere."""
+        diff = self.record(where, name, got, want)
+        if diff is not None and not np.allclose(got, want, atol=atol, rtol=rtol):
             self.failures.append(f"{where}: {name} differs by up to {diff:.3g} (atol {atol:g}, rtol {rtol:g})")
 
     def as_dict(self) -> dict[str, object]:

@@ -31,6 +31,7 @@ METADATA_KEY = "rnnedge"
 MAX_METADATA_BYTES = 8 * 1024 * 1024
 MODEL_KINDS = ("causal_classifier", "noncausal_classifier", "language_model")
 BATCH_AXIS = "batch"
+MAX_FIXED_DIM = 1 << 20  # larger fixed sizes are not a model of ours; refusing them avoids absurd allocations
 _DTYPES = ("float32", "float16", "int64")
 
 
@@ -125,6 +126,13 @@ class ModelMetadata:
         return _parse(raw)
 
 
+def _number(value: int | float, path: str) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        raise ModelFileError(f"metadata field {path} is out of range: {value!r:.40}") from None
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
@@ -163,8 +171,12 @@ def _tensor(raw: Any, path: str) -> TensorSpec:
         raise ModelFileError(f"metadata field {path}.dtype is {dtype!r}, expected one of {_DTYPES}")
     shape = r.get("shape", list)
     for d in shape:
-        if isinstance(d, bool) or not isinstance(d, (int, str)) or (isinstance(d, int) and d < 0):
-            raise ModelFileError(f"metadata field {path}.shape has entry {d!r}; expected sizes >= 0 or axis names")
+        if isinstance(d, bool) or not isinstance(d, (int, str)) or (isinstance(d, int) and not 0 <= d <= MAX_FIXED_DIM):
+            raise ModelFileError(
+                f"metadata field {path}.shape has entry {d!r}; expected sizes in [0, {MAX_FIXED_DIM}] or axis names"
+            )
+    if not shape or (shape[0] != BATCH_AXIS and not path.startswith("states")):
+        raise ModelFileError(f"metadata field {path}.shape must start with the 'batch' axis, got {shape}")
     return TensorSpec(name=r.get("name", str), dtype=dtype, shape=tuple(shape))
 
 
@@ -199,7 +211,7 @@ def _parse(raw: Any) -> ModelMetadata:
     pre = None
     if r.get("preprocessing", dict, optional=True) is not None:
         pr = r.sub("preprocessing")
-        values = [float(pr.get(k, (int, float))) for k in ("scale", "mean", "std")]
+        values = [_number(pr.get(k, (int, float)), f"preprocessing.{k}") for k in ("scale", "mean", "std")]
         if not all(math.isfinite(v) for v in values) or values[2] <= 0:
             raise ModelFileError(f"metadata field preprocessing has invalid values {values}")
         pre = Preprocessing(*values)
@@ -218,7 +230,7 @@ def _parse(raw: Any) -> ModelMetadata:
         states=tuple(states),
         outputs=tuple(_tensor(o, f"outputs[{i}]") for i, o in enumerate(r.get("outputs", list))),
         config=r.get("config", dict),
-        quality={k: float(v) for k, v in quality.items()},
+        quality={k: _number(v, f"quality.{k}") for k, v in quality.items()},
         producer={str(k): str(v) for k, v in producer.items()},
         variant=r.get("variant", str),
         preprocessing=pre,
@@ -228,13 +240,41 @@ def _parse(raw: Any) -> ModelMetadata:
         eos_id=r.get("eos_id", int, optional=True),
         notes={str(k): str(v) for k, v in notes.items()},
     )
-    if kind == "language_model":
-        if vocabulary is None or not vocabulary:
+    _check_consistent(meta)
+    return meta
+
+
+def _check_consistent(meta: ModelMetadata) -> None:
+    """What each kind of model needs from its metadata, so the runtime never meets a contradiction."""
+    names = [meta.input.name] + [s.name for s in meta.states]
+    outputs = [o.name for o in meta.outputs] + [s.output for s in meta.states]
+    if len(set(names)) != len(names) or len(set(outputs)) != len(outputs):
+        raise ModelFileError(f"metadata names inputs {names} and outputs {outputs}; each name must appear once")
+    by_name = {o.name: o for o in meta.outputs}
+    if meta.kind == "language_model":
+        vocabulary = meta.vocabulary
+        if not vocabulary:
             raise ModelFileError("a language model's metadata must carry its vocabulary")
         for key in ("unk_id", "eos_id"):
             value = getattr(meta, key)
             if value is None or not 0 <= value < len(vocabulary):
                 raise ModelFileError(f"metadata field {key} is {value}, expected an id in [0, {len(vocabulary)})")
-    elif meta.labels is None:
+        logits = by_name.get("logits")
+        if meta.input.dtype != "int64" or len(meta.input.shape) != 2:
+            raise ModelFileError(f"a language model's input must be int64 (batch, sequence), got {meta.input}")
+        if logits is None or len(logits.shape) != 3 or logits.shape[2] != len(vocabulary):
+            raise ModelFileError(
+                f"a language model needs output logits (batch, sequence, {len(vocabulary)}) to match its "
+                f"vocabulary, got {logits}"
+            )
+        return
+    if meta.labels is None:
         raise ModelFileError("a classifier's metadata must carry its class labels")
-    return meta
+    if meta.input.dtype != "float32" or len(meta.input.shape) != 3 or not isinstance(meta.input.shape[2], int):
+        raise ModelFileError(f"a classifier's input must be float32 (batch, sequence, features), got {meta.input}")
+    for name in ("logits", "probs"):
+        out = by_name.get(name)
+        if out is None or len(out.shape) != 2 or out.shape[1] != len(meta.labels):
+            raise ModelFileError(
+                f"a classifier needs output {name} (batch, {len(meta.labels)}) to match its labels, got {out}"
+            )

@@ -73,10 +73,18 @@ class Model:
         meta = self.metadata
         wanted_in = [meta.input] + [s.input for s in meta.states]
         problems = []
-        for spec in wanted_in:
-            got = inputs.get(spec.name)
-            if got is None or _ORT_TYPES.get(got.type) != spec.dtype or len(got.shape) != len(spec.shape):
-                problems.append(f"input {spec.name}: graph has {got.type if got else 'nothing'}, metadata {spec.dtype}")
+        declared = {s.name: s for s in [*wanted_in, *meta.outputs]}
+        declared.update({s.output: s.input for s in meta.states})
+        for name, spec in declared.items():
+            got = inputs.get(name) or outputs.get(name)
+            if got is None:
+                continue  # reported below
+            same_dims = len(got.shape) == len(spec.shape) and all(
+                not (isinstance(d, int) and isinstance(g, int) and d != g)
+                for d, g in zip(spec.shape, got.shape, strict=False)
+            )
+            if _ORT_TYPES.get(got.type) != spec.dtype or not same_dims:
+                problems.append(f"{name}: graph has {got.type} {got.shape}, metadata {spec.dtype} {list(spec.shape)}")
         if set(inputs) != {s.name for s in wanted_in}:
             problems.append(f"graph inputs {sorted(inputs)} differ from metadata {sorted(s.name for s in wanted_in)}")
         for name in self._output_names:
@@ -134,44 +142,38 @@ class Model:
                 f"state belongs to model {state.model_id}, not to this model ({self.metadata.model_id}); "
                 "make one with init_state()"
             )
+        if self._check_parts(state.arrays, finite=False) != state.batch_size:
+            raise StateError(f"state says batch {state.batch_size}, its arrays hold another batch size")
         if batch is not None and state.batch_size != batch:
             raise StateError(f"state holds batch {state.batch_size}, the input has batch {batch}")
         return state
 
     def state_from_arrays(self, arrays: Mapping[str, Any]) -> State:
         """Build a :class:`State` from plain arrays (e.g. saved by the caller), checking every part."""
+        batch = self._check_parts(arrays, finite=True)
+        return State.of(self.metadata.model_id, {s.name: arrays[s.name] for s in self.metadata.states}, batch)
+
+    def _check_parts(self, arrays: Mapping[str, Any], *, finite: bool) -> int:
+        """Names, dtypes, fixed sizes and one common batch size of a state's parts; return the batch size."""
         names = {s.name for s in self.metadata.states}
         if set(arrays) != names:
             raise StateError(f"state must have exactly the parts {sorted(names)}, got {sorted(map(str, arrays))}")
-        batch: int | None = None
-        checked = {}
+        batch = 0
         for spec in self.metadata.states:
             a = arrays[spec.name]
-            if (
-                not isinstance(a, np.ndarray)
-                or a.dtype != np.dtype(spec.input.dtype)
-                or a.ndim != len(spec.input.shape)
-            ):
+            want = spec.input
+            fits = isinstance(a, np.ndarray) and a.dtype == np.dtype(want.dtype) and a.ndim == len(want.shape)
+            if not fits or any(isinstance(w, int) and d != w for d, w in zip(a.shape, want.shape, strict=True)):
                 raise StateError(
-                    f"state part {spec.name} must be {spec.input.dtype} of shape {expected_shape(spec.input)}, "
-                    f"got {describe(a)}"
+                    f"state part {spec.name} must be {want.dtype} of shape {expected_shape(want)}, got {describe(a)}"
                 )
-            axis = spec.input.batch_axis
-            assert axis is not None  # guaranteed by metadata parsing
-            for d, want in zip(a.shape, spec.input.shape, strict=True):
-                if isinstance(want, int) and d != want:
-                    raise StateError(
-                        f"state part {spec.name} must have shape {expected_shape(spec.input)}, got {a.shape}"
-                    )
-            if batch is None:
-                batch = a.shape[axis]
-            if a.shape[axis] != batch or batch < 1:
-                raise StateError(f"state part {spec.name} has batch {a.shape[axis]}, other parts have {batch}")
-            if a.dtype.kind == "f" and not np.isfinite(a).all():
+            size = a.shape[want.shape.index("batch")]
+            if size < 1 or (batch and size != batch):
+                raise StateError(f"state part {spec.name} has batch {size}, other parts have {batch or size}")
+            batch = size
+            if finite and a.dtype.kind == "f" and not np.isfinite(a).all():
                 raise StateError(f"state part {spec.name} contains NaN or infinity")
-            checked[spec.name] = a
-        assert batch is not None
-        return State.of(self.metadata.model_id, checked, batch)
+        return batch
 
     def check_input(self, x: object) -> np.ndarray:
         """The graph's main input must match the metadata exactly (dtype, rank, fixed sizes, non-empty)."""

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from rnnedge.runtime.errors import CheckpointError
 from torch import nn
+
+from rnnedge.runtime.errors import CheckpointError
+
+from .atomic import atomic_output
 
 __all__ = ["CHECKPOINT_KINDS", "build_model", "load_checkpoint", "save_checkpoint"]
 
@@ -26,23 +28,8 @@ ModelT = TypeVar("ModelT", bound=nn.Module)
 
 def save_checkpoint(path: str | os.PathLike[str], checkpoint: dict[str, Any]) -> None:
     """Write ``checkpoint`` to ``path`` so that readers only ever see a complete file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    with atomic_output(path) as tmp:
+        torch.save(checkpoint, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike[str], kind: str | tuple[str, ...] | None = None) -> dict[str, Any]:

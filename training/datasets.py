@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from rnnedge.runtime.errors import DataError
+
+from .atomic import atomic_output
 
 __all__ = ["MNIST_FILES", "PTB_FILES", "DataFile", "default_cache_dir", "ensure_files", "md5_of", "resolve_data_dir"]
 
@@ -89,21 +90,18 @@ def _download(file: DataFile, target: Path) -> str | None:
     """Download into ``target`` atomically after the MD5 matches; return the last error or None."""
     error = None
     for url in file.urls:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
-                shutil.copyfileobj(response, out)
-            got = md5_of(Path(tmp))
-            if got != file.md5:
-                error = f"{url}: MD5 {got} does not match the published {file.md5}"
-                continue
-            os.replace(tmp, target)
+            with atomic_output(target) as tmp:
+                with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
+                    shutil.copyfileobj(response, out)
+                got = md5_of(tmp)
+                if got != file.md5:
+                    raise DataError(f"{url}: MD5 {got} does not match the published {file.md5}")
             return None
+        except DataError as e:
+            error = str(e)
         except (urllib.error.URLError, OSError, ValueError) as e:
             error = f"{url}: {e}"
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     return error
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from rnnedge.runtime.errors import DataError
 
 from .datasets import MNIST_FILES, ensure_files, md5_of

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from rnnedge.runtime.errors import DataError
 
 from .datasets import PTB_FILES, ensure_files, md5_of

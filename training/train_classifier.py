@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from rnnedge.runtime.errors import CheckpointError
 from torch import nn
+
+from rnnedge.runtime.errors import CheckpointError
 
 from .checkpoint import build_model, load_checkpoint, save_checkpoint
 from .mnist import PIXEL_MEAN, PIXEL_STD, load_mnist

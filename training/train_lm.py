@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from rnnedge.runtime.errors import CheckpointError, ConfigError
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+from rnnedge.runtime.errors import CheckpointError, ConfigError
 
 from .checkpoint import build_model, load_checkpoint, save_checkpoint
 from .models import LanguageModelConfig, LMState, WordLanguageModel

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from rnnedge.cli.main import cli
 from rnnedge.runtime import load
 

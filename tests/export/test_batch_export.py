@@ -8,6 +8,7 @@ from pathlib import Path
 
 import onnx
 import pytest
+
 from rnnedge.export.batch import export_many
 from rnnedge.export.quantize import quantize_int8
 from rnnedge.runtime import load

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+
 from rnnedge.export.exporter import _classifier, export_checkpoint, write_validated
 from rnnedge.export.graphs import OPSET
 from rnnedge.runtime import load

@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+
 from rnnedge.export import exporter
 from rnnedge.export.exporter import export_checkpoint
 from rnnedge.runtime import LanguageModel, load

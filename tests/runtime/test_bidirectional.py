@@ -11,6 +11,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from rnnedge.runtime import ClassifierModel, load
 from rnnedge.runtime.errors import InputError
 from rnnedge.training.checkpoint import load_checkpoint

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from rnnedge.runtime import ClassifierModel, State, load
 from rnnedge.runtime.errors import (
     ConcurrentUseError,
@@ -132,10 +133,16 @@ def test_step_checks_dtype_shape_and_state(model: ClassifierModel, tiny_onnx: Pa
     parts = {k: np.array(v) for k, v in state.items()}
     with pytest.raises(StateError, match="state part h must be float32"):
         model.step(np.zeros((2, 3, 28), np.float32), {**parts, "h": parts["h"].astype(np.float64)})
-    with pytest.raises(StateError, match="must have shape"):
+    with pytest.raises(StateError, match=r"must be float32 of shape \(1, N, 24\), got float32 of shape \(1, 2, 25\)"):
         model.step(np.zeros((2, 3, 28), np.float32), {**parts, "h": np.zeros((1, 2, 25), np.float32)})
     with pytest.raises(StateError, match="NaN"):
         model.step(np.zeros((2, 3, 28), np.float32), {**parts, "c": np.full((1, 2, 24), np.nan, np.float32)})
+    forged = State.of(model.metadata.model_id, {**parts, "h": np.zeros((1, 2, 5), np.float32)}, 2)
+    with pytest.raises(StateError, match="state part h must be"):
+        model.step(np.zeros((2, 3, 28), np.float32), forged)
+    stream = model.stream()
+    with pytest.raises(StateError):
+        stream.state = State.of(model.metadata.model_id, {**parts, "h": np.zeros((1, 1, 5), np.float32)}, 1)
     other = State.of("someone-else", dict(state), 2)
     with pytest.raises(StateError, match="belongs to model someone-else"):
         model.step(np.zeros((2, 3, 28), np.float32), other)

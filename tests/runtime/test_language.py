@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from rnnedge.runtime import LanguageModel, load
 from rnnedge.runtime.errors import InputError, StateError, TokenError
 
@@ -29,6 +30,7 @@ def test_perplexity_equals_pytorch(
     lm: LanguageModel, valid_text: str, tiny_lm_checkpoint: Path, tmp_path: Path
 ) -> None:
     import torch
+
     from rnnedge.training.checkpoint import load_checkpoint
     from rnnedge.training.ptb import PTBCorpus, read_words
     from rnnedge.training.train_lm import build_language_model, evaluate_perplexity

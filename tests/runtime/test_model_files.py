@@ -7,6 +7,7 @@ from pathlib import Path
 
 import onnx
 import pytest
+
 from rnnedge.runtime import load
 from rnnedge.runtime.errors import ModelFileError
 from rnnedge.runtime.metadata import FORMAT_VERSION, MAX_METADATA_BYTES, METADATA_KEY, ModelMetadata
@@ -19,6 +20,14 @@ def _with_metadata(src: Path, dst: Path, value: str | None) -> Path:
         model.metadata_props.add(key=METADATA_KEY, value=value)
     onnx.save(model, str(dst))
     return dst
+
+
+def _resize_state(meta: dict, size: int) -> str:
+    states = [
+        dict(s, input=dict(s["input"], shape=[1, "batch", size])) if s["input"]["name"] in ("h", "c") else s
+        for s in meta["states"]
+    ]
+    return json.dumps({**meta, "states": states})
 
 
 def _metadata_dict(path: Path) -> dict:
@@ -58,6 +67,14 @@ def test_valid_onnx_without_our_metadata(tiny_onnx: Path, tmp_path: Path) -> Non
         (lambda m: json.dumps({**m, "quality": {"acc": "high"}}), "quality must map names to numbers"),
         (lambda m: json.dumps(m) + " " * MAX_METADATA_BYTES, "over the"),
         (lambda m: "[" * 100000 + "]" * 100000, "not valid JSON"),
+        (lambda m: json.dumps({**m, "labels": ["a", "b", "c"]}), r"logits \(batch, 3\) to match its labels"),
+        (lambda m: json.dumps({**m, "outputs": m["outputs"][:1]}), "needs output probs"),
+        (lambda m: json.dumps({**m, "input": {**m["input"], "shape": ["batch", "sequence", "f"]}}), "features"),
+        (lambda m: json.dumps({**m, "states": [m["states"][0], m["states"][0]]}), "must appear once"),
+        (lambda m: _resize_state(m, 10**12), "expected sizes in"),
+        (lambda m: _resize_state(m, 64), "graph and metadata disagree"),
+        (lambda m: json.dumps({**m, "quality": {"acc": 10**400}}), "out of range"),
+        (lambda m: json.dumps({**m, "preprocessing": {"scale": 10**400, "mean": 0, "std": 1}}), "out of range"),
     ],
 )
 def test_malformed_metadata(tiny_onnx: Path, tmp_path: Path, edit, message: str) -> None:

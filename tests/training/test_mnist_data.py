@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from rnnedge.runtime.errors import DataError
 from rnnedge.training import datasets
 from rnnedge.training.mnist import load_mnist, read_idx

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from rnnedge.runtime.errors import DataError
 from rnnedge.training.ptb import (
     EOS,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from rnnedge.runtime.errors import CheckpointError
 from rnnedge.training.checkpoint import load_checkpoint, save_checkpoint
 from rnnedge.training.models import RowClassifierConfig

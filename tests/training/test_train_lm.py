@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from rnnedge.runtime.errors import CheckpointError
 from rnnedge.training.checkpoint import load_checkpoint, save_checkpoint
 from rnnedge.training.models import LanguageModelConfig
