@@ -72,7 +72,7 @@ def _classifier_options(func: Any) -> Any:
         click.option("--batch-size", type=click.IntRange(min=1), default=defaults["batch_size"], show_default=True),
         click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=defaults["lr"], show_default=True),
         click.option("--hidden-size", type=click.IntRange(min=1), default=128, show_default=True),
-        click.option("--seed", type=int, default=defaults["seed"], show_default=True),
+        click.option("--seed", type=click.IntRange(min=0), default=defaults["seed"], show_default=True),
         click.option(
             "--checkpoint-every",
             type=click.IntRange(min=1),
@@ -137,7 +137,7 @@ def train_mnist_bilstm(**kw: Any) -> None:
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the configuration's).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--tie-weights", is_flag=True, help="Share embedding and output weights (Press & Wolf 2017).")
 @click.option(
     "--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True, help="Steps between checkpoints."
@@ -207,7 +207,14 @@ def export(
     from rnnedge.export.exporter import export_checkpoint
 
     paths = [Path(p) for s in sources for p in (sorted(glob.glob(str(s))) if glob.has_magic(str(s)) else [s])]
-    if len(paths) == 1 and paths[0].is_file() and output.suffix == ".onnx":
+    if output.suffix == ".onnx":  # one model to one file
+        if len(paths) == 1 and paths[0].is_dir() and (paths[0] / "checkpoint.pt").is_file():
+            paths = [paths[0] / "checkpoint.pt"]
+        if len(paths) != 1 or not paths[0].is_file():
+            raise click.UsageError(
+                f"-o {output} names one model file: give exactly one checkpoint or run folder (got {len(paths)} "
+                "paths); to export several, give a folder as -o"
+            )
         result = export_checkpoint(paths[0], output)
         click.echo(
             f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB, {result.metadata.kind}); parity with PyTorch: "
@@ -222,10 +229,13 @@ def export(
             q = quantize_int8(output, output.with_suffix(".int8.onnx"), partial(measure_quality, data=data))
             click.echo(f"wrote {q.path} ({q.size_bytes / 1e6:.2f} MB, int8); quality {q.metadata.quality}")
         return
-    from rnnedge.export.batch import MANIFEST_NAME, export_many
+    from rnnedge.export.batch import MANIFEST_NAME, export_many, find_checkpoints
+
+    if not find_checkpoints(paths):
+        raise click.UsageError(f"no checkpoints (*.pt) found in {', '.join(map(str, sources))}")
 
     def progress(message: str) -> None:
-        if not quiet:
+        if not quiet and sys.stderr.isatty():
             click.echo(message, err=True)
 
     summary = export_many(paths, output, int8=quantize == "int8", data=data, force=force, progress=progress)
@@ -398,7 +408,7 @@ def _language_model(model_path: Path, threads: int | None = None) -> Any:
 @click.option("--max-words", type=click.IntRange(min=0), default=50, show_default=True)
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="Sample among the K likeliest words only.")
-@click.option("--seed", type=int, default=None, help="Seed for a reproducible sample.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed for a reproducible sample.")
 @click.option("--strict", is_flag=True, help="Refuse prompt words outside the vocabulary instead of reading <unk>.")
 def generate(
     model_path: Path,

@@ -29,12 +29,14 @@ _MAX_SHOWN = 5
 
 
 def tokenize_lines(text: str, eos: str = "<eos>") -> list[str]:
-    """PTB tokenisation of running text: the words of each non-blank line, each line closed by ``eos``."""
+    """PTB tokenisation: the words of every line, each line closed by ``eos`` (a blank line is just ``eos``).
+
+    The one tokeniser of rnnedge: training reads the corpus with it too, as the reference does.
+    """
     words: list[str] = []
     for line in text.splitlines():
-        if line.strip():
-            words.extend(line.split())
-            words.append(eos)
+        words.extend(line.split())
+        words.append(eos)
     return words
 
 
@@ -171,6 +173,8 @@ class LanguageModel(Model):
         bad_k = isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.vocab_size
         if top_k is not None and bad_k:
             raise InputError(f"top_k must be None or an int in [1, {self.vocab_size}], got {top_k!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise InputError(f"seed must be None or an int >= 0, got {seed!r}")
         return self._generate(ids, max_words, float(temperature), top_k, np.random.default_rng(seed))
 
     def _generate(
@@ -255,7 +259,9 @@ class LanguageStream(Stream):
     def top_k(self, k: int = 5) -> list[tuple[str, float]]:
         """The ``k`` likeliest next words after everything fed so far, with their probabilities."""
         if self._last is None:
-            raise InputError("nothing fed yet: feed at least one word before asking for predictions")
+            raise InputError(
+                "no prediction yet: feed at least one word after creating, resetting or restoring the stream"
+            )
         return self.model.top_k(self._last, k)
 
     def copy(self) -> LanguageStream:

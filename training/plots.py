@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rnnedge.runtime.errors import MissingExtraError
+from rnnedge.runtime.errors import DataError, MissingExtraError
 
 from .run_dir import RunDir
 
@@ -28,7 +28,7 @@ def plot_run(run_dir: str | os.PathLike[str]) -> Path:
     records = run.read_metrics()
     present = [m for m in _METRICS if any(m in r for r in records if r.get("event") in ("train", "valid"))]
     if not present:
-        raise FileNotFoundError(f"no train or validation metrics in {run.metrics}")
+        raise DataError(f"no train or validation metrics in {run.metrics}")
     fig, axes = plt.subplots(1, len(present), figsize=(5 * len(present), 3.6), squeeze=False)
     for ax, metric in zip(axes[0], present, strict=True):
         for event, style in (("train", "-"), ("valid", "o-")):

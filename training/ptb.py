@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnedge.runtime.errors import DataError
+from rnnedge.runtime.language import tokenize_lines
 
 from .datasets import PTB_FILES, ensure_files, md5_of
 
@@ -41,11 +42,8 @@ PTB_VOCAB_SIZE = 10_000
 
 
 def read_words(lines: Iterable[str]) -> list[str]:
-    """The words of every line, each line closed by ``<eos>``."""
-    words: list[str] = []
-    for line in lines:
-        words.extend(line.split())
-        words.append(EOS)
+    """The words of every line, each line closed by ``<eos>`` (the runtime's tokeniser, so both agree)."""
+    words: list[str] = tokenize_lines("\n".join(line.rstrip("\r\n") for line in lines), EOS)
     return words
 
 

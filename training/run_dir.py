@@ -52,6 +52,13 @@ class RunDir:
             print(message, file=sys.stderr, flush=True)
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """Every complete record; a line cut short by a kill is skipped."""
         if not self.metrics.exists():
             return []
-        return [json.loads(line) for line in self.metrics.read_text().splitlines() if line.strip()]
+        records = []
+        for line in self.metrics.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return records

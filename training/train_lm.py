@@ -233,6 +233,7 @@ def _train(
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
     state: LMState = tuple(s.to(world.device) for s in model.init_state(rows_per_rank))  # type: ignore[assignment]
     epoch, step_in_epoch, step, metrics = 0, 0, 0, {}
+    earlier_seconds = 0.0
     ckpt_path = out_dir / "checkpoint.pt"
 
     if resume and ckpt_path.exists():
@@ -252,6 +253,7 @@ def _train(
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         epoch, step_in_epoch, step = (ckpt["progress"][k] for k in ("epoch", "step_in_epoch", "step"))
+        earlier_seconds = float(ckpt["progress"].get("seconds", 0.0))
         metrics = dict(ckpt["metrics"])
         mine = slice(world.rank * rows_per_rank, (world.rank + 1) * rows_per_rank)
         state = (ckpt["lm_state"]["h"][:, mine].to(world.device), ckpt["lm_state"]["c"][:, mine].to(world.device))
@@ -289,6 +291,7 @@ def _train(
                         "step": step,
                         "done": done,
                         "world_size": world.size,
+                        "seconds": earlier_seconds + time.time() - started,  # accumulates across resumes
                     },
                     "vocabulary": list(corpus.vocabulary),
                     "lm_state": {"h": h, "c": c},
@@ -360,7 +363,11 @@ def _train(
     if run is not None:
         # Batch 1 scores every token whatever the window; 100 tokens per call is just faster.
         test_ppl = evaluate_perplexity(model, corpus.test, 1, 100, world.device)
-        metrics = {**metrics, "test_perplexity": test_ppl, "train_seconds": round(time.time() - started, 1)}
+        metrics = {
+            **metrics,
+            "test_perplexity": test_ppl,
+            "train_seconds": round(earlier_seconds + time.time() - started, 1),
+        }
         run.record("test", step=step, perplexity=test_ppl)
         run.log(f"test perplexity {test_ppl:.2f} on {len(corpus.test)} tokens (batch 1, state carried)")
     checkpoint(done=True)

@@ -83,7 +83,7 @@ def test_words_text_and_ids_feed_alike(lm: LanguageModel) -> None:
 
 def test_top_k_and_branching(lm: LanguageModel) -> None:
     s = lm.stream()
-    with pytest.raises(InputError, match="nothing fed"):
+    with pytest.raises(InputError, match="no prediction yet"):
         s.top_k(3)
     probs = s.feed("the stock")
     top = s.top_k(5)

@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("matplotlib", reason="the plot extra (matplotlib) is not installed")
 
+from rnnedge.runtime.errors import DataError
 from rnnedge.training.plots import plot_run
 
 
@@ -17,5 +18,5 @@ def test_plot_of_a_run(tiny_checkpoint: Path) -> None:
 
 
 def test_plot_without_metrics(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="no train or validation metrics"):
+    with pytest.raises(DataError, match="no train or validation metrics"):
         plot_run(tmp_path)

@@ -106,3 +106,10 @@ def test_a_different_corpus_is_refused_unless_custom(tmp_path: Path) -> None:
 def test_missing_files_are_named(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"ptb\.train\.txt"):
         load_ptb(tmp_path)
+
+
+def test_training_and_runtime_tokenise_alike() -> None:
+    from rnnedge.runtime.language import tokenize_lines
+
+    text = " a b \n\n c \n"
+    assert read_words(text.splitlines()) == tokenize_lines(text) == ["a", "b", EOS, EOS, "c", EOS]
