@@ -163,9 +163,11 @@ def language_model_graph(model: WordLanguageModel) -> onnx.ModelProto:
     emb = g.const("embedding.weight", model.embedding.weight.detach().numpy().astype(np.float32))
     g.op("Gather", [emb, "tokens"], "emb")  # (B, T, H)
     g.op("Transpose", ["emb"], "x_tbh", perm=[1, 0, 2])  # (T, B, H)
-    split = g.const("layer_split", np.ones(layers, np.int64))
-    hs = g.op("Split", ["h", split], [f"h{i}" for i in range(layers)], axis=0) if layers > 1 else ["h"]
-    cs = g.op("Split", ["c", split], [f"c{i}" for i in range(layers)], axis=0) if layers > 1 else ["c"]
+    hs, cs = ["h"], ["c"]
+    if layers > 1:  # one (1, B, H) slice of the state per layer
+        split = g.const("layer_split", np.ones(layers, np.int64))
+        hs = g.op("Split", ["h", split], [f"h{i}" for i in range(layers)], axis=0)
+        cs = g.op("Split", ["c", split], [f"c{i}" for i in range(layers)], axis=0)
     x = "x_tbh"
     for i in range(layers):
         y = g.lstm(f"layer{i}", x, model.lstm, i, hs[i], cs[i])

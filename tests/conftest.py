@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,24 @@ def tiny_lm_onnx(tiny_lm_checkpoint: Path, tmp_path_factory: pytest.TempPathFact
     from rnnedge.export.exporter import export_checkpoint
 
     return export_checkpoint(tiny_lm_checkpoint, tmp_path_factory.mktemp("lm-onnx") / "tiny-lm.onnx").path
+
+
+_BLOCK_TORCH = (
+    "import sys\n"
+    "class Block:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] in ('torch', 'onnx'): raise ImportError('blocked ' + name)\n"
+    "sys.meta_path.insert(0, Block())\n"
+    "from rnnedge.cli.main import cli\n"
+    "cli(sys.argv[1:])\n"
+)
+
+
+def _run_without_torch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _BLOCK_TORCH, *args], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def without_torch():
+    """Run the CLI as on a device without torch or onnx: an import hook refuses both."""
+    return _run_without_torch

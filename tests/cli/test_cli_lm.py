@@ -55,3 +55,11 @@ def test_train_ptb_options() -> None:
     assert result.exit_code == 0
     for option in ("--config", "--epochs", "--max-steps", "--resume", "--seed", "--tie-weights", "--data", "--out"):
         assert option in result.output
+
+
+def test_language_commands_work_without_torch(without_torch, tiny_lm_onnx: Path, ptb_data: Path) -> None:
+    out = without_torch("generate", str(tiny_lm_onnx), "--prompt", "the market", "--max-words", "3", "--seed", "1")
+    assert out.returncode == 0 and out.stdout.strip(), out.stderr  # <eos> comes out as a line break
+    assert out.stderr == "", out.stderr  # in particular, no onnxruntime warning about the graph
+    out = without_torch("perplexity", str(tiny_lm_onnx), str(ptb_data / "ptb" / "ptb.valid.txt"), "--quiet")
+    assert out.returncode == 0, out.stderr
