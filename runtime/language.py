@@ -216,6 +216,8 @@ class LanguageModel(Model):
                 raise InputError(f"cannot read text file {text}: {e}") from None
         if not isinstance(text, str):
             raise InputError(f"text must be a str or a path to a text file, got {describe(text)}")
+        if "\n" not in text and len(text) < 4096 and os.path.isfile(text.strip()):
+            raise InputError(f"{text!r} names a file, but a str is scored as text: pass pathlib.Path({text!r})")
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise InputError(f"window must be an int >= 1, got {window!r}")
         words = tokenize_lines(text, self.vocabulary[self.eos_id])

@@ -165,3 +165,8 @@ def test_language_runtime_imports_no_torch() -> None:
     code = "import sys, rnnedge.runtime.language; print('torch' in sys.modules, 'onnx' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_a_path_given_as_str_is_not_scored_as_text(tiny_lm_onnx: Path, ptb_data: Path) -> None:
+    with pytest.raises(InputError, match=r"pass pathlib\.Path"):
+        load(tiny_lm_onnx).perplexity(str(ptb_data / "ptb" / "ptb.valid.txt"))
