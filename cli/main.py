@@ -480,6 +480,7 @@ def next_word(model_path: Path, k: int, strict: bool) -> None:
 
 
 def main() -> None:  # pragma: no cover - console entry point
+    """Console entry point."""
     cli()
 
 

@@ -35,6 +35,7 @@ MANIFEST_FORMAT = 1
 
 
 def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -88,6 +89,7 @@ class BatchSummary:
 
     @property
     def failed(self) -> list[dict[str, Any]]:
+        """The entries whose export failed."""
         return [e for e in self.entries if e["status"] == "failed"]
 
 

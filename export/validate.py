@@ -49,6 +49,7 @@ class ParityReport:
 
     @property
     def worst(self) -> float:
+        """The largest difference over every compared value."""
         return max(self.max_abs_diff.values(), default=0.0)
 
     def record(self, where: str, name: str, got: np.ndarray, want: np.ndarray) -> float | None:
@@ -68,6 +69,7 @@ class ParityReport:
             self.failures.append(f"{where}: {name} differs by up to {diff:.3g} (atol {atol:g}, rtol {rtol:g})")
 
     def as_dict(self) -> dict[str, object]:
+        """Checks, per-value largest differences and the worst, for the manifest."""
         return {"checks": self.checks, "max_abs_diff": self.max_abs_diff, "worst": self.worst}
 
 

@@ -27,11 +27,13 @@ class ClassifierModel(Model):
 
     @property
     def labels(self) -> tuple[str, ...]:
+        """Class names, indexed like the probabilities."""
         assert self.metadata.labels is not None
         return self.metadata.labels
 
     @property
     def feature_size(self) -> int:
+        """Values per row (28 for MNIST)."""
         size = self.metadata.input.shape[-1]
         assert isinstance(size, int)
         return size
@@ -88,6 +90,7 @@ class ClassifierModel(Model):
         return Stream(self)
 
     def stream_input(self, rows: Any) -> np.ndarray:
+        """One row ``(F,)`` or rows ``(T, F)`` -> the graph input ``(1, T, F)``, normalised."""
         if isinstance(rows, np.ndarray) and rows.ndim == 1:
             rows = rows[None, :]
         if not isinstance(rows, np.ndarray) or rows.ndim != 2:
@@ -97,5 +100,6 @@ class ClassifierModel(Model):
         return self.preprocess(rows)[None]  # (1, T, F)
 
     def stream_result(self, outputs: Outputs) -> np.ndarray:
+        """Class probabilities ``(classes,)`` of the prefix fed so far."""
         probs: np.ndarray = outputs["probs"][0]
         return probs

@@ -62,6 +62,7 @@ class LanguageModel(Model):
 
     @property
     def vocab_size(self) -> int:
+        """Number of words the model predicts over."""
         return len(self.vocabulary)
 
     # -- words <-> ids -------------------------------------------------------------------
@@ -123,6 +124,7 @@ class LanguageModel(Model):
 
     # -- the core, with ids checked against the vocabulary -------------------------------
     def check_input(self, x: object) -> np.ndarray:
+        """Token ids must be int64 ``(batch, sequence)`` inside the vocabulary."""
         tokens = super().check_input(x)
         self._check_range(tokens)
         return tokens
@@ -132,9 +134,11 @@ class LanguageModel(Model):
         return LanguageStream(self, strict=strict)
 
     def stream_input(self, x: Any) -> np.ndarray:
+        """Words, text or ids -> the graph input ``(1, T)`` int64."""
         return self.to_ids(x)[None]  # (1, T)
 
     def stream_result(self, outputs: Outputs) -> np.ndarray:
+        """Probabilities ``(vocab,)`` of the word after the last one fed."""
         probs: np.ndarray = np.exp(_log_softmax(outputs["logits"][0, -1])).astype(np.float32)  # (V,)
         return probs
 
@@ -267,6 +271,7 @@ class LanguageStream(Stream):
         return self.model.top_k(self._last, k)
 
     def copy(self) -> LanguageStream:
+        """An independent stream from this one's state (to branch a continuation)."""
         twin = LanguageStream(self.model, self._state, strict=self.strict)
         twin._last = self._last
         return twin

@@ -49,6 +49,7 @@ class TensorSpec:
 
     @property
     def batch_axis(self) -> int | None:
+        """Index of the ``batch`` axis, or None if the tensor has none."""
         return self.shape.index(BATCH_AXIS) if BATCH_AXIS in self.shape else None
 
 
@@ -65,9 +66,11 @@ class StateSpec:
 
     @property
     def name(self) -> str:
+        """The graph input's name, which also keys the part in a :class:`State`."""
         return self.input.name
 
     def initial_shape(self, batch: int) -> tuple[int, ...]:
+        """Shape of the zero state for ``batch`` sequences."""
         return tuple(batch if d == BATCH_AXIS else (d if isinstance(d, int) else 0) for d in self.input.shape)
 
 
@@ -107,9 +110,11 @@ class ModelMetadata:
     notes: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
+        """Compact, key-sorted JSON: the exact text stored in the model file."""
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
 
     def replace_quality(self, **quality: float) -> ModelMetadata:
+        """A copy with ``quality`` updated by the given measurements."""
         from dataclasses import replace
 
         return replace(self, quality={**self.quality, **quality})

@@ -34,6 +34,7 @@ def describe(a: Any) -> str:
 
 
 def expected_shape(spec: TensorSpec, batch: int | None = None) -> str:
+    """A spec's shape for error messages, e.g. ``(N, T, 28)``."""
     dims = [str(batch) if d == "batch" and batch is not None else ("N" if d == "batch" else str(d)) for d in spec.shape]
     dims = ["T" if d == "sequence" else d for d in dims]
     return "(" + ", ".join(dims) + ")"
@@ -96,6 +97,7 @@ class Model:
     # -- properties ------------------------------------------------------------------------
     @property
     def kind(self) -> str:
+        """``causal_classifier``, ``noncausal_classifier`` or ``language_model``."""
         return self.metadata.kind
 
     @property
@@ -105,6 +107,7 @@ class Model:
 
     @property
     def session(self) -> ort.InferenceSession:
+        """The onnxruntime session; raises :class:`ModelClosedError` after :meth:`close`."""
         if self._session is None:
             raise ModelClosedError(f"model {self.path} was closed")
         return self._session
@@ -203,9 +206,11 @@ class Model:
 
     # -- what a stream needs from a task: turn user input into the graph input, and outputs into a result
     def stream_input(self, x: Any) -> np.ndarray:
+        """Turn what a caller feeds a stream into the graph input (batch 1)."""
         raise NotImplementedError(f"{type(self).__name__} does not stream")
 
     def stream_result(self, outputs: Outputs) -> np.ndarray:
+        """Turn the graph outputs into what a stream's ``feed`` returns."""
         raise NotImplementedError(f"{type(self).__name__} does not stream")
 
     def _run(self, x: np.ndarray, state: State) -> tuple[Outputs, State]:

@@ -48,6 +48,7 @@ _LEVELS = {
 
 
 def available_providers() -> list[str]:
+    """The execution providers this onnxruntime build offers."""
     return list(ort.get_available_providers())
 
 

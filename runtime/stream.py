@@ -39,6 +39,7 @@ class Stream:
 
     @state.setter
     def state(self, state: State) -> None:
+        """The current state: an immutable value, safe to keep and restore later."""
         with self._exclusive():
             self._state = self.model.check_state(state, 1)
             self._last = None

@@ -64,6 +64,7 @@ PTB_FILES = _files(
 
 
 def default_cache_dir() -> Path:
+    """The per-user data cache: ``$XDG_CACHE_HOME/rnnedge/data`` (``~/.cache`` by default)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "rnnedge" / "data"
 
@@ -79,6 +80,7 @@ def resolve_data_dir(data: str | os.PathLike[str] | None = None) -> tuple[Path, 
 
 
 def md5_of(path: Path) -> str:
+    """Hex MD5 of a file, read in 1 MiB blocks."""
     digest = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

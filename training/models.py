@@ -53,6 +53,7 @@ class RowLSTMClassifier(nn.Module):
         return logits
 
     def init_state(self, batch: int) -> ClassifierState:
+        """Zero streaming state for ``batch`` sequences (see :data:`ClassifierState`)."""
         h = self.config.hidden_size
         zeros = torch.zeros(1, batch, h), torch.zeros(1, batch, h), torch.zeros(batch, h), torch.zeros(batch, 1)
         if self.config.bidirectional:
@@ -110,6 +111,7 @@ class WordLanguageModel(nn.Module):
             nn.init.uniform_(p, -config.init_scale, config.init_scale)
 
     def init_state(self, batch: int) -> LMState:
+        """Zero ``(h, c)``, each ``(num_layers, batch, hidden)``."""
         shape = (self.config.num_layers, batch, self.config.hidden_size)
         return torch.zeros(shape), torch.zeros(shape)
 

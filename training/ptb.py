@@ -72,10 +72,12 @@ class PTBCorpus:
 
     @property
     def unk_id(self) -> int:
+        """Id of ``<unk>``."""
         return self.vocabulary.index(UNK)
 
     @property
     def eos_id(self) -> int:
+        """Id of ``<eos>``."""
         return self.vocabulary.index(EOS)
 
     def encode(self, words: Sequence[str]) -> np.ndarray:

@@ -42,10 +42,12 @@ class RunDir:
         self.metrics.write_text("".join(k + "\n" for k in kept))
 
     def record(self, event: str, **values: Any) -> None:
+        """Append one metrics record (with a timestamp) to ``metrics.jsonl``."""
         with open(self.metrics, "a") as f:
             f.write(json.dumps({"event": event, "time": round(time.time(), 3), **values}) + "\n")
 
     def log(self, message: str) -> None:
+        """Append a line to ``train.log`` and, unless quiet, print it on stderr."""
         with open(self.log_file, "a") as f:
             f.write(message + "\n")
         if not self.quiet:

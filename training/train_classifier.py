@@ -74,6 +74,7 @@ def build_classifier(ckpt: dict[str, Any]) -> RowLSTMClassifier:
 
 @torch.no_grad()
 def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
+    """Fraction of ``x`` ``(N, T, F)`` classified as ``y`` ``(N,)``, in batches."""
     model.eval()
     correct = sum(int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum()) for i in range(0, len(x), batch))
     return correct / len(x)
@@ -117,7 +118,10 @@ def train_classifier(
 
     if resume and run.checkpoint.exists():
         ckpt = load_checkpoint(run.checkpoint, kind)
-        if ckpt["config"] != asdict(model_config) or ckpt.get("train_config") != asdict(train_config):
+        # Everything but the checkpoint cadence shapes the run (epochs and max_steps set the LR schedule).
+        same = {k: v for k, v in asdict(train_config).items() if k != "checkpoint_every"}
+        saved = {k: v for k, v in (ckpt.get("train_config") or {}).items() if k != "checkpoint_every"}
+        if ckpt["config"] != asdict(model_config) or saved != same:
             raise CheckpointError(
                 f"cannot resume {run.checkpoint}: it was trained with {ckpt['config']} / {ckpt.get('train_config')}, "
                 f"this run asks for {asdict(model_config)} / {asdict(train_config)}"
