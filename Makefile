@@ -28,6 +28,7 @@ setup: $(VENV)/.deps
 	$(PY) -m pip install --quiet --force-reinstall --no-deps $(WHEEL)
 
 test: lint
+	bash .ci/check_base_install.sh $$(ls $(WHEEL)) $(VENV)
 	$(PY) -m pytest -q
 
 demo: setup
