@@ -178,14 +178,14 @@ def language_model_graph(model: WordLanguageModel) -> onnx.ModelProto:
     w = model.decoder.weight.detach().numpy().astype(np.float32)
     g.op("MatMul", ["out_bth", g.const("decoder.weight_t", np.ascontiguousarray(w.T))], "proj")
     g.op("Add", ["proj", g.const("decoder.bias", model.decoder.bias.detach().numpy().astype(np.float32))], "logits")
-    state = [[layers, "batch", hid]] * 2
+    state: list[int | str] = [layers, "batch", hid]
     return g.model(
         "rnnedge_word_lm",
-        [_info("tokens", _I64, ["batch", "sequence"]), _info("h", _F32, state[0]), _info("c", _F32, state[1])],
+        [_info("tokens", _I64, ["batch", "sequence"]), _info("h", _F32, state), _info("c", _F32, state)],
         [
             _info("logits", _F32, ["batch", "sequence", vocab]),
-            _info("h_out", _F32, state[0]),
-            _info("c_out", _F32, state[1]),
+            _info("h_out", _F32, state),
+            _info("c_out", _F32, state),
         ],
         "Word-level LSTM language model; logits are unnormalised scores of the next word at every position.",
     )

@@ -19,6 +19,7 @@ from .errors import InputError, ModelClosedError, ModelFileError, StateError
 from .metadata import METADATA_KEY, ModelMetadata, TensorSpec
 from .session import SessionOptions, make_session
 from .state import State
+from .stream import Stream
 
 __all__ = ["Model", "Outputs", "open_model_file"]
 
@@ -203,6 +204,10 @@ class Model:
         x = self.check_input(x)
         state = self.check_state(state, x.shape[0])
         return self._run(x, state)
+
+    def stream(self) -> Stream:
+        """A stream holding one state for one caller; what ``feed`` takes and returns depends on the kind."""
+        return Stream(self)
 
     # -- what a stream needs from a task: turn user input into the graph input, and outputs into a result
     def stream_input(self, x: Any) -> np.ndarray:
