@@ -139,8 +139,10 @@ class LanguageModel(Model):
 
     def stream_result(self, outputs: Outputs) -> np.ndarray:
         """Probabilities ``(vocab,)`` of the word after the last one fed."""
-        probs: np.ndarray = np.exp(_log_softmax(outputs["logits"][0, -1])).astype(np.float32)  # (V,)
-        return probs
+        z = outputs["logits"][0, -1]  # (V,) float32
+        e = np.exp(z - z.max())
+        probs: np.ndarray = e / e.sum(dtype=np.float64)
+        return probs.astype(np.float32, copy=False)
 
     # -- tasks -------------------------------------------------------------------------------
     def top_k(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:
@@ -260,7 +262,10 @@ class LanguageStream(Stream):
 
     def feed(self, x: Any) -> np.ndarray:
         """Advance by words (a string or a list) or ids (a list or an integer array) and predict the next word."""
-        return super().feed(self.model.to_ids(x, strict=self.strict))
+        return super().feed(x)
+
+    def _graph_input(self, x: Any) -> np.ndarray:
+        return self.model.to_ids(x, strict=self.strict)[None]  # (1, T)
 
     def top_k(self, k: int = 5) -> list[tuple[str, float]]:
         """The ``k`` likeliest next words after everything fed so far, with their probabilities."""

@@ -68,13 +68,17 @@ class Stream:
         finally:
             self._lock.release()
 
+    def _graph_input(self, x: Any) -> np.ndarray:
+        return self.model.stream_input(x)
+
     def feed(self, x: Any) -> np.ndarray:
         """Advance the state by ``x`` and return the model's prediction after everything fed so far."""
         with self._exclusive():
-            graph_input = self.model.stream_input(x)
+            graph_input = self._graph_input(x)
             if graph_input.shape[0] != 1:
                 raise InputError(f"a stream takes one sequence at a time, got batch {graph_input.shape[0]}")
-            outputs, state = self.model.step(graph_input, self._state)
+            # stream_input checked the input and the state setter checked the state: run directly.
+            outputs, state = self.model._run(graph_input, self._state)
             result = self.model.stream_result(outputs)
             self._state, self._last = state, result
             return result
