@@ -461,22 +461,24 @@ def perplexity(model_path: Path, text_file: Path, window: int, strict: bool, qui
 @click.option("--k", type=click.IntRange(min=1), default=5, show_default=True, help="Predictions to show.")
 @click.option("--strict", is_flag=True, help="Refuse words outside the vocabulary instead of reading <unk>.")
 def next_word(model_path: Path, k: int, strict: bool) -> None:
-    """Read words from standard input, line by line; after each line print the K likeliest next words.
+    """Read words from standard input; after each word print it and the K likeliest next words.
 
-    The state carries over from line to line; an empty line starts a new sentence (feeds <eos>).
+    The state carries over from word to word and line to line; an empty line starts a new
+    sentence (feeds <eos>).
     """
     model = _language_model(model_path)
     stream = model.stream(strict=strict)
     eos = model.vocabulary[model.eos_id]
     for line in sys.stdin:
-        words = line.split() or [eos]
-        try:
-            stream.feed(words)
-        except RnnEdgeError as e:  # one bad line must not end the session; the state is unchanged
-            click.echo(f"error: {e}", err=True)
-            continue
-        click.echo("  ".join(f"{word} {prob:.3f}" for word, prob in stream.top_k(min(k, model.vocab_size))))
-        sys.stdout.flush()
+        for word in line.split() or [eos]:
+            try:
+                stream.feed([word])
+            except RnnEdgeError as e:  # one bad word must not end the session; the state is unchanged
+                click.echo(f"error: {e}", err=True)
+                continue
+            predictions = "  ".join(f"{w} {p:.3f}" for w, p in stream.top_k(min(k, model.vocab_size)))
+            click.echo(f"{word} -> {predictions}")
+            sys.stdout.flush()
 
 
 def main() -> None:  # pragma: no cover - console entry point
