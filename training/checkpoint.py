@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,7 +19,7 @@ from rnnedge.runtime.errors import CheckpointError
 
 from .atomic import atomic_output
 
-__all__ = ["CHECKPOINT_KINDS", "build_model", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_KINDS", "build_model", "check_resumable", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_KINDS = ("mnist-lstm", "mnist-bilstm", "ptb")
 _REQUIRED = ("kind", "model", "config")
@@ -59,3 +59,21 @@ def build_model(ckpt: dict[str, Any], config_cls: Callable[..., Any], model_cls:
     except (RuntimeError, TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint weights do not fit its config {ckpt['config']}: {e}") from None
     return model.eval()
+
+
+def check_resumable(
+    ckpt: dict[str, Any],
+    path: Path,
+    model_config: dict[str, Any],
+    train_config: dict[str, Any],
+    free: Iterable[str] = (),
+) -> None:
+    """Refuse to resume a checkpoint made with other settings; the ``free`` training fields may differ."""
+    free = set(free)
+    wanted = {k: v for k, v in train_config.items() if k not in free}
+    saved = {k: v for k, v in (ckpt.get("train_config") or {}).items() if k not in free}
+    if ckpt["config"] != model_config or saved != wanted:
+        raise CheckpointError(
+            f"cannot resume {path}: it was trained with {ckpt['config']} / {ckpt.get('train_config')}, "
+            f"this run asks for {model_config} / {train_config}"
+        )

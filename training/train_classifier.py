@@ -17,9 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnedge.runtime.errors import CheckpointError
-
-from .checkpoint import build_model, load_checkpoint, save_checkpoint
+from .checkpoint import build_model, check_resumable, load_checkpoint, save_checkpoint
 from .mnist import PIXEL_MEAN, PIXEL_STD, load_mnist
 from .models import RowClassifierConfig, RowLSTMClassifier
 from .plots import plot_if_available
@@ -119,13 +117,7 @@ def train_classifier(
     if resume and run.checkpoint.exists():
         ckpt = load_checkpoint(run.checkpoint, kind)
         # Everything but the checkpoint cadence shapes the run (epochs and max_steps set the LR schedule).
-        same = {k: v for k, v in asdict(train_config).items() if k != "checkpoint_every"}
-        saved = {k: v for k, v in (ckpt.get("train_config") or {}).items() if k != "checkpoint_every"}
-        if ckpt["config"] != asdict(model_config) or saved != same:
-            raise CheckpointError(
-                f"cannot resume {run.checkpoint}: it was trained with {ckpt['config']} / {ckpt.get('train_config')}, "
-                f"this run asks for {asdict(model_config)} / {asdict(train_config)}"
-            )
+        check_resumable(ckpt, run.checkpoint, asdict(model_config), asdict(train_config), {"checkpoint_every"})
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         epoch, step_in_epoch, step = (ckpt["progress"][k] for k in ("epoch", "step_in_epoch", "step"))

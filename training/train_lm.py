@@ -31,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from rnnedge.runtime.errors import CheckpointError, ConfigError
 
-from .checkpoint import build_model, load_checkpoint, save_checkpoint
+from .checkpoint import build_model, check_resumable, load_checkpoint, save_checkpoint
 from .models import LanguageModelConfig, LMState, WordLanguageModel
 from .plots import plot_if_available
 from .progress import progress_bar
@@ -238,13 +238,7 @@ def _train(
 
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, KIND)
-        budget_free = {k: v for k, v in asdict(cfg).items() if k not in _BUDGET_FIELDS}
-        saved = {k: v for k, v in (ckpt.get("train_config") or {}).items() if k not in _BUDGET_FIELDS}
-        if ckpt["config"] != asdict(model_config) or saved != budget_free:
-            raise CheckpointError(
-                f"cannot resume {ckpt_path}: it was trained with {ckpt['config']} / {ckpt.get('train_config')}, "
-                f"this run asks for {asdict(model_config)} / {asdict(cfg)}"
-            )
+        check_resumable(ckpt, ckpt_path, asdict(model_config), asdict(cfg), _BUDGET_FIELDS)
         if ckpt["progress"].get("world_size", 1) != world.size:
             raise CheckpointError(
                 f"cannot resume {ckpt_path}: it was written by {ckpt['progress'].get('world_size', 1)} processes, "
