@@ -260,8 +260,8 @@ def plot(run_dir: Path) -> None:
 
 def describe_model(path: Path) -> dict[str, Any]:
     """What a user needs to embed the model, from its metadata alone."""
-    model = load(path)
-    meta = model.metadata
+    with load(path) as model:
+        meta = model.metadata
     info: dict[str, Any] = {
         "file": str(path),
         "kind": meta.kind,
@@ -273,12 +273,9 @@ def describe_model(path: Path) -> dict[str, Any]:
             "results equal predict on the prefix"
         ),
         "variant": meta.variant,
-        "input": {"name": meta.input.name, "dtype": meta.input.dtype, "shape": list(meta.input.shape)},
-        "state": [
-            {"input": s.name, "output": s.output, "dtype": s.input.dtype, "shape": list(s.input.shape)}
-            for s in meta.states
-        ],
-        "outputs": [{"name": o.name, "dtype": o.dtype, "shape": list(o.shape)} for o in meta.outputs],
+        "input": meta.input.as_dict(),
+        "state": [s.as_dict() for s in meta.states],
+        "outputs": [o.as_dict() for o in meta.outputs],
         "quality": meta.quality,
         "producer": meta.producer,
         "format_version": meta.format_version,
@@ -291,7 +288,6 @@ def describe_model(path: Path) -> dict[str, Any]:
         info["labels"] = list(meta.labels)
     if meta.vocabulary:
         info["vocab_size"] = len(meta.vocabulary)
-    model.close()
     return info
 
 

@@ -71,11 +71,9 @@ def _describe(result: ExportResult, meta: ModelMetadata) -> dict[str, Any]:
         "kind": meta.kind,
         "causal": meta.causal,
         "opset": OPSET,
-        "inputs": [{"name": meta.input.name, "dtype": meta.input.dtype, "shape": list(meta.input.shape)}]
-        + [{"name": s.name, "dtype": s.input.dtype, "shape": list(s.input.shape)} for s in meta.states],
-        "outputs": [{"name": o.name, "dtype": o.dtype, "shape": list(o.shape)} for o in meta.outputs]
-        + [{"name": s.output, "dtype": s.input.dtype, "shape": list(s.input.shape)} for s in meta.states],
-        "state": [{"input": s.name, "output": s.output, "shape": list(s.input.shape)} for s in meta.states],
+        "inputs": [meta.input.as_dict()] + [s.input.as_dict() for s in meta.states],
+        "outputs": [o.as_dict() for o in meta.outputs] + [{**s.input.as_dict(), "name": s.output} for s in meta.states],
+        "state": [s.as_dict() for s in meta.states],
         "quality": meta.quality,
         "parity": result.parity.as_dict() if result.parity.checks else None,
     }

@@ -47,6 +47,10 @@ class TensorSpec:
     dtype: str
     shape: tuple[int | str, ...]
 
+    def as_dict(self) -> dict[str, Any]:
+        """``{"name", "dtype", "shape"}`` as ``rnnedge info`` and the export manifest show it."""
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
     @property
     def batch_axis(self) -> int | None:
         """Index of the ``batch`` axis, or None if the tensor has none."""
@@ -68,6 +72,10 @@ class StateSpec:
     def name(self) -> str:
         """The graph input's name, which also keys the part in a :class:`State`."""
         return self.input.name
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"input", "output", "dtype", "shape"}`` as ``rnnedge info`` and the export manifest show it."""
+        return {"input": self.name, "output": self.output, "dtype": self.input.dtype, "shape": list(self.input.shape)}
 
     def initial_shape(self, batch: int) -> tuple[int, ...]:
         """Shape of the zero state for ``batch`` sequences."""
