@@ -121,12 +121,6 @@ class ModelMetadata:
         """Compact, key-sorted JSON: the exact text stored in the model file."""
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
 
-    def replace_quality(self, **quality: float) -> ModelMetadata:
-        """A copy with ``quality`` updated by the given measurements."""
-        from dataclasses import replace
-
-        return replace(self, quality={**self.quality, **quality})
-
     @classmethod
     def from_json(cls, text: str) -> ModelMetadata:
         """Parse and check metadata JSON; any defect raises :class:`ModelFileError`."""
