@@ -140,6 +140,12 @@ def train_mnist_bilstm(**kw: Any) -> None:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--tie-weights", is_flag=True, help="Share embedding and output weights (Press & Wolf 2017).")
 @click.option(
+    "--dropout",
+    type=click.FloatRange(min=0.0, max=1.0, max_open=True),
+    default=None,
+    help="Dropout probability (default: the configuration's; small has none).",
+)
+@click.option(
     "--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True, help="Steps between checkpoints."
 )
 @click.option(
@@ -159,7 +165,8 @@ def train_ptb(preset: str, **kw: Any) -> None:
     from rnnedge.training.train_lm import PRESETS, train_language_model
 
     chosen = PRESETS[preset]
-    model_cfg = replace(chosen.model, tie_weights=kw["tie_weights"])
+    dropout = chosen.model.dropout if kw["dropout"] is None else kw["dropout"]
+    model_cfg = replace(chosen.model, tie_weights=kw["tie_weights"], dropout=dropout)
     train_cfg = replace(
         chosen.train,
         epochs=kw["epochs"] or chosen.train.epochs,
