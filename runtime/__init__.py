@@ -33,6 +33,7 @@ from .model import Model, open_model_file
 from .session import SessionOptions, available_providers
 from .state import State
 from .stream import Stream
+from .stream_batch import StreamBatch
 
 __all__ = [
     "FORMAT_VERSION",
@@ -56,6 +57,7 @@ __all__ = [
     "State",
     "StateError",
     "Stream",
+    "StreamBatch",
     "TokenError",
     "available_providers",
     "load",

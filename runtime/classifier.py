@@ -99,7 +99,6 @@ class ClassifierModel(Model):
             )
         return self.preprocess(rows)[None]  # (1, T, F)
 
-    def stream_result(self, outputs: Outputs) -> np.ndarray:
-        """Class probabilities ``(classes,)`` of the prefix fed so far."""
-        probs: np.ndarray = outputs["probs"][0]
-        return probs
+    def stream_results(self, outputs: Outputs) -> np.ndarray:
+        """Class probabilities ``(batch, classes)`` of the prefix fed so far."""
+        return outputs["probs"]

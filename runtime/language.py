@@ -22,6 +22,7 @@ from .errors import InputError, TokenError
 from .model import Model, Outputs, describe
 from .state import State
 from .stream import Stream
+from .stream_batch import StreamBatch
 
 __all__ = ["LanguageModel", "LanguageStream", "tokenize_lines"]
 
@@ -105,9 +106,8 @@ class LanguageModel(Model):
         return np.ascontiguousarray(ids, dtype=np.int64)
 
     def _check_range(self, ids: np.ndarray) -> None:
-        bad = (ids < 0) | (ids >= self.vocab_size)
-        if bad.any():
-            shown = [int(i) for i in ids[bad][:_MAX_SHOWN]]
+        if ids.min() < 0 or ids.max() >= self.vocab_size:
+            shown = [int(i) for i in ids[(ids < 0) | (ids >= self.vocab_size)][:_MAX_SHOWN]]
             raise TokenError(f"token ids must be in [0, {self.vocab_size}), got {shown}")
 
     def decode(self, ids: Any) -> list[str]:
@@ -133,16 +133,20 @@ class LanguageModel(Model):
         """A stream fed words or ids; ``feed`` returns next-word probabilities ``(vocab,)``."""
         return LanguageStream(self, strict=strict)
 
+    def stream_batch(self, strict: bool = False) -> StreamBatch:
+        """Many named word streams stepped together; each ``feed`` input is what a stream's ``feed`` takes."""
+        return StreamBatch(self, lambda x: self.to_ids(x, strict=strict)[None])
+
     def stream_input(self, x: Any) -> np.ndarray:
         """Words, text or ids -> the graph input ``(1, T)`` int64."""
         return self.to_ids(x)[None]  # (1, T)
 
-    def stream_result(self, outputs: Outputs) -> np.ndarray:
-        """Probabilities ``(vocab,)`` of the word after the last one fed."""
-        z = outputs["logits"][0, -1]  # (V,) float32
-        e = np.exp(z - z.max())
-        probs: np.ndarray = e / e.sum(dtype=np.float64)
-        return probs.astype(np.float32, copy=False)
+    def stream_results(self, outputs: Outputs) -> np.ndarray:
+        """Probabilities ``(batch, vocab)`` of the word after the last one fed."""
+        z = outputs["logits"][:, -1]  # (B, V) float32
+        e: np.ndarray = np.exp(z - z.max(axis=-1, keepdims=True))
+        e /= e.sum(axis=-1, keepdims=True)
+        return e
 
     # -- tasks -------------------------------------------------------------------------------
     def top_k(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:

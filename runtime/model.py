@@ -20,6 +20,7 @@ from .metadata import METADATA_KEY, ModelMetadata, TensorSpec
 from .session import SessionOptions, make_session
 from .state import State
 from .stream import Stream
+from .stream_batch import StreamBatch
 
 __all__ = ["Model", "Outputs", "open_model_file"]
 
@@ -66,6 +67,10 @@ class Model:
         self._state_inputs = tuple(s.name for s in metadata.states)
         self._output_names = [o.name for o in metadata.outputs] + [s.output for s in metadata.states]
         self._n_outputs = len(metadata.outputs)
+        spec = metadata.input
+        # The input check runs on every step: precompute what it compares against.
+        self._input_dtype = np.dtype(spec.dtype)
+        self._input_fixed = tuple((axis, d) for axis, d in enumerate(spec.shape) if isinstance(d, int))
         self._check_graph(session)
 
     def _check_graph(self, session: ort.InferenceSession) -> None:
@@ -132,10 +137,14 @@ class Model:
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise InputError(f"batch must be a positive int, got {batch!r}")
         arrays = {s.name: np.zeros(s.initial_shape(int(batch)), dtype=s.input.dtype) for s in self.metadata.states}
-        return State.of(self.metadata.model_id, arrays, int(batch), copy=False)
+        return State.of(self.metadata.model_id, arrays, int(batch), copy=False, checked_by=self)
 
     def check_state(self, state: object, batch: int | None = None) -> State:
         """Return ``state`` if it fits this model (and ``batch``); else raise :class:`StateError`."""
+        if isinstance(state, State) and state.checked_by is self:  # made here: its parts are known to fit
+            if batch is not None and state.batch_size != batch:
+                raise StateError(f"state holds batch {state.batch_size}, the input has batch {batch}")
+            return state
         if not isinstance(state, State):
             if isinstance(state, Mapping):
                 state = self.state_from_arrays(state)
@@ -155,7 +164,8 @@ class Model:
     def state_from_arrays(self, arrays: Mapping[str, Any]) -> State:
         """Build a :class:`State` from plain arrays (e.g. saved by the caller), checking every part."""
         batch = self._check_parts(arrays, finite=True)
-        return State.of(self.metadata.model_id, {s.name: arrays[s.name] for s in self.metadata.states}, batch)
+        parts = {s.name: arrays[s.name] for s in self.metadata.states}
+        return State.of(self.metadata.model_id, parts, batch, checked_by=self)
 
     def _check_parts(self, arrays: Mapping[str, Any], *, finite: bool) -> int:
         """Names, dtypes, fixed sizes and one common batch size of a state's parts; return the batch size."""
@@ -186,14 +196,17 @@ class Model:
             raise InputError(
                 f"{spec.name} must be a numpy array {spec.dtype} {expected_shape(spec)}, got {describe(x)}"
             )
-        if x.dtype != np.dtype(spec.dtype) or x.ndim != len(spec.shape):
+        shape = x.shape
+        if (
+            x.dtype != self._input_dtype
+            or len(shape) != len(spec.shape)
+            or 0 in shape
+            or any(shape[axis] != d for axis, d in self._input_fixed)
+        ):
             raise InputError(f"{spec.name} must be {spec.dtype} of shape {expected_shape(spec)}, got {describe(x)}")
-        for d, want in zip(x.shape, spec.shape, strict=True):
-            if (isinstance(want, int) and d != want) or d == 0:
-                raise InputError(f"{spec.name} must be {spec.dtype} of shape {expected_shape(spec)}, got {describe(x)}")
         if x.dtype.kind == "f" and not np.isfinite(x).all():
             raise InputError(f"{spec.name} contains NaN or infinity")
-        return np.ascontiguousarray(x)
+        return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
     def step(self, x: np.ndarray, state: State | Mapping[str, np.ndarray]) -> tuple[Outputs, State]:
         """Run the graph on ``x`` from ``state``; return ``({output name: array}, new state)``.
@@ -209,24 +222,27 @@ class Model:
         """A stream holding one state for one caller; what ``feed`` takes and returns depends on the kind."""
         return Stream(self)
 
+    def stream_batch(self) -> StreamBatch:
+        """Many named streams stepped together in one onnxruntime call (causal models only)."""
+        return StreamBatch(self)
+
     # -- what a stream needs from a task: turn user input into the graph input, and outputs into a result
     def stream_input(self, x: Any) -> np.ndarray:
         """Turn what a caller feeds a stream into the graph input (batch 1)."""
         raise NotImplementedError(f"{type(self).__name__} does not stream")
 
-    def stream_result(self, outputs: Outputs) -> np.ndarray:
-        """Turn the graph outputs into what a stream's ``feed`` returns."""
+    def stream_results(self, outputs: Outputs) -> np.ndarray:
+        """Turn the graph outputs into what a stream's ``feed`` returns, one row per sequence of the batch."""
         raise NotImplementedError(f"{type(self).__name__} does not stream")
 
     def _run(self, x: np.ndarray, state: State) -> tuple[Outputs, State]:
-        feeds = {self.metadata.input.name: x, **state.arrays}
+        """One onnxruntime call on a checked input and state; the new state is frozen as it comes out."""
+        feeds = dict(state.arrays)
+        feeds[self.metadata.input.name] = x
         results = self.session.run(self._output_names, feeds)
         n = self._n_outputs
         outputs = dict(zip(self._output_names[:n], results[:n], strict=True))
-        new = State.of(
-            self.metadata.model_id,
-            dict(zip(self._state_inputs, results[n:], strict=True)),
-            state.batch_size,
-            copy=False,
-        )
-        return outputs, new
+        arrays = dict(zip(self._state_inputs, results[n:], strict=True))
+        for a in results[n:]:  # fresh, contiguous arrays nobody else holds: freeze in place
+            a.flags.writeable = False
+        return outputs, State(self.metadata.model_id, arrays, state.batch_size, self)

@@ -9,7 +9,7 @@ restored without copying.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,9 +23,19 @@ class State(Mapping[str, np.ndarray]):
     model_id: str
     arrays: Mapping[str, np.ndarray]
     batch_size: int
+    # The loaded model that made (and so already checked) this state; lets it skip re-checking.
+    checked_by: object = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def of(cls, model_id: str, arrays: Mapping[str, np.ndarray], batch_size: int, *, copy: bool = True) -> State:
+    def of(
+        cls,
+        model_id: str,
+        arrays: Mapping[str, np.ndarray],
+        batch_size: int,
+        *,
+        copy: bool = True,
+        checked_by: object = None,
+    ) -> State:
         """Freeze ``arrays`` into a state; ``copy=False`` only for arrays nobody else holds."""
         frozen = {}
         for name, a in arrays.items():
@@ -33,7 +43,7 @@ class State(Mapping[str, np.ndarray]):
                 a = np.array(a, copy=True, order="C")
             a.flags.writeable = False
             frozen[name] = a
-        return cls(model_id, frozen, batch_size)
+        return cls(model_id, frozen, batch_size, checked_by)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]

@@ -8,8 +8,6 @@ threads at once raises :class:`ConcurrentUseError` instead of corrupting the sta
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,14 +57,8 @@ class Stream:
         twin._last = self._last
         return twin
 
-    @contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        if not self._lock.acquire(blocking=False):
-            raise ConcurrentUseError("this stream is being used by another thread; give each thread its own stream")
-        try:
-            yield
-        finally:
-            self._lock.release()
+    def _exclusive(self) -> _Exclusive:
+        return _Exclusive(self._lock, "stream")
 
     def _graph_input(self, x: Any) -> np.ndarray:
         return self.model.stream_input(x)
@@ -79,6 +71,24 @@ class Stream:
                 raise InputError(f"a stream takes one sequence at a time, got batch {graph_input.shape[0]}")
             # stream_input checked the input and the state setter checked the state: run directly.
             outputs, state = self.model._run(graph_input, self._state)
-            result = self.model.stream_result(outputs)
+            result: np.ndarray = self.model.stream_results(outputs)[0]
             self._state, self._last = state, result
             return result
+
+
+class _Exclusive:
+    """A non-blocking lock as a context manager: a second thread gets :class:`ConcurrentUseError`, not a wait."""
+
+    __slots__ = ("_lock", "_what")
+
+    def __init__(self, lock: threading.Lock, what: str) -> None:
+        self._lock, self._what = lock, what
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            raise ConcurrentUseError(
+                f"this {self._what} is being used by another thread; give each thread its own {self._what}"
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
