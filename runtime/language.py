@@ -281,6 +281,6 @@ class LanguageStream(Stream):
 
     def copy(self) -> LanguageStream:
         """An independent stream from this one's state (to branch a continuation)."""
-        twin = LanguageStream(self.model, self._state, strict=self.strict)
+        twin = LanguageStream(self.model, self.state, strict=self.strict)
         twin._last = self._last
         return twin

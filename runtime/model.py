@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from .binding import DeviceValues, bound_run
 from .errors import InputError, ModelClosedError, ModelFileError, StateError
 from .metadata import METADATA_KEY, ModelMetadata, TensorSpec
 from .session import SessionOptions, make_session
@@ -64,6 +65,10 @@ class Model:
         self.metadata = metadata
         self.path = path
         self.provider = provider
+        # On CUDA a stream's state stays on the device between steps (I/O binding); see binding.py.
+        self.device = "cuda" if provider == "cuda" else "cpu"
+        self.state_on_device = provider == "cuda"
+        self._state_outputs = {s.name: s.output for s in metadata.states}
         self._state_inputs = tuple(s.name for s in metadata.states)
         self._output_names = [o.name for o in metadata.outputs] + [s.output for s in metadata.states]
         self._n_outputs = len(metadata.outputs)
@@ -234,6 +239,11 @@ class Model:
     def stream_results(self, outputs: Outputs) -> np.ndarray:
         """Turn the graph outputs into what a stream's ``feed`` returns, one row per sequence of the batch."""
         raise NotImplementedError(f"{type(self).__name__} does not stream")
+
+    def _run_bound(self, x: np.ndarray, values: DeviceValues) -> tuple[Outputs, DeviceValues]:
+        """One call with the state on ``self.device``: only ``x`` goes in and the outputs come out."""
+        host = self._output_names[: self._n_outputs]
+        return bound_run(self.session, {self.metadata.input.name: x}, values, host, self._state_outputs, self.device)
 
     def _run(self, x: np.ndarray, state: State) -> tuple[Outputs, State]:
         """One onnxruntime call on a checked input and state; the new state is frozen as it comes out."""

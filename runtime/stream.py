@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .binding import DeviceValues, download, upload
 from .errors import ConcurrentUseError, InputError
 from .state import State
 
@@ -26,20 +27,31 @@ class Stream:
 
     def __init__(self, model: Model, state: State | None = None) -> None:
         self.model = model
-        self._state = model.init_state(1) if state is None else model.check_state(state, 1)
+        # The state lives on the host (_state) or, when the model keeps it on its device, as device
+        # values (_values) copied to the host only when asked for; None marks the side not up to date.
+        self._state: State | None = model.init_state(1) if state is None else model.check_state(state, 1)
+        self._values: DeviceValues | None = None
         self._lock = threading.Lock()
         self._last: np.ndarray | None = None
 
     @property
     def state(self) -> State:
         """The current state: an immutable value, safe to keep and restore later."""
-        return self._state
+        state = self._state
+        if state is None:  # on the device only: copy it to the host once
+            with self._exclusive():
+                assert self._values is not None
+                arrays = download(self._values)
+                state = State.of(self.model.metadata.model_id, arrays, 1, copy=False, checked_by=self.model)
+                self._state = state
+        return state
 
     @state.setter
     def state(self, state: State) -> None:
         """The current state: an immutable value, safe to keep and restore later."""
         with self._exclusive():
             self._state = self.model.check_state(state, 1)
+            self._values = None
             self._last = None
 
     @property
@@ -53,7 +65,7 @@ class Stream:
 
     def copy(self) -> Stream:
         """An independent stream starting from this one's state (to branch)."""
-        twin = type(self)(self.model, self._state)
+        twin = type(self)(self.model, self.state)
         twin._last = self._last
         return twin
 
@@ -70,8 +82,17 @@ class Stream:
             if graph_input.shape[0] != 1:
                 raise InputError(f"a stream takes one sequence at a time, got batch {graph_input.shape[0]}")
             # stream_input checked the input and the state setter checked the state: run directly.
+            if self.model.state_on_device:
+                if self._values is None:
+                    assert self._state is not None
+                    self._values = upload(self._state.arrays, self.model.device)
+                outputs, values = self.model._run_bound(graph_input, self._values)
+                result: np.ndarray = self.model.stream_results(outputs)[0]
+                self._values, self._state, self._last = values, None, result
+                return result
+            assert self._state is not None
             outputs, state = self.model._run(graph_input, self._state)
-            result: np.ndarray = self.model.stream_results(outputs)[0]
+            result = self.model.stream_results(outputs)[0]
             self._state, self._last = state, result
             return result
 
