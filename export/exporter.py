@@ -205,5 +205,5 @@ def write_validated(graph: onnx.ModelProto, meta: ModelMetadata, reference: Refe
     graph.metadata_props.add(key=METADATA_KEY, value=meta.to_json())
     with atomic_output(output) as tmp:
         tmp.write_bytes(graph.SerializeToString())
-        report = validate_export(tmp, reference)
+        report = validate_export(tmp, reference, label=output.name)
     return ExportResult(output, meta, report, output.stat().st_size)

@@ -97,14 +97,25 @@ def _chunking(rng: np.random.Generator, total: int) -> list[int]:
 
 
 def validate_export(
-    path: Path, reference: Reference, *, atol: float = 1e-4, rtol: float = 1e-4, seed: int = 0, chunkings: int = 3
+    path: Path,
+    reference: Reference,
+    *,
+    atol: float = 1e-4,
+    rtol: float = 1e-4,
+    seed: int = 0,
+    chunkings: int = 3,
+    label: str | None = None,
 ) -> ParityReport:
-    """Check ``path`` against ``reference``; raise :class:`ExportValidationError` listing every mismatch."""
+    """Check ``path`` against ``reference``; raise :class:`ExportValidationError` listing every mismatch.
+
+    ``label`` is how errors call the file (the export's target, when ``path`` is a temporary file).
+    """
+    label = label or path.name
     report = ParityReport()
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        raise ExportValidationError(f"{path} fails onnx.checker", [str(e).splitlines()[0]]) from None
+        raise ExportValidationError(f"{label} fails onnx.checker", [str(e).splitlines()[0]]) from None
     report.failures.extend(check_graph_structure(onnx.load(str(path))))
     rng = np.random.default_rng(seed)
     model = load(path)
@@ -137,5 +148,5 @@ def validate_export(
     finally:
         model.close()
     if report.failures:
-        raise ExportValidationError(f"{path.name}: the exported graph does not match PyTorch", report.failures)
+        raise ExportValidationError(f"{label}: the exported graph does not match PyTorch", report.failures)
     return report

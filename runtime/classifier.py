@@ -15,11 +15,13 @@ import numpy as np
 
 from .errors import InputError
 from .model import Model, Outputs, describe
+from .state import State
 from .stream import Stream
 
 __all__ = ["ClassifierModel"]
 
 _FLOAT_SLACK = 1e-3
+MAX_EXACT_ROWS = 2**24  # float32 counts integers exactly up to here
 
 
 class ClassifierModel(Model):
@@ -50,15 +52,15 @@ class ClassifierModel(Model):
         if rows.dtype == np.uint8:
             x = rows.astype(np.float32) * np.float32(pre.scale if pre else 1.0)
         elif rows.dtype in (np.float16, np.float32, np.float64):
-            x = rows.astype(np.float32)
-            if not np.isfinite(x).all():
+            if not np.isfinite(rows).all():  # checked before the cast, which would turn 1e300 into inf
                 raise InputError(f"rows contain NaN or infinity ({describe(rows)})")
-            lo, hi = float(x.min()), float(x.max())
+            lo, hi = float(rows.min()), float(rows.max())
             if lo < -_FLOAT_SLACK or hi > 1 + _FLOAT_SLACK:
                 raise InputError(
                     f"float rows must be pixel intensities in [0, 1], got values in [{lo:g}, {hi:g}]; "
                     "pass raw 0..255 pixels as uint8"
                 )
+            x = rows.astype(np.float32)
         else:
             raise InputError(f"rows must be uint8 pixels or float16/32/64 in [0, 1], got {describe(rows)}")
         if pre is not None:
@@ -71,6 +73,8 @@ class ClassifierModel(Model):
             raise InputError(f"images must be an array of shape (N, T, {self.feature_size}), got {describe(images)}")
         if images.shape[0] == 0 or images.shape[1] == 0:
             raise InputError(f"images must hold at least one image of at least one row, got {describe(images)}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+            raise InputError(f"batch_size must be an int, got {batch_size!r}")
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         x = self.preprocess(images)
@@ -79,6 +83,16 @@ class ClassifierModel(Model):
             for i in range(0, len(x), batch_size)
         ]
         return np.concatenate(out)
+
+    def _run(self, x: np.ndarray, state: State) -> tuple[Outputs, State]:
+        """Refuse to count rows past what the float32 ``steps`` state holds exactly (the mean would drift)."""
+        steps = state.arrays.get("steps")
+        if steps is not None and float(steps.max()) + x.shape[1] > MAX_EXACT_ROWS:
+            raise InputError(
+                f"a sequence can hold at most {MAX_EXACT_ROWS} rows (the row count is float32); this feed of "
+                f"{x.shape[1]} rows would pass it after {int(steps.max())}: reset the stream"
+            )
+        return super()._run(x, state)
 
     def stream(self) -> Stream:
         """A stream fed rows as they arrive; ``feed`` returns class probabilities ``(classes,)``.

@@ -93,6 +93,9 @@ class LanguageModel(Model):
         if isinstance(ids, (list, tuple)):
             if not all(isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)) for i in ids):
                 raise InputError(f"token ids must be ints, got {[type(i).__name__ for i in ids][:_MAX_SHOWN]}")
+            outside = [int(i) for i in ids if not 0 <= i < self.vocab_size]  # before int64 could overflow
+            if outside:
+                raise TokenError(f"token ids must be in [0, {self.vocab_size}), got {outside[:_MAX_SHOWN]}")
             ids = np.array(ids, dtype=np.int64)
         if not isinstance(ids, np.ndarray) or ids.dtype.kind not in "iu":
             raise InputError(f"token ids must be a list of ints or an integer array (T,), got {describe(ids)}")
@@ -194,7 +197,11 @@ class LanguageModel(Model):
         tokens = ids[None]  # (1, T)
         for _ in range(max_words):
             outputs, state = self.step(tokens, state)
-            logp = _log_softmax(outputs["logits"][0, -1] / temperature)  # (V,)
+            with np.errstate(over="ignore"):  # a tiny temperature: float64 scores, and greedy if they overflow
+                scores = outputs["logits"][0, -1].astype(np.float64) / temperature  # (V,)
+            if not np.isfinite(scores).all():
+                scores = np.where(np.arange(self.vocab_size) == int(np.argmax(outputs["logits"][0, -1])), 0.0, -np.inf)
+            logp = _log_softmax(scores)
             if top_k is not None and top_k < self.vocab_size:
                 cut = np.partition(logp, -top_k)[-top_k]
                 logp = np.where(logp >= cut, logp, -np.inf)
@@ -242,6 +249,8 @@ class LanguageModel(Model):
         ids = self.check_ids(ids)
         if ids.size < 2:
             raise InputError(f"perplexity needs at least 2 token ids, got {ids.size}")
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise InputError(f"window must be an int >= 1, got {window!r}")
         inputs, targets = ids[:-1], ids[1:]
         state: State = self.init_state(1)
         nll = 0.0

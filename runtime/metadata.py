@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,6 +33,9 @@ MAX_METADATA_BYTES = 8 * 1024 * 1024
 MODEL_KINDS = ("causal_classifier", "noncausal_classifier", "language_model")
 BATCH_AXIS = "batch"
 MAX_FIXED_DIM = 1 << 20  # larger fixed sizes are not a model of ours; refusing them avoids absurd allocations
+# Preprocessing outside these bounds turns pixels into infinities in float32: refused rather than run.
+MAX_PREPROCESSING_VALUE = 1e6
+MIN_PREPROCESSING_STD = 1e-6
 _DTYPES = ("float32", "float16", "int64")
 
 
@@ -124,8 +128,9 @@ class ModelMetadata:
     @classmethod
     def from_json(cls, text: str) -> ModelMetadata:
         """Parse and check metadata JSON; any defect raises :class:`ModelFileError`."""
-        if len(text.encode("utf-8", "replace")) > MAX_METADATA_BYTES:
-            raise ModelFileError(f"rnnedge metadata is {len(text)} bytes, over the {MAX_METADATA_BYTES}-byte limit")
+        size = len(text.encode("utf-8", "replace"))
+        if size > MAX_METADATA_BYTES:
+            raise ModelFileError(f"rnnedge metadata is {size} bytes, over the {MAX_METADATA_BYTES}-byte limit")
         try:
             raw = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as e:
@@ -219,8 +224,16 @@ def _parse(raw: Any) -> ModelMetadata:
     if r.get("preprocessing", dict, optional=True) is not None:
         pr = r.sub("preprocessing")
         values = [_number(pr.get(k, (int, float)), f"preprocessing.{k}") for k in ("scale", "mean", "std")]
-        if not all(math.isfinite(v) for v in values) or values[2] <= 0:
-            raise ModelFileError(f"metadata field preprocessing has invalid values {values}")
+        scale, _, std = values
+        if not (
+            all(math.isfinite(v) and abs(v) <= MAX_PREPROCESSING_VALUE for v in values)
+            and scale > 0
+            and std >= MIN_PREPROCESSING_STD
+        ):
+            raise ModelFileError(
+                f"metadata field preprocessing has invalid values {values}; expected finite scale > 0, mean and std "
+                f"with |value| <= {MAX_PREPROCESSING_VALUE:g} and std >= {MIN_PREPROCESSING_STD:g}"
+            )
         pre = Preprocessing(*values)
     quality = r.get("quality", dict)
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in quality.values()):
@@ -262,6 +275,11 @@ def _check_consistent(meta: ModelMetadata) -> None:
         vocabulary = meta.vocabulary
         if not vocabulary:
             raise ModelFileError("a language model's metadata must carry its vocabulary")
+        repeated = [w for w, n in Counter(vocabulary).items() if n > 1]
+        if repeated:
+            raise ModelFileError(
+                f"metadata field vocabulary repeats {len(repeated)} word(s), e.g. {repeated[:5]}; expected each once"
+            )
         for key in ("unk_id", "eos_id"):
             value = getattr(meta, key)
             if value is None or not 0 <= value < len(vocabulary):

@@ -26,6 +26,8 @@ from .stream_batch import StreamBatch
 __all__ = ["Model", "Outputs", "open_model_file"]
 
 Outputs = dict[str, np.ndarray]
+MAX_STATE_BYTES = 1 << 32  # a batch whose zero state alone needs more is a mistake, not a workload
+STREAM_WINDOW = 256  # a long feed runs in windows of this many steps, so memory stays bounded
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64"}
 
 
@@ -141,6 +143,14 @@ class Model:
         """Zero state for ``batch`` independent sequences."""
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise InputError(f"batch must be a positive int, got {batch!r}")
+        row_bytes = sum(
+            int(np.prod(s.initial_shape(1))) * np.dtype(s.input.dtype).itemsize for s in self.metadata.states
+        )
+        if int(batch) * row_bytes > MAX_STATE_BYTES:
+            raise InputError(
+                f"batch {batch} needs {int(batch) * row_bytes:,} bytes of state, over the {MAX_STATE_BYTES:,}-byte "
+                "limit; run it in smaller batches"
+            )
         arrays = {s.name: np.zeros(s.initial_shape(int(batch)), dtype=s.input.dtype) for s in self.metadata.states}
         return State.of(self.metadata.model_id, arrays, int(batch), copy=False, checked_by=self)
 
@@ -239,6 +249,18 @@ class Model:
     def stream_results(self, outputs: Outputs) -> np.ndarray:
         """Turn the graph outputs into what a stream's ``feed`` returns, one row per sequence of the batch."""
         raise NotImplementedError(f"{type(self).__name__} does not stream")
+
+    def _run_windows(self, x: np.ndarray, state: State) -> tuple[Outputs, State]:
+        """``_run`` over a long sequence in windows, state carried; only the last window's outputs are kept.
+
+        For streams, whose result depends on the last step only (causal models): a feed of
+        any length then needs memory for one window's outputs, not the whole sequence's.
+        """
+        if not self.causal or x.shape[1] <= STREAM_WINDOW:
+            return self._run(x, state)
+        for lo in range(0, x.shape[1], STREAM_WINDOW):
+            outputs, state = self._run(x[:, lo : lo + STREAM_WINDOW], state)
+        return outputs, state
 
     def _run_bound(self, x: np.ndarray, values: DeviceValues) -> tuple[Outputs, DeviceValues]:
         """One call with the state on ``self.device``: only ``x`` goes in and the outputs come out."""

@@ -86,12 +86,12 @@ class Stream:
                 if self._values is None:
                     assert self._state is not None
                     self._values = upload(self._state.arrays, self.model.device)
-                outputs, values = self.model._run_bound(graph_input, self._values)
+                outputs, values = self.model._run_bound(graph_input, self._values)  # a device path: one call
                 result: np.ndarray = self.model.stream_results(outputs)[0]
                 self._values, self._state, self._last = values, None, result
                 return result
             assert self._state is not None
-            outputs, state = self.model._run(graph_input, self._state)
+            outputs, state = self.model._run_windows(graph_input, self._state)
             result = self.model.stream_results(outputs)[0]
             self._state, self._last = state, result
             return result

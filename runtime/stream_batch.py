@@ -119,7 +119,7 @@ class StreamBatch:
             assert self._state is not None
             everyone = rows == list(range(len(self._keys)))
             before = self._state if everyone else self._take(rows)
-            outputs, after = self.model._run(x, before)
+            outputs, after = self.model._run_windows(x, before)
             results = self.model.stream_results(outputs)
             if everyone:
                 self._state = after

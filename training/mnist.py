@@ -8,6 +8,7 @@ published MD5 of each file so that a truncated or substituted file fails loudly.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,7 @@ def read_idx(path: str | os.PathLike[str], expected_magic: int | None = None) ->
     ndim = _MAGIC[magic]
     header = 4 + 4 * ndim
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims))
+    expected = header + math.prod(dims)  # Python ints: a forged header cannot overflow the count
     if len(data) != expected:
         raise DataError(f"IDX file {path} is {len(data)} bytes, expected {expected} for shape {dims}")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from .config_checks import BOOL, check_config, int_at_least, number_in
+
 __all__ = [
     "ClassifierState",
     "LMState",
@@ -34,6 +36,17 @@ class RowClassifierConfig:
     hidden_size: int = 128
     num_classes: int = 10
     bidirectional: bool = False
+
+    def __post_init__(self) -> None:
+        check_config(
+            self,
+            {
+                "input_size": int_at_least(1),
+                "hidden_size": int_at_least(1),
+                "num_classes": int_at_least(2),
+                "bidirectional": BOOL,
+            },
+        )
 
 
 class RowLSTMClassifier(nn.Module):
@@ -91,6 +104,19 @@ class LanguageModelConfig:
     dropout: float = 0.0
     init_scale: float = 0.1
     tie_weights: bool = False
+
+    def __post_init__(self) -> None:
+        check_config(
+            self,
+            {
+                "vocab_size": int_at_least(2),
+                "hidden_size": int_at_least(1),
+                "num_layers": int_at_least(1),
+                "dropout": number_in(0, 1, high_open=True),
+                "init_scale": number_in(0, low_open=True),
+                "tie_weights": BOOL,
+            },
+        )
 
 
 class WordLanguageModel(nn.Module):

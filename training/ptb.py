@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnedge.runtime.errors import DataError
+from rnnedge.runtime.errors import ConfigError, DataError
 from rnnedge.runtime.language import tokenize_lines
 
 from .datasets import PTB_FILES, ensure_files, md5_of
@@ -130,8 +130,8 @@ def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:
 
     As the TF reference's ``ptb_iterator``: the tail that does not fill a row is dropped.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
     row_len = len(ids) // batch_size
     if row_len < 2:
         raise DataError(f"{len(ids)} tokens cannot fill {batch_size} rows of at least 2 tokens")

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .checkpoint import build_model, check_resumable, load_checkpoint, save_checkpoint
+from .config_checks import check_config, int_at_least, number_in, optional
 from .mnist import PIXEL_MEAN, PIXEL_STD, load_mnist
 from .models import RowClassifierConfig, RowLSTMClassifier
 from .plots import plot_if_available
@@ -40,6 +41,22 @@ class ClassifierTrainConfig:
     max_steps: int | None = None
     checkpoint_every: int = 200
     shift: int = 2
+
+    def __post_init__(self) -> None:
+        check_config(
+            self,
+            {
+                "epochs": int_at_least(1),
+                "batch_size": int_at_least(1),
+                "lr": number_in(0, low_open=True),
+                "min_lr": number_in(0),
+                "clip_norm": number_in(0, low_open=True),
+                "seed": int_at_least(0),
+                "max_steps": optional(int_at_least(1)),
+                "checkpoint_every": int_at_least(1),
+                "shift": int_at_least(0),
+            },
+        )
 
 
 def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -112,6 +129,7 @@ def train_classifier(
     if train_config.max_steps is not None:
         total_steps = min(total_steps, train_config.max_steps)
     epoch, step_in_epoch, step, metrics = 0, 0, 0, {}
+    loss_sum, correct, seen = 0.0, 0, 0  # this epoch's training loss and accuracy so far
     earlier_seconds = 0.0
 
     if resume and run.checkpoint.exists():
@@ -122,6 +140,9 @@ def train_classifier(
         optimizer.load_state_dict(ckpt["optimizer"])
         epoch, step_in_epoch, step = (ckpt["progress"][k] for k in ("epoch", "step_in_epoch", "step"))
         earlier_seconds = float(ckpt["progress"].get("seconds", 0.0))
+        # The epoch's running sums, so a resumed run logs the same training loss (older checkpoints lack them).
+        running = ckpt["progress"].get("running", {})
+        loss_sum, correct, seen = running.get("loss_sum", 0.0), running.get("correct", 0), running.get("seen", 0)
         metrics = dict(ckpt["metrics"])
         run.start_metrics(step)
         run.log(f"resumed {kind} from {run.checkpoint} at epoch {epoch + 1}, step {step}")
@@ -147,6 +168,7 @@ def train_classifier(
                     "step": step,
                     "done": done,
                     "seconds": earlier_seconds + time.time() - started,
+                    "running": {"loss_sum": loss_sum, "correct": correct, "seen": seen},
                 },
             },
         )
@@ -158,7 +180,8 @@ def train_classifier(
             len(train_x), generator=torch.Generator().manual_seed(train_config.seed * 100003 + epoch)
         )
         model.train()
-        loss_sum, correct, seen = 0.0, 0, 0
+        if step_in_epoch == 0:
+            loss_sum, correct, seen = 0.0, 0, 0
         while step_in_epoch < steps_per_epoch and step < total_steps:
             idx = order[step_in_epoch * train_config.batch_size : (step_in_epoch + 1) * train_config.batch_size]
             step_rng = torch.Generator().manual_seed(train_config.seed * 100003 + 7919 * step + 1)

@@ -32,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from rnnedge.runtime.errors import CheckpointError, ConfigError
 
 from .checkpoint import build_model, check_resumable, load_checkpoint, save_checkpoint
+from .config_checks import check_config, int_at_least, number_in, optional
 from .models import LanguageModelConfig, LMState, WordLanguageModel
 from .plots import plot_if_available
 from .progress import progress_bar
@@ -72,6 +73,23 @@ class PTBTrainConfig:
     seed: int = 0
     max_steps: int | None = None
     checkpoint_every: int = 500
+
+    def __post_init__(self) -> None:
+        check_config(
+            self,
+            {
+                "epochs": int_at_least(1),
+                "batch_size": int_at_least(1),
+                "num_steps": int_at_least(1),
+                "lr": number_in(0, low_open=True),
+                "lr_decay": number_in(0, 1, low_open=True),
+                "decay_after": int_at_least(0),
+                "clip_norm": number_in(0, low_open=True),
+                "seed": int_at_least(0),
+                "max_steps": optional(int_at_least(1)),
+                "checkpoint_every": int_at_least(1),
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -175,6 +193,22 @@ class _World:
             dist.destroy_process_group()
 
 
+def _rng_states(device: torch.device) -> torch.Tensor:
+    """This process's generator states as one uint8 vector: the CPU's, then the GPU's when dropout runs there."""
+    parts = [torch.get_rng_state()]
+    if device.type == "cuda":
+        parts.append(torch.cuda.get_rng_state(device))
+    return torch.cat(parts)
+
+
+def _set_rng_states(states: torch.Tensor, device: torch.device) -> None:
+    """Restore what :func:`_rng_states` saved (a checkpoint from the CPU restores the CPU generator only)."""
+    n = torch.get_rng_state().numel()
+    torch.set_rng_state(states[:n].contiguous())
+    if device.type == "cuda" and states.numel() > n:
+        torch.cuda.set_rng_state(states[n:].contiguous(), device)
+
+
 def train_language_model(
     model_config: LanguageModelConfig,
     train_config: PTBTrainConfig,
@@ -233,6 +267,7 @@ def _train(
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
     state: LMState = tuple(s.to(world.device) for s in model.init_state(rows_per_rank))  # type: ignore[assignment]
     epoch, step_in_epoch, step, metrics = 0, 0, 0, {}
+    cost_sum, counted = 0.0, 0  # this epoch's training cost so far (windows counted)
     earlier_seconds = 0.0
     ckpt_path = out_dir / "checkpoint.pt"
 
@@ -248,10 +283,13 @@ def _train(
         optimizer.load_state_dict(ckpt["optimizer"])
         epoch, step_in_epoch, step = (ckpt["progress"][k] for k in ("epoch", "step_in_epoch", "step"))
         earlier_seconds = float(ckpt["progress"].get("seconds", 0.0))
+        # The epoch's running cost, so a resumed run logs the same training perplexity (older checkpoints lack it).
+        running = ckpt["progress"].get("running", {})
+        cost_sum, counted = running.get("cost_sum", 0.0), running.get("counted", 0)
         metrics = dict(ckpt["metrics"])
         mine = slice(world.rank * rows_per_rank, (world.rank + 1) * rows_per_rank)
         state = (ckpt["lm_state"]["h"][:, mine].to(world.device), ckpt["lm_state"]["c"][:, mine].to(world.device))
-        torch.set_rng_state(ckpt["rng"][world.rank].clone())
+        _set_rng_states(ckpt["rng"][world.rank].clone(), world.device)
         if run is not None:
             run.start_metrics(step)
             run.log(f"resumed {KIND} from {ckpt_path} at epoch {epoch + 1}, step {step}")
@@ -268,7 +306,9 @@ def _train(
         # Collective: every rank contributes its rows' state and its RNG; rank 0 writes.
         h = world.gather(state[0].detach(), 1).cpu()  # (layers, B, H)
         c = world.gather(state[1].detach(), 1).cpu()
-        rng = world.gather(torch.get_rng_state()[None].to(world.device if world.device.type == "cuda" else "cpu"), 0)
+        rng = world.gather(
+            _rng_states(world.device)[None].to(world.device if world.device.type == "cuda" else "cpu"), 0
+        )
         if run is not None:
             save_checkpoint(
                 ckpt_path,
@@ -286,6 +326,7 @@ def _train(
                         "done": done,
                         "world_size": world.size,
                         "seconds": earlier_seconds + time.time() - started,  # accumulates across resumes
+                        "running": {"cost_sum": cost_sum, "counted": counted},  # rank 0's
                     },
                     "vocabulary": list(corpus.vocabulary),
                     "lm_state": {"h": h, "c": c},
@@ -301,9 +342,11 @@ def _train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         net.train()
-        epoch_start, cost_sum, counted, window_start = time.time(), 0.0, 0, time.time()
+        epoch_start = window_start = time.time()
+        timed = 0  # windows since window_start, for words/s
         if step_in_epoch == 0:
             state = tuple(torch.zeros_like(s) for s in state)  # type: ignore[assignment]
+            cost_sum, counted = 0.0, 0
         for x_np, y_np in windows(my_rows, cfg.num_steps, step_in_epoch):
             if step >= total_steps:
                 break
@@ -319,14 +362,14 @@ def _train(
             state = _detach(new_state)
             step, step_in_epoch = step + 1, step_in_epoch + 1
             cost_sum += loss.item() / cfg.num_steps
-            counted += 1
+            counted, timed = counted + 1, timed + 1
             running_ppl = math.exp(cost_sum / counted)
             bar.update(1)
             if step % 10 == 0:
-                wps = words_per_step * counted / max(time.time() - window_start, 1e-9)
+                wps = words_per_step * timed / max(time.time() - window_start, 1e-9)
                 bar.set_postfix(ppl=f"{running_ppl:.1f}", wps=f"{wps:.0f}", lr=f"{lr:.3g}")
             if run is not None and step % 50 == 0:
-                wps = words_per_step * counted / max(time.time() - window_start, 1e-9)
+                wps = words_per_step * timed / max(time.time() - window_start, 1e-9)
                 run.record("train", step=step, epoch=epoch + 1, perplexity=running_ppl, lr=lr, words_per_sec=wps)
             if step % cfg.checkpoint_every == 0:
                 checkpoint()

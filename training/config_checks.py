@@ -1,0 +1,74 @@
+"""Range checks for the configuration dataclasses, run when a configuration is made.
+
+The command line validates its options with click's types; these checks give a program
+(or a checkpoint's stored config) the same guarantee, as a :class:`ConfigError` that
+names every bad field, its value and what is allowed, instead of a failure deep in torch.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rnnedge.runtime.errors import ConfigError
+
+__all__ = ["BOOL", "Rule", "check_config", "int_at_least", "number_in", "optional"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A test a field's value must pass, and how the error describes the values it allows."""
+
+    test: Callable[[Any], bool]
+    allowed: str
+
+
+def _is_int(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+
+
+def int_at_least(low: int) -> Rule:
+    """An int (not a bool) ``>= low``."""
+    return Rule(lambda v: _is_int(v) and v >= low, f"an int >= {low}")
+
+
+def number_in(low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = False) -> Rule:
+    """A finite number in the interval from ``low`` to ``high`` (each end closed unless ``*_open``)."""
+
+    def test(v: Any) -> bool:
+        return _is_number(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+
+    left, right = "(" if low_open else "[", ")" if high_open or high == math.inf else "]"
+    return Rule(test, f"a finite number in {left}{low:g}, {high:g}{right}")
+
+
+def optional(rule: Rule) -> Rule:
+    """``None`` or what ``rule`` allows."""
+    return Rule(lambda v: v is None or rule.test(v), f"None or {rule.allowed}")
+
+
+BOOL = Rule(lambda v: isinstance(v, bool), "True or False")
+
+
+def check_config(config: Any, rules: Mapping[str, Rule]) -> None:
+    """Raise :class:`ConfigError` naming every field of ``config`` whose value breaks its rule."""
+    problems = [
+        f"{name}={getattr(config, name)!r} (expected {rule.allowed})"
+        for name, rule in rules.items()
+        if not rule.test(getattr(config, name))
+    ]
+    if problems:
+        raise ConfigError(f"{type(config).__name__} has invalid values: " + "; ".join(problems))
