@@ -197,12 +197,17 @@ def train_ptb(preset: str, **kw: Any) -> None:
     type=click.Path(path_type=Path),
     help="MODEL.onnx for one checkpoint, or a folder (DIST/) for several runs.",
 )
-@click.option("--quantize", type=click.Choice(["int8"]), default=None, help="Also write an int8 variant.")
-@click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP + " Measures int8 quality.")
+@click.option(
+    "--quantize",
+    type=click.Choice(["int8", "fp16"]),
+    multiple=True,
+    help="Also write this variant (repeatable): int8 for the CPU, fp16 for the CUDA provider only.",
+)
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP + " Measures variant quality.")
 @click.option("--force", is_flag=True, help="Batch: re-export even unchanged runs.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def export(
-    sources: tuple[Path, ...], output: Path, quantize: str | None, data: Path | None, force: bool, quiet: bool
+    sources: tuple[Path, ...], output: Path, quantize: tuple[str, ...], data: Path | None, force: bool, quiet: bool
 ) -> None:
     """Export checkpoints to validated, self-describing ONNX files.
 
@@ -227,14 +232,16 @@ def export(
             f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB, {result.metadata.kind}); parity with PyTorch: "
             f"{result.parity.checks} checks, largest difference {result.parity.worst:.2e}"
         )
-        if quantize == "int8":
+        if quantize:
             from functools import partial
 
+            from rnnedge.export.batch import VARIANTS
             from rnnedge.export.quality import measure_quality
-            from rnnedge.export.quantize import quantize_int8
 
-            q = quantize_int8(output, output.with_suffix(".int8.onnx"), partial(measure_quality, data=data))
-            click.echo(f"wrote {q.path} ({q.size_bytes / 1e6:.2f} MB, int8); quality {q.metadata.quality}")
+            for variant in dict.fromkeys(quantize):
+                out = output.with_suffix(f".{variant}.onnx")
+                q = VARIANTS[variant](output, out, partial(measure_quality, data=data))
+                click.echo(f"wrote {q.path} ({q.size_bytes / 1e6:.2f} MB, {variant}); quality {q.metadata.quality}")
         return
     from rnnedge.export.batch import MANIFEST_NAME, export_many, find_checkpoints
 
@@ -245,7 +252,7 @@ def export(
         if not quiet and sys.stderr.isatty():
             click.echo(message, err=True)
 
-    summary = export_many(paths, output, int8=quantize == "int8", data=data, force=force, progress=progress)
+    summary = export_many(paths, output, variants=quantize, data=data, force=force, progress=progress)
     for entry in summary.entries:
         click.echo(
             f"{entry['status']:>9}  {entry['name']} ({entry['variant']})"
@@ -482,6 +489,44 @@ def next_word(model_path: Path, k: int, strict: bool) -> None:
             predictions = "  ".join(f"{w} {p:.3f}" for w, p in stream.top_k(min(k, model.vocab_size)))
             click.echo(f"{word} -> {predictions}")
             sys.stdout.flush()
+
+
+@cli.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="onnxruntime intra-op threads for rnnedge and the bare session (default: onnxruntime's, as load() uses).",
+)
+@click.option("--rounds", type=click.IntRange(min=1), default=15, show_default=True, help="Interleaved rounds.")
+@click.option(
+    "--cold-runs",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Fresh interpreters per program for the cold start (0 skips it).",
+)
+@click.option("--limits/--no-limits", default=True, show_default=True, help="Measure GEMM rate and read bandwidth.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for programs (times in seconds per unit).")
+def bench(model_path: Path, threads: int | None, rounds: int, cold_runs: int, limits: bool, as_json: bool) -> None:
+    """Speed of MODEL here: a hand-written onnxruntime loop against rnnedge, timed interleaved.
+
+    Streaming step at batch 1 (Model.step and a stream's feed), whole sequences (20 × 35
+    tokens or 256 × 28 rows), cold start in fresh interpreters (import, load, first result,
+    peak memory) and, beside them, the machine's GEMM rate, read bandwidth and the lower
+    bound of a step. Medians with their interquartile range.
+    """
+    from rnnedge.runtime.bench import format_report, run_bench
+
+    def progress(message: str) -> None:
+        if sys.stderr.isatty():
+            click.echo(message, err=True)
+
+    report = run_bench(
+        model_path, threads=threads, rounds=rounds, cold_runs=cold_runs, limits=limits, progress=progress
+    )
+    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -24,14 +24,20 @@ from rnnedge.training.atomic import atomic_output
 
 from .exporter import ExportResult, _producer, export_checkpoint
 from .graphs import OPSET
+from .half import convert_fp16
 from .quality import measure_quality
-from .quantize import quantize_int8
+from .quantize import QualityFn, quantize_int8
 
-__all__ = ["MANIFEST_NAME", "REPORT_NAME", "BatchSummary", "export_many", "find_checkpoints"]
+__all__ = ["MANIFEST_NAME", "REPORT_NAME", "VARIANTS", "BatchSummary", "export_many", "find_checkpoints"]
 
 MANIFEST_NAME = "manifest.json"
 REPORT_NAME = "report.md"
 MANIFEST_FORMAT = 1
+# The variants written beside each float model, from its file: int8 for the CPU, fp16 for CUDA.
+VARIANTS: dict[str, Callable[[Path, Path, QualityFn | None], ExportResult]] = {
+    "int8": quantize_int8,
+    "fp16": convert_fp16,
+}
 
 
 def sha256_of(path: Path) -> str:
@@ -121,12 +127,18 @@ def export_many(
     sources: Iterable[Path],
     dist: Path,
     *,
-    int8: bool = False,
+    variants: Iterable[str] = (),
     data: str | os.PathLike[str] | None = None,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> BatchSummary:
-    """Export every checkpoint under ``sources`` into ``dist``; never stops at a failing model."""
+    """Export every checkpoint under ``sources`` into ``dist``, plus ``variants`` (int8, fp16) of each.
+
+    Never stops at a failing model.
+    """
+    extra = list(dict.fromkeys(variants))
+    if unknown := [v for v in extra if v not in VARIANTS]:
+        raise ValueError(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
     dist.mkdir(parents=True, exist_ok=True)
     manifest_path = dist / MANIFEST_NAME
     previous: dict[tuple[str, str], dict[str, Any]] = {}
@@ -143,8 +155,7 @@ def export_many(
     for i, checkpoint in enumerate(checkpoints, 1):
         name = _model_name(checkpoint, taken)
         ckpt_sha = sha256_of(checkpoint) if checkpoint.is_file() else None
-        variants = ["float32", "int8"] if int8 else ["float32"]
-        for variant in variants:
+        for variant in ["float32", *extra]:
             settings = {"variant": variant, "opset": OPSET, "rnnedge": producer["version"]}
             entry: dict[str, Any] = {
                 "name": name,
@@ -171,14 +182,16 @@ def export_many(
                 if variant == "float32":
                     result = export_checkpoint(checkpoint, out)
                 else:
-                    result = quantize_int8(dist / f"{name}.onnx", out, partial(measure_quality, data=data))
+                    make = VARIANTS[variant]
+                    result = make(dist / f"{name}.onnx", out, partial(measure_quality, data=data))
                 entry.update(status="ok", **_describe(result, result.metadata))
             except Exception as e:
                 detail = "".join(traceback.format_exception_only(type(e), e)).strip()
                 entry.update(status="failed", error=detail)
-                if variant == "float32" and int8:
+                if variant == "float32" and extra:
                     summary.entries.append(entry)
-                    summary.entries.append({**entry, "variant": "int8", "error": "float export failed"})
+                    for v in extra:
+                        summary.entries.append({**entry, "variant": v, "error": "float export failed"})
                     break
             summary.entries.append(entry)
     _write_text(

@@ -27,7 +27,7 @@ from rnnedge.training.atomic import atomic_output
 from .exporter import ExportResult, model_id_of
 from .validate import ParityReport, check_graph_structure
 
-__all__ = ["QualityFn", "quantize_int8"]
+__all__ = ["QualityFn", "quantize_int8", "variant_drift"]
 
 # Measures a model file on held-out data: e.g. {"test_accuracy": 0.99} or {"test_perplexity": 110.2}.
 QualityFn = Callable[[Path], dict[str, float]]
@@ -38,8 +38,8 @@ def _read_metadata(model: onnx.ModelProto) -> ModelMetadata:
     return ModelMetadata.from_json(props[METADATA_KEY])
 
 
-def _int8_drift(float_path: Path, int8_path: Path, seed: int = 0) -> ParityReport:
-    """How far the int8 model strays: from the float model, and between streamed and whole-sequence runs.
+def variant_drift(float_path: Path, int8_path: Path, variant: str = "int8", seed: int = 0) -> ParityReport:
+    """How far a variant strays: from the float model, and between streamed and whole-sequence runs.
 
     Recorded, not gated (quantization error is expected; the measured quality is the gate),
     except that every output must be finite.
@@ -60,12 +60,12 @@ def _int8_drift(float_path: Path, int8_path: Path, seed: int = 0) -> ParityRepor
             streamed, state = model.step(x[:, lo : lo + 9], state)
         for name, value in whole.items():
             if not np.isfinite(value).all():
-                report.failures.append(f"int8 output {name} is not finite")
-            report.record("int8 vs float", f"{name} int8 vs float", value, want[name])
+                report.failures.append(f"{variant} output {name} is not finite")
+            report.record(f"{variant} vs float", f"{name} {variant} vs float", value, want[name])
             last = value[:, -streamed[name].shape[1] :] if value.ndim == 3 else value
-            report.record("int8 streamed", f"{name} streamed vs whole", streamed[name], last)
+            report.record(f"{variant} streamed", f"{name} streamed vs whole", streamed[name], last)
     if report.failures:
-        raise ExportValidationError(f"{int8_path.name}: int8 model is unusable", report.failures)
+        raise ExportValidationError(f"{int8_path.name}: {variant} model is unusable", report.failures)
     return report
 
 
@@ -98,5 +98,5 @@ def quantize_int8(
         del model.metadata_props[:]
         model.metadata_props.add(key=METADATA_KEY, value=meta.to_json())
         onnx.save(model, str(tmp))
-        drift = _int8_drift(float_path, tmp)
+        drift = variant_drift(float_path, tmp)
     return ExportResult(output, meta, drift, output.stat().st_size)

@@ -27,7 +27,7 @@ def runs(tiny_checkpoint: Path, tmp_path: Path) -> Path:
 
 def test_batch_export_with_int8(runs: Path, tmp_path: Path, data_dir: Path) -> None:
     dist = tmp_path / "dist"
-    summary = export_many([runs], dist, int8=True, data=data_dir)
+    summary = export_many([runs], dist, variants=["int8"], data=data_dir)
     status = {(e["name"], e["variant"]): e["status"] for e in summary.entries}
     assert status == {
         ("broken", "float32"): "failed",
@@ -52,7 +52,7 @@ def test_batch_export_with_int8(runs: Path, tmp_path: Path, data_dir: Path) -> N
     assert "DynamicQuantizeLSTM" in ops and "LSTM" not in ops
     assert load(dist / "good.int8.onnx").metadata.variant == "int8"
 
-    again = export_many([runs], dist, int8=True, data=data_dir)
+    again = export_many([runs], dist, variants=["int8"], data=data_dir)
     assert {(e["name"], e["variant"]): e["status"] for e in again.entries}[("good", "float32")] == "unchanged"
     (dist / "good.onnx").write_bytes(b"damaged")
     third = export_many([runs], dist, data=data_dir)

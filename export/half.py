@@ -1,0 +1,121 @@
+"""fp16 variants for the CUDA provider: float16 weights and arithmetic, float32 at the edges.
+
+Every float initializer becomes float16 and every float tensor inside the graph follows;
+graph inputs and outputs stay float32 (a Cast at each edge), so the runtime's contract,
+its states and every caller's code are the same as for the float model. onnxruntime's
+CPU LSTM kernel has no float16, so such a file runs on the CUDA provider only; the
+runtime refuses it on the CPU with a clear message.
+
+No CUDA here means the fp16 arithmetic cannot be checked at export. What is checked and
+recorded instead is the cost of the float16 weights: the same graph with its weights
+rounded to float16 but computed in float32, validated against the float model and
+measured on the test data (``quality`` keys ``*_fp16_weights``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from rnnedge.runtime.errors import ExportValidationError
+from rnnedge.runtime.metadata import METADATA_KEY
+from rnnedge.training.atomic import atomic_output
+
+from .exporter import ExportResult, model_id_of
+from .quantize import QualityFn, _read_metadata, variant_drift
+from .validate import check_graph_structure
+
+__all__ = ["convert_fp16", "round_weights_to_fp16"]
+
+
+def round_weights_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A float32 copy of ``model`` whose float weights carry only float16 precision."""
+    rounded = onnx.ModelProto()
+    rounded.CopyFrom(model)
+    for init in rounded.graph.initializer:
+        if init.data_type == TensorProto.FLOAT:
+            w = numpy_helper.to_array(init).astype(np.float16).astype(np.float32)
+            init.CopyFrom(numpy_helper.from_array(w, init.name))
+    return rounded
+
+
+def _to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    """float16 inside, float32 at the graph's inputs and outputs."""
+    half = onnx.ModelProto()
+    half.CopyFrom(model)
+    g = half.graph
+    for init in g.initializer:
+        if init.data_type == TensorProto.FLOAT:
+            w = numpy_helper.to_array(init).astype(np.float16)
+            init.CopyFrom(numpy_helper.from_array(w, init.name))
+    casts_in, casts_out = [], []
+    for value in g.input:
+        if value.type.tensor_type.elem_type == TensorProto.FLOAT:
+            inner = f"{value.name}__fp16"
+            for node in g.node:
+                node.input[:] = [inner if i == value.name else i for i in node.input]
+            casts_in.append(helper.make_node("Cast", [value.name], [inner], to=TensorProto.FLOAT16))
+    for value in g.output:
+        if value.type.tensor_type.elem_type == TensorProto.FLOAT:
+            inner = f"{value.name}__fp16"
+            for node in g.node:
+                node.output[:] = [inner if o == value.name else o for o in node.output]
+                node.input[:] = [inner if i == value.name else i for i in node.input]
+            casts_out.append(helper.make_node("Cast", [inner], [value.name], to=TensorProto.FLOAT))
+    for node in g.node:  # Casts to float inside the graph (e.g. a step count) now cast to float16
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
+                attr.i = TensorProto.FLOAT16
+    nodes = [*casts_in, *g.node, *casts_out]
+    del g.node[:]
+    g.node.extend(nodes)
+    del g.value_info[:]
+    return half
+
+
+def convert_fp16(
+    float_path: str | os.PathLike[str], output: str | os.PathLike[str], quality: QualityFn | None = None
+) -> ExportResult:
+    """Write the fp16 (CUDA) variant of ``float_path`` to ``output`` atomically, with its weight-rounding cost."""
+    float_path, output = Path(float_path), Path(output)
+    model = onnx.load(str(float_path))
+    float_meta = _read_metadata(model)
+    half = _to_fp16(model)
+    problems = check_graph_structure(half)
+    try:  # every node's types must agree now that the inside is float16
+        onnx.shape_inference.infer_shapes(half, check_type=True, strict_mode=True)
+    except Exception as e:  # onnx raises its own InferenceError and others
+        problems.append(f"type check of the fp16 graph failed: {str(e).strip().splitlines()[0]}")
+    if not any(i.data_type == TensorProto.FLOAT16 for i in half.graph.initializer):
+        problems.append("no float16 weights in the converted graph")
+    if problems:
+        raise ExportValidationError(f"{float_path.name}: fp16 conversion failed", problems)
+    with tempfile.TemporaryDirectory() as tmp_dir:  # the fp16 weights, computed in float32: runnable here
+        rounded_path = Path(tmp_dir) / "fp16-weights.onnx"
+        onnx.save(round_weights_to_fp16(model), str(rounded_path))
+        drift = variant_drift(float_path, rounded_path, "fp16 weights")
+        measured = quality(rounded_path) if quality is not None else {}
+    deltas = {
+        f"{k}_fp16_weights_change": v - float_meta.quality[k] for k, v in measured.items() if k in float_meta.quality
+    }
+    meta = replace(
+        float_meta,
+        variant="fp16",
+        model_id=model_id_of(half),
+        quality={
+            **{f"float_{k}": v for k, v in float_meta.quality.items()},
+            **{f"{k}_fp16_weights": v for k, v in measured.items()},
+            **deltas,
+        },
+    )
+    del half.metadata_props[:]
+    half.metadata_props.add(key=METADATA_KEY, value=meta.to_json())
+    with atomic_output(output) as tmp:
+        onnx.save(half, str(tmp))
+    return ExportResult(output, meta, drift, output.stat().st_size)

@@ -1,0 +1,50 @@
+"""fp16 variants: float16 inside, float32 at the edges, weight-rounding cost measured, CPU refused."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto
+
+from rnnedge.export.half import convert_fp16
+from rnnedge.export.quality import measure_quality
+from rnnedge.runtime import ProviderError, load
+
+
+def _types(model: onnx.ModelProto) -> tuple[set[int], set[int]]:
+    edges = {v.type.tensor_type.elem_type for v in [*model.graph.input, *model.graph.output]}
+    weights = {i.data_type for i in model.graph.initializer}
+    return edges, weights
+
+
+@pytest.mark.parametrize("fixture", ["tiny_onnx", "tiny_lm_onnx"])
+def test_fp16_variant_keeps_the_contract(fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    float_path: Path = request.getfixturevalue(fixture)
+    result = convert_fp16(float_path, tmp_path / "m.fp16.onnx")
+    model = onnx.load(str(result.path))
+    edges, weights = _types(model)
+    assert TensorProto.FLOAT16 not in edges  # callers still pass and get float32 (and int64 tokens)
+    assert TensorProto.FLOAT16 in weights and TensorProto.FLOAT not in weights
+    assert "LSTM" in {n.op_type for n in model.graph.node}
+    assert result.metadata.variant == "fp16"
+    assert result.size_bytes < 0.75 * float_path.stat().st_size
+    assert result.parity.worst < 0.05  # float16 weights in float32 arithmetic vs the float model
+
+
+def test_fp16_quality_is_measured_with_rounded_weights(tiny_onnx: Path, data_dir: Path, tmp_path: Path) -> None:
+    result = convert_fp16(tiny_onnx, tmp_path / "m.fp16.onnx", partial(measure_quality, data=data_dir))
+    q = result.metadata.quality
+    assert {"test_accuracy_fp16_weights", "float_test_accuracy", "test_accuracy_fp16_weights_change"} <= set(q)
+    assert abs(q["test_accuracy_fp16_weights_change"]) < 0.01
+
+
+def test_fp16_is_refused_on_the_cpu(tiny_lm_onnx: Path, tmp_path: Path) -> None:
+    path = convert_fp16(tiny_lm_onnx, tmp_path / "m.fp16.onnx").path
+    with pytest.raises(ProviderError, match=r"fp16 .* CUDA"):
+        load(path)
+    with load(tiny_lm_onnx) as float_model:  # the float file is untouched and still fine
+        assert np.isfinite(float_model.stream().feed([1, 2])).all()
