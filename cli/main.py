@@ -403,7 +403,7 @@ def demo(data: Path | None, out: Path, epochs: int, max_steps: int | None, digit
     click.echo(f"    test accuracy {_accuracy(onnx_path, data, None, 'cpu', False):.4f} (10000 images, onnxruntime)")
 
 
-def _language_model(model_path: Path, threads: int | None = None) -> Any:
+def _language_model(model_path: Path, threads: int | None = 1) -> Any:
     from rnnedge.runtime import LanguageModel
 
     model = load(model_path, threads=threads)
@@ -496,8 +496,9 @@ def next_word(model_path: Path, k: int, strict: bool) -> None:
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
-    default=None,
-    help="onnxruntime intra-op threads for rnnedge and the bare session (default: onnxruntime's, as load() uses).",
+    default=1,
+    show_default=True,
+    help="onnxruntime intra-op threads for rnnedge and the bare session (load()'s default too).",
 )
 @click.option("--rounds", type=click.IntRange(min=1), default=15, show_default=True, help="Interleaved rounds.")
 @click.option(
@@ -509,7 +510,7 @@ def next_word(model_path: Path, k: int, strict: bool) -> None:
 )
 @click.option("--limits/--no-limits", default=True, show_default=True, help="Measure GEMM rate and read bandwidth.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for programs (times in seconds per unit).")
-def bench(model_path: Path, threads: int | None, rounds: int, cold_runs: int, limits: bool, as_json: bool) -> None:
+def bench(model_path: Path, threads: int, rounds: int, cold_runs: int, limits: bool, as_json: bool) -> None:
     """Speed of MODEL here: a hand-written onnxruntime loop against rnnedge, timed interleaved.
 
     Streaming step at batch 1 (Model.step and a stream's feed), whole sequences (20 × 35

@@ -74,7 +74,7 @@ _MODEL_CLASSES: dict[str, type[Model]] = {
 def load(
     path: str | os.PathLike[str],
     provider: str = "cpu",
-    threads: int | None = None,
+    threads: int | None = 1,
     *,
     optimization: str = "all",
     optimized_model_path: str | None = None,

@@ -147,7 +147,8 @@ class LanguageModel(Model):
     def stream_results(self, outputs: Outputs) -> np.ndarray:
         """Probabilities ``(batch, vocab)`` of the word after the last one fed."""
         z = outputs["logits"][:, -1]  # (B, V) float32
-        e: np.ndarray = np.exp(z - z.max(axis=-1, keepdims=True))
+        e: np.ndarray = z - z.max(axis=-1, keepdims=True)
+        np.exp(e, out=e)
         e /= e.sum(axis=-1, keepdims=True)
         return e
 
