@@ -62,7 +62,7 @@ def test_bench_text_language_model(tiny_lm_onnx: Path) -> None:
 
 def test_bench_limits_in_json(tiny_lm_onnx: Path) -> None:
     report = json.loads(_bench(str(tiny_lm_onnx), "--rounds", "1", "--cold-runs", "0", "--json"))
-    assert report["threads"] is None  # onnxruntime's default, as load() uses
+    assert report["threads"] == 1  # load()'s default
     limits = report["limits"]
     assert limits["gemm_peak_gflops"] > 0 and limits["step_bound_s"] > 0
     assert limits["weight_bytes_per_step"] > 0
