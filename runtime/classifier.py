@@ -87,11 +87,13 @@ class ClassifierModel(Model):
     def _run(self, x: np.ndarray, state: State) -> tuple[Outputs, State]:
         """Refuse to count rows past what the float32 ``steps`` state holds exactly (the mean would drift)."""
         steps = state.arrays.get("steps")
-        if steps is not None and float(steps.max()) + x.shape[1] > MAX_EXACT_ROWS:
-            raise InputError(
-                f"a sequence can hold at most {MAX_EXACT_ROWS} rows (the row count is float32); this feed of "
-                f"{x.shape[1]} rows would pass it after {int(steps.max())}: reset the stream"
-            )
+        if steps is not None:
+            seen = steps.item(0) if steps.size == 1 else float(steps.max())  # item(): a step at batch 1 is hot
+            if seen + x.shape[1] > MAX_EXACT_ROWS:
+                raise InputError(
+                    f"a sequence can hold at most {MAX_EXACT_ROWS} rows (the row count is float32); this feed of "
+                    f"{x.shape[1]} rows would pass it after {int(seen)}: reset the stream"
+                )
         return super()._run(x, state)
 
     def stream(self) -> Stream:
