@@ -175,9 +175,17 @@ def language_model_graph(model: WordLanguageModel) -> onnx.ModelProto:
     g.op("Concat", [f"layer{i}_h" for i in range(layers)], "h_out", axis=0)
     g.op("Concat", [f"layer{i}_c" for i in range(layers)], "c_out", axis=0)
     g.op("Transpose", [x], "out_bth", perm=[1, 0, 2])  # (B, T, H)
-    w = model.decoder.weight.detach().numpy().astype(np.float32)
-    g.op("MatMul", ["out_bth", g.const("decoder.weight_t", np.ascontiguousarray(w.T))], "proj")
-    g.op("Add", ["proj", g.const("decoder.bias", model.decoder.bias.detach().numpy().astype(np.float32))], "logits")
+    bias = g.const("decoder.bias", model.decoder.bias.detach().numpy().astype(np.float32))
+    if cfg.tie_weights:  # one copy of the shared matrix: logits = out · embeddingᵀ, as a Gemm over (B·T, H)
+        flat = g.op("Reshape", ["out_bth", g.const("rows_by_hidden", np.array([-1, hid], np.int64))], "out_flat")
+        g.op("Gemm", [flat[0], emb, bias], "logits_flat", transB=1)
+        g.op("Shape", ["tokens"], "batch_seq")
+        g.op("Concat", ["batch_seq", g.const("vocab_dim", np.array([vocab], np.int64))], "logits_shape", axis=0)
+        g.op("Reshape", ["logits_flat", "logits_shape"], "logits")
+    else:
+        w = model.decoder.weight.detach().numpy().astype(np.float32)
+        g.op("MatMul", ["out_bth", g.const("decoder.weight_t", np.ascontiguousarray(w.T))], "proj")
+        g.op("Add", ["proj", bias], "logits")
     state: list[int | str] = [layers, "batch", hid]
     return g.model(
         "rnnedge_word_lm",

@@ -63,3 +63,21 @@ def test_checkpoint_without_vocabulary_is_refused(tiny_lm_checkpoint: Path, tmp_
         export_checkpoint(tmp_path / "novocab.pt", tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
     assert isinstance(ckpt["model"]["embedding.weight"], torch.Tensor)
+
+
+def test_tied_weights_are_stored_once(ptb_data: Path, tmp_path: Path, tiny_lm_onnx: Path) -> None:
+    """With tied weights the embedding doubles as the output layer: one copy in the file, parity kept."""
+    from conftest import train_tiny_lm
+
+    from rnnedge.export.quantize import quantize_int8
+
+    checkpoint = train_tiny_lm(ptb_data, tmp_path / "tied", steps=5, hidden_size=32, tie_weights=True)
+    result = export_checkpoint(checkpoint, tmp_path / "tied.onnx")
+    graph = onnx.load(str(result.path)).graph
+    matrices = [i.name for i in graph.initializer if len(i.dims) == 2 and 10_000 in i.dims]
+    assert matrices == ["embedding.weight"]
+    assert result.size_bytes < 0.6 * tiny_lm_onnx.stat().st_size  # the untied model holds two such matrices
+    assert result.parity.checks > 0
+    int8 = quantize_int8(result.path, tmp_path / "tied.int8.onnx")
+    with load(int8.path) as model:
+        assert np.isfinite(model.stream().feed("the market")).all()
