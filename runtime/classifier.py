@@ -9,11 +9,12 @@ already be in ``[0, 1]``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, StateError
 from .model import Model, Outputs, describe
 from .state import State
 from .stream import Stream
@@ -83,6 +84,16 @@ class ClassifierModel(Model):
             for i in range(0, len(x), batch_size)
         ]
         return np.concatenate(out)
+
+    def _check_parts(self, arrays: Mapping[str, Any], *, finite: bool) -> int:
+        """A bidirectional state's row count must be the length of the prefix it holds (else the mean is wrong)."""
+        batch = super()._check_parts(arrays, finite=finite)
+        steps, prefix = arrays.get("steps"), arrays.get("prefix")
+        if steps is not None and prefix is not None and not (steps == prefix.shape[1]).all():
+            raise StateError(
+                f"state part steps says {np.unique(steps).tolist()[:5]} rows, but the prefix holds {prefix.shape[1]}"
+            )
+        return batch
 
     def _run(self, x: np.ndarray, state: State) -> tuple[Outputs, State]:
         """Refuse to count rows past what the float32 ``steps`` state holds exactly (the mean would drift)."""

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rnnedge.runtime import ClassifierModel, load
-from rnnedge.runtime.errors import InputError
+from rnnedge.runtime.errors import InputError, StateError
 from rnnedge.training.checkpoint import load_checkpoint
 from rnnedge.training.train_classifier import build_classifier, preprocess_pixels
 
@@ -72,3 +72,13 @@ def test_bad_input_leaves_the_prefix_unchanged(model: ClassifierModel, mnist) ->
     np.testing.assert_allclose(
         restored.feed(mnist.test_images[0][6:]), model.predict(mnist.test_images[:1])[0], atol=1e-5
     )
+
+
+def test_a_state_whose_row_count_disagrees_with_its_prefix_is_refused(model: ClassifierModel, mnist) -> None:
+    stream = model.stream()
+    stream.feed(mnist.test_images[0][:5])
+    parts = {k: np.array(v) for k, v in stream.state.items()}
+    with pytest.raises(StateError, match=r"steps says \[4.0\] rows, but the prefix holds 5"):
+        stream.state = {**parts, "steps": np.full((1, 1), 4.0, np.float32)}
+    np.testing.assert_array_equal(stream.state["steps"], parts["steps"])
+    stream.state = parts  # the consistent state is accepted
