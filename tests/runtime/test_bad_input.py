@@ -511,7 +511,7 @@ def row_arrays(draw: st.DrawFn) -> Any:
         shape[-1] = 28
     if dtype.kind == "f":
         width = 8 * dtype.itemsize if dtype.itemsize < 8 else 32  # float64 holds float32 values: no overflow
-        fits = [v for v in _ODD_FLOATS if not np.isfinite(v) or abs(v) <= np.finfo(dtype).max]
+        fits = [v for v in _ODD_FLOATS if not np.isfinite(v) or abs(v) <= float(np.finfo(dtype).max)]
         odd = st.floats(0, 1, width=width) | st.sampled_from(fits).map(dtype.type)
         elements = st.floats(0, 1, width=width) if draw(st.booleans()) else odd
     else:
