@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError, StateError
-from .model import Model, Outputs, describe
+from .model import Model, Outputs, all_finite, describe
 from .state import State
 from .stream import Stream
 
@@ -51,9 +51,10 @@ class ClassifierModel(Model):
             raise InputError(f"each row must have {self.feature_size} values, got {describe(rows)}")
         pre = self.metadata.preprocessing
         if rows.dtype == np.uint8:
-            x = rows.astype(np.float32) * np.float32(pre.scale if pre else 1.0)
+            x = rows.astype(np.float32, order="C")
+            x *= np.float32(pre.scale if pre else 1.0)
         elif rows.dtype in (np.float16, np.float32, np.float64):
-            if not np.isfinite(rows).all():  # checked before the cast, which would turn 1e300 into inf
+            if not all_finite(rows):  # checked before the cast, which would turn 1e300 into inf
                 raise InputError(f"rows contain NaN or infinity ({describe(rows)})")
             lo, hi = float(rows.min()), float(rows.max())
             if lo < -_FLOAT_SLACK or hi > 1 + _FLOAT_SLACK:
@@ -61,12 +62,13 @@ class ClassifierModel(Model):
                     f"float rows must be pixel intensities in [0, 1], got values in [{lo:g}, {hi:g}]; "
                     "pass raw 0..255 pixels as uint8"
                 )
-            x = rows.astype(np.float32)
+            x = rows.astype(np.float32, order="C")
         else:
             raise InputError(f"rows must be uint8 pixels or float16/32/64 in [0, 1], got {describe(rows)}")
-        if pre is not None:
-            x = (x - np.float32(pre.mean)) / np.float32(pre.std)
-        return np.ascontiguousarray(x, dtype=np.float32)
+        if pre is not None:  # in place, in the order training applies it: the same float32 roundings
+            x -= np.float32(pre.mean)
+            x /= np.float32(pre.std)
+        return x
 
     def predict(self, images: Any, batch_size: int = 256) -> np.ndarray:
         """Class probabilities ``(N, classes)`` for images ``(N, T, features)`` (any ``T >= 1``: a prefix of rows)."""

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError, TokenError
-from .model import Model, Outputs, describe
+from .model import SMALL, Model, Outputs, describe
 from .state import State
 from .stream import Stream
 from .stream_batch import StreamBatch
@@ -109,7 +109,12 @@ class LanguageModel(Model):
         return np.ascontiguousarray(ids, dtype=np.int64)
 
     def _check_range(self, ids: np.ndarray) -> None:
-        if ids.min() < 0 or ids.max() >= self.vocab_size:
+        if ids.size <= SMALL:  # a streaming step: plain Python beats two numpy reductions
+            values = ids.ravel().tolist()
+            lo, hi = min(values), max(values)
+        else:
+            lo, hi = ids.min(), ids.max()
+        if lo < 0 or hi >= self.vocab_size:
             shown = [int(i) for i in ids[(ids < 0) | (ids >= self.vocab_size)][:_MAX_SHOWN]]
             raise TokenError(f"token ids must be in [0, {self.vocab_size}), got {shown}")
 
