@@ -167,7 +167,8 @@ def _language_model(ckpt: Mapping[str, Any]) -> tuple[onnx.ModelProto, ModelMeta
         eos_id=vocab.index("<eos>"),
         notes={
             "input": "tokens: word ids into `vocabulary`; unknown words are <unk>, every line ends with <eos>",
-            "outputs": "logits: unnormalised next-word scores at every position (softmax over the last axis)",
+            "outputs": "logits: unnormalised next-word scores at every position (softmax over the last axis); "
+            "next_probs: the next word's probabilities after the last position",
         },
     )
     return graph, meta, _language_model_reference(model)
@@ -178,7 +179,8 @@ def _language_model_reference(model: WordLanguageModel) -> Reference:
     def run(x: np.ndarray, state: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         h, c = (torch.from_numpy(np.array(state[n])) for n in ("h", "c"))
         logits, (h, c) = model(torch.from_numpy(x), (h, c))  # (B, T, V)
-        return {"logits": logits.numpy()}, {"h": h.numpy(), "c": c.numpy()}
+        outputs = {"logits": logits.numpy(), "next_probs": torch.softmax(logits[:, -1], -1).numpy()}
+        return outputs, {"h": h.numpy(), "c": c.numpy()}
 
     def make_input(batch: int, length: int, rng: np.random.Generator) -> np.ndarray:
         return rng.integers(0, model.config.vocab_size, (batch, length), dtype=np.int64)

@@ -49,7 +49,8 @@ class _Graph:
         self.initializers: list[onnx.TensorProto] = []
 
     def const(self, name: str, value: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        contiguous = value if value.flags.c_contiguous else np.ascontiguousarray(value)  # keeps 0-d scalars 0-d
+        self.initializers.append(numpy_helper.from_array(contiguous, name))
         return name
 
     def op(self, op_type: str, inputs: list[str], outputs: list[str] | str, **attrs: Any) -> list[str]:
@@ -154,7 +155,8 @@ def classifier_graph(model: RowLSTMClassifier) -> onnx.ModelProto:
 def language_model_graph(model: WordLanguageModel) -> onnx.ModelProto:
     """Word LM: ``tokens`` int64 ``(batch, sequence)`` and ``h``/``c`` ``(layers, batch, H)``.
 
-    Outputs ``logits`` ``(batch, sequence, vocab)`` and the new ``h_out``/``c_out``.
+    Outputs ``logits`` ``(batch, sequence, vocab)``, ``next_probs`` ``(batch, vocab)`` (the softmax of
+    the last position: what a stream returns) and the new ``h_out``/``c_out``.
     """
     cfg = model.config
     layers, hid, vocab = cfg.num_layers, cfg.hidden_size, cfg.vocab_size
@@ -186,12 +188,16 @@ def language_model_graph(model: WordLanguageModel) -> onnx.ModelProto:
         w = model.decoder.weight.detach().numpy().astype(np.float32)
         g.op("MatMul", ["out_bth", g.const("decoder.weight_t", np.ascontiguousarray(w.T))], "proj")
         g.op("Add", ["proj", bias], "logits")
+    # What a stream returns after each feed, computed in the graph rather than in Python afterwards.
+    g.op("Gather", ["logits", g.const("last_position", np.array(-1, np.int64))], "last_logits", axis=1)  # (B, V)
+    g.op("Softmax", ["last_logits"], "next_probs", axis=-1)
     state: list[int | str] = [layers, "batch", hid]
     return g.model(
         "rnnedge_word_lm",
         [_info("tokens", _I64, ["batch", "sequence"]), _info("h", _F32, state), _info("c", _F32, state)],
         [
             _info("logits", _F32, ["batch", "sequence", vocab]),
+            _info("next_probs", _F32, ["batch", vocab]),
             _info("h_out", _F32, state),
             _info("c_out", _F32, state),
         ],

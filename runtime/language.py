@@ -150,12 +150,8 @@ class LanguageModel(Model):
         return self.to_ids(x)[None]  # (1, T)
 
     def stream_results(self, outputs: Outputs) -> np.ndarray:
-        """Probabilities ``(batch, vocab)`` of the word after the last one fed."""
-        z = outputs["logits"][:, -1]  # (B, V) float32
-        e: np.ndarray = z - z.max(axis=-1, keepdims=True)
-        np.exp(e, out=e)
-        e /= e.sum(axis=-1, keepdims=True)
-        return e
+        """Probabilities ``(batch, vocab)`` of the word after the last one fed (the graph's softmax)."""
+        return outputs["next_probs"]
 
     # -- tasks -------------------------------------------------------------------------------
     def top_k(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:

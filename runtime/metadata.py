@@ -292,6 +292,12 @@ def _check_consistent(meta: ModelMetadata) -> None:
                 f"a language model needs output logits (batch, sequence, {len(vocabulary)}) to match its "
                 f"vocabulary, got {logits}"
             )
+        probs = by_name.get("next_probs")
+        if probs is None or len(probs.shape) != 2 or probs.shape[1] != len(vocabulary):
+            raise ModelFileError(
+                f"a language model needs output next_probs (batch, {len(vocabulary)}) to match its vocabulary, "
+                f"got {probs}"
+            )
         return
     if meta.labels is None:
         raise ModelFileError("a classifier's metadata must carry its class labels")
