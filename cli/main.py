@@ -16,7 +16,7 @@ from typing import Any
 import click
 import numpy as np
 
-from rnnedge.runtime import load
+from rnnedge.runtime import load, read_metadata
 from rnnedge.runtime.errors import MissingExtraError, RnnEdgeError
 
 __all__ = ["cli"]
@@ -274,8 +274,7 @@ def plot(run_dir: Path) -> None:
 
 def describe_model(path: Path) -> dict[str, Any]:
     """What a user needs to embed the model, from its metadata alone."""
-    with load(path) as model:
-        meta = model.metadata
+    meta = read_metadata(path)  # no session: an fp16 file is described on a CPU-only machine too
     info: dict[str, Any] = {
         "file": str(path),
         "kind": meta.kind,

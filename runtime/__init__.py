@@ -30,7 +30,7 @@ from .errors import (
 from .language import LanguageModel, LanguageStream
 from .metadata import FORMAT_VERSION, ModelMetadata
 from .model import Model, open_model_file
-from .session import SessionOptions, available_providers
+from .session import SessionOptions, available_providers, metadata_text, read_model_bytes
 from .state import State
 from .stream import Stream
 from .stream_batch import StreamBatch
@@ -61,6 +61,7 @@ __all__ = [
     "TokenError",
     "available_providers",
     "load",
+    "read_metadata",
 ]
 
 
@@ -96,3 +97,8 @@ def load(
     if state_on_device is not None:
         model.state_on_device = state_on_device
     return model
+
+
+def read_metadata(path: str | os.PathLike[str]) -> ModelMetadata:
+    """A model file's metadata, without starting onnxruntime: for any variant on any machine (e.g. fp16 here)."""
+    return ModelMetadata.from_json(metadata_text(read_model_bytes(path), path))

@@ -22,7 +22,15 @@ import onnxruntime as ort
 from .errors import ConfigError, ModelFileError, ProviderError
 from .metadata import MAX_METADATA_BYTES, METADATA_KEY
 
-__all__ = ["MAX_MODEL_BYTES", "Provider", "SessionOptions", "available_providers", "make_session"]
+__all__ = [
+    "MAX_MODEL_BYTES",
+    "Provider",
+    "SessionOptions",
+    "available_providers",
+    "make_session",
+    "metadata_text",
+    "read_model_bytes",
+]
 
 logger = logging.getLogger("rnnedge")
 Provider = Literal["cpu", "cuda", "auto"]
@@ -77,6 +85,37 @@ def _resolve_provider(provider: str) -> str:
     return provider
 
 
+def read_model_bytes(path: str | os.PathLike[str]) -> bytes:
+    """A model file's bytes, refused if unreadable, empty, oversized or pointing at external data."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ModelFileError(f"model path must be a str or os.PathLike, got {type(path).__name__}")
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_MODEL_BYTES:
+            raise ModelFileError(f"model file {path} is {size} bytes, over the {MAX_MODEL_BYTES}-byte limit")
+        data = path.read_bytes()
+    except OSError as e:
+        raise ModelFileError(f"cannot read model file {path}: {e.strerror or e}") from None
+    if not data:
+        raise ModelFileError(f"model file {path} is empty")
+    _refuse_external_data(data, path)
+    return data
+
+
+def metadata_text(data: bytes, path: str | os.PathLike[str]) -> str:
+    """The rnnedge metadata JSON of a model's bytes, read without onnxruntime."""
+    try:
+        props = _metadata_props(data)
+    except _Malformed as e:
+        raise ModelFileError(f"cannot load {path} as an ONNX model: not a valid ONNX protobuf ({e})") from None
+    if METADATA_KEY not in props:
+        raise ModelFileError(
+            f"{path} carries no rnnedge metadata (key {METADATA_KEY!r}); export it with `rnnedge export`"
+        )
+    return props[METADATA_KEY]
+
+
 def make_session(
     path: str | os.PathLike[str], provider: str, options: SessionOptions
 ) -> tuple[ort.InferenceSession, str]:
@@ -90,16 +129,7 @@ def make_session(
     if not isinstance(options.optimization, str) or options.optimization not in _LEVELS:
         raise ConfigError(f"optimization must be one of {sorted(_LEVELS)}, got {options.optimization!r}")
     resolved = _resolve_provider(provider)
-    try:
-        size = path.stat().st_size
-        if size > MAX_MODEL_BYTES:
-            raise ModelFileError(f"model file {path} is {size} bytes, over the {MAX_MODEL_BYTES}-byte limit")
-        data = path.read_bytes()
-    except OSError as e:
-        raise ModelFileError(f"cannot read model file {path}: {e.strerror or e}") from None
-    if not data:
-        raise ModelFileError(f"model file {path} is empty")
-    _refuse_external_data(data, path)
+    data = read_model_bytes(path)
     if resolved == "cpu":
         _refuse_fp16_on_cpu(data, path)
     so = ort.SessionOptions()

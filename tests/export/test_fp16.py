@@ -48,3 +48,15 @@ def test_fp16_is_refused_on_the_cpu(tiny_lm_onnx: Path, tmp_path: Path) -> None:
         load(path)
     with load(tiny_lm_onnx) as float_model:  # the float file is untouched and still fine
         assert np.isfinite(float_model.stream().feed([1, 2])).all()
+
+
+def test_info_describes_an_fp16_file_on_the_cpu(tiny_onnx: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from rnnedge.cli.main import cli
+    from rnnedge.runtime import read_metadata
+
+    path = convert_fp16(tiny_onnx, tmp_path / "m.fp16.onnx").path
+    assert read_metadata(path).variant == "fp16"
+    result = CliRunner().invoke(cli, ["info", str(path)])
+    assert result.exit_code == 0 and "variant: fp16" in result.output
