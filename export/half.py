@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from rnnedge.runtime.errors import ExportValidationError
+from rnnedge.runtime.errors import ConfigError, ExportValidationError
 from rnnedge.runtime.metadata import METADATA_KEY
 from rnnedge.training.atomic import atomic_output
 
@@ -86,6 +86,13 @@ def convert_fp16(
     float_path, output = Path(float_path), Path(output)
     model = onnx.load(str(float_path))
     float_meta = _read_metadata(model)
+    if float_meta.kind != "language_model":
+        # A classifier's state counts rows and sums outputs: in float16 the count stops at 2048 and the
+        # sum drifts, and its weights (0.3 MB) gain nothing from halving.
+        raise ConfigError(
+            f"{float_path.name}: fp16 variants are for language models; a {float_meta.kind}'s row count and "
+            "running sum need float32 (use the float32 or int8 file)"
+        )
     half = _to_fp16(model)
     problems = check_graph_structure(half)
     try:  # every node's types must agree now that the inside is float16

@@ -95,6 +95,10 @@ def load(
     session, metadata, resolved = open_model_file(path, provider, options)
     model = _MODEL_CLASSES[metadata.kind](session, metadata, Path(path), resolved)
     if state_on_device is not None:
+        if state_on_device and not model.SUPPORTS_STATE_ON_DEVICE:
+            raise ConfigError(
+                f"state_on_device: only language models keep streams' state on the device, {path} is a {model.kind}"
+            )
         model.state_on_device = state_on_device
     return model
 

@@ -52,6 +52,8 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 class LanguageModel(Model):
     """A word-level LSTM language model loaded from an rnnedge ``.onnx`` file."""
 
+    SUPPORTS_STATE_ON_DEVICE = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         vocab = self.metadata.vocabulary
@@ -60,6 +62,9 @@ class LanguageModel(Model):
         self.unk_id: int = self.metadata.unk_id
         self.eos_id: int = self.metadata.eos_id
         self._index = {w: i for i, w in enumerate(vocab)}
+        # Files exported before next_probs existed: the stream's softmax is then done here.
+        self._graph_softmax = any(o.name == "next_probs" for o in self.metadata.outputs)
+        self.stream_outputs = ("next_probs",) if self._graph_softmax else ("logits",)
 
     @property
     def vocab_size(self) -> int:
@@ -151,7 +156,13 @@ class LanguageModel(Model):
 
     def stream_results(self, outputs: Outputs) -> np.ndarray:
         """Probabilities ``(batch, vocab)`` of the word after the last one fed (the graph's softmax)."""
-        return outputs["next_probs"]
+        if self._graph_softmax:
+            return outputs["next_probs"]
+        z = outputs["logits"][:, -1]  # (B, V)
+        e: np.ndarray = z - z.max(axis=-1, keepdims=True)
+        np.exp(e, out=e)
+        e /= e.sum(axis=-1, keepdims=True)
+        return e
 
     # -- tasks -------------------------------------------------------------------------------
     def top_k(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:

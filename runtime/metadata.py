@@ -292,8 +292,8 @@ def _check_consistent(meta: ModelMetadata) -> None:
                 f"a language model needs output logits (batch, sequence, {len(vocabulary)}) to match its "
                 f"vocabulary, got {logits}"
             )
-        probs = by_name.get("next_probs")
-        if probs is None or len(probs.shape) != 2 or probs.shape[1] != len(vocabulary):
+        probs = by_name.get("next_probs")  # optional: files from before it existed lack it
+        if probs is not None and (len(probs.shape) != 2 or probs.shape[1] != len(vocabulary)):
             raise ModelFileError(
                 f"a language model needs output next_probs (batch, {len(vocabulary)}) to match its vocabulary, "
                 f"got {probs}"

@@ -75,14 +75,21 @@ def open_model_file(
 class Model:
     """A loaded rnnedge model. Use :func:`rnnedge.runtime.load` to make one."""
 
+    # Whether streams may keep the state on the execution device (language models: their streams
+    # need nothing from the state between steps; a classifier's row-count guard reads it).
+    SUPPORTS_STATE_ON_DEVICE = False
+
     def __init__(self, session: ort.InferenceSession, metadata: ModelMetadata, path: Path, provider: str) -> None:
         self._session: ort.InferenceSession | None = session
         self.metadata = metadata
         self.path = path
         self.provider = provider
-        # On CUDA a stream's state stays on the device between steps (I/O binding); see binding.py.
+        # On CUDA a language model's streams keep their state on the device between steps (binding.py).
         self.device = "cuda" if provider == "cuda" else "cpu"
-        self.state_on_device = provider == "cuda"
+        self.state_on_device = provider == "cuda" and self.SUPPORTS_STATE_ON_DEVICE
+        self._token = object()  # marks the states this model made (State.checked_by)
+        # The outputs a stream's result is made of: all that a device-bound step copies back to the host.
+        self.stream_outputs: tuple[str, ...] = tuple(o.name for o in metadata.outputs)
         self._state_outputs = {s.name: s.output for s in metadata.states}
         self._state_inputs = tuple(s.name for s in metadata.states)
         self._output_names = [o.name for o in metadata.outputs] + [s.output for s in metadata.states]
@@ -165,11 +172,11 @@ class Model:
                 "limit; run it in smaller batches"
             )
         arrays = {s.name: np.zeros(s.initial_shape(int(batch)), dtype=s.input.dtype) for s in self.metadata.states}
-        return State.of(self.metadata.model_id, arrays, int(batch), copy=False, checked_by=self)
+        return State.of(self.metadata.model_id, arrays, int(batch), copy=False, checked_by=self._token)
 
     def check_state(self, state: object, batch: int | None = None) -> State:
         """Return ``state`` if it fits this model (and ``batch``); else raise :class:`StateError`."""
-        if isinstance(state, State) and state.checked_by is self:  # made here: its parts are known to fit
+        if isinstance(state, State) and state.checked_by is self._token:  # made here: its parts are known to fit
             if batch is not None and state.batch_size != batch:
                 raise StateError(f"state holds batch {state.batch_size}, the input has batch {batch}")
             return state
@@ -193,7 +200,7 @@ class Model:
         """Build a :class:`State` from plain arrays (e.g. saved by the caller), checking every part."""
         batch = self._check_parts(arrays, finite=True)
         parts = {s.name: arrays[s.name] for s in self.metadata.states}
-        return State.of(self.metadata.model_id, parts, batch, checked_by=self)
+        return State.of(self.metadata.model_id, parts, batch, checked_by=self._token)
 
     def _check_parts(self, arrays: Mapping[str, Any], *, finite: bool) -> int:
         """Names, dtypes, fixed sizes and one common batch size of a state's parts; return the batch size."""
@@ -276,9 +283,17 @@ class Model:
         return outputs, state
 
     def _run_bound(self, x: np.ndarray, values: DeviceValues) -> tuple[Outputs, DeviceValues]:
-        """One call with the state on ``self.device``: only ``x`` goes in and the outputs come out."""
-        host = self._output_names[: self._n_outputs]
-        return bound_run(self.session, {self.metadata.input.name: x}, values, host, self._state_outputs, self.device)
+        """A stream's step with the state on ``self.device``: ``x`` goes in, the stream's outputs come out.
+
+        Long feeds run in windows as on the host, so neither memory grows with the feed's length.
+        """
+        feed = self.metadata.input.name
+        for lo in range(0, x.shape[1], STREAM_WINDOW):
+            window = {feed: x[:, lo : lo + STREAM_WINDOW]}
+            outputs, values = bound_run(
+                self.session, window, values, self.stream_outputs, self._state_outputs, self.device
+            )
+        return outputs, values
 
     def _run(self, x: np.ndarray, state: State) -> tuple[Outputs, State]:
         """One onnxruntime call on a checked input and state; the new state is frozen as it comes out."""
@@ -290,4 +305,4 @@ class Model:
         arrays = dict(zip(self._state_inputs, results[n:], strict=True))
         for a in results[n:]:  # fresh, contiguous arrays nobody else holds: freeze in place
             a.flags.writeable = False
-        return outputs, State(self.metadata.model_id, arrays, state.batch_size, self)
+        return outputs, State.made_by(self._token, self.metadata.model_id, arrays, state.batch_size)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
@@ -23,8 +24,9 @@ class State(Mapping[str, np.ndarray]):
     model_id: str
     arrays: Mapping[str, np.ndarray]
     batch_size: int
-    # The loaded model that made (and so already checked) this state; lets it skip re-checking.
-    checked_by: object = field(default=None, repr=False, compare=False)
+    # A token of the loaded model that made (and so already checked) this state, letting it skip the
+    # re-check. Not an init field: a state built or ``replace``d by hand is always checked in full.
+    checked_by: object = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def of(
@@ -43,7 +45,18 @@ class State(Mapping[str, np.ndarray]):
                 a = np.array(a, copy=True, order="C")
             a.flags.writeable = False
             frozen[name] = a
-        return cls(model_id, frozen, batch_size, checked_by)
+        return cls.made_by(checked_by, model_id, frozen, batch_size)
+
+    @classmethod
+    def made_by(cls, token: object, model_id: str, frozen: dict[str, np.ndarray], batch_size: int) -> State:
+        """A state of read-only arrays that the model owning ``token`` has checked."""
+        state = cls(model_id, MappingProxyType(frozen), batch_size)
+        object.__setattr__(state, "checked_by", token)
+        return state
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        """Pickled as its arrays alone: the model token stays behind, so a restored state is checked again."""
+        return (_restore, (self.model_id, dict(self.arrays), self.batch_size))
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]
@@ -57,3 +70,7 @@ class State(Mapping[str, np.ndarray]):
     def __repr__(self) -> str:
         shapes = ", ".join(f"{k}: {v.dtype}{list(v.shape)}" for k, v in self.arrays.items())
         return f"State(batch_size={self.batch_size}, {shapes})"
+
+
+def _restore(model_id: str, arrays: dict[str, np.ndarray], batch_size: int) -> State:
+    return State.of(model_id, arrays, batch_size)

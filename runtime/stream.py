@@ -31,6 +31,7 @@ class Stream:
         # values (_values) copied to the host only when asked for; None marks the side not up to date.
         self._state: State | None = model.init_state(1) if state is None else model.check_state(state, 1)
         self._values: DeviceValues | None = None
+        self._on_device = model.state_on_device  # fixed for the stream's life
         self._lock = threading.Lock()
         self._last: np.ndarray | None = None
 
@@ -42,7 +43,7 @@ class Stream:
             with self._exclusive():
                 assert self._values is not None
                 arrays = download(self._values)
-                state = State.of(self.model.metadata.model_id, arrays, 1, copy=False, checked_by=self.model)
+                state = State.of(self.model.metadata.model_id, arrays, 1, copy=False, checked_by=self.model._token)
                 self._state = state
         return state
 
@@ -82,7 +83,7 @@ class Stream:
             if graph_input.shape[0] != 1:
                 raise InputError(f"a stream takes one sequence at a time, got batch {graph_input.shape[0]}")
             # stream_input checked the input and the state setter checked the state: run directly.
-            if self.model.state_on_device:
+            if self._on_device:
                 if self._values is None:
                     assert self._state is not None
                     self._values = upload(self._state.arrays, self.model.device)

@@ -61,8 +61,10 @@ class StreamBatch:
     def add(self, key: Hashable, state: State | Stream | None = None) -> None:
         """Start a stream named ``key``, from the initial state, a saved :class:`State`, or a stream's state."""
         with _Exclusive(self._lock, "stream batch"):
-            if not isinstance(key, Hashable):
-                raise InputError(f"a stream key must be hashable (a str, an int, ...), got {type(key).__name__}")
+            try:
+                hash(key)
+            except TypeError:
+                raise InputError(f"a stream key must be hashable (a str, an int, ...), got {key!r:.80}") from None
             if key in self._rows:
                 raise InputError(f"stream {key!r} is already in this batch; remove it first or pick another key")
             if isinstance(state, Stream):
@@ -93,7 +95,8 @@ class StreamBatch:
 
     def state(self, key: Hashable) -> State:
         """Stream ``key``'s current state (batch 1), an immutable value."""
-        return self._state_of_row(self._row(key))
+        with _Exclusive(self._lock, "stream batch"):
+            return self._state_of_row(self._row(key))
 
     def feed(self, inputs: Mapping[Hashable, Any]) -> dict[Hashable, np.ndarray]:
         """Advance the streams named in ``inputs`` (``{key: what a stream's feed takes}``) in one call.
@@ -136,7 +139,7 @@ class StreamBatch:
             raise InputError(f"no stream {key!r} in this batch (it holds {shown or 'none'})") from None
 
     def _stacked(self, arrays: dict[str, np.ndarray], batch: int) -> State:
-        return State.of(self.model.metadata.model_id, arrays, batch, copy=False, checked_by=self.model)
+        return State.of(self.model.metadata.model_id, arrays, batch, copy=False, checked_by=self.model._token)
 
     def _state_of_row(self, row: int) -> State:
         return self._take([row])

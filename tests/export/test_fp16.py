@@ -12,7 +12,7 @@ from onnx import TensorProto
 
 from rnnedge.export.half import convert_fp16
 from rnnedge.export.quality import measure_quality
-from rnnedge.runtime import ProviderError, load
+from rnnedge.runtime import ConfigError, ProviderError, load
 
 
 def _types(model: onnx.ModelProto) -> tuple[set[int], set[int]]:
@@ -21,9 +21,8 @@ def _types(model: onnx.ModelProto) -> tuple[set[int], set[int]]:
     return edges, weights
 
 
-@pytest.mark.parametrize("fixture", ["tiny_onnx", "tiny_lm_onnx"])
-def test_fp16_variant_keeps_the_contract(fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    float_path: Path = request.getfixturevalue(fixture)
+def test_fp16_variant_keeps_the_contract(tiny_lm_onnx: Path, tmp_path: Path) -> None:
+    float_path = tiny_lm_onnx
     result = convert_fp16(float_path, tmp_path / "m.fp16.onnx")
     model = onnx.load(str(result.path))
     edges, weights = _types(model)
@@ -35,11 +34,17 @@ def test_fp16_variant_keeps_the_contract(fixture: str, request: pytest.FixtureRe
     assert result.parity.worst < 0.05  # float16 weights in float32 arithmetic vs the float model
 
 
-def test_fp16_quality_is_measured_with_rounded_weights(tiny_onnx: Path, data_dir: Path, tmp_path: Path) -> None:
-    result = convert_fp16(tiny_onnx, tmp_path / "m.fp16.onnx", partial(measure_quality, data=data_dir))
+def test_fp16_quality_is_measured_with_rounded_weights(tiny_lm_onnx: Path, ptb_data: Path, tmp_path: Path) -> None:
+    result = convert_fp16(tiny_lm_onnx, tmp_path / "m.fp16.onnx", partial(measure_quality, data=ptb_data))
     q = result.metadata.quality
-    assert {"test_accuracy_fp16_weights", "float_test_accuracy", "test_accuracy_fp16_weights_change"} <= set(q)
-    assert abs(q["test_accuracy_fp16_weights_change"]) < 0.01
+    assert {"test_perplexity_fp16_weights", "float_test_perplexity", "test_perplexity_fp16_weights_change"} <= set(q)
+    assert abs(q["test_perplexity_fp16_weights_change"]) < 0.01 * q["float_test_perplexity"]
+
+
+def test_classifiers_get_no_fp16_variant(tiny_onnx: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="row count and running sum need float32"):
+        convert_fp16(tiny_onnx, tmp_path / "m.fp16.onnx")
+    assert not (tmp_path / "m.fp16.onnx").exists()
 
 
 def test_fp16_is_refused_on_the_cpu(tiny_lm_onnx: Path, tmp_path: Path) -> None:
@@ -50,13 +55,13 @@ def test_fp16_is_refused_on_the_cpu(tiny_lm_onnx: Path, tmp_path: Path) -> None:
         assert np.isfinite(float_model.stream().feed([1, 2])).all()
 
 
-def test_info_describes_an_fp16_file_on_the_cpu(tiny_onnx: Path, tmp_path: Path) -> None:
+def test_info_describes_an_fp16_file_on_the_cpu(tiny_lm_onnx: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from rnnedge.cli.main import cli
     from rnnedge.runtime import read_metadata
 
-    path = convert_fp16(tiny_onnx, tmp_path / "m.fp16.onnx").path
+    path = convert_fp16(tiny_lm_onnx, tmp_path / "m.fp16.onnx").path
     assert read_metadata(path).variant == "fp16"
     result = CliRunner().invoke(cli, ["info", str(path)])
     assert result.exit_code == 0 and "variant: fp16" in result.output

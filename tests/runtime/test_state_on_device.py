@@ -52,3 +52,51 @@ def test_bound_stream_branches_restores_and_survives_bad_input(models: tuple[Lan
 def test_state_on_device_must_be_a_bool(tiny_lm_onnx: Path) -> None:
     with pytest.raises(ConfigError, match="state_on_device must be True, False or None"):
         load(tiny_lm_onnx, state_on_device="yes")  # type: ignore[arg-type]
+
+
+def test_long_feeds_run_in_windows_on_the_device_path(models: tuple[LanguageModel, LanguageModel]) -> None:
+    host, bound = models
+    ids = np.random.default_rng(2).integers(0, host.vocab_size, 600).tolist()  # > 2 windows
+    a, b = host.stream(), bound.stream()
+    np.testing.assert_array_equal(a.feed(ids), b.feed(ids))
+    for name in a.state:
+        np.testing.assert_array_equal(a.state[name], b.state[name])
+
+
+def test_only_language_models_keep_state_on_the_device(tiny_onnx: Path) -> None:
+    with pytest.raises(ConfigError, match="only language models"):
+        load(tiny_onnx, state_on_device=True)
+
+
+def test_toggling_the_model_flag_does_not_touch_existing_streams(tiny_lm_onnx: Path) -> None:
+    model = load(tiny_lm_onnx, state_on_device=True)
+    stream = model.stream()
+    stream.feed([1, 2])
+    model.state_on_device = False  # later streams only
+    reference = load(tiny_lm_onnx).stream()
+    reference.feed([1, 2])
+    np.testing.assert_array_equal(stream.feed([3]), reference.feed([3]))
+    model.close()
+
+
+def test_files_without_next_probs_still_stream(tiny_lm_onnx: Path, tmp_path: Path) -> None:
+    """Language models exported before the graph computed next_probs: the runtime's softmax takes over."""
+    import dataclasses
+
+    import onnx
+
+    from rnnedge.runtime.metadata import METADATA_KEY, ModelMetadata
+
+    graph = onnx.load(str(tiny_lm_onnx))
+    props = {p.key: p.value for p in graph.metadata_props}
+    meta = ModelMetadata.from_json(props[METADATA_KEY])
+    meta = dataclasses.replace(meta, outputs=tuple(o for o in meta.outputs if o.name != "next_probs"))
+    kept = [o for o in graph.graph.output if o.name != "next_probs"]
+    del graph.graph.output[:]
+    graph.graph.output.extend(kept)
+    del graph.metadata_props[:]
+    graph.metadata_props.add(key=METADATA_KEY, value=meta.to_json())
+    old = tmp_path / "old.onnx"
+    onnx.save(graph, str(old))
+    with load(old) as legacy, load(tiny_lm_onnx) as current:
+        np.testing.assert_allclose(legacy.stream().feed([4, 5]), current.stream().feed([4, 5]), rtol=1e-5, atol=1e-7)

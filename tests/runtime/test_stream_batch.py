@@ -133,3 +133,10 @@ def test_empty_batch_after_everyone_left(lm: LanguageModel) -> None:
     assert len(batch) == 0
     batch.add("y")
     np.testing.assert_array_equal(batch.feed({"y": [7]})["y"], lm.stream().feed([7]))
+
+
+def test_an_unhashable_key_is_an_input_error(lm: LanguageModel) -> None:
+    batch = lm.stream_batch()
+    with pytest.raises(InputError, match="hashable"):
+        batch.add((1, [2]))
+    assert len(batch) == 0
