@@ -207,7 +207,7 @@ def step_workload(model: Model, session: ort.InferenceSession, *, length: int | 
     The bare loop feeds graph inputs (token ids, normalised rows) and carries the state by
     hand; ``Model.step`` takes the same inputs and checks them and the state; ``Stream.feed``
     takes what a user has (an id, a uint8 row) and returns the prediction (for a language
-    model, next-word probabilities: a softmax over the vocabulary that the others skip).
+    model, the graph's ``next_probs``, which the bare loop computes too and fetches or not).
     """
     meta = model.metadata
     rng = np.random.default_rng(seed)
@@ -739,7 +739,7 @@ def _results(summaries: Mapping[str, Summary], baseline: str) -> dict[str, dict[
 def run_bench(
     path: str | os.PathLike[str],
     *,
-    threads: int | None = None,
+    threads: int | None = 1,
     rounds: int = 15,
     cold_runs: int = 5,
     limits: bool = True,
@@ -749,7 +749,7 @@ def run_bench(
     """Everything ``rnnedge bench`` measures, as a JSON-ready dict (times in seconds per unit).
 
     ``threads`` is the intra-op thread count of both the rnnedge model and the bare session
-    (``None``: onnxruntime's default, as :func:`rnnedge.runtime.load` uses). ``progress``
+    (1, as :func:`rnnedge.runtime.load` uses by default; ``None``: onnxruntime's default). ``progress``
     is called with a line before each measurement.
     """
     from . import load
