@@ -46,13 +46,23 @@ class WeightBytes:
 
 
 def weight_bytes(path: str | Path) -> WeightBytes:
-    """Count the initializers of ``path``; a ``Gather`` of a 2-D initializer is an embedding: one row per step."""
+    """Count the initializers of ``path``; a 2-D initializer only a ``Gather`` reads is an embedding: a row a step."""
     model = onnx.load(str(path))
     sizes = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
     total = sum(a.nbytes for a in sizes.values())
     embedding = row = 0
+    uses: dict[str, int] = {}
     for node in model.graph.node:
-        if node.op_type == "Gather" and node.input[0] in sizes and sizes[node.input[0]].ndim == 2:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    for node in model.graph.node:
+        # A table read only by a Gather is an embedding; a tied one is also the output layer, read whole.
+        if (
+            node.op_type == "Gather"
+            and node.input[0] in sizes
+            and sizes[node.input[0]].ndim == 2
+            and uses[node.input[0]] == 1
+        ):
             table = sizes[node.input[0]]
             embedding += table.nbytes
             row += table.nbytes // table.shape[0]
