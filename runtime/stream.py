@@ -87,7 +87,7 @@ class Stream:
                 if self._values is None:
                     assert self._state is not None
                     self._values = upload(self._state.arrays, self.model.device)
-                outputs, values = self.model._run_bound(graph_input, self._values)  # a device path: one call
+                outputs, values = self.model._run_bound(graph_input, self._values)
                 result: np.ndarray = self.model.stream_results(outputs)[0]
                 self._values, self._state, self._last = values, None, result
                 return result
