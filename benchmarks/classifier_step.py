@@ -15,9 +15,9 @@ import sys
 import numpy as np
 import onnxruntime as ort
 import torch
-from common import interleaved, report
 
 from rnnedge.runtime import load
+from rnnedge.runtime.bench import format_table, interleaved, summarize
 from rnnedge.training.checkpoint import load_checkpoint
 from rnnedge.training.train_classifier import build_classifier
 
@@ -86,7 +86,8 @@ def main(checkpoint: str, model_path: str, threads: int = 1) -> None:
             samples[name].extend(values)
             reset()
     print(f"per-row step at batch 1, {model_path}")
-    print(report(samples, f"bare onnxruntime ({threads} thread)"))
+    summaries = {name: summarize(values) for name, values in samples.items()}
+    print(format_table(summaries, f"bare onnxruntime ({threads} thread)"))
 
 
 if __name__ == "__main__":

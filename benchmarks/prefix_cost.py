@@ -13,9 +13,9 @@ import statistics
 import sys
 
 import numpy as np
-from common import interleaved
 
 from rnnedge.runtime import ClassifierModel, load
+from rnnedge.runtime.bench import interleaved
 
 PREFIXES = (0, 7, 27, 55, 111, 223)
 

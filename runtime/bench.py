@@ -125,20 +125,28 @@ def interleaved(
     target_s: float = 0.02,
     warmup: int = 3,
     pause_s: float = 0.0,
+    inner: int | None = None,
 ) -> dict[str, list[float]]:
     """Seconds per call of each contender: ``rounds`` samples, each the mean over about ``target_s`` of calls.
 
     All contenders run once per round, in turn, so slow phases of the machine hit every one.
     ``pause_s`` of untimed sleep after each sample lets the idle threads of one contender's
-    thread pool stop spinning before the next contender runs.
+    thread pool stop spinning before the next contender runs. ``inner`` fixes the calls per
+    sample instead (e.g. one 28-row sequence), after ``warmup`` calls of each contender.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
-    inner = {name: calibrate(fn, target_s, warmup=warmup) for name, fn in contenders.items()}
+    if inner is None:
+        calls = {name: calibrate(fn, target_s, warmup=warmup) for name, fn in contenders.items()}
+    else:
+        for fn in contenders.values():
+            for _ in range(warmup):
+                fn()
+        calls = dict.fromkeys(contenders, inner)
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
-            n = inner[name]
+            n = calls[name]
             start = time.perf_counter()
             for _ in range(n):
                 fn()
