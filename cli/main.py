@@ -257,6 +257,7 @@ def export(
         click.echo(
             f"{entry['status']:>9}  {entry['name']} ({entry['variant']})"
             + (f": {entry['error'].splitlines()[-1]}" if entry["status"] == "failed" else "")
+            + (f": {entry['reason']}" if entry["status"] == "skipped" else "")
         )
     click.echo(f"manifest: {output / MANIFEST_NAME}")
     if summary.failed:

@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from rnnedge.runtime.errors import ConfigError
 from rnnedge.runtime.metadata import ModelMetadata
 from rnnedge.training.atomic import atomic_output
 
@@ -110,7 +111,7 @@ def _report(entries: list[dict[str, Any]]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for e in entries:
-        quality = ", ".join(f"{k} {v:.4g}" for k, v in (e.get("quality") or {}).items())
+        quality = e.get("reason") or ", ".join(f"{k} {v:.4g}" for k, v in (e.get("quality") or {}).items())
         parity = e.get("parity") or {}
         size = f"{e['size_bytes'] / 1e6:.2f} MB" if "size_bytes" in e else ""
         worst = f"{parity['worst']:.1e} ({parity['checks']} checks)" if parity else ""
@@ -185,6 +186,8 @@ def export_many(
                     make = VARIANTS[variant]
                     result = make(dist / f"{name}.onnx", out, partial(measure_quality, data=data))
                 entry.update(status="ok", **_describe(result, result.metadata))
+            except ConfigError as e:  # a variant this kind of model does not have (fp16 of a classifier)
+                entry.update(status="skipped", reason=str(e))
             except Exception as e:
                 detail = "".join(traceback.format_exception_only(type(e), e)).strip()
                 entry.update(status="failed", error=detail)

@@ -69,3 +69,24 @@ def test_quantization_that_leaves_float_lstm_is_refused(tiny_onnx: Path, tmp_pat
     with pytest.raises(ExportValidationError, match="left the LSTM in float32"):
         quantize_int8(tiny_onnx, tmp_path / "q.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fp16_is_skipped_for_classifiers_and_made_for_language_models(
+    tiny_checkpoint: Path, tiny_lm_checkpoint: Path, tmp_path: Path, ptb_data: Path
+) -> None:
+    runs = tmp_path / "runs"
+    for name, checkpoint in (("digits", tiny_checkpoint), ("words", tiny_lm_checkpoint)):
+        (runs / name).mkdir(parents=True)
+        shutil.copy(checkpoint, runs / name / "checkpoint.pt")
+    dist = tmp_path / "dist"
+    summary = export_many([runs], dist, variants=["fp16"], data=ptb_data)
+    status = {(e["name"], e["variant"]): e["status"] for e in summary.entries}
+    assert not summary.failed, summary.failed
+    assert status == {
+        ("digits", "float32"): "ok",
+        ("digits", "fp16"): "skipped",
+        ("words", "float32"): "ok",
+        ("words", "fp16"): "ok",
+    }
+    assert not summary.failed and (dist / "words.fp16.onnx").is_file() and not (dist / "digits.fp16.onnx").exists()
+    assert "row count and running sum need float32" in (dist / "report.md").read_text()
