@@ -28,25 +28,9 @@ PROPERTY = settings(deadline=None, max_examples=50, derandomize=True)
 
 # -- fixtures ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def clf(tiny_onnx: Path) -> Iterator[ClassifierModel]:
-    model = load(tiny_onnx, threads=1)
-    assert isinstance(model, ClassifierModel)
-    yield model
-    model.close()
-
-
-@pytest.fixture(scope="module")
 def bi(tiny_bi_onnx: Path) -> Iterator[ClassifierModel]:
     model = load(tiny_bi_onnx, threads=1)
     assert isinstance(model, ClassifierModel)
-    yield model
-    model.close()
-
-
-@pytest.fixture(scope="module")
-def lm(tiny_lm_onnx: Path) -> Iterator[LanguageModel]:
-    model = load(tiny_lm_onnx, threads=1)
-    assert isinstance(model, LanguageModel)
     yield model
     model.close()
 

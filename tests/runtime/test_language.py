@@ -14,14 +14,6 @@ from rnnedge.runtime.errors import InputError, StateError, TokenError
 
 
 @pytest.fixture(scope="module")
-def lm(tiny_lm_onnx: Path):
-    model = load(tiny_lm_onnx, threads=1)
-    assert isinstance(model, LanguageModel)
-    yield model
-    model.close()
-
-
-@pytest.fixture(scope="module")
 def valid_text(ptb_data: Path) -> str:
     return "\n".join((ptb_data / "ptb" / "ptb.valid.txt").read_text().splitlines()[:120]) + "\n"
 

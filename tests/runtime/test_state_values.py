@@ -5,20 +5,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rnnedge.runtime import LanguageModel, StateError, load
-
-
-@pytest.fixture(scope="module")
-def lm(tiny_lm_onnx: Path):
-    model = load(tiny_lm_onnx)
-    assert isinstance(model, LanguageModel)
-    yield model
-    model.close()
+from rnnedge.runtime import LanguageModel, StateError
 
 
 def test_a_state_pickles_and_deep_copies_as_plain_arrays(lm: LanguageModel) -> None:

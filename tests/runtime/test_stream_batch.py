@@ -11,22 +11,6 @@ from rnnedge.runtime import ClassifierModel, LanguageModel, State, load
 from rnnedge.runtime.errors import ConfigError, InputError, StateError, TokenError
 
 
-@pytest.fixture(scope="module")
-def lm(tiny_lm_onnx: Path):
-    model = load(tiny_lm_onnx, threads=1)
-    assert isinstance(model, LanguageModel)
-    yield model
-    model.close()
-
-
-@pytest.fixture(scope="module")
-def classifier(tiny_onnx: Path):
-    model = load(tiny_onnx, threads=1)
-    assert isinstance(model, ClassifierModel)
-    yield model
-    model.close()
-
-
 def _same_state(a: State, b: State) -> bool:
     return set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
 
@@ -59,14 +43,14 @@ def test_streams_joining_and_leaving_match_streams_run_alone(lm: LanguageModel) 
         assert _same_state(batch.state(k), alone[k].state)  # type: ignore[attr-defined]
 
 
-def test_classifier_rows_in_a_batch_match_predict(classifier: ClassifierModel, mnist) -> None:
+def test_classifier_rows_in_a_batch_match_predict(clf: ClassifierModel, mnist) -> None:
     images = mnist.test_images[:5]
-    batch = classifier.stream_batch()
+    batch = clf.stream_batch()
     for i in range(5):
         batch.add(f"image{i}")
     for t in range(28):
         results = batch.feed({f"image{i}": images[i, t] for i in range(5)})
-    expected = classifier.predict(images)
+    expected = clf.predict(images)
     for i in range(5):
         np.testing.assert_array_equal(results[f"image{i}"], expected[i])
 
