@@ -34,26 +34,26 @@ from .validate import check_graph_structure
 __all__ = ["convert_fp16", "round_weights_to_fp16"]
 
 
+def _with_float_weights(model: onnx.ModelProto, dtype: type[np.floating]) -> onnx.ModelProto:
+    """A copy of ``model`` whose float32 initializers went through float16 and are stored as ``dtype``."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for init in copy.graph.initializer:
+        if init.data_type == TensorProto.FLOAT:
+            w = numpy_helper.to_array(init).astype(np.float16).astype(dtype)
+            init.CopyFrom(numpy_helper.from_array(w, init.name))
+    return copy
+
+
 def round_weights_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     """A float32 copy of ``model`` whose float weights carry only float16 precision."""
-    rounded = onnx.ModelProto()
-    rounded.CopyFrom(model)
-    for init in rounded.graph.initializer:
-        if init.data_type == TensorProto.FLOAT:
-            w = numpy_helper.to_array(init).astype(np.float16).astype(np.float32)
-            init.CopyFrom(numpy_helper.from_array(w, init.name))
-    return rounded
+    return _with_float_weights(model, np.float32)
 
 
 def _to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     """float16 inside, float32 at the graph's inputs and outputs."""
-    half = onnx.ModelProto()
-    half.CopyFrom(model)
+    half = _with_float_weights(model, np.float16)
     g = half.graph
-    for init in g.initializer:
-        if init.data_type == TensorProto.FLOAT:
-            w = numpy_helper.to_array(init).astype(np.float16)
-            init.CopyFrom(numpy_helper.from_array(w, init.name))
     casts_in, casts_out = [], []
     for value in g.input:
         if value.type.tensor_type.elem_type == TensorProto.FLOAT:

@@ -83,7 +83,7 @@ class StreamBatch:
         with _Exclusive(self._lock, "stream batch"):
             row = self._row(key)
             assert self._state is not None
-            final = self._state_of_row(row)
+            final = self._take([row])
             if len(self._keys) == 1:
                 self._state = None
             else:
@@ -96,7 +96,7 @@ class StreamBatch:
     def state(self, key: Hashable) -> State:
         """Stream ``key``'s current state (batch 1), an immutable value."""
         with _Exclusive(self._lock, "stream batch"):
-            return self._state_of_row(self._row(key))
+            return self._take([self._row(key)])
 
     def feed(self, inputs: Mapping[Hashable, Any]) -> dict[Hashable, np.ndarray]:
         """Advance the streams named in ``inputs`` (``{key: what a stream's feed takes}``) in one call.
@@ -140,9 +140,6 @@ class StreamBatch:
 
     def _stacked(self, arrays: dict[str, np.ndarray], batch: int) -> State:
         return State.of(self.model.metadata.model_id, arrays, batch, copy=False, checked_by=self.model._token)
-
-    def _state_of_row(self, row: int) -> State:
-        return self._take([row])
 
     def _take(self, rows: list[int]) -> State:
         assert self._state is not None
