@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from rnnedge.runtime import ClassifierModel, LanguageModel, load
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -111,6 +114,24 @@ def tiny_lm_onnx(tiny_lm_checkpoint: Path, tmp_path_factory: pytest.TempPathFact
     from rnnedge.export.exporter import export_checkpoint
 
     return export_checkpoint(tiny_lm_checkpoint, tmp_path_factory.mktemp("lm-onnx") / "tiny-lm.onnx").path
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_onnx: Path) -> Iterator[ClassifierModel]:
+    """The tiny classifier loaded once per test module, closed after it."""
+    model = load(tiny_onnx, threads=1)
+    assert isinstance(model, ClassifierModel)
+    yield model
+    model.close()
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_lm_onnx: Path) -> Iterator[LanguageModel]:
+    """The tiny language model loaded once per test module, closed after it."""
+    model = load(tiny_lm_onnx, threads=1)
+    assert isinstance(model, LanguageModel)
+    yield model
+    model.close()
 
 
 _BLOCK_TORCH = (
