@@ -37,10 +37,10 @@ def bound_run(
     host_outputs: Sequence[str],
     state_outputs: Mapping[str, str],
     device: str,
-) -> tuple[dict[str, np.ndarray], DeviceValues]:
+) -> tuple[list[np.ndarray], DeviceValues]:
     """Run with ``feeds`` from the host and ``state`` on the device.
 
-    Returns the ``host_outputs`` as numpy arrays and the new state (``{state input name:
+    Returns the ``host_outputs`` as numpy arrays (in that order) and the new state (``{state input name:
     value}``, read from ``state_outputs`` = ``{state input name: graph output}``) left on
     the device. ``state`` is not modified.
     """
@@ -56,5 +56,4 @@ def bound_run(
     session.run_with_iobinding(binding)
     values = binding.get_outputs()
     n = len(host_outputs)
-    outputs = {name: values[i].numpy() for i, name in enumerate(host_outputs)}
-    return outputs, dict(zip(state_outputs, values[n:], strict=True))
+    return [v.numpy() for v in values[:n]], dict(zip(state_outputs, values[n:], strict=True))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError, TokenError
-from .model import SMALL, Model, Outputs, describe
+from .model import SMALL, Model, describe
 from .state import State
 from .stream import Stream
 from .stream_batch import StreamBatch
@@ -62,9 +62,11 @@ class LanguageModel(Model):
         self.unk_id: int = self.metadata.unk_id
         self.eos_id: int = self.metadata.eos_id
         self._index = {w: i for i, w in enumerate(vocab)}
-        # Files exported before next_probs existed: the stream's softmax is then done here.
-        self._graph_softmax = any(o.name == "next_probs" for o in self.metadata.outputs)
-        self.stream_outputs = ("next_probs",) if self._graph_softmax else ("logits",)
+        self._graph_softmax = self.stream_outputs == ("next_probs",)
+
+    def _stream_output_names(self) -> tuple[str, ...]:
+        """The graph's ``next_probs``; for files exported before it existed, ``logits`` (softmax done here)."""
+        return ("next_probs",) if any(o.name == "next_probs" for o in self.metadata.outputs) else ("logits",)
 
     @property
     def vocab_size(self) -> int:
@@ -129,6 +131,8 @@ class LanguageModel(Model):
 
     def to_ids(self, x: Any, strict: bool = False) -> np.ndarray:
         """Words, text or ids -> checked int64 ids ``(T,)``."""
+        if isinstance(x, np.ndarray) and x.dtype.kind in "iu":  # ids: what a streaming loop feeds
+            return self.check_ids(x)
         if isinstance(x, str) or (isinstance(x, (list, tuple)) and x and all(isinstance(w, str) for w in x)):
             return self.encode(x, strict=strict)
         if isinstance(x, np.ndarray) and x.dtype.kind == "U":
@@ -154,11 +158,11 @@ class LanguageModel(Model):
         """Words, text or ids -> the graph input ``(1, T)`` int64."""
         return self.to_ids(x)[None]  # (1, T)
 
-    def stream_results(self, outputs: Outputs) -> np.ndarray:
+    def stream_results(self, outputs: list[np.ndarray]) -> np.ndarray:
         """Probabilities ``(batch, vocab)`` of the word after the last one fed (the graph's softmax)."""
         if self._graph_softmax:
-            return outputs["next_probs"]
-        z = outputs["logits"][:, -1]  # (B, V)
+            return outputs[0]
+        z = outputs[0][:, -1]  # logits (B, V) at the last position
         e: np.ndarray = z - z.max(axis=-1, keepdims=True)
         np.exp(e, out=e)
         e /= e.sum(axis=-1, keepdims=True)

@@ -19,7 +19,7 @@ import onnxruntime as ort
 from .binding import DeviceValues, bound_run
 from .errors import InputError, ModelClosedError, ModelFileError, StateError
 from .metadata import METADATA_KEY, ModelMetadata, TensorSpec
-from .session import SessionOptions, make_session
+from .session import RunFn, SessionOptions, make_session, run_function
 from .state import State
 from .stream import Stream
 from .stream_batch import StreamBatch
@@ -88,13 +88,17 @@ class Model:
         self.device = "cuda" if provider == "cuda" else "cpu"
         self.state_on_device = provider == "cuda" and self.SUPPORTS_STATE_ON_DEVICE
         self._token = object()  # marks the states this model made (State.checked_by)
-        # The outputs a stream's result is made of: all that a device-bound step copies back to the host.
-        self.stream_outputs: tuple[str, ...] = tuple(o.name for o in metadata.outputs)
+        self._call: RunFn = run_function(session)
+        # The outputs a stream's result is made of: all that a stream's step fetches (and, with the
+        # state on the device, copies back to the host). ``step`` fetches every output.
+        self.stream_outputs: tuple[str, ...] = self._stream_output_names()
         self._state_outputs = {s.name: s.output for s in metadata.states}
         self._state_inputs = tuple(s.name for s in metadata.states)
-        self._output_names = [o.name for o in metadata.outputs] + [s.output for s in metadata.states]
-        self._n_outputs = len(metadata.outputs)
+        self._output_names = tuple(o.name for o in metadata.outputs)
+        self._fetch = [*self._output_names, *self._state_outputs.values()]
+        self._stream_fetch = [*self.stream_outputs, *self._state_outputs.values()]
         spec = metadata.input
+        self._input_name = spec.name
         # The input check runs on every step: precompute what it compares against.
         self._input_dtype = np.dtype(spec.dtype)
         self._input_fixed = tuple((axis, d) for axis, d in enumerate(spec.shape) if isinstance(d, int))
@@ -106,6 +110,7 @@ class Model:
         outputs = {o.name: o for o in session.get_outputs()}
         meta = self.metadata
         wanted_in = [meta.input] + [s.input for s in meta.states]
+        promised = [o.name for o in meta.outputs] + [s.output for s in meta.states]
         problems = []
         declared = {s.name: s for s in [*wanted_in, *meta.outputs]}
         declared.update({s.output: s.input for s in meta.states})
@@ -121,7 +126,7 @@ class Model:
                 problems.append(f"{name}: graph has {got.type} {got.shape}, metadata {spec.dtype} {list(spec.shape)}")
         if set(inputs) != {s.name for s in wanted_in}:
             problems.append(f"graph inputs {sorted(inputs)} differ from metadata {sorted(s.name for s in wanted_in)}")
-        for name in self._output_names:
+        for name in promised:
             if name not in outputs:
                 problems.append(f"output {name} promised by the metadata is not in the graph")
         if problems:
@@ -148,6 +153,10 @@ class Model:
     def close(self) -> None:
         """Release the onnxruntime session; later calls raise :class:`ModelClosedError`."""
         self._session = None
+        self._call = self._closed
+
+    def _closed(self, names: object, feeds: object) -> list[Any]:
+        raise ModelClosedError(f"model {self.path} was closed")
 
     def __enter__(self) -> Model:
         return self
@@ -232,12 +241,10 @@ class Model:
                 f"{spec.name} must be a numpy array {spec.dtype} {expected_shape(spec)}, got {describe(x)}"
             )
         shape = x.shape
-        if (
-            x.dtype != self._input_dtype
-            or len(shape) != len(spec.shape)
-            or 0 in shape
-            or any(shape[axis] != d for axis, d in self._input_fixed)
-        ):
+        fits = x.dtype == self._input_dtype and len(shape) == len(spec.shape) and 0 not in shape
+        for axis, d in self._input_fixed:  # a loop: any() over a generator costs more on a hot path
+            fits = fits and shape[axis] == d
+        if not fits:
             raise InputError(f"{spec.name} must be {spec.dtype} of shape {expected_shape(spec)}, got {describe(x)}")
         if x.dtype.kind == "f" and not all_finite(x):
             raise InputError(f"{spec.name} contains NaN or infinity")
@@ -262,27 +269,41 @@ class Model:
         return StreamBatch(self)
 
     # -- what a stream needs from a task: turn user input into the graph input, and outputs into a result
+    def _stream_output_names(self) -> tuple[str, ...]:
+        """The graph outputs ``stream_results`` reads."""
+        return tuple(o.name for o in self.metadata.outputs)
+
     def stream_input(self, x: Any) -> np.ndarray:
         """Turn what a caller feeds a stream into the graph input (batch 1)."""
         raise NotImplementedError(f"{type(self).__name__} does not stream")
 
-    def stream_results(self, outputs: Outputs) -> np.ndarray:
-        """Turn the graph outputs into what a stream's ``feed`` returns, one row per sequence of the batch."""
+    def stream_results(self, outputs: list[np.ndarray]) -> np.ndarray:
+        """Turn the ``stream_outputs`` (in that order) into what a stream's ``feed`` returns, a row per sequence."""
         raise NotImplementedError(f"{type(self).__name__} does not stream")
 
-    def _run_windows(self, x: np.ndarray, state: State) -> tuple[Outputs, State]:
-        """``_run`` over a long sequence in windows, state carried; only the last window's outputs are kept.
+    def _stream_run(self, x: np.ndarray, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """A stream's step: advance ``feeds`` in place by ``x`` and return the ``stream_outputs``.
 
-        For streams, whose result depends on the last step only (causal models): a feed of
-        any length then needs memory for one window's outputs, not the whole sequence's.
+        ``feeds`` holds the state's arrays by state input name (and the last graph input);
+        after an error it holds the same state as before. A causal model's long feed runs
+        in windows with the state carried, keeping only the last window's outputs, so a
+        feed of any length needs memory for one window.
         """
-        if not self.causal or x.shape[1] <= STREAM_WINDOW:
-            return self._run(x, state)
-        for lo in range(0, x.shape[1], STREAM_WINDOW):
-            outputs, state = self._run(x[:, lo : lo + STREAM_WINDOW], state)
-        return outputs, state
+        if self.causal and x.shape[1] > STREAM_WINDOW:
+            work = dict(feeds)
+            for lo in range(0, x.shape[1], STREAM_WINDOW):
+                results = self._stream_run(x[:, lo : lo + STREAM_WINDOW], work)
+            feeds.update(work)
+            return results
+        self._guard(x, feeds)
+        feeds[self._input_name] = x
+        results = self._call(self._stream_fetch, feeds)
+        n = len(self.stream_outputs)
+        for name, new in zip(self._state_inputs, results[n:], strict=True):  # only once the run succeeded
+            feeds[name] = new
+        return results[:n]
 
-    def _run_bound(self, x: np.ndarray, values: DeviceValues) -> tuple[Outputs, DeviceValues]:
+    def _run_bound(self, x: np.ndarray, values: DeviceValues) -> tuple[list[np.ndarray], DeviceValues]:
         """A stream's step with the state on ``self.device``: ``x`` goes in, the stream's outputs come out.
 
         Long feeds run in windows as on the host, so neither memory grows with the feed's length.
@@ -296,13 +317,17 @@ class Model:
         return outputs, values
 
     def _run(self, x: np.ndarray, state: State) -> tuple[Outputs, State]:
-        """One onnxruntime call on a checked input and state; the new state is frozen as it comes out."""
+        """One onnxruntime call on a checked input and state: every output, and the new state frozen."""
+        self._guard(x, state.arrays)
         feeds = dict(state.arrays)
-        feeds[self.metadata.input.name] = x
-        results = self.session.run(self._output_names, feeds)
-        n = self._n_outputs
-        outputs = dict(zip(self._output_names[:n], results[:n], strict=True))
+        feeds[self._input_name] = x
+        results = self._call(self._fetch, feeds)
+        n = len(self._output_names)
         arrays = dict(zip(self._state_inputs, results[n:], strict=True))
         for a in results[n:]:  # fresh, contiguous arrays nobody else holds: freeze in place
             a.flags.writeable = False
+        outputs = dict(zip(self._output_names, results[:n], strict=True))
         return outputs, State.made_by(self._token, self.metadata.model_id, arrays, state.batch_size)
+
+    def _guard(self, x: np.ndarray, arrays: Mapping[str, np.ndarray]) -> None:
+        """A last check of a run that needs the state's values (none by default)."""

@@ -12,11 +12,12 @@ import json
 import logging
 import operator
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import onnxruntime as ort
 
 from .errors import ConfigError, ModelFileError, ProviderError
@@ -25,11 +26,13 @@ from .metadata import MAX_METADATA_BYTES, METADATA_KEY
 __all__ = [
     "MAX_MODEL_BYTES",
     "Provider",
+    "RunFn",
     "SessionOptions",
     "available_providers",
     "make_session",
     "metadata_text",
     "read_model_bytes",
+    "run_function",
 ]
 
 logger = logging.getLogger("rnnedge")
@@ -37,6 +40,7 @@ Provider = Literal["cpu", "cuda", "auto"]
 MAX_MODEL_BYTES = 2 * 1024**3  # protobuf's own limit for a single-file model
 MAX_THREADS = 1024  # more intra-op threads than any machine has cores only exhausts the process
 _ORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+RunFn = Callable[[Sequence[str], Mapping[str, np.ndarray]], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,23 @@ def make_session(
     except UnicodeDecodeError as e:
         raise ModelFileError(f"model file {path} holds names or metadata that are not UTF-8 text: {e.reason}") from None
     return session, resolved
+
+
+def run_function(session: ort.InferenceSession) -> RunFn:
+    """``run(output names, feeds)`` of ``session`` without the Python wrapper's per-call checks.
+
+    ``InferenceSession.run`` re-validates the feed names, OrtValue ownership and graph
+    capture, and wraps the call for provider fallback, on every call: about 5 µs, a tenth
+    of a 28-pixel classifier step. rnnedge checks every input itself before a call, feeds
+    numpy arrays only and disables fallback, so it calls the compiled session directly,
+    falling back to the public method on an onnxruntime whose wrapper is laid out otherwise.
+    """
+    inner = getattr(session, "_sess", None)
+    call = getattr(inner, "run", None)
+    if callable(call):
+        return lambda names, feeds: call(names, feeds, None)
+    run: RunFn = session.run
+    return run
 
 
 def _as_int(value: object, default: int) -> int:

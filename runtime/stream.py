@@ -27,31 +27,41 @@ class Stream:
 
     def __init__(self, model: Model, state: State | None = None) -> None:
         self.model = model
-        # The state lives on the host (_state) or, when the model keeps it on its device, as device
-        # values (_values) copied to the host only when asked for; None marks the side not up to date.
-        self._state: State | None = model.init_state(1) if state is None else model.check_state(state, 1)
+        state = model.init_state(1) if state is None else model.check_state(state, 1)
+        # The state lives on the host as the feeds of the next onnxruntime call (_feeds: the state's
+        # arrays by input name, and the last graph input) or, when the model keeps it on its device,
+        # as device values (_values) copied to the host only when asked for; None marks the side not
+        # up to date. The immutable State (_state) is made only when someone asks for it.
+        self._state: State | None = state
+        self._feeds: dict[str, np.ndarray] | None = dict(state.arrays)
         self._values: DeviceValues | None = None
         self._on_device = model.state_on_device  # fixed for the stream's life
         self._lock = threading.Lock()
+        self._exclusive = _Exclusive(self._lock, "stream")
         self._last: np.ndarray | None = None
 
     @property
     def state(self) -> State:
         """The current state: an immutable value, safe to keep and restore later."""
         state = self._state
-        if state is None:  # on the device only: copy it to the host once
-            with self._exclusive():
-                assert self._values is not None
-                arrays = download(self._values)
-                state = State.of(self.model.metadata.model_id, arrays, 1, copy=False, checked_by=self.model._token)
+        if state is None:
+            with self._exclusive:
+                if self._feeds is None:  # on the device only: copy it to the host once
+                    assert self._values is not None
+                    self._feeds = download(self._values)
+                # Fresh arrays that only this stream holds and never writes to: frozen in place.
+                model = self.model
+                arrays = {name: self._feeds[name] for name in model._state_inputs}
+                state = State.of(model.metadata.model_id, arrays, 1, copy=False, checked_by=model._token)
                 self._state = state
         return state
 
     @state.setter
     def state(self, state: State) -> None:
         """The current state: an immutable value, safe to keep and restore later."""
-        with self._exclusive():
+        with self._exclusive:
             self._state = self.model.check_state(state, 1)
+            self._feeds = dict(self._state.arrays)
             self._values = None
             self._last = None
 
@@ -70,31 +80,28 @@ class Stream:
         twin._last = self._last
         return twin
 
-    def _exclusive(self) -> _Exclusive:
-        return _Exclusive(self._lock, "stream")
-
     def _graph_input(self, x: Any) -> np.ndarray:
         return self.model.stream_input(x)
 
     def feed(self, x: Any) -> np.ndarray:
         """Advance the state by ``x`` and return the model's prediction after everything fed so far."""
-        with self._exclusive():
+        with self._exclusive:
             graph_input = self._graph_input(x)
             if graph_input.shape[0] != 1:
                 raise InputError(f"a stream takes one sequence at a time, got batch {graph_input.shape[0]}")
             # stream_input checked the input and the state setter checked the state: run directly.
+            model = self.model
             if self._on_device:
                 if self._values is None:
-                    assert self._state is not None
-                    self._values = upload(self._state.arrays, self.model.device)
-                outputs, values = self.model._run_bound(graph_input, self._values)
-                result: np.ndarray = self.model.stream_results(outputs)[0]
-                self._values, self._state, self._last = values, None, result
+                    assert self._feeds is not None
+                    self._values = upload({name: self._feeds[name] for name in model._state_inputs}, model.device)
+                outputs, values = model._run_bound(graph_input, self._values)
+                result: np.ndarray = model.stream_results(outputs)[0]
+                self._values, self._feeds, self._state, self._last = values, None, None, result
                 return result
-            assert self._state is not None
-            outputs, state = self.model._run_windows(graph_input, self._state)
-            result = self.model.stream_results(outputs)[0]
-            self._state, self._last = state, result
+            assert self._feeds is not None
+            result = model.stream_results(model._stream_run(graph_input, self._feeds))[0]
+            self._state, self._last = None, result
             return result
 
 

@@ -48,6 +48,7 @@ class StreamBatch:
             assert spec.input.batch_axis is not None  # the metadata parser guarantees one
             self._axes[spec.name] = spec.input.batch_axis
         self._lock = threading.Lock()
+        self._exclusive = _Exclusive(self._lock, "stream batch")
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -60,7 +61,7 @@ class StreamBatch:
 
     def add(self, key: Hashable, state: State | Stream | None = None) -> None:
         """Start a stream named ``key``, from the initial state, a saved :class:`State`, or a stream's state."""
-        with _Exclusive(self._lock, "stream batch"):
+        with self._exclusive:
             try:
                 hash(key)
             except TypeError:
@@ -80,7 +81,7 @@ class StreamBatch:
 
     def remove(self, key: Hashable) -> State:
         """End stream ``key``; return its last state (batch 1), e.g. to continue it in a :class:`Stream`."""
-        with _Exclusive(self._lock, "stream batch"):
+        with self._exclusive:
             row = self._row(key)
             assert self._state is not None
             final = self._take([row])
@@ -95,7 +96,7 @@ class StreamBatch:
 
     def state(self, key: Hashable) -> State:
         """Stream ``key``'s current state (batch 1), an immutable value."""
-        with _Exclusive(self._lock, "stream batch"):
+        with self._exclusive:
             return self._take([self._row(key)])
 
     def feed(self, inputs: Mapping[Hashable, Any]) -> dict[Hashable, np.ndarray]:
@@ -105,7 +106,7 @@ class StreamBatch:
         each). Returns ``{key: prediction}``, as each stream's ``feed`` would. Streams
         not named keep their state. If anything is wrong no stream changes.
         """
-        with _Exclusive(self._lock, "stream batch"):
+        with self._exclusive:
             if not isinstance(inputs, Mapping) or not inputs:
                 raise InputError(f"feed takes a non-empty mapping {{stream key: input}}, got {inputs!r:.80}")
             keys = list(inputs)
@@ -122,12 +123,10 @@ class StreamBatch:
             assert self._state is not None
             everyone = rows == list(range(len(self._keys)))
             before = self._state if everyone else self._take(rows)
-            outputs, after = self.model._run_windows(x, before)
-            results = self.model.stream_results(outputs)
-            if everyone:
-                self._state = after
-            else:
-                self._state = self._put(rows, after)
+            feeds = dict(before.arrays)
+            results = self.model.stream_results(self.model._stream_run(x, feeds))
+            after = {name: feeds[name] for name in before.arrays}
+            self._state = self._stacked(after, len(rows)) if everyone else self._put(rows, after)
             return {k: results[i] for i, k in enumerate(keys)}
 
     # -- rows of the stacked state ------------------------------------------------------------
@@ -145,7 +144,7 @@ class StreamBatch:
         assert self._state is not None
         return self._stacked({n: np.take(a, rows, axis=self._axes[n]) for n, a in self._state.items()}, len(rows))
 
-    def _put(self, rows: list[int], sub: State) -> State:
+    def _put(self, rows: list[int], sub: Mapping[str, np.ndarray]) -> State:
         assert self._state is not None
         arrays = {}
         for n, a in self._state.items():

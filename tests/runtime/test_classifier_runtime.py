@@ -44,6 +44,39 @@ def test_uint8_and_float_pixels_agree(model: ClassifierModel, mnist) -> None:
     np.testing.assert_allclose(model.predict(images), model.predict(images / 255.0), atol=1e-6)
 
 
+def test_pixels_are_normalised_by_table_exactly_as_by_arithmetic(model: ClassifierModel) -> None:
+    pre = model.metadata.preprocessing
+    assert pre is not None
+    pixels = np.random.default_rng(0).integers(0, 256, size=(40, 28)).astype(np.uint8)
+    pixels[0, :] = 0
+    pixels[1, :] = 255
+    x = pixels.astype(np.float32)
+    x *= np.float32(pre.scale)
+    x -= np.float32(pre.mean)
+    x /= np.float32(pre.std)
+    got = model.preprocess(pixels)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, x)
+
+
+def test_the_compiled_session_call_gives_what_the_public_run_gives(model: ClassifierModel, mnist) -> None:
+    from rnnedge.runtime.session import run_function
+
+    feeds = {"x": model.preprocess(mnist.test_images[:3]), **model.init_state(3).arrays}
+    names = [o.name for o in model.session.get_outputs()]
+    public = model.session.run(names, feeds)
+    for fast in (run_function(model.session), model._call):
+        for got, want in zip(fast(names, feeds), public, strict=True):
+            np.testing.assert_array_equal(got, want)
+
+    class WrapperLaidOutOtherwise:  # an onnxruntime whose Python session has no compiled ``_sess``
+        def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+            return model.session.run(names, feeds)
+
+    for got, want in zip(run_function(WrapperLaidOutOtherwise())(names, feeds), public, strict=True):  # type: ignore[arg-type]
+        np.testing.assert_array_equal(got, want)
+
+
 def test_prefix_of_rows_and_stream_agree(model: ClassifierModel, mnist) -> None:
     image = mnist.test_images[3]
     stream = model.stream()
