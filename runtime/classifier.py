@@ -50,6 +50,7 @@ class ClassifierModel(Model):
         table = np.arange(256, dtype=np.float32)
         table *= np.float32(pre.scale if pre else 1.0)
         self._pixel_values = self._standardise(table)
+        self._pixel_values.flags.writeable = False  # shared by every caller
 
     def _standardise(self, x: np.ndarray) -> np.ndarray:
         """Subtract the mean and divide by the std in place, in the order and float32 roundings of training."""

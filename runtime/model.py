@@ -91,12 +91,12 @@ class Model:
         self._call: RunFn = run_function(session)
         # The outputs a stream's result is made of: all that a stream's step fetches (and, with the
         # state on the device, copies back to the host). ``step`` fetches every output.
-        self.stream_outputs: tuple[str, ...] = self._stream_output_names()
+        self._stream_outputs = self._stream_output_names()
         self._state_outputs = {s.name: s.output for s in metadata.states}
         self._state_inputs = tuple(s.name for s in metadata.states)
         self._output_names = tuple(o.name for o in metadata.outputs)
         self._fetch = [*self._output_names, *self._state_outputs.values()]
-        self._stream_fetch = [*self.stream_outputs, *self._state_outputs.values()]
+        self._stream_fetch = [*self._stream_outputs, *self._state_outputs.values()]
         spec = metadata.input
         self._input_name = spec.name
         # The input check runs on every step: precompute what it compares against.
@@ -144,6 +144,11 @@ class Model:
         return self.metadata.causal
 
     @property
+    def stream_outputs(self) -> tuple[str, ...]:
+        """The graph outputs a stream's result is made of, all that a stream's step fetches."""
+        return self._stream_outputs
+
+    @property
     def session(self) -> ort.InferenceSession:
         """The onnxruntime session; raises :class:`ModelClosedError` after :meth:`close`."""
         if self._session is None:
@@ -153,10 +158,7 @@ class Model:
     def close(self) -> None:
         """Release the onnxruntime session; later calls raise :class:`ModelClosedError`."""
         self._session = None
-        self._call = self._closed
-
-    def _closed(self, names: object, feeds: object) -> list[Any]:
-        raise ModelClosedError(f"model {self.path} was closed")
+        self._call = _closed_call(self.path)
 
     def __enter__(self) -> Model:
         return self
@@ -281,32 +283,35 @@ class Model:
         """Turn the ``stream_outputs`` (in that order) into what a stream's ``feed`` returns, a row per sequence."""
         raise NotImplementedError(f"{type(self).__name__} does not stream")
 
-    def _stream_run(self, x: np.ndarray, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """A stream's step: advance ``feeds`` in place by ``x`` and return the ``stream_outputs``.
+    def _stream_run(self, x: np.ndarray, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """A stream's step: advance the state ``arrays`` (by state input name) in place by ``x``.
 
-        ``feeds`` holds the state's arrays by state input name (and the last graph input);
-        after an error it holds the same state as before. A causal model's long feed runs
-        in windows with the state carried, keeping only the last window's outputs, so a
-        feed of any length needs memory for one window.
+        Returns the ``stream_outputs``. After an error ``arrays`` holds the state it held
+        before: it is updated in one call, once everything succeeded. A causal model's long
+        feed runs in windows with the state carried, keeping only the last window's
+        outputs, so a feed of any length needs memory for one window.
         """
         if self.causal and x.shape[1] > STREAM_WINDOW:
-            work = dict(feeds)
+            work = dict(arrays)
             for lo in range(0, x.shape[1], STREAM_WINDOW):
                 results = self._stream_run(x[:, lo : lo + STREAM_WINDOW], work)
-            feeds.update(work)
+            arrays.update(work)
             return results
-        self._guard(x, feeds)
-        feeds[self._input_name] = x
-        results = self._call(self._stream_fetch, feeds)
-        n = len(self.stream_outputs)
-        for name, new in zip(self._state_inputs, results[n:], strict=True):  # only once the run succeeded
-            feeds[name] = new
+        self._guard(x, arrays)
+        arrays[self._input_name] = x
+        try:
+            results = self._call(self._stream_fetch, arrays)
+        finally:
+            del arrays[self._input_name]  # not kept alive by the stream
+        n = len(self._stream_outputs)
+        arrays.update(dict(zip(self._state_inputs, results[n:], strict=True)))
         return results[:n]
 
     def _run_bound(self, x: np.ndarray, values: DeviceValues) -> tuple[list[np.ndarray], DeviceValues]:
         """A stream's step with the state on ``self.device``: ``x`` goes in, the stream's outputs come out.
 
-        Long feeds run in windows as on the host, so neither memory grows with the feed's length.
+        Long feeds run in windows (only language models, all causal, keep their state on the
+        device), so memory does not grow with the feed's length.
         """
         feed = self.metadata.input.name
         for lo in range(0, x.shape[1], STREAM_WINDOW):
@@ -331,3 +336,12 @@ class Model:
 
     def _guard(self, x: np.ndarray, arrays: Mapping[str, np.ndarray]) -> None:
         """A last check of a run that needs the state's values (none by default)."""
+
+
+def _closed_call(path: Path) -> RunFn:
+    """What a closed model calls instead of onnxruntime (a function, not a method: no reference cycle)."""
+
+    def closed(names: object, feeds: object) -> list[Any]:
+        raise ModelClosedError(f"model {path} was closed")
+
+    return closed

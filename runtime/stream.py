@@ -2,7 +2,8 @@
 
 A failed ``feed`` leaves the state exactly as it was (the new state is only kept once
 the whole call succeeded). A stream belongs to one thread at a time; using it from two
-threads at once raises :class:`ConcurrentUseError` instead of corrupting the state.
+threads at once (two feeds, or reading ``state`` during another thread's feed) raises
+:class:`ConcurrentUseError` instead of corrupting or tearing the state.
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ class Stream:
     def __init__(self, model: Model, state: State | None = None) -> None:
         self.model = model
         state = model.init_state(1) if state is None else model.check_state(state, 1)
-        # The state lives on the host as the feeds of the next onnxruntime call (_feeds: the state's
-        # arrays by input name, and the last graph input) or, when the model keeps it on its device,
-        # as device values (_values) copied to the host only when asked for; None marks the side not
-        # up to date. The immutable State (_state) is made only when someone asks for it.
+        # The state lives on the host as arrays by state input name (_arrays, which each feed
+        # advances in place) or, when the model keeps it on its device, as device values (_values)
+        # copied to the host only when asked for; None marks the side not up to date. The immutable
+        # State (_state) is made only when someone asks for it.
         self._state: State | None = state
-        self._feeds: dict[str, np.ndarray] | None = dict(state.arrays)
+        self._arrays: dict[str, np.ndarray] | None = dict(state.arrays)
         self._values: DeviceValues | None = None
         self._on_device = model.state_on_device  # fixed for the stream's life
         self._lock = threading.Lock()
@@ -46,13 +47,12 @@ class Stream:
         state = self._state
         if state is None:
             with self._exclusive:
-                if self._feeds is None:  # on the device only: copy it to the host once
+                if self._arrays is None:  # on the device only: copy it to the host once
                     assert self._values is not None
-                    self._feeds = download(self._values)
+                    self._arrays = download(self._values)
                 # Fresh arrays that only this stream holds and never writes to: frozen in place.
                 model = self.model
-                arrays = {name: self._feeds[name] for name in model._state_inputs}
-                state = State.of(model.metadata.model_id, arrays, 1, copy=False, checked_by=model._token)
+                state = State.of(model.metadata.model_id, self._arrays, 1, copy=False, checked_by=model._token)
                 self._state = state
         return state
 
@@ -61,7 +61,7 @@ class Stream:
         """The current state: an immutable value, safe to keep and restore later."""
         with self._exclusive:
             self._state = self.model.check_state(state, 1)
-            self._feeds = dict(self._state.arrays)
+            self._arrays = dict(self._state.arrays)
             self._values = None
             self._last = None
 
@@ -80,6 +80,10 @@ class Stream:
         twin._last = self._last
         return twin
 
+    def __copy__(self) -> Stream:
+        """``copy.copy(stream)`` is :meth:`copy`: a twin sharing the state arrays would advance them for both."""
+        return self.copy()
+
     def _graph_input(self, x: Any) -> np.ndarray:
         return self.model.stream_input(x)
 
@@ -93,14 +97,14 @@ class Stream:
             model = self.model
             if self._on_device:
                 if self._values is None:
-                    assert self._feeds is not None
-                    self._values = upload({name: self._feeds[name] for name in model._state_inputs}, model.device)
+                    assert self._arrays is not None
+                    self._values = upload(self._arrays, model.device)
                 outputs, values = model._run_bound(graph_input, self._values)
                 result: np.ndarray = model.stream_results(outputs)[0]
-                self._values, self._feeds, self._state, self._last = values, None, None, result
+                self._values, self._arrays, self._state, self._last = values, None, None, result
                 return result
-            assert self._feeds is not None
-            result = model.stream_results(model._stream_run(graph_input, self._feeds))[0]
+            assert self._arrays is not None
+            result = model.stream_results(model._stream_run(graph_input, self._arrays))[0]
             self._state, self._last = None, result
             return result
 

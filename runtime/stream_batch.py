@@ -123,9 +123,8 @@ class StreamBatch:
             assert self._state is not None
             everyone = rows == list(range(len(self._keys)))
             before = self._state if everyone else self._take(rows)
-            feeds = dict(before.arrays)
-            results = self.model.stream_results(self.model._stream_run(x, feeds))
-            after = {name: feeds[name] for name in before.arrays}
+            after = dict(before.arrays)
+            results = self.model.stream_results(self.model._stream_run(x, after))
             self._state = self._stacked(after, len(rows)) if everyone else self._put(rows, after)
             return {k: results[i] for i, k in enumerate(keys)}
 

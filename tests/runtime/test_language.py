@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import gc
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +91,30 @@ def test_top_k_and_branching(lm: LanguageModel) -> None:
     branch.feed("market")
     np.testing.assert_array_equal(s.last, probs)
     np.testing.assert_array_equal(s.copy().feed("market"), branch.last)
+
+
+def test_a_shallow_copy_is_an_independent_branch(lm: LanguageModel) -> None:
+    s = lm.stream()
+    s.feed("the stock")
+    twin = copy.copy(s)
+    twin.feed("market rose")
+    np.testing.assert_array_equal(s.feed("market"), lm.stream().feed("the stock market"))
+
+
+def test_a_stream_keeps_no_reference_to_what_was_fed(lm: LanguageModel) -> None:
+    ids = np.arange(300, dtype=np.int64) % lm.vocab_size  # also a windowed feed: longer than STREAM_WINDOW
+    fed = weakref.ref(ids)
+    s = lm.stream()
+    s.feed(ids)
+    del ids
+    gc.collect()
+    assert fed() is None
+
+
+def test_stream_outputs_are_read_only(lm: LanguageModel) -> None:
+    assert lm.stream_outputs == ("next_probs",)
+    with pytest.raises(AttributeError):
+        lm.stream_outputs = ("logits",)  # type: ignore[misc]
 
 
 def test_generation_is_deterministic_for_a_seed(lm: LanguageModel) -> None:
