@@ -59,7 +59,8 @@ def step_workload(model: Model, session: ort.InferenceSession, *, length: int | 
     The bare loop feeds graph inputs (token ids, normalised rows) and carries the state by
     hand; ``Model.step`` takes the same inputs and checks them and the state; ``Stream.feed``
     takes what a user has (an id, a uint8 row) and returns the prediction (for a language
-    model, the graph's ``next_probs``, which the bare loop computes too and fetches or not).
+    model, the graph's ``next_probs``); it fetches only that and the state, where the bare
+    loop and ``Model.step`` fetch every output, as ``session.run(None, feeds)`` does.
     """
     meta = model.metadata
     rng = np.random.default_rng(seed)
