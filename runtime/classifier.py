@@ -138,6 +138,14 @@ class ClassifierModel(Model):
             )
         return self.preprocess(rows if rows.ndim == 2 else rows[None])[None]
 
+    def _stack_stream_inputs(self, items: list[Any]) -> np.ndarray | None:
+        """One uint8 row ``(F,)`` for every stream -> ``(N, 1, F)`` normalised."""
+        shape = (self._row_size,)
+        if all(isinstance(r, np.ndarray) and r.dtype == _UINT8 and r.shape == shape for r in items):
+            rows: np.ndarray = self._pixel_values[np.stack(items)]
+            return rows[:, None]
+        return None
+
     def _stream_output_names(self) -> tuple[str, ...]:
         return ("probs",)
 

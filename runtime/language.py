@@ -152,7 +152,19 @@ class LanguageModel(Model):
 
     def stream_batch(self, strict: bool = False) -> StreamBatch:
         """Many named word streams stepped together; each ``feed`` input is what a stream's ``feed`` takes."""
-        return StreamBatch(self, lambda x: self.to_ids(x, strict=strict)[None])
+        return StreamBatch(self, lambda x: self.to_ids(x, strict=strict)[None], stack=self._stack_stream_inputs)
+
+    def _stack_stream_inputs(self, items: list[Any]) -> np.ndarray | None:
+        """Ids of one length for every stream (lists of ints or integer arrays) -> ``(N, T)`` int64."""
+        try:
+            ids = np.array(items)
+        except (ValueError, TypeError, OverflowError):  # ragged, or not numbers
+            return None
+        if ids.dtype.kind not in "iu" or ids.ndim != 2 or ids.size == 0:
+            return None
+        if ids.min() < 0 or ids.max() >= self.vocab_size:
+            return None  # one by one: the error names the ids
+        return ids.astype(np.int64, copy=False)
 
     def stream_input(self, x: Any) -> np.ndarray:
         """Words, text or ids -> the graph input ``(1, T)`` int64."""

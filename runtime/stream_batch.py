@@ -32,7 +32,16 @@ _MAX_SHOWN = 5
 class StreamBatch:
     """Named streams of one causal model sharing each onnxruntime call; one thread at a time."""
 
-    def __init__(self, model: Model, graph_input: Callable[[Any], np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        graph_input: Callable[[Any], np.ndarray] | None = None,
+        stack: Callable[[list[Any]], np.ndarray | None] | None = None,
+    ) -> None:
+        """``graph_input`` turns one stream's input into its graph input (default: the model's
+        ``stream_input``); ``stack``, if given, turns all of a feed's inputs into the stacked graph
+        input at once when they are of a plain kind it checks itself, and returns ``None`` otherwise
+        (each then goes through ``graph_input``, whose errors say what is wrong)."""
         if not model.causal:
             raise ConfigError(
                 f"{model.kind} models re-read each stream's whole prefix, whose lengths differ between streams; "
@@ -40,6 +49,7 @@ class StreamBatch:
             )
         self.model = model
         self._graph_input = graph_input or model.stream_input
+        self._stack = stack
         self._keys: list[Hashable] = []  # row i of the stacked state belongs to _keys[i]
         self._rows: dict[Hashable, int] = {}
         self._state: State | None = None
@@ -111,22 +121,28 @@ class StreamBatch:
                 raise InputError(f"feed takes a non-empty mapping {{stream key: input}}, got {inputs!r:.80}")
             keys = list(inputs)
             rows = [self._row(k) for k in keys]
-            parts = [self._graph_input(inputs[k]) for k in keys]  # each (1, T, ...), checked
-            lengths = {k: p.shape[1] for k, p in zip(keys, parts, strict=True)}
-            if len(set(lengths.values())) > 1:
-                shown = dict(list(lengths.items())[:_MAX_SHOWN])
-                raise InputError(
-                    f"one feed advances every stream by the same number of steps, got lengths {shown}; "
-                    "feed streams of different lengths in separate calls"
-                )
-            x = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            x = self._stack(list(inputs.values())) if self._stack is not None else None
+            if x is None:
+                x = self._one_by_one(keys, inputs)
             assert self._state is not None
             everyone = rows == list(range(len(self._keys)))
             before = self._state if everyone else self._take(rows)
             after = dict(before.arrays)
             results = self.model.stream_results(self.model._stream_run(x, after))
             self._state = self._stacked(after, len(rows)) if everyone else self._put(rows, after)
-            return {k: results[i] for i, k in enumerate(keys)}
+            return dict(zip(keys, results, strict=True))
+
+    def _one_by_one(self, keys: list[Hashable], inputs: Mapping[Hashable, Any]) -> np.ndarray:
+        """The stacked graph input, each stream's input converted and checked on its own."""
+        parts = [self._graph_input(inputs[k]) for k in keys]  # each (1, T, ...), checked
+        lengths = {k: p.shape[1] for k, p in zip(keys, parts, strict=True)}
+        if len(set(lengths.values())) > 1:
+            shown = dict(list(lengths.items())[:_MAX_SHOWN])
+            raise InputError(
+                f"one feed advances every stream by the same number of steps, got lengths {shown}; "
+                "feed streams of different lengths in separate calls"
+            )
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     # -- rows of the stacked state ------------------------------------------------------------
     def _row(self, key: Hashable) -> int:

@@ -97,6 +97,41 @@ def test_a_failed_feed_changes_no_stream(lm: LanguageModel) -> None:
     assert list(batch) == ["a", "b", "c"]
 
 
+def test_inputs_of_every_kind_in_one_feed(lm: LanguageModel) -> None:
+    """Ids as lists, arrays of any integer type, words and text: all as a lone stream takes them."""
+    inputs = {"list": [17, 4], "int32": np.array([5, 900], np.int32), "words": "the market", "text": ["a", "year"]}
+    batch = lm.stream_batch()
+    for k in inputs:
+        batch.add(k)
+    for _ in range(2):
+        results = batch.feed(inputs)
+    for k, x in inputs.items():
+        alone = lm.stream()
+        alone.feed(x)
+        np.testing.assert_array_equal(results[k], alone.feed(x))
+
+
+@pytest.mark.parametrize(
+    "inputs, error",
+    [
+        ({"a": [True], "b": [False]}, InputError),
+        ({"a": np.array([2**64 - 1], np.uint64), "b": np.array([1], np.uint64)}, TokenError),
+        ({"a": [-1], "b": [1]}, TokenError),
+        ({"a": [1.0], "b": [2.0]}, InputError),
+        ({"a": [[1]], "b": [[2]]}, InputError),
+    ],
+)
+def test_ids_that_look_stackable_but_are_wrong(lm: LanguageModel, inputs, error) -> None:
+    batch = lm.stream_batch()
+    batch.add("a")
+    batch.add("b")
+    batch.feed({"a": [3], "b": [4]})
+    before = {k: batch.state(k) for k in batch}
+    with pytest.raises(error):
+        batch.feed(inputs)
+    assert all(_same_state(batch.state(k), before[k]) for k in batch)
+
+
 def test_error_names_the_different_lengths(lm: LanguageModel) -> None:
     batch = lm.stream_batch()
     batch.add(1)
