@@ -44,6 +44,7 @@ class ClassifierModel(Model):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._row_size = self.feature_size
+        self._row_shape = (self._row_size,)
         # What each uint8 pixel value becomes, computed once with the float32 operations an array
         # of them would go through: a row is then normalised by one table look-up.
         pre = self.metadata.preprocessing
@@ -132,6 +133,9 @@ class ClassifierModel(Model):
 
     def stream_input(self, rows: Any) -> np.ndarray:
         """One row ``(F,)`` or rows ``(T, F)`` -> the graph input ``(1, T, F)``, normalised."""
+        if isinstance(rows, np.ndarray) and rows.shape == self._row_shape and rows.dtype == _UINT8:
+            row: np.ndarray = self._pixel_values[rows[None, None]]  # one row of pixels: the streaming case
+            return row
         if not isinstance(rows, np.ndarray) or rows.ndim not in (1, 2):
             raise InputError(
                 f"feed takes one row ({self.feature_size},) or rows (T, {self.feature_size}), got {describe(rows)}"
@@ -140,7 +144,7 @@ class ClassifierModel(Model):
 
     def _stack_stream_inputs(self, items: list[Any]) -> np.ndarray | None:
         """One uint8 row ``(F,)`` for every stream -> ``(N, 1, F)`` normalised."""
-        shape = (self._row_size,)
+        shape = self._row_shape
         if all(isinstance(r, np.ndarray) and r.dtype == _UINT8 and r.shape == shape for r in items):
             rows: np.ndarray = self._pixel_values[np.stack(items)]
             return rows[:, None]

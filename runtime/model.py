@@ -312,7 +312,8 @@ class Model:
         finally:
             del arrays[self._input_name]  # not kept alive by the stream
         n = len(self._stream_outputs)
-        arrays.update(dict(zip(self._state_inputs, results[n:], strict=True)))
+        # One C-level update, which nothing interrupts halfway; _stream_fetch names one output per state part.
+        arrays.update(zip(self._state_inputs, results[n:], strict=False))
         return results[:n]
 
     def _run_bound(self, x: np.ndarray, values: DeviceValues) -> tuple[list[np.ndarray], DeviceValues]:
