@@ -185,13 +185,17 @@ def test_step_checks_dtype_shape_and_state(model: ClassifierModel, tiny_onnx: Pa
 
 def test_a_stream_refuses_concurrent_use(model: ClassifierModel, mnist) -> None:
     stream = model.stream()
+    stream.feed(mnist.test_images[0][:1])  # the state is now made only when asked for
     stream._lock.acquire()  # another thread is inside feed()
     try:
         with pytest.raises(ConcurrentUseError):
-            stream.feed(mnist.test_images[0][:1])
+            stream.feed(mnist.test_images[0][1:2])
+        with pytest.raises(ConcurrentUseError):
+            stream.state  # noqa: B018 -- reading it mid-feed could tear it
     finally:
         stream._lock.release()
-    stream.feed(mnist.test_images[0][:1])
+    assert stream.state["steps"][0, 0] == 1
+    stream.feed(mnist.test_images[0][1:2])
 
 
 def test_one_model_shared_by_threads_gives_identical_results(model: ClassifierModel, mnist) -> None:
