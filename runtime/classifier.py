@@ -28,6 +28,18 @@ MAX_EXACT_ROWS = 2**24  # float32 counts integers exactly up to here
 class ClassifierModel(Model):
     """A row-by-row classifier; causal (LSTM) or not (bidirectional LSTM)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._row_size = self.feature_size
+        self._row_shape = (self._row_size,)
+        # What each uint8 pixel value becomes, computed once with the float32 operations an array
+        # of them would go through: a row is then normalised by one table look-up.
+        pre = self.metadata.preprocessing
+        table = np.arange(256, dtype=np.float32)
+        table *= np.float32(pre.scale if pre else 1.0)
+        self._pixel_values = self._standardise(table)
+        self._pixel_values.flags.writeable = False  # shared by every caller
+
     @property
     def labels(self) -> tuple[str, ...]:
         """Class names, indexed like the probabilities."""
@@ -41,20 +53,8 @@ class ClassifierModel(Model):
         assert isinstance(size, int)
         return size
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._row_size = self.feature_size
-        self._row_shape = (self._row_size,)
-        # What each uint8 pixel value becomes, computed once with the float32 operations an array
-        # of them would go through: a row is then normalised by one table look-up.
-        pre = self.metadata.preprocessing
-        table = np.arange(256, dtype=np.float32)
-        table *= np.float32(pre.scale if pre else 1.0)
-        self._pixel_values = self._standardise(table)
-        self._pixel_values.flags.writeable = False  # shared by every caller
-
     def _standardise(self, x: np.ndarray) -> np.ndarray:
-        """Subtract the mean and divide by the std in place, in the order and float32 roundings of training."""
+        """Subtract the mean and divide by the std, in place and in float32, in the order training applies them."""
         pre = self.metadata.preprocessing
         if pre is not None:
             x -= np.float32(pre.mean)
