@@ -152,7 +152,7 @@ class LanguageModel(Model):
 
     def stream_batch(self, strict: bool = False) -> StreamBatch:
         """Many named word streams stepped together; each ``feed`` input is what a stream's ``feed`` takes."""
-        return StreamBatch(self, lambda x: self.to_ids(x, strict=strict)[None], stack=self._stack_stream_inputs)
+        return StreamBatch(self, lambda x: self.to_ids(x, strict=strict)[None])
 
     def _stack_stream_inputs(self, items: list[Any]) -> np.ndarray | None:
         """Ids of one length for every stream (lists of ints or integer arrays) -> ``(N, T)`` int64."""

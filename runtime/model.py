@@ -268,7 +268,7 @@ class Model:
 
     def stream_batch(self) -> StreamBatch:
         """Many named streams stepped together in one onnxruntime call (causal models only)."""
-        return StreamBatch(self, stack=self._stack_stream_inputs)
+        return StreamBatch(self)
 
     # -- what a stream needs from a task: turn user input into the graph input, and outputs into a result
     def _stream_output_names(self) -> tuple[str, ...]:
@@ -305,12 +305,7 @@ class Model:
                 results = self._stream_run(x[:, lo : lo + STREAM_WINDOW], work)
             arrays.update(work)
             return results
-        self._guard(x, arrays)
-        arrays[self._input_name] = x
-        try:
-            results = self._call(self._stream_fetch, arrays)
-        finally:
-            del arrays[self._input_name]  # not kept alive by the stream
+        results = self._call_on(x, arrays, self._stream_fetch)
         n = len(self._stream_outputs)
         # One C-level update, which nothing interrupts halfway; _stream_fetch names one output per state part.
         arrays.update(zip(self._state_inputs, results[n:], strict=False))
@@ -322,9 +317,8 @@ class Model:
         Long feeds run in windows (only language models, all causal, keep their state on the
         device), so memory does not grow with the feed's length.
         """
-        feed = self.metadata.input.name
         for lo in range(0, x.shape[1], STREAM_WINDOW):
-            window = {feed: x[:, lo : lo + STREAM_WINDOW]}
+            window = {self._input_name: x[:, lo : lo + STREAM_WINDOW]}
             outputs, values = bound_run(
                 self.session, window, values, self.stream_outputs, self._state_outputs, self.device
             )
@@ -332,16 +326,22 @@ class Model:
 
     def _run(self, x: np.ndarray, state: State) -> tuple[Outputs, State]:
         """One onnxruntime call on a checked input and state: every output, and the new state frozen."""
-        self._guard(x, state.arrays)
-        feeds = dict(state.arrays)
-        feeds[self._input_name] = x
-        results = self._call(self._fetch, feeds)
+        results = self._call_on(x, dict(state.arrays), self._fetch)
         n = len(self._output_names)
         arrays = dict(zip(self._state_inputs, results[n:], strict=True))
         for a in results[n:]:  # fresh, contiguous arrays nobody else holds: freeze in place
             a.flags.writeable = False
         outputs = dict(zip(self._output_names, results[:n], strict=True))
         return outputs, State.made_by(self._token, self.metadata.model_id, arrays, state.batch_size)
+
+    def _call_on(self, x: np.ndarray, arrays: dict[str, np.ndarray], fetch: list[str]) -> list[np.ndarray]:
+        """The one onnxruntime call of every path: ``x`` with the state ``arrays`` (left as they were)."""
+        self._guard(x, arrays)
+        arrays[self._input_name] = x
+        try:
+            return self._call(fetch, arrays)
+        finally:
+            del arrays[self._input_name]  # a stream's arrays do not keep what was fed alive
 
     def _guard(self, x: np.ndarray, arrays: Mapping[str, np.ndarray]) -> None:
         """A last check of a run that needs the state's values (none by default)."""

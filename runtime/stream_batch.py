@@ -32,16 +32,10 @@ _MAX_SHOWN = 5
 class StreamBatch:
     """Named streams of one causal model sharing each onnxruntime call; one thread at a time."""
 
-    def __init__(
-        self,
-        model: Model,
-        graph_input: Callable[[Any], np.ndarray] | None = None,
-        stack: Callable[[list[Any]], np.ndarray | None] | None = None,
-    ) -> None:
+    def __init__(self, model: Model, graph_input: Callable[[Any], np.ndarray] | None = None) -> None:
         """``graph_input`` turns one stream's input into its graph input (default: the model's
-        ``stream_input``); ``stack``, if given, turns all of a feed's inputs into the stacked graph
-        input at once when they are of a plain kind it checks itself, and returns ``None`` otherwise
-        (each then goes through ``graph_input``, whose errors say what is wrong)."""
+        ``stream_input``). Plain inputs (ids, uint8 rows) of all streams are stacked and checked at
+        once by the model; anything else goes through ``graph_input``, whose errors say what is wrong."""
         if not model.causal:
             raise ConfigError(
                 f"{model.kind} models re-read each stream's whole prefix, whose lengths differ between streams; "
@@ -49,7 +43,6 @@ class StreamBatch:
             )
         self.model = model
         self._graph_input = graph_input or model.stream_input
-        self._stack = stack
         self._keys: list[Hashable] = []  # row i of the stacked state belongs to _keys[i]
         self._rows: dict[Hashable, int] = {}
         self._state: State | None = None
@@ -121,7 +114,7 @@ class StreamBatch:
                 raise InputError(f"feed takes a non-empty mapping {{stream key: input}}, got {inputs!r:.80}")
             keys = list(inputs)
             rows = [self._row(k) for k in keys]
-            x = self._stack(list(inputs.values())) if self._stack is not None else None
+            x = self.model._stack_stream_inputs(list(inputs.values()))
             if x is None:
                 x = self._one_by_one(keys, inputs)
             assert self._state is not None
