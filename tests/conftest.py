@@ -7,10 +7,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
-from rnnedge.runtime import ClassifierModel, LanguageModel, load
+from rnnedge.runtime import ClassifierModel, LanguageModel, Model, load
+
+M = TypeVar("M", bound=Model)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,22 +119,29 @@ def tiny_lm_onnx(tiny_lm_checkpoint: Path, tmp_path_factory: pytest.TempPathFact
     return export_checkpoint(tiny_lm_checkpoint, tmp_path_factory.mktemp("lm-onnx") / "tiny-lm.onnx").path
 
 
+def _loaded(path: Path, kind: type[M]) -> Iterator[M]:
+    """A module fixture's model: loaded once per test module (one thread), closed after it."""
+    with load(path, threads=1) as model:
+        assert isinstance(model, kind)
+        yield model
+
+
 @pytest.fixture(scope="module")
 def clf(tiny_onnx: Path) -> Iterator[ClassifierModel]:
-    """The tiny classifier loaded once per test module, closed after it."""
-    model = load(tiny_onnx, threads=1)
-    assert isinstance(model, ClassifierModel)
-    yield model
-    model.close()
+    """The tiny row-LSTM classifier."""
+    yield from _loaded(tiny_onnx, ClassifierModel)
+
+
+@pytest.fixture(scope="module")
+def bi(tiny_bi_onnx: Path) -> Iterator[ClassifierModel]:
+    """The tiny bidirectional classifier."""
+    yield from _loaded(tiny_bi_onnx, ClassifierModel)
 
 
 @pytest.fixture(scope="module")
 def lm(tiny_lm_onnx: Path) -> Iterator[LanguageModel]:
-    """The tiny language model loaded once per test module, closed after it."""
-    model = load(tiny_lm_onnx, threads=1)
-    assert isinstance(model, LanguageModel)
-    yield model
-    model.close()
+    """The tiny language model."""
+    yield from _loaded(tiny_lm_onnx, LanguageModel)
 
 
 _BLOCK_TORCH = (

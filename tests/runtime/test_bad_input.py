@@ -28,14 +28,6 @@ PROPERTY = settings(deadline=None, max_examples=50, derandomize=True)
 
 # -- fixtures ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def bi(tiny_bi_onnx: Path) -> Iterator[ClassifierModel]:
-    model = load(tiny_bi_onnx, threads=1)
-    assert isinstance(model, ClassifierModel)
-    yield model
-    model.close()
-
-
-@pytest.fixture(scope="module")
 def twin_clf(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClassifierModel]:
     """The same architecture under another weights fingerprint: a state of one must not run in the other."""
     graph = onnx.load(str(tiny_onnx))
