@@ -15,6 +15,7 @@ import sys
 import numpy as np
 import onnxruntime as ort
 import torch
+from pytorch_baseline import pytorch_contenders
 
 from rnnedge.runtime import load
 from rnnedge.runtime.bench import format_table, interleaved, summarize
@@ -61,20 +62,8 @@ def main(checkpoint: str, model_path: str, threads: int = 1) -> None:
         core_state[0] = model.init_state(1)
         stream.reset()
 
-    default_threads = torch.get_num_threads()
-
-    def tuned(fn):
-        def run() -> None:
-            torch.set_num_threads(1)
-            with torch.backends.mkldnn.flags(enabled=False):
-                fn()
-            torch.set_num_threads(default_threads)
-
-        return run
-
     contenders = {
-        f"pytorch eager ({default_threads} threads)": torch_step,
-        "pytorch tuned (1 thread, no mkldnn)": tuned(torch_step),
+        **pytorch_contenders(torch_step),
         f"bare onnxruntime ({threads} thread)": bare_ort,
         "rnnedge Model.step": rnnedge_step,
         "rnnedge Stream.feed (uint8 row)": rnnedge_feed,

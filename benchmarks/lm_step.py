@@ -19,13 +19,13 @@ measured over a working set of exactly those bytes, with the same thread count; 
 from __future__ import annotations
 
 import argparse
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from machine_limits import step_bound
+from pytorch_baseline import pytorch_contenders
 
 from rnnedge.runtime import LanguageModel, load
 from rnnedge.runtime.bench import BARE, bare_session, format_table, run_workload, step_workload
@@ -33,7 +33,6 @@ from rnnedge.training.checkpoint import load_checkpoint
 from rnnedge.training.train_lm import build_language_model
 
 LENGTH = 35
-warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")  # printed by mkldnn.flags()
 
 
 def torch_contenders(checkpoint: Path, vocab_size: int) -> dict[str, Callable[[], object]]:
@@ -48,15 +47,7 @@ def torch_contenders(checkpoint: Path, vocab_size: int) -> dict[str, Callable[[]
         for x in tokens:
             state = net(x, state)[1]
 
-    default_threads = torch.get_num_threads()
-
-    def tuned() -> None:
-        torch.set_num_threads(1)
-        with torch.backends.mkldnn.flags(enabled=False):
-            sequence()
-        torch.set_num_threads(default_threads)
-
-    return {f"pytorch eager ({default_threads} threads)": sequence, "pytorch tuned (1 thread, no mkldnn)": tuned}
+    return pytorch_contenders(sequence)
 
 
 def main() -> None:

@@ -17,12 +17,12 @@ products take at the best rates onnxruntime's ``MatMul`` reaches at exactly thos
 from __future__ import annotations
 
 import argparse
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from pytorch_baseline import pytorch_contenders
 
 from rnnedge.runtime import ClassifierModel, LanguageModel, Model, load
 from rnnedge.runtime.bench import (
@@ -37,8 +37,6 @@ from rnnedge.runtime.bench import (
 from rnnedge.training.checkpoint import load_checkpoint
 from rnnedge.training.train_classifier import build_classifier
 from rnnedge.training.train_lm import build_language_model
-
-warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
 
 
 def torch_contenders(checkpoint: Path, model: Model, batch: int, length: int) -> dict[str, Callable[[], object]]:
@@ -67,15 +65,7 @@ def torch_contenders(checkpoint: Path, model: Model, batch: int, length: int) ->
     def eager() -> None:
         forward()
 
-    default_threads = torch.get_num_threads()
-
-    def tuned() -> None:
-        torch.set_num_threads(1)
-        with torch.backends.mkldnn.flags(enabled=False):
-            eager()
-        torch.set_num_threads(default_threads)
-
-    return {f"pytorch eager ({default_threads} threads)": eager, "pytorch tuned (1 thread, no mkldnn)": tuned}
+    return pytorch_contenders(eager)
 
 
 def bench_model(checkpoint: Path, path: Path, threads: int, rounds: int) -> None:
