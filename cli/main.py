@@ -17,7 +17,7 @@ import click
 import numpy as np
 
 from rnnedge.runtime import load, read_metadata
-from rnnedge.runtime.errors import MissingExtraError, RnnEdgeError
+from rnnedge.errors import MissingExtraError, RnnEdgeError
 
 __all__ = ["cli"]
 
@@ -327,7 +327,7 @@ def info(model_path: Path, as_json: bool) -> None:
 
 def _accuracy(model_path: Path, data: Path | None, limit: int | None, provider: str, quiet: bool) -> float:
     from rnnedge.runtime import ClassifierModel
-    from rnnedge.training.mnist import load_mnist  # numpy-only: no torch needed
+    from rnnedge.data.mnist import load_mnist  # numpy-only: no torch needed
 
     model = load(model_path, provider=provider)
     if not isinstance(model, ClassifierModel):
@@ -363,7 +363,7 @@ def classify(model_path: Path, data: Path | None, limit: int | None, provider: s
 @click.option("--digits", type=click.IntRange(min=1, max=20), default=4, show_default=True)
 def demo(data: Path | None, out: Path, epochs: int, max_steps: int | None, digits: int) -> None:
     """The whole pipeline: train the row-LSTM briefly, export, validate, stream digits, test accuracy."""
-    from rnnedge.training.mnist import load_mnist
+    from rnnedge.data.mnist import load_mnist
 
     click.echo(f"1/4 training the row-LSTM for {epochs} epoch(s) into {out}")
     metrics = _train_classifier(

@@ -20,13 +20,13 @@ def measure_quality(model_path: Path, data: str | os.PathLike[str] | None = None
     model = load(model_path)
     try:
         if isinstance(model, ClassifierModel):
-            from rnnedge.training.mnist import load_mnist
+            from rnnedge.data.mnist import load_mnist
 
             test = load_mnist(data)
             probs = model.predict(test.test_images, batch_size=1000)
             return {"test_accuracy": float((probs.argmax(1) == test.test_labels).mean())}
         if isinstance(model, LanguageModel):
-            from rnnedge.training.ptb import load_ptb
+            from rnnedge.data.ptb import load_ptb
 
             corpus = load_ptb(data)
             return {"test_perplexity": model.perplexity_of_ids(corpus.test, window=200)}

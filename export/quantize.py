@@ -20,9 +20,9 @@ import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from rnnedge.runtime import load
-from rnnedge.runtime.errors import ExportValidationError
+from rnnedge.errors import ExportValidationError
 from rnnedge.runtime.metadata import METADATA_KEY, ModelMetadata
-from rnnedge.training.atomic import atomic_output
+from rnnedge.data.atomic import atomic_output
 
 from .exporter import ExportResult, model_id_of
 from .validate import ParityReport, check_graph_structure

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from rnnedge.runtime import load
-from rnnedge.runtime.errors import ExportValidationError
+from rnnedge.errors import ExportValidationError
 
 __all__ = ["BATCH_SIZES", "LENGTHS", "ParityReport", "Reference", "check_graph_structure", "validate_export"]
 

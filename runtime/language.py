@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from rnnedge.data.text import tokenize_lines
+
 from .errors import InputError, TokenError
 from .model import SMALL, Model, describe
 from .state import State
@@ -27,18 +29,6 @@ from .stream_batch import StreamBatch
 __all__ = ["LanguageModel", "LanguageStream", "tokenize_lines"]
 
 _MAX_SHOWN = 5
-
-
-def tokenize_lines(text: str, eos: str = "<eos>") -> list[str]:
-    """PTB tokenisation: the words of every line, each line closed by ``eos`` (a blank line is just ``eos``).
-
-    The one tokeniser of rnnedge: training reads the corpus with it too, as the reference does.
-    """
-    words: list[str] = []
-    for line in text.splitlines():
-        words.extend(line.split())
-        words.append(eos)
-    return words
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:

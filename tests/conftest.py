@@ -35,7 +35,7 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist(data_dir: Path):
-    from rnnedge.training.mnist import load_mnist
+    from rnnedge.data.mnist import load_mnist
 
     return load_mnist(data_dir)
 

@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from rnnedge.runtime.errors import CheckpointError
+from rnnedge.errors import CheckpointError
 
-from .atomic import atomic_output
+from rnnedge.data.atomic import atomic_output
 
 __all__ = ["CHECKPOINT_KINDS", "build_model", "check_resumable", "load_checkpoint", "save_checkpoint"]
 

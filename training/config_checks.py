@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rnnedge.runtime.errors import ConfigError
+from rnnedge.errors import ConfigError
 
 __all__ = ["BOOL", "Rule", "check_config", "int_at_least", "number_in", "optional"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rnnedge.runtime.errors import DataError, MissingExtraError
+from rnnedge.errors import DataError, MissingExtraError
 
 from .run_dir import RunDir
 

@@ -12,7 +12,7 @@ import pytest
 from rnnedge.export.batch import export_many
 from rnnedge.export.quantize import quantize_int8
 from rnnedge.runtime import load
-from rnnedge.runtime.errors import ExportValidationError
+from rnnedge.errors import ExportValidationError
 
 
 @pytest.fixture()

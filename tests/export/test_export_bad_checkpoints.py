@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from rnnedge.export.exporter import _classifier, export_checkpoint, write_validated
-from rnnedge.runtime.errors import CheckpointError, ExportValidationError
+from rnnedge.errors import CheckpointError, ExportValidationError
 from rnnedge.training.checkpoint import load_checkpoint, save_checkpoint
 
 

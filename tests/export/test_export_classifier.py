@@ -11,7 +11,7 @@ import pytest
 from rnnedge.export.exporter import _classifier, export_checkpoint, write_validated
 from rnnedge.export.graphs import OPSET
 from rnnedge.runtime import load
-from rnnedge.runtime.errors import CheckpointError, ExportValidationError
+from rnnedge.errors import CheckpointError, ExportValidationError
 from rnnedge.runtime.metadata import METADATA_KEY, ModelMetadata
 from rnnedge.training.checkpoint import load_checkpoint
 

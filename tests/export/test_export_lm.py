@@ -12,7 +12,7 @@ import torch
 from rnnedge.export import exporter
 from rnnedge.export.exporter import export_checkpoint
 from rnnedge.runtime import LanguageModel, load
-from rnnedge.runtime.errors import CheckpointError, ExportValidationError
+from rnnedge.errors import CheckpointError, ExportValidationError
 from rnnedge.training.checkpoint import load_checkpoint, save_checkpoint
 
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rnnedge.runtime import ClassifierModel, load
-from rnnedge.runtime.errors import InputError, StateError
+from rnnedge.errors import InputError, StateError
 from rnnedge.training.checkpoint import load_checkpoint
 from rnnedge.training.train_classifier import build_classifier, preprocess_pixels
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rnnedge.runtime import ClassifierModel, State, load
-from rnnedge.runtime.errors import (
+from rnnedge.errors import (
     ConcurrentUseError,
     ConfigError,
     InputError,

@@ -25,3 +25,12 @@ def test_runtime_modules_do_not_mention_torch() -> None:
         for line in path.read_text().splitlines():
             stripped = line.strip()
             assert not stripped.startswith(("import torch", "from torch", "import onnx\n", "from onnx ")), path
+
+
+def test_errors_and_text_tokens_import_without_numpy_or_onnxruntime() -> None:
+    code = (
+        "import sys, rnnedge.errors, rnnedge.data.text; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'onnxruntime', 'torch', 'onnx'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rnnedge.runtime import LanguageModel, load
-from rnnedge.runtime.errors import InputError, StateError, TokenError
+from rnnedge.errors import InputError, StateError, TokenError
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def test_perplexity_equals_pytorch(
     import torch
 
     from rnnedge.training.checkpoint import load_checkpoint
-    from rnnedge.training.ptb import PTBCorpus, read_words
+    from rnnedge.data.ptb import PTBCorpus, read_words
     from rnnedge.training.train_lm import build_language_model, evaluate_perplexity
 
     ckpt = load_checkpoint(tiny_lm_checkpoint)

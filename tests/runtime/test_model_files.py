@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from rnnedge.runtime import load
-from rnnedge.runtime.errors import ModelFileError
+from rnnedge.errors import ModelFileError
 from rnnedge.runtime.metadata import FORMAT_VERSION, MAX_METADATA_BYTES, METADATA_KEY, ModelMetadata
 
 

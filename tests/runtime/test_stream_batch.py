@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rnnedge.runtime import ClassifierModel, LanguageModel, State, load
-from rnnedge.runtime.errors import ConfigError, InputError, StateError, TokenError
+from rnnedge.errors import ConfigError, InputError, StateError, TokenError
 
 
 def _same_state(a: State, b: State) -> bool:

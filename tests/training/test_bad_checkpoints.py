@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import torch
 
-from rnnedge.runtime.errors import CheckpointError, ConfigError
+from rnnedge.errors import CheckpointError, ConfigError
 from rnnedge.training.checkpoint import load_checkpoint, save_checkpoint
 from rnnedge.training.models import LanguageModelConfig, RowClassifierConfig
 from rnnedge.training.train_classifier import ClassifierTrainConfig, build_classifier

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("matplotlib", reason="the plot extra (matplotlib) is not installed")
 
-from rnnedge.runtime.errors import DataError
+from rnnedge.errors import DataError
 from rnnedge.training.plots import plot_run
 
 

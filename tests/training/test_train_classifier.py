@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnedge.runtime.errors import CheckpointError
+from rnnedge.errors import CheckpointError
 from rnnedge.training.checkpoint import load_checkpoint, save_checkpoint
 from rnnedge.training.models import RowClassifierConfig
 from rnnedge.training.train_classifier import ClassifierTrainConfig, train_classifier

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnedge.runtime.errors import DataError
-from rnnedge.training.ptb import (
+from rnnedge.errors import DataError
+from rnnedge.data.ptb import (
     EOS,
     PTB_TOKEN_COUNTS,
     UNK,
@@ -109,7 +109,7 @@ def test_missing_files_are_named(tmp_path: Path) -> None:
 
 
 def test_training_and_runtime_tokenise_alike() -> None:
-    from rnnedge.runtime.language import tokenize_lines
+    from rnnedge.data.text import tokenize_lines
 
     text = " a b \n\n c \n"
     assert read_words(text.splitlines()) == tokenize_lines(text) == ["a", "b", EOS, EOS, "c", EOS]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnedge.runtime.errors import ConfigError, DataError
-from rnnedge.runtime.language import tokenize_lines
+from rnnedge.errors import ConfigError, DataError
+from .text import tokenize_lines
 
 from .datasets import PTB_FILES, ensure_files, md5_of
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnedge.runtime.errors import ConfigError, DataError
-from rnnedge.training import datasets
-from rnnedge.training.mnist import load_mnist, read_idx
-from rnnedge.training.ptb import batchify, load_ptb
+from rnnedge.errors import ConfigError, DataError
+from rnnedge.data import datasets
+from rnnedge.data.mnist import load_mnist, read_idx
+from rnnedge.data.ptb import batchify, load_ptb
 
 
 def _idx(path: Path, magic: int, dims: tuple[int, ...], body: bytes = b"") -> Path:

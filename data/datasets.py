@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnedge.runtime.errors import DataError
+from rnnedge.errors import DataError
 
 from .atomic import atomic_output
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnedge.runtime.errors import DataError
+from rnnedge.errors import DataError
 
 from .datasets import MNIST_FILES, ensure_files, md5_of
 
