@@ -16,8 +16,8 @@ from typing import Any
 import click
 import numpy as np
 
-from rnnedge.runtime import load, read_metadata
 from rnnedge.errors import MissingExtraError, RnnEdgeError
+from rnnedge.runtime import load, read_metadata
 
 __all__ = ["cli"]
 
@@ -326,8 +326,8 @@ def info(model_path: Path, as_json: bool) -> None:
 
 
 def _accuracy(model_path: Path, data: Path | None, limit: int | None, provider: str, quiet: bool) -> float:
-    from rnnedge.runtime import ClassifierModel
     from rnnedge.data.mnist import load_mnist  # numpy-only: no torch needed
+    from rnnedge.runtime import ClassifierModel
 
     model = load(model_path, provider=provider)
     if not isinstance(model, ClassifierModel):

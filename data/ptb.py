@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from rnnedge.errors import ConfigError, DataError
-from .text import tokenize_lines
 
 from .datasets import PTB_FILES, ensure_files, md5_of
+from .text import tokenize_lines
 
 __all__ = [
     "EOS",

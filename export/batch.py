@@ -19,9 +19,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from rnnedge.data.atomic import atomic_output
 from rnnedge.errors import ConfigError
 from rnnedge.runtime.metadata import ModelMetadata
-from rnnedge.data.atomic import atomic_output
 
 from .exporter import ExportResult, _producer, export_checkpoint
 from .graphs import OPSET

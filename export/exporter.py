@@ -19,11 +19,11 @@ import numpy as np
 import onnx
 import torch
 
+from rnnedge.data.atomic import atomic_output
+from rnnedge.data.mnist import PIXEL_MEAN, PIXEL_STD
 from rnnedge.errors import CheckpointError
 from rnnedge.runtime.metadata import METADATA_KEY, ModelMetadata, Preprocessing, StateSpec, TensorSpec
-from rnnedge.data.atomic import atomic_output
 from rnnedge.training.checkpoint import load_checkpoint
-from rnnedge.data.mnist import PIXEL_MEAN, PIXEL_STD
 from rnnedge.training.models import RowLSTMClassifier, WordLanguageModel
 from rnnedge.training.train_classifier import build_classifier
 from rnnedge.training.train_lm import build_language_model

@@ -23,9 +23,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from rnnedge.data.atomic import atomic_output
 from rnnedge.errors import ConfigError, ExportValidationError
 from rnnedge.runtime.metadata import METADATA_KEY
-from rnnedge.data.atomic import atomic_output
 
 from .exporter import ExportResult, model_id_of
 from .quantize import QualityFn, _read_metadata, variant_drift

@@ -19,10 +19,10 @@ import numpy as np
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from rnnedge.runtime import load
-from rnnedge.errors import ExportValidationError
-from rnnedge.runtime.metadata import METADATA_KEY, ModelMetadata
 from rnnedge.data.atomic import atomic_output
+from rnnedge.errors import ExportValidationError
+from rnnedge.runtime import load
+from rnnedge.runtime.metadata import METADATA_KEY, ModelMetadata
 
 from .exporter import ExportResult, model_id_of
 from .validate import ParityReport, check_graph_structure

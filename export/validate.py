@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from rnnedge.runtime import load
 from rnnedge.errors import ExportValidationError
+from rnnedge.runtime import load
 
 __all__ = ["BATCH_SIZES", "LENGTHS", "ParityReport", "Reference", "check_graph_structure", "validate_export"]
 

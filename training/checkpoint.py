@@ -16,9 +16,8 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from rnnedge.errors import CheckpointError
-
 from rnnedge.data.atomic import atomic_output
+from rnnedge.errors import CheckpointError
 
 __all__ = ["CHECKPOINT_KINDS", "build_model", "check_resumable", "load_checkpoint", "save_checkpoint"]
 

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnedge.data.mnist import PIXEL_MEAN, PIXEL_STD, load_mnist
+
 from .checkpoint import build_model, check_resumable, load_checkpoint, save_checkpoint
 from .config_checks import check_config, int_at_least, number_in, optional
-from rnnedge.data.mnist import PIXEL_MEAN, PIXEL_STD, load_mnist
 from .models import RowClassifierConfig, RowLSTMClassifier
 from .plots import plot_if_available
 from .progress import progress_bar

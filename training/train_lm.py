@@ -29,6 +29,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from rnnedge.data.ptb import batchify, load_ptb, num_windows, windows
 from rnnedge.errors import CheckpointError, ConfigError
 
 from .checkpoint import build_model, check_resumable, load_checkpoint, save_checkpoint
@@ -36,7 +37,6 @@ from .config_checks import check_config, int_at_least, number_in, optional
 from .models import LanguageModelConfig, LMState, WordLanguageModel
 from .plots import plot_if_available
 from .progress import progress_bar
-from rnnedge.data.ptb import batchify, load_ptb, num_windows, windows
 from .run_dir import RunDir
 
 __all__ = [

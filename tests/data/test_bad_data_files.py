@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnedge.errors import ConfigError, DataError
 from rnnedge.data import datasets
 from rnnedge.data.mnist import load_mnist, read_idx
 from rnnedge.data.ptb import batchify, load_ptb
+from rnnedge.errors import ConfigError, DataError
 
 
 def _idx(path: Path, magic: int, dims: tuple[int, ...], body: bytes = b"") -> Path:

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnedge.errors import DataError
 from rnnedge.data import datasets
 from rnnedge.data.mnist import load_mnist, read_idx
+from rnnedge.errors import DataError
 
 
 def test_real_mnist_splits(mnist) -> None:

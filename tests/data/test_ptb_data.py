@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnedge.errors import DataError
 from rnnedge.data.ptb import (
     EOS,
     PTB_TOKEN_COUNTS,
@@ -20,6 +19,7 @@ from rnnedge.data.ptb import (
     read_words,
     windows,
 )
+from rnnedge.errors import DataError
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ from pathlib import Path
 import onnx
 import pytest
 
+from rnnedge.errors import ExportValidationError
 from rnnedge.export.batch import export_many
 from rnnedge.export.quantize import quantize_int8
 from rnnedge.runtime import load
-from rnnedge.errors import ExportValidationError
 
 
 @pytest.fixture()

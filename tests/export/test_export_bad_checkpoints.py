@@ -12,8 +12,8 @@ import onnx
 import pytest
 import torch
 
-from rnnedge.export.exporter import _classifier, export_checkpoint, write_validated
 from rnnedge.errors import CheckpointError, ExportValidationError
+from rnnedge.export.exporter import _classifier, export_checkpoint, write_validated
 from rnnedge.training.checkpoint import load_checkpoint, save_checkpoint
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import onnx
 import pytest
 
+from rnnedge.errors import CheckpointError, ExportValidationError
 from rnnedge.export.exporter import _classifier, export_checkpoint, write_validated
 from rnnedge.export.graphs import OPSET
 from rnnedge.runtime import load
-from rnnedge.errors import CheckpointError, ExportValidationError
 from rnnedge.runtime.metadata import METADATA_KEY, ModelMetadata
 from rnnedge.training.checkpoint import load_checkpoint
 

@@ -9,10 +9,10 @@ import onnx
 import pytest
 import torch
 
+from rnnedge.errors import CheckpointError, ExportValidationError
 from rnnedge.export import exporter
 from rnnedge.export.exporter import export_checkpoint
 from rnnedge.runtime import LanguageModel, load
-from rnnedge.errors import CheckpointError, ExportValidationError
 from rnnedge.training.checkpoint import load_checkpoint, save_checkpoint
 
 

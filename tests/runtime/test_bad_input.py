@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rnnedge.runtime import ClassifierModel, LanguageModel, Stream, load
 from rnnedge.errors import InputError, ModelClosedError, RnnEdgeError, StateError, TokenError
+from rnnedge.runtime import ClassifierModel, LanguageModel, Stream, load
 from rnnedge.runtime.metadata import METADATA_KEY
 
 PROPERTY = settings(deadline=None, max_examples=50, derandomize=True)

@@ -12,8 +12,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnnedge.runtime import ClassifierModel, load
 from rnnedge.errors import InputError, StateError
+from rnnedge.runtime import ClassifierModel, load
 from rnnedge.training.checkpoint import load_checkpoint
 from rnnedge.training.train_classifier import build_classifier, preprocess_pixels
 

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnnedge.runtime import ClassifierModel, State, load
 from rnnedge.errors import (
     ConcurrentUseError,
     ConfigError,
@@ -20,6 +19,7 @@ from rnnedge.errors import (
     ProviderError,
     StateError,
 )
+from rnnedge.runtime import ClassifierModel, State, load
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnedge.runtime import LanguageModel, load
 from rnnedge.errors import InputError, StateError, TokenError
+from rnnedge.runtime import LanguageModel, load
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,8 @@ def test_perplexity_equals_pytorch(
 ) -> None:
     import torch
 
-    from rnnedge.training.checkpoint import load_checkpoint
     from rnnedge.data.ptb import PTBCorpus, read_words
+    from rnnedge.training.checkpoint import load_checkpoint
     from rnnedge.training.train_lm import build_language_model, evaluate_perplexity
 
     ckpt = load_checkpoint(tiny_lm_checkpoint)

@@ -8,8 +8,8 @@ from pathlib import Path
 import onnx
 import pytest
 
-from rnnedge.runtime import load
 from rnnedge.errors import ModelFileError
+from rnnedge.runtime import load
 from rnnedge.runtime.metadata import FORMAT_VERSION, MAX_METADATA_BYTES, METADATA_KEY, ModelMetadata
 
 

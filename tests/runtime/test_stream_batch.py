@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnedge.runtime import ClassifierModel, LanguageModel, State, load
 from rnnedge.errors import ConfigError, InputError, StateError, TokenError
+from rnnedge.runtime import ClassifierModel, LanguageModel, State, load
 
 
 def _same_state(a: State, b: State) -> bool:

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnedge.runtime import ClassifierModel, load
 from rnnedge.errors import ConfigError, ModelFileError, ProviderError, RnnEdgeError
+from rnnedge.runtime import ClassifierModel, load
 from rnnedge.runtime.metadata import METADATA_KEY, ModelMetadata
 
 PROPERTY = settings(deadline=None, max_examples=50, derandomize=True)

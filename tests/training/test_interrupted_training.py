@@ -42,9 +42,9 @@ import torch
 from click.testing import CliRunner
 
 from rnnedge.cli.main import cli
-from rnnedge.export.batch import find_checkpoints
-from rnnedge.errors import CheckpointError
 from rnnedge.data.atomic import atomic_output
+from rnnedge.errors import CheckpointError
+from rnnedge.export.batch import find_checkpoints
 from rnnedge.training.checkpoint import load_checkpoint
 
 # Fields that measure wall-clock time and so differ between any two runs.

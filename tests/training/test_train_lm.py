@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from rnnedge.data.ptb import load_ptb
 from rnnedge.errors import CheckpointError
 from rnnedge.training.checkpoint import load_checkpoint, save_checkpoint
 from rnnedge.training.models import LanguageModelConfig
-from rnnedge.data.ptb import load_ptb
 from rnnedge.training.train_lm import (
     LARGE,
     MEDIUM,
