@@ -1,0 +1,64 @@
+"""``rnnedge demo``: train briefly, export, stream digits, measure accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from rnnedge.runtime import load
+
+from .common import DATA_HELP
+from .infer import test_accuracy
+from .train import train_classifier_run
+
+
+@click.command()
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"), show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--max-steps", type=click.IntRange(min=1), default=None)
+@click.option("--digits", type=click.IntRange(min=1, max=20), default=4, show_default=True)
+def demo(data: Path | None, out: Path, epochs: int, max_steps: int | None, digits: int) -> None:
+    """The whole pipeline: train the row-LSTM briefly, export, validate, stream digits, test accuracy."""
+    from rnnedge.data.mnist import load_mnist
+
+    click.echo(f"1/4 training the row-LSTM for {epochs} epoch(s) into {out}")
+    metrics = train_classifier_run(
+        False,
+        data=data,
+        out=out,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=128,
+        lr=2e-3,
+        hidden_size=128,
+        seed=0,
+        checkpoint_every=200,
+        resume=False,
+        quiet=False,
+    )
+    click.echo(f"    PyTorch test accuracy {metrics['test_accuracy']:.4f}")
+    from rnnedge.export.exporter import export_checkpoint
+
+    onnx_path = out / "mnist-lstm.onnx"
+    click.echo(f"2/4 exporting and validating against PyTorch -> {onnx_path}")
+    result = export_checkpoint(out / "checkpoint.pt", onnx_path)
+    click.echo(f"    {result.parity.checks} parity checks passed, largest difference {result.parity.worst:.2e}")
+
+    click.echo("3/4 streaming test digits row by row (prediction and its probability as rows arrive)")
+    model = load(onnx_path)
+    splits = load_mnist(data)
+    for i in range(digits):
+        stream = model.stream()
+        marks = []
+        for row_index, row in enumerate(splits.test_images[i]):
+            probs = stream.feed(row)
+            if (row_index + 1) % 4 == 0:
+                marks.append(f"{row_index + 1:>2}:{int(np.argmax(probs))}({probs.max():.2f})")
+        click.echo(f"    digit {i} (label {splits.test_labels[i]}): " + " ".join(marks))
+    click.echo("4/4 runtime accuracy on the full MNIST test set")
+    click.echo(
+        f"    test accuracy {test_accuracy(onnx_path, data, None, 'cpu', False):.4f} (10000 images, onnxruntime)"
+    )

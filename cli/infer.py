@@ -1,0 +1,185 @@
+"""Runtime commands (base install, no torch): ``info``, ``classify``, ``generate``, ``perplexity``, ``next-word``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rnnedge.errors import RnnEdgeError
+from rnnedge.runtime import load, read_metadata
+
+from .common import DATA_HELP
+
+
+def describe_model(path: Path) -> dict[str, Any]:
+    """What a user needs to embed the model, from its metadata alone."""
+    meta = read_metadata(path)  # no session: an fp16 file is described on a CPU-only machine too
+    info: dict[str, Any] = {
+        "file": str(path),
+        "kind": meta.kind,
+        "causal": meta.causal,
+        "streaming": (
+            "state carried between chunks: each chunk costs O(chunk length)"
+            if meta.causal
+            else "non-causal: each chunk re-reads the whole prefix (O(prefix length)); "
+            "results equal predict on the prefix"
+        ),
+        "variant": meta.variant,
+        "input": meta.input.as_dict(),
+        "state": [s.as_dict() for s in meta.states],
+        "outputs": [o.as_dict() for o in meta.outputs],
+        "quality": meta.quality,
+        "producer": meta.producer,
+        "format_version": meta.format_version,
+        "config": meta.config,
+    }
+    if meta.preprocessing:
+        p = meta.preprocessing
+        info["preprocessing"] = {"scale": p.scale, "mean": p.mean, "std": p.std}
+    if meta.labels:
+        info["labels"] = list(meta.labels)
+    if meta.vocabulary:
+        info["vocab_size"] = len(meta.vocabulary)
+    return info
+
+
+@click.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")
+def info(model_path: Path, as_json: bool) -> None:
+    """What MODEL's metadata says: inputs, outputs, state, preprocessing, labels, quality."""
+    data = describe_model(model_path)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        if key == "config":
+            continue
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            click.echo(f"{key}:")
+            for item in value:
+                click.echo("  " + ", ".join(f"{k}={v}" for k, v in item.items()))
+        else:
+            click.echo(f"{key}: {value}")
+
+
+def test_accuracy(model_path: Path, data: Path | None, limit: int | None, provider: str, quiet: bool) -> float:
+    from rnnedge.data.mnist import load_mnist  # numpy-only: no torch needed
+    from rnnedge.runtime import ClassifierModel
+
+    model = load(model_path, provider=provider)
+    if not isinstance(model, ClassifierModel):
+        raise click.ClickException(f"{model_path} is a {model.kind}, not an image classifier")
+    splits = load_mnist(data)
+    images, labels = splits.test_images[:limit], splits.test_labels[:limit]
+    batch, correct = 500, 0
+    with click.progressbar(
+        range(0, len(images), batch), label="classifying", file=sys.stderr, hidden=quiet or not sys.stderr.isatty()
+    ) as bar:
+        for i in bar:
+            correct += int((model.predict(images[i : i + batch]).argmax(1) == labels[i : i + batch]).sum())
+    return correct / len(images)
+
+
+@click.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N test images.")
+@click.option("--provider", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
+@click.option("--quiet", is_flag=True)
+def classify(model_path: Path, data: Path | None, limit: int | None, provider: str, quiet: bool) -> None:
+    """Accuracy of MODEL on the MNIST test set, through the runtime."""
+    acc = test_accuracy(model_path, data, limit, provider, quiet)
+    click.echo(f"test accuracy {acc:.4f} ({model_path.name}, {limit or 10000} images)")
+
+
+def _language_model(model_path: Path, threads: int | None = 1) -> Any:
+    from rnnedge.runtime import LanguageModel
+
+    model = load(model_path, threads=threads)
+    if not isinstance(model, LanguageModel):
+        raise click.ClickException(f"{model_path} is a {model.kind}, not a language model")
+    return model
+
+
+@click.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--prompt", default=None, help="Words to start from (default: the start of a sentence).")
+@click.option("--max-words", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Sample among the K likeliest words only.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed for a reproducible sample.")
+@click.option("--strict", is_flag=True, help="Refuse prompt words outside the vocabulary instead of reading <unk>.")
+def generate(
+    model_path: Path,
+    prompt: str | None,
+    max_words: int,
+    temperature: float,
+    top_k: int | None,
+    seed: int | None,
+    strict: bool,
+) -> None:
+    """Sample text from a language MODEL, word by word as it is produced (<eos> ends a line)."""
+    model = _language_model(model_path)
+    eos = model.vocabulary[model.eos_id]
+    line_open = False
+    for word in model.generate(prompt, max_words, temperature=temperature, top_k=top_k, seed=seed, strict=strict):
+        if word == eos:
+            click.echo("")
+            line_open = False
+        else:
+            click.echo(("" if not line_open else " ") + word, nl=False)
+            line_open = True
+        sys.stdout.flush()
+    if line_open:
+        click.echo("")
+
+
+@click.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("text_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--window", type=click.IntRange(min=1), default=100, show_default=True, help="Tokens per onnxruntime run."
+)
+@click.option("--strict", is_flag=True, help="Refuse words outside the vocabulary instead of reading <unk>.")
+@click.option("--quiet", is_flag=True)
+def perplexity(model_path: Path, text_file: Path, window: int, strict: bool, quiet: bool) -> None:
+    """Perplexity of language MODEL on FILE (tokenised as PTB: each line ends with <eos>), state carried."""
+    model = _language_model(model_path)
+    with click.progressbar(length=1, label="scoring", file=sys.stderr, hidden=quiet or not sys.stderr.isatty()) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        value = model.perplexity(text_file, window=window, strict=strict, progress=progress)
+    click.echo(f"perplexity {value:.2f} ({text_file.name}, {model_path.name})")
+
+
+@click.command("next-word")
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--k", type=click.IntRange(min=1), default=5, show_default=True, help="Predictions to show.")
+@click.option("--strict", is_flag=True, help="Refuse words outside the vocabulary instead of reading <unk>.")
+def next_word(model_path: Path, k: int, strict: bool) -> None:
+    """Read words from standard input; after each word print it and the K likeliest next words.
+
+    The state carries over from word to word and line to line; an empty line starts a new
+    sentence (feeds <eos>).
+    """
+    model = _language_model(model_path)
+    stream = model.stream(strict=strict)
+    eos = model.vocabulary[model.eos_id]
+    for line in sys.stdin:
+        for word in line.split() or [eos]:
+            try:
+                stream.feed([word])
+            except RnnEdgeError as e:  # one bad word must not end the session; the state is unchanged
+                click.echo(f"error: {e}", err=True)
+                continue
+            predictions = "  ".join(f"{w} {p:.3f}" for w, p in stream.top_k(min(k, model.vocab_size)))
+            click.echo(f"{word} -> {predictions}")
+            sys.stdout.flush()
