@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from .config_checks import BOOL, check_config, int_at_least, number_in
+from .kinds import ModelKind, register
 
 __all__ = [
     "ClassifierState",
@@ -146,3 +147,7 @@ class WordLanguageModel(nn.Module):
         emb = self.drop(self.embedding(tokens))  # (B, T, H)
         out, (h, c) = self.lstm(emb, state)  # (B, T, H)
         return self.decoder(self.drop(out)), (h, c)  # (B, T, V)
+
+
+register(ModelKind("rnn_classifier", RowClassifierConfig, RowLSTMClassifier, aliases=("mnist-lstm", "mnist-bilstm")))
+register(ModelKind("word_lm", LanguageModelConfig, WordLanguageModel, aliases=("ptb",)))
