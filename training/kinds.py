@@ -47,6 +47,7 @@ def register(kind: ModelKind) -> ModelKind:
 
 def known_kinds() -> list[str]:
     """The registered kinds' names (not their aliases), sorted."""
+    _load_builtin_kinds()
     return sorted({k.name for k in _KINDS.values()})
 
 
