@@ -7,7 +7,12 @@ missing extra if torch or onnx is absent.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import click
+
+from rnnedge.errors import MissingExtraError
 
 from .bench import bench
 from .common import RnnEdgeGroup
@@ -27,6 +32,34 @@ def cli() -> None:
 
 for command in (train, export, plot, info, classify, demo, generate, perplexity, next_word, bench):
     cli.add_command(command)
+
+
+@cli.command()
+@click.argument("model_paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True, help="Sessions per model call.")
+@click.option("--batch-window-ms", type=click.FloatRange(min=0), default=2.0, show_default=True)
+@click.option("--max-sessions", type=click.IntRange(min=1), default=1024, show_default=True)
+@click.option("--max-message-bytes", type=click.IntRange(min=1024), default=65536, show_default=True)
+@click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True)
+@click.option("--max-feed-steps", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--max-generate-words", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--shutdown-timeout", type=click.FloatRange(min=0), default=10.0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="onnxruntime threads.")
+@click.option("--provider", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
+@click.option("--token-key-file", type=click.File("rb"), default=None, help="Sign and check state tokens.")
+def serve(model_paths: tuple[Path, ...], token_key_file: Any, **options: Any) -> None:
+    """Serve models over WebSocket: live streams batched into one model call (needs the 'serve' extra)."""
+    try:
+        from rnnedge.serve import ServeConfig, print_ready, run
+    except ImportError as e:  # websockets or prometheus-client absent
+        raise MissingExtraError(
+            f"rnnedge serve needs {e.name or 'websockets and prometheus-client'}; install the serve extra: "
+            "pip install 'rnnedge[serve]'"
+        ) from None
+    key = token_key_file.read().strip() if token_key_file is not None else None
+    run(list(model_paths), ServeConfig(token_key=key, **options), ready=print_ready)
 
 
 def main() -> None:  # pragma: no cover - console entry point
