@@ -1,0 +1,18 @@
+// What both entry points (index.js for browsers, node.js for Node) export besides `load`.
+export {
+  ConcurrentUseError,
+  ConfigError,
+  InputError,
+  ModelClosedError,
+  ModelFileError,
+  ProviderError,
+  RnnEdgeError,
+  StateError,
+  TokenError,
+} from './errors.js';
+export { ClassifierModel } from './classifier.js';
+export { LanguageModel, LanguageStream, splitWords, tokenizeLines } from './language.js';
+export { FORMAT_VERSION, METADATA_KEY, parseMetadata } from './metadata.js';
+export { Model, Stream } from './model.js';
+export { State } from './state.js';
+export { readMetadata } from './load.js';

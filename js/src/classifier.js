@@ -1,0 +1,151 @@
+// Sequence classifiers (the row-by-row MNIST models): predict and streams of rows.
+//
+// Graph contract (docs/metadata.md): input float32 (batch, sequence, features), already
+// normalised; outputs logits and probs float32 (batch, classes) for the whole prefix seen so
+// far. Raw inputs are normalised here with the metadata's preprocessing, in float32 and in the
+// order the Python runtime applies it: uint8 pixels (a Uint8Array or Uint8ClampedArray) are
+// scaled by `scale`; plain numbers and float arrays must already be in [0, 1].
+
+import { InputError, StateError } from './errors.js';
+import { describe, flatten } from './inputs.js';
+import { Model, Stream, allFinite } from './model.js';
+
+const FLOAT_SLACK = 1e-3;
+export const MAX_EXACT_ROWS = 2 ** 24; // float32 counts rows exactly up to here
+const f32 = Math.fround;
+const FLOAT_TYPES = new Set(['number', 'float32', 'float64']);
+
+export class ClassifierModel extends Model {
+  #pixelValues; // Float32Array(256): what each uint8 pixel becomes
+
+  constructor(args) {
+    super(args);
+    const pre = this.metadata.preprocessing;
+    const scale = f32(pre ? pre.scale : 1);
+    this.#pixelValues = new Float32Array(256);
+    for (let v = 0; v < 256; v++) this.#pixelValues[v] = this.#standardise(f32(v * scale));
+  }
+
+  /** Class names, indexed like the probabilities. */
+  get labels() {
+    return this.metadata.labels;
+  }
+
+  /** Values per row (28 for MNIST). */
+  get featureSize() {
+    return this.metadata.input.shape[2];
+  }
+
+  #standardise(v) {
+    const pre = this.metadata.preprocessing;
+    return pre ? f32(f32(v - f32(pre.mean)) / f32(pre.std)) : v;
+  }
+
+  /**
+   * uint8 pixels or floats in [0, 1] -> normalised Float32Array. `rows` is anything `flatten`
+   * takes (nested arrays, a typed array, {data, dims}) whose last axis is featureSize.
+   * Returns {data, dims}.
+   */
+  preprocess(rows, what = 'rows') {
+    const { data, dims, type } = flatten(rows, what);
+    const size = data.length;
+    if (size === 0) throw new InputError(`${what} must not be empty, got ${describe(rows)}`);
+    if (dims[dims.length - 1] !== this.featureSize) {
+      throw new InputError(`each row must have ${this.featureSize} values, got ${describe(rows)}`);
+    }
+    const out = new Float32Array(size);
+    if (type === 'uint8') {
+      const table = this.#pixelValues;
+      for (let i = 0; i < size; i++) out[i] = table[data[i]];
+      return { data: out, dims };
+    }
+    if (!FLOAT_TYPES.has(type)) {
+      throw new InputError(
+        `${what} must be uint8 pixels (Uint8Array, Uint8ClampedArray) or numbers in [0, 1], got ${describe(rows)}`,
+      );
+    }
+    if (!allFinite(data)) throw new InputError(`${what} contain NaN or infinity (${describe(rows)})`);
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < size; i++) {
+      const v = data[i];
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    if (lo < -FLOAT_SLACK || hi > 1 + FLOAT_SLACK) {
+      throw new InputError(
+        `float ${what} must be pixel intensities in [0, 1], got values in [${lo}, ${hi}]; pass raw 0..255 pixels as a Uint8Array`,
+      );
+    }
+    for (let i = 0; i < size; i++) out[i] = this.#standardise(f32(data[i]));
+    return { data: out, dims };
+  }
+
+  /**
+   * Class probabilities for images (N, T, features): nested arrays ([image][row] of Uint8Array
+   * rows or number arrays) or {data, dims}. Any T >= 1 (a prefix of rows).
+   * Resolves to one Float32Array(classes) per image.
+   */
+  async predict(images, { batchSize = 256 } = {}) {
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`batchSize must be an integer >= 1, got ${batchSize}`);
+    const x = this.preprocess(images, 'images');
+    if (x.dims.length !== 3) {
+      throw new InputError(`images must have shape [N, T, ${this.featureSize}], got ${describe(images)}`);
+    }
+    const [n, t, f] = x.dims;
+    const classes = this.labels.length;
+    const out = [];
+    for (let lo = 0; lo < n; lo += batchSize) {
+      const b = Math.min(batchSize, n - lo);
+      const chunk = { data: x.data.subarray(lo * t * f, (lo + b) * t * f), dims: [b, t, f] };
+      const { outputs } = await this.runState(chunk, this.initState(b), ['probs']);
+      for (let i = 0; i < b; i++) out.push(outputs.probs.data.slice(i * classes, (i + 1) * classes));
+    }
+    return out;
+  }
+
+  /**
+   * A stream fed rows as they arrive; `feed` resolves to class probabilities (classes,).
+   * For a non-causal (bidirectional) model every feed re-reads the whole prefix backwards,
+   * so a feed costs O(prefix length); the result is what predict gives on the prefix.
+   */
+  stream() {
+    return new Stream(this);
+  }
+
+  /** One row (featureSize values) or rows (T x featureSize) -> the graph input {data, dims: [1, T, F]}. */
+  streamInput(rows) {
+    const x = this.preprocess(rows, 'rows');
+    if (x.dims.length === 1) return { data: x.data, dims: [1, 1, x.dims[0]] };
+    if (x.dims.length === 2) return { data: x.data, dims: [1, ...x.dims] };
+    throw new InputError(`feed takes one row [${this.featureSize}] or rows [T, ${this.featureSize}], got ${describe(rows)}`);
+  }
+
+  streamOutputNames() {
+    return ['probs'];
+  }
+
+  /** Refuse to count rows past what the float32 `steps` state holds exactly (the mean would drift). */
+  guard(x, parts) {
+    const steps = parts.get('steps');
+    if (!steps) return;
+    let seen = 0;
+    for (const v of steps.data) seen = Math.max(seen, v);
+    if (seen + x.dims[1] > MAX_EXACT_ROWS) {
+      throw new InputError(
+        `a sequence can hold at most ${MAX_EXACT_ROWS} rows (the row count is float32); this feed of ${x.dims[1]} rows would pass it after ${seen}: reset the stream`,
+      );
+    }
+  }
+
+  /** A bidirectional state's row count must be the length of the prefix it holds (else the mean is wrong). */
+  checkParts(parts, finite = false) {
+    const batch = super.checkParts(parts, finite);
+    const steps = parts.get('steps');
+    const prefix = parts.get('prefix');
+    if (steps && prefix && !steps.data.every((v) => v === prefix.dims[1])) {
+      throw new StateError(`state part steps says ${[...new Set(steps.data)].slice(0, 5)} rows, but the prefix holds ${prefix.dims[1]}`);
+    }
+    return batch;
+  }
+}

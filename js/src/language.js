@@ -1,0 +1,280 @@
+// Word language models (the PTB LSTM): next-word streams, top-k and generation.
+//
+// Graph contract (docs/metadata.md): input int64 tokens (batch, sequence) of ids into the
+// metadata's vocabulary; state h/c float32 (layers, batch, hidden); outputs logits (batch,
+// sequence, vocab) and, in current files, next_probs (batch, vocab). Text is split into
+// words exactly as the Python runtime splits it (Python's str.split(): the whitespace set
+// below, not JavaScript's \s); unknown words are <unk>, or a TokenError in strict mode.
+
+import { InputError, TokenError } from './errors.js';
+import { describe, elementType, isTypedArray } from './inputs.js';
+import { Model, Stream } from './model.js';
+
+const MAX_SHOWN = 5;
+// The characters for which Python's str.isspace() is true: what str.split() splits on.
+// (JavaScript's \s differs: it includes U+FEFF and lacks U+001C..U+001F and U+0085.)
+const PY_WHITESPACE = /[\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/;
+// Line breaks of Python's str.splitlines().
+const PY_LINE_BREAK = /\r\n|[\n\v\f\r\x1c-\x1e\x85\u2028\u2029]/;
+const INT_TYPES = new Set(['int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64']);
+
+/** Words of `text` as Python's `text.split()` gives them. */
+export function splitWords(text) {
+  return text.split(PY_WHITESPACE).filter((w) => w.length > 0);
+}
+
+/** PTB tokenisation: the words of every line, each line closed by `eos` (runtime/language.py's tokenize_lines). */
+export function tokenizeLines(text, eos = '<eos>') {
+  const lines = text.split(PY_LINE_BREAK);
+  if (lines.length && lines[lines.length - 1] === '') lines.pop(); // splitlines drops a final empty line
+  return lines.flatMap((line) => [...splitWords(line), eos]);
+}
+
+/** A deterministic generator of doubles in [0, 1) from a seed (sfc32, seeded through splitmix32). */
+export function seededRandom(seed) {
+  let s = Number(BigInt.asUintN(32, BigInt(seed))) ^ 0x9e3779b9;
+  const hi = Number(BigInt.asUintN(32, BigInt(seed) >> 32n));
+  const splitmix = () => {
+    s = (s + 0x9e3779b9) | 0;
+    let z = s ^ hi;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+  let a = splitmix();
+  let b = splitmix();
+  let c = splitmix();
+  let d = splitmix();
+  const next = () => {
+    const t = (((a + b) | 0) + d) | 0;
+    d = (d + 1) | 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) | 0;
+    c = (c << 21) | (c >>> 11);
+    c = (c + t) | 0;
+    return t >>> 0;
+  };
+  for (let i = 0; i < 12; i++) next();
+  return () => ((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992; // 53 random bits
+}
+
+export class LanguageModel extends Model {
+  #index;
+
+  constructor(args) {
+    super(args);
+    this.#index = new Map(this.metadata.vocabulary.map((w, i) => [w, i]));
+  }
+
+  /** The words the model predicts over, indexed by id. */
+  get vocabulary() {
+    return this.metadata.vocabulary;
+  }
+
+  get vocabSize() {
+    return this.metadata.vocabulary.length;
+  }
+
+  get unkId() {
+    return this.metadata.unkId;
+  }
+
+  get eosId() {
+    return this.metadata.eosId;
+  }
+
+  /** The graph's next_probs; for files exported before it existed, logits (softmax done here). */
+  streamOutputNames() {
+    return this.metadata.outputs.some((o) => o.name === 'next_probs') ? ['next_probs'] : ['logits'];
+  }
+
+  // -- words <-> ids -------------------------------------------------------------------------
+  /** Words (a string split as Python splits it, or an array of strings) -> ids (Int32Array). */
+  encode(words, { strict = false } = {}) {
+    if (typeof words === 'string') words = splitWords(words);
+    if (!Array.isArray(words) || !words.every((w) => typeof w === 'string')) {
+      throw new InputError(`words must be a string or an array of strings, got ${describe(words)}`);
+    }
+    if (!words.length) throw new InputError('no words given: expected at least one word');
+    const ids = new Int32Array(words.length);
+    const unknown = [];
+    words.forEach((w, i) => {
+      const id = this.#index.get(w);
+      if (id === undefined) unknown.push(w);
+      ids[i] = id ?? this.unkId;
+    });
+    if (unknown.length && strict) {
+      const shown = [...new Set(unknown)].slice(0, MAX_SHOWN).map((w) => JSON.stringify(w)).join(', ');
+      throw new TokenError(
+        `${unknown.length} word(s) not in the ${this.vocabSize}-word vocabulary: ${shown}; pass strict: false to read them as <unk>`,
+      );
+    }
+    return ids;
+  }
+
+  /** Token ids (an array of integers or an integer typed array) -> checked Int32Array, each in [0, vocab). */
+  checkIds(ids) {
+    const type = elementType(ids);
+    if (!(Array.isArray(ids) || isTypedArray(ids)) || !(type === 'number' || type === 'bigint' || type === 'empty' || INT_TYPES.has(type))) {
+      throw new InputError(`token ids must be an array of integers or an integer typed array, got ${describe(ids)}`);
+    }
+    if (ids.length === 0) throw new InputError('no token ids given: expected at least one');
+    const out = new Int32Array(ids.length);
+    const outside = [];
+    for (let i = 0; i < ids.length; i++) {
+      const v = typeof ids[i] === 'bigint' ? ids[i] : ids[i];
+      if (typeof v === 'number' && !Number.isInteger(v)) {
+        throw new InputError(`token ids must be integers, got ${v} at position ${i}`);
+      }
+      if (v < 0 || v >= this.vocabSize) outside.push(v);
+      else out[i] = Number(v);
+    }
+    if (outside.length) throw new TokenError(`token ids must be in [0, ${this.vocabSize}), got [${outside.slice(0, MAX_SHOWN).join(', ')}]`);
+    return out;
+  }
+
+  /** ids -> words. */
+  decode(ids) {
+    return Array.from(this.checkIds(ids), (i) => this.vocabulary[i]);
+  }
+
+  /** Words, text or ids -> checked ids (Int32Array). */
+  toIds(x, { strict = false } = {}) {
+    if (typeof x === 'string' || (Array.isArray(x) && x.length && x.every((w) => typeof w === 'string'))) {
+      return this.encode(x, { strict });
+    }
+    return this.checkIds(x);
+  }
+
+  // -- streams ------------------------------------------------------------------------------
+  /** A stream fed words or ids; `feed` resolves to next-word probabilities Float32Array(vocab). */
+  stream({ strict = false } = {}) {
+    return new LanguageStream(this, null, { strict });
+  }
+
+  /** Words, text or ids -> the graph input {data: BigInt64Array, dims: [1, T]}. */
+  streamInput(x, strict = false) {
+    const ids = this.toIds(x, { strict });
+    return { data: BigInt64Array.from(ids, (i) => BigInt(i)), dims: [1, ids.length] };
+  }
+
+  streamResult(outputs) {
+    const [name] = this.streamOutputs;
+    if (name === 'next_probs') return outputs.next_probs.data;
+    const { dims, data } = outputs.logits; // (1, T, V): softmax of the last position
+    const v = dims[2];
+    const z = data.subarray((dims[1] - 1) * v, dims[1] * v);
+    let max = -Infinity;
+    for (const s of z) max = Math.max(max, s);
+    const out = new Float32Array(v);
+    let sum = 0;
+    for (let i = 0; i < v; i++) sum += out[i] = Math.exp(z[i] - max);
+    for (let i = 0; i < v; i++) out[i] /= sum;
+    return out;
+  }
+
+  // -- tasks --------------------------------------------------------------------------------
+  /** The k most probable words of `probs` (vocab,), most probable first (ties by id): [{word, probability}]. */
+  topK(probs, k = 5) {
+    if (!Number.isInteger(k) || k < 1 || k > this.vocabSize) throw new InputError(`k must be an integer in [1, ${this.vocabSize}], got ${k}`);
+    if (!probs || probs.length !== this.vocabSize) {
+      throw new InputError(`probs must hold ${this.vocabSize} values, got ${describe(probs)}`);
+    }
+    const best = []; // ids, most probable first; ties keep the lower id first
+    for (let i = 0; i < probs.length; i++) {
+      const p = probs[i];
+      if (best.length === k && !(p > probs[best[k - 1]])) continue;
+      let j = best.length === k ? k - 1 : best.length;
+      while (j > 0 && p > probs[best[j - 1]]) j--;
+      best.splice(j, 0, i);
+      if (best.length > k) best.pop();
+    }
+    return best.map((i) => ({ word: this.vocabulary[i], probability: probs[i] }));
+  }
+
+  /**
+   * Sampled words, yielded one by one as produced (an async generator), after `prompt`
+   * (null: at the start of a sentence, after <eos>). Deterministic for a given seed; topK 1
+   * is greedy and gives the Python runtime's words. temperature < 1 sharpens, > 1 flattens.
+   */
+  generate(prompt = null, { maxWords = 50, temperature = 1, topK = null, seed = null, strict = false } = {}) {
+    const ids = prompt === null ? Int32Array.of(this.eosId) : this.toIds(prompt, { strict });
+    if (!Number.isInteger(maxWords) || maxWords < 0) throw new InputError(`maxWords must be an integer >= 0, got ${maxWords}`);
+    if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature <= 0) {
+      throw new InputError(`temperature must be a finite number > 0, got ${temperature}`);
+    }
+    if (topK !== null && (!Number.isInteger(topK) || topK < 1 || topK > this.vocabSize)) {
+      throw new InputError(`topK must be null or an integer in [1, ${this.vocabSize}], got ${topK}`);
+    }
+    if (seed !== null && (!Number.isSafeInteger(seed) || seed < 0)) throw new InputError(`seed must be null or an integer >= 0, got ${seed}`);
+    const random = seededRandom(seed ?? Math.floor(Math.random() * 2 ** 52));
+    return this.#generate(ids, maxWords, temperature, topK, random);
+  }
+
+  async *#generate(ids, maxWords, temperature, topK, random) {
+    let state = this.initState(1);
+    let tokens = { data: BigInt64Array.from(ids, (i) => BigInt(i)), dims: [1, ids.length] };
+    const v = this.vocabSize;
+    const logp = new Float64Array(v);
+    for (let n = 0; n < maxWords; n++) {
+      const result = await this.runState(tokens, state, ['logits']);
+      state = result.state;
+      const { dims, data } = result.outputs.logits; // (1, T, V)
+      const last = data.subarray((dims[1] - 1) * v, dims[1] * v);
+      let max = -Infinity;
+      let argmax = 0;
+      for (let i = 0; i < v; i++) {
+        logp[i] = last[i] / temperature;
+        if (logp[i] > max) [max, argmax] = [logp[i], i];
+      }
+      if (!Number.isFinite(max)) {
+        logp.fill(-Infinity); // a tiny temperature overflowed the scores: greedy
+        logp[argmax] = 0;
+        max = 0;
+      }
+      if (topK !== null && topK < v) {
+        const cut = Float64Array.from(logp).sort()[v - topK]; // the k-th largest score
+        for (let i = 0; i < v; i++) if (logp[i] < cut) logp[i] = -Infinity;
+      }
+      // p = exp(score - max), sampled through its running sum as the Python runtime does.
+      let total = 0;
+      const cdf = new Float64Array(v);
+      for (let i = 0; i < v; i++) cdf[i] = total += Math.exp(logp[i] - max);
+      const target = random() * total;
+      let lo = 0;
+      let hi = v; // first index with cdf > target
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (cdf[mid] > target) hi = mid;
+        else lo = mid + 1;
+      }
+      const choice = Math.min(lo, v - 1);
+      yield this.vocabulary[choice];
+      tokens = { data: BigInt64Array.of(BigInt(choice)), dims: [1, 1] };
+    }
+  }
+}
+
+/** One word stream: `feed` words or ids, get next-word probabilities Float32Array(vocab). */
+export class LanguageStream extends Stream {
+  constructor(model, state = null, { strict = false } = {}) {
+    super(model, state);
+    this.strict = strict;
+  }
+
+  get options() {
+    return { strict: this.strict };
+  }
+
+  graphInput(x) {
+    return this.model.streamInput(x, this.strict);
+  }
+
+  /** The k likeliest next words after everything fed so far: [{word, probability}]. */
+  topK(k = 5) {
+    if (this.last === null) {
+      throw new InputError('no prediction yet: feed at least one word after creating, resetting or restoring the stream');
+    }
+    return this.model.topK(this.last, k);
+  }
+}

@@ -1,0 +1,247 @@
+// The contract between export and every runtime: what an rnnedge .onnx file says about itself.
+//
+// Written from docs/metadata.md. The JSON under metadata_props key "rnnedge" is untrusted
+// input: size-limited, every field type-checked, a newer format_version refused, and the
+// fields each model kind needs checked against each other, with the same rules and limits
+// as the Python runtime (runtime/metadata.py).
+
+import { ModelFileError } from './errors.js';
+
+export const FORMAT_VERSION = 1;
+export const METADATA_KEY = 'rnnedge';
+export const MAX_METADATA_BYTES = 8 * 1024 * 1024;
+export const MODEL_KINDS = Object.freeze(['causal_classifier', 'noncausal_classifier', 'language_model']);
+export const BATCH_AXIS = 'batch';
+const MAX_FIXED_DIM = 1 << 20;
+const MAX_PREPROCESSING_VALUE = 1e6;
+const MIN_PREPROCESSING_STD = 1e-6;
+const DTYPES = ['float32', 'float16', 'int64'];
+
+function typeName(value) {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'list';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'int' : 'float';
+  if (typeof value === 'object') return 'object';
+  return typeof value;
+}
+
+const CHECKS = {
+  string: (v) => typeof v === 'string',
+  int: (v) => Number.isSafeInteger(v),
+  number: (v) => typeof v === 'number' && Number.isFinite(v),
+  boolean: (v) => typeof v === 'boolean',
+  object: (v) => v !== null && typeof v === 'object' && !Array.isArray(v),
+  list: (v) => Array.isArray(v),
+};
+
+/** Typed field access whose errors name the field's path, e.g. "states[0].input.shape". */
+class Reader {
+  constructor(raw, path) {
+    if (!CHECKS.object(raw)) {
+      throw new ModelFileError(`metadata field ${path || '<root>'} must be an object, got ${typeName(raw)}`);
+    }
+    this.raw = raw;
+    this.path = path;
+  }
+
+  where(key) {
+    return this.path ? `${this.path}.${key}` : key;
+  }
+
+  get(key, type, optional = false) {
+    const value = Object.hasOwn(this.raw, key) ? this.raw[key] : undefined;
+    if (value === undefined || value === null) {
+      if (optional) return null;
+      throw new ModelFileError(`metadata field ${this.where(key)} is missing`);
+    }
+    if (typeof value === 'boolean' && type !== 'boolean') {
+      throw new ModelFileError(`metadata field ${this.where(key)} must not be a boolean`);
+    }
+    if (!CHECKS[type](value)) {
+      throw new ModelFileError(`metadata field ${this.where(key)} has type ${typeName(value)}, expected ${type}`);
+    }
+    return value;
+  }
+
+  sub(key) {
+    return new Reader(this.get(key, 'object'), this.where(key));
+  }
+}
+
+function tensor(raw, path) {
+  const r = new Reader(raw, path);
+  const dtype = r.get('dtype', 'string');
+  if (!DTYPES.includes(dtype)) {
+    throw new ModelFileError(`metadata field ${path}.dtype is '${dtype}', expected one of ${DTYPES.join(', ')}`);
+  }
+  const shape = r.get('shape', 'list');
+  for (const d of shape) {
+    const ok = typeof d === 'string' || (Number.isInteger(d) && d >= 0 && d <= MAX_FIXED_DIM);
+    if (!ok) {
+      throw new ModelFileError(
+        `metadata field ${path}.shape has entry ${JSON.stringify(d)}; expected sizes in [0, ${MAX_FIXED_DIM}] or axis names`,
+      );
+    }
+  }
+  if (!shape.length || (shape[0] !== BATCH_AXIS && !path.startsWith('states'))) {
+    throw new ModelFileError(`metadata field ${path}.shape must start with the 'batch' axis, got ${JSON.stringify(shape)}`);
+  }
+  return Object.freeze({ name: r.get('name', 'string'), dtype, shape: Object.freeze([...shape]) });
+}
+
+function strings(values, path) {
+  if (values === undefined || values === null) return null;
+  if (!Array.isArray(values) || !values.every((v) => typeof v === 'string')) {
+    throw new ModelFileError(`metadata field ${path} must be a list of strings`);
+  }
+  return Object.freeze([...values]);
+}
+
+function stringMap(obj) {
+  return Object.freeze(Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)])));
+}
+
+/**
+ * Parse and check metadata JSON text; any defect throws ModelFileError.
+ * Returns a frozen object with the fields docs/metadata.md lists (camelCase: modelId, unkId, eosId,
+ * formatVersion), each state as {input: {name, dtype, shape}, output, name}.
+ */
+export function parseMetadata(text) {
+  const size = new TextEncoder().encode(text).length;
+  if (size > MAX_METADATA_BYTES) {
+    throw new ModelFileError(`rnnedge metadata is ${size} bytes, over the ${MAX_METADATA_BYTES}-byte limit`);
+  }
+  let raw;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ModelFileError(`rnnedge metadata is not valid JSON: ${e.message}`);
+  }
+  const r = new Reader(raw, '');
+  const version = r.get('format_version', 'int');
+  if (version > FORMAT_VERSION) {
+    throw new ModelFileError(
+      `model metadata has format version ${version}, but this rnnedge reads up to version ${FORMAT_VERSION}; upgrade rnnedge to load it`,
+    );
+  }
+  if (version < 1) throw new ModelFileError(`model metadata has invalid format version ${version}`);
+  const kind = r.get('kind', 'string');
+  if (!MODEL_KINDS.includes(kind)) {
+    throw new ModelFileError(`metadata field kind is '${kind}', expected one of ${MODEL_KINDS.join(', ')}`);
+  }
+  const states = r.get('states', 'list').map((s, i) => {
+    const sr = new Reader(s, `states[${i}]`);
+    const input = tensor(sr.get('input', 'object'), `states[${i}].input`);
+    if (!input.shape.includes(BATCH_AXIS)) {
+      throw new ModelFileError(`metadata field states[${i}].input.shape has no 'batch' axis`);
+    }
+    return Object.freeze({ name: input.name, input, output: sr.get('output', 'string') });
+  });
+  let preprocessing = null;
+  if (r.get('preprocessing', 'object', true) !== null) {
+    const pr = r.sub('preprocessing');
+    const values = ['scale', 'mean', 'std'].map((k) => pr.get(k, 'number'));
+    const [scale, , std] = values;
+    if (!(values.every((v) => Math.abs(v) <= MAX_PREPROCESSING_VALUE) && scale > 0 && std >= MIN_PREPROCESSING_STD)) {
+      throw new ModelFileError(
+        `metadata field preprocessing has invalid values [${values.join(', ')}]; expected finite scale > 0, mean and std ` +
+          `with |value| <= ${MAX_PREPROCESSING_VALUE} and std >= ${MIN_PREPROCESSING_STD}`,
+      );
+    }
+    preprocessing = Object.freeze({ scale: values[0], mean: values[1], std: values[2] });
+  }
+  const quality = r.get('quality', 'object');
+  if (!Object.values(quality).every((v) => CHECKS.number(v))) {
+    throw new ModelFileError('metadata field quality must map names to numbers');
+  }
+  const producer = r.get('producer', 'object');
+  const notes = r.get('notes', 'object', true) ?? {};
+  const meta = Object.freeze({
+    formatVersion: version,
+    kind,
+    causal: r.get('causal', 'boolean'),
+    modelId: r.get('model_id', 'string'),
+    input: tensor(r.get('input', 'object'), 'input'),
+    states: Object.freeze(states),
+    outputs: Object.freeze(r.get('outputs', 'list').map((o, i) => tensor(o, `outputs[${i}]`))),
+    config: Object.freeze({ ...r.get('config', 'object') }),
+    quality: Object.freeze({ ...quality }),
+    producer: stringMap(producer),
+    variant: r.get('variant', 'string'),
+    preprocessing,
+    labels: strings(raw.labels, 'labels'),
+    vocabulary: strings(raw.vocabulary, 'vocabulary'),
+    unkId: r.get('unk_id', 'int', true),
+    eosId: r.get('eos_id', 'int', true),
+    notes: stringMap(notes),
+  });
+  checkConsistent(meta);
+  return meta;
+}
+
+function show(spec) {
+  return spec ? `${spec.name} ${spec.dtype} [${spec.shape.join(', ')}]` : 'none';
+}
+
+/** What each kind of model needs from its metadata, so the runtime never meets a contradiction. */
+function checkConsistent(meta) {
+  const names = [meta.input.name, ...meta.states.map((s) => s.name)];
+  const outputs = [...meta.outputs.map((o) => o.name), ...meta.states.map((s) => s.output)];
+  if (new Set(names).size !== names.length || new Set(outputs).size !== outputs.length) {
+    throw new ModelFileError(
+      `metadata names inputs [${names.join(', ')}] and outputs [${outputs.join(', ')}]; each name must appear once`,
+    );
+  }
+  const byName = new Map(meta.outputs.map((o) => [o.name, o]));
+  if (meta.kind === 'language_model') {
+    const vocabulary = meta.vocabulary;
+    if (!vocabulary || !vocabulary.length) throw new ModelFileError("a language model's metadata must carry its vocabulary");
+    const seen = new Set();
+    const repeated = new Set();
+    for (const w of vocabulary) (seen.has(w) ? repeated : seen).add(w);
+    if (repeated.size) {
+      throw new ModelFileError(
+        `metadata field vocabulary repeats ${repeated.size} word(s), e.g. ${JSON.stringify([...repeated].slice(0, 5))}; expected each once`,
+      );
+    }
+    for (const [key, value] of [['unk_id', meta.unkId], ['eos_id', meta.eosId]]) {
+      if (value === null || !(value >= 0 && value < vocabulary.length)) {
+        throw new ModelFileError(`metadata field ${key} is ${value}, expected an id in [0, ${vocabulary.length})`);
+      }
+    }
+    if (meta.input.dtype !== 'int64' || meta.input.shape.length !== 2) {
+      throw new ModelFileError(`a language model's input must be int64 (batch, sequence), got ${show(meta.input)}`);
+    }
+    const logits = byName.get('logits');
+    if (!logits || logits.shape.length !== 3 || logits.shape[2] !== vocabulary.length) {
+      throw new ModelFileError(
+        `a language model needs output logits (batch, sequence, ${vocabulary.length}) to match its vocabulary, got ${show(logits)}`,
+      );
+    }
+    const probs = byName.get('next_probs'); // optional: files from before it existed lack it
+    if (probs && (probs.shape.length !== 2 || probs.shape[1] !== vocabulary.length)) {
+      throw new ModelFileError(
+        `a language model needs output next_probs (batch, ${vocabulary.length}) to match its vocabulary, got ${show(probs)}`,
+      );
+    }
+    return;
+  }
+  if (meta.labels === null) throw new ModelFileError("a classifier's metadata must carry its class labels");
+  const shape = meta.input.shape;
+  if (meta.input.dtype !== 'float32' || shape.length !== 3 || typeof shape[2] !== 'number') {
+    throw new ModelFileError(`a classifier's input must be float32 (batch, sequence, features), got ${show(meta.input)}`);
+  }
+  for (const name of ['logits', 'probs']) {
+    const out = byName.get(name);
+    if (!out || out.shape.length !== 2 || out.shape[1] !== meta.labels.length) {
+      throw new ModelFileError(
+        `a classifier needs output ${name} (batch, ${meta.labels.length}) to match its labels, got ${show(out)}`,
+      );
+    }
+  }
+}
+
+/** A state part's zero shape for `batch` sequences: the batch axis set, other named axes (a growing prefix) 0. */
+export function initialShape(spec, batch) {
+  return spec.input.shape.map((d) => (d === BATCH_AXIS ? batch : typeof d === 'number' ? d : 0));
+}

@@ -1,0 +1,132 @@
+"""Fixtures for the JavaScript runtime (js/): tiny real models and what the Python runtime answers.
+
+Writes ``js/test/fixtures/`` (git-ignored): the exported files of every kind the runtime
+serves (causal and bidirectional classifiers, a word language model, and an int8 variant of
+each causal kind), and one JSON file per model with inputs and the Python runtime's outputs:
+batch predictions, row-by-row and chunked streams, states saved and restored, next-word
+probabilities, top-k and greedy generation. ``npm test`` in js/ reads them and asserts the
+JavaScript runtime agrees to 1e-4 (and gives the same words). Run alone with
+``python -m pytest tests/export/test_js_fixtures.py``; ``make test-js`` does when they are missing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnedge.runtime import ClassifierModel, LanguageModel, load
+
+OUT = Path(__file__).resolve().parents[2] / "js" / "test" / "fixtures"
+DIGITS = 4  # real MNIST test images per classifier fixture
+CHUNKS = (5, 1, 10, 12)  # rows per feed in the chunked stream: 28 rows in all
+PROMPT = "the company said"
+# Whitespace that Python's str.split() splits on, and some that it does not (U+FEFF, U+200B).
+TRICKY_TEXT = "the\u00a0stock\tmarket\u2003rose\x1cin\u3000tokyo\x85today xyzzy\ufeffnew\u200byork\r\n"
+
+
+def _array(a: np.ndarray) -> dict[str, Any]:
+    return {"dtype": str(a.dtype), "dims": list(a.shape), "data": a.ravel().tolist()}
+
+
+def _state(state: Any) -> dict[str, Any]:
+    return {name: _array(np.asarray(a)) for name, a in state.arrays.items()}
+
+
+def _metadata(path: Path) -> dict[str, Any]:
+    from rnnedge.runtime import read_metadata
+
+    parsed: dict[str, Any] = json.loads(read_metadata(path).to_json())
+    return parsed
+
+
+def _classifier_cases(model: ClassifierModel, images: np.ndarray) -> dict[str, Any]:
+    """images: (DIGITS, 28, 28) uint8."""
+    cases: dict[str, Any] = {
+        "images": _array(images),
+        "predict": _array(model.predict(images)),  # (N, 10)
+        "predict_float": _array(model.predict(images.astype(np.float64) / 255.0)),
+        "predict_prefix": _array(model.predict(images[:, :9])),  # the first 9 rows only
+    }
+    rows = []
+    for image in images[:2]:
+        stream = model.stream()
+        rows.append([stream.feed(row).tolist() for row in image])  # (28, 10) per image
+    cases["stream_rows"] = rows
+    stream, chunked, lo = model.stream(), [], 0
+    for n in CHUNKS:
+        chunked.append(stream.feed(images[0, lo : lo + n]).tolist())
+        lo += n
+    cases["chunks"] = {"sizes": list(CHUNKS), "probs": chunked}
+    stream = model.stream()
+    stream.feed(images[1, :10])
+    saved = stream.state
+    after = [stream.feed(row).tolist() for row in images[1, 10:]]
+    cases["state"] = {"image": 1, "rows": 10, "saved": _state(saved), "after": after}
+    x = model.preprocess(images[:2, :7])  # (2, 7, 28) float32, the graph's input
+    outputs, state = model.step(x, model.init_state(2))
+    cases["step"] = {
+        "x": _array(x),
+        "outputs": {k: _array(v) for k, v in outputs.items()},
+        "state": _state(state),
+    }
+    return cases
+
+
+def _lm_cases(lm: LanguageModel) -> dict[str, Any]:
+    stream = lm.stream()
+    probs = stream.feed(PROMPT)
+    cases: dict[str, Any] = {
+        "prompt": PROMPT,
+        "encode": {"text": TRICKY_TEXT, "ids": lm.encode(TRICKY_TEXT).tolist()},
+        "after_prompt": probs.tolist(),
+        "top_k": [[w, p] for w, p in stream.top_k(5)],
+        "saved": _state(stream.state),
+    }
+    cases["after_it"] = stream.feed("it").tolist()
+    cases["top_k_after_it"] = [[w, p] for w, p in stream.top_k(10)]
+    word_by_word = lm.stream()
+    cases["word_by_word"] = [word_by_word.feed(w).tolist() for w in ["the", "stock", "market"]]
+    ids = lm.encode("mr. <unk> is chairman of the board").tolist()
+    cases["ids"] = {"ids": ids, "probs": lm.stream().feed(ids).tolist()}
+    cases["greedy"] = {
+        "prompt": PROMPT,
+        "max_words": 12,
+        "words": list(lm.generate(PROMPT, max_words=12, top_k=1, seed=0)),
+        "from_start": list(lm.generate(None, max_words=8, top_k=1, seed=0)),
+    }
+    return cases
+
+
+def _write(name: str, onnx_path: Path, cases: dict[str, Any]) -> None:
+    shutil.copyfile(onnx_path, OUT / f"{name}.onnx")
+    doc = {"model": f"{name}.onnx", "metadata": _metadata(onnx_path), "cases": cases}
+    (OUT / f"{name}.json").write_text(json.dumps(doc, separators=(",", ":")))
+
+
+def test_write_js_fixtures(
+    tiny_onnx: Path, tiny_bi_onnx: Path, tiny_lm_onnx: Path, mnist: Any, tmp_path: Path
+) -> None:
+    from rnnedge.export.quantize import quantize_int8
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    images = np.ascontiguousarray(mnist.test_images[:DIGITS])  # (4, 28, 28) uint8
+    clf_int8 = quantize_int8(tiny_onnx, tmp_path / "clf.int8.onnx").path
+    lm_int8 = quantize_int8(tiny_lm_onnx, tmp_path / "lm.int8.onnx").path
+    labels = mnist.test_labels[:DIGITS].tolist()
+    for name, path in (("clf", tiny_onnx), ("bi", tiny_bi_onnx), ("clf-int8", clf_int8)):
+        with load(path, threads=1) as model:
+            assert isinstance(model, ClassifierModel)
+            cases = _classifier_cases(model, images)
+            cases["labels"] = labels
+            _write(name, path, cases)
+    for name, path in (("lm", tiny_lm_onnx), ("lm-int8", lm_int8)):
+        with load(path, threads=1) as lm:
+            assert isinstance(lm, LanguageModel)
+            _write(name, path, _lm_cases(lm))
+    index = {"written_by": "tests/export/test_js_fixtures.py", "models": ["clf", "bi", "clf-int8", "lm", "lm-int8"]}
+    (OUT / "index.json").write_text(json.dumps(index, indent=1))
+    assert all((OUT / f"{m}.json").is_file() for m in index["models"])
