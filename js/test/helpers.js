@@ -82,3 +82,42 @@ export function concat(...parts) {
   }
   return out;
 }
+
+function readVarint(buf, pos) {
+  let result = 0;
+  let scale = 1;
+  for (;;) {
+    const b = buf[pos++];
+    result += (b & 0x7f) * scale;
+    if (!(b & 0x80)) return [result, pos];
+    scale *= 128;
+  }
+}
+
+/** The model bytes with their rnnedge metadata replaced by `text` (or left out when text is null). */
+export function withMetadata(bytes, text, key = 'rnnedge') {
+  const kept = [];
+  let pos = 0;
+  while (pos < bytes.length) {
+    const start = pos;
+    let tag;
+    [tag, pos] = readVarint(bytes, pos);
+    const wire = tag % 8;
+    if (wire === 0) [, pos] = readVarint(bytes, pos);
+    else if (wire === 2) {
+      let n;
+      [n, pos] = readVarint(bytes, pos);
+      pos += n;
+    } else pos += wire === 1 ? 8 : 4;
+    if (Math.floor(tag / 8) !== 14) kept.push(bytes.subarray(start, pos));
+  }
+  if (text !== null) kept.push(field(14, concat(field(1, key), field(2, text))));
+  return concat(...kept);
+}
+
+/** The fixture's metadata JSON (as stored) after `edit(raw)` changed the parsed object. */
+export function editedMetadata(fx, edit) {
+  const raw = JSON.parse(JSON.stringify(fx.metadata));
+  edit(raw);
+  return withMetadata(fx.bytes, JSON.stringify(raw));
+}
