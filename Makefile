@@ -35,9 +35,9 @@ demo: setup
 	$(VENV)/bin/rnnedge demo
 
 lint: setup
-	$(VENV)/bin/ruff check training export runtime cli tests benchmarks
-	$(VENV)/bin/ruff format --check training export runtime cli tests benchmarks
-	$(VENV)/bin/mypy --strict runtime
+	$(VENV)/bin/ruff check training export runtime bench cli tests benchmarks
+	$(VENV)/bin/ruff format --check training export runtime bench cli tests benchmarks
+	$(VENV)/bin/mypy --strict runtime bench
 	$(VENV)/bin/mypy training export cli
 
 clean:

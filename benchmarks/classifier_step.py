@@ -17,8 +17,8 @@ import onnxruntime as ort
 import torch
 from pytorch_baseline import pytorch_contenders
 
+from rnnedge.bench import format_table, interleaved, summarize
 from rnnedge.runtime import load
-from rnnedge.runtime.bench import format_table, interleaved, summarize
 from rnnedge.training.checkpoint import load_checkpoint
 from rnnedge.training.train_classifier import build_classifier
 

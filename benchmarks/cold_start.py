@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from rnnedge.runtime.bench import BARE, cold_start, summarize
+from rnnedge.bench import BARE, cold_start, summarize
 
 
 def process_wall(code: str, runs: int) -> float:

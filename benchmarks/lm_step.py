@@ -27,8 +27,8 @@ import torch
 from machine_limits import step_bound
 from pytorch_baseline import pytorch_contenders
 
+from rnnedge.bench import BARE, bare_session, format_table, run_workload, step_workload
 from rnnedge.runtime import LanguageModel, load
-from rnnedge.runtime.bench import BARE, bare_session, format_table, run_workload, step_workload
 from rnnedge.training.checkpoint import load_checkpoint
 from rnnedge.training.train_lm import build_language_model
 

@@ -16,7 +16,7 @@ row), so ``per-step weight bytes / read bandwidth`` is a lower bound on the step
 are counted exactly from the file's initializers (``weight_bytes``).
 
 Other scripts import :func:`weight_bytes` and :func:`step_bound`; the measurements themselves
-live in ``rnnedge.runtime.bench`` (numpy + onnxruntime), which ``rnnedge bench`` uses too.
+live in ``rnnedge.bench`` (numpy + onnxruntime), which ``rnnedge bench`` uses too.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Any
 import onnx
 from onnx import numpy_helper
 
+from rnnedge.bench import GemmShape, lstm_gemm_shapes, measure_limits_in_subprocess, weights_per_step
 from rnnedge.runtime import load
-from rnnedge.runtime.bench import GemmShape, lstm_gemm_shapes, measure_limits_in_subprocess, weights_per_step
 
 LARGE = 256 * 10**6  # main memory: eight times this machine's 32 MB last-level cache
 
@@ -42,7 +42,7 @@ class WeightBytes:
     total: int
     embedding: int
     per_step: int
-    estimate: int  # rnnedge.runtime.bench.weights_per_step, from the metadata's configuration alone
+    estimate: int  # rnnedge.bench.weights_per_step, from the metadata's configuration alone
 
 
 def weight_bytes(path: str | Path) -> WeightBytes:

@@ -14,8 +14,8 @@ import sys
 
 import numpy as np
 
+from rnnedge.bench import interleaved
 from rnnedge.runtime import ClassifierModel, load
-from rnnedge.runtime.bench import interleaved
 
 PREFIXES = (0, 7, 27, 55, 111, 223)
 

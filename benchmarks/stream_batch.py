@@ -16,8 +16,8 @@ import statistics
 
 import numpy as np
 
+from rnnedge.bench import flops_per_position, interleaved, ort_gemm_gflops
 from rnnedge.runtime import LanguageModel, Model, load
-from rnnedge.runtime.bench import flops_per_position, interleaved, ort_gemm_gflops
 
 
 def _measure(model: Model, n: int, rounds: int, inputs: list[object]) -> dict[str, list[float]]:

@@ -26,8 +26,8 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 
+from rnnedge.bench import BARE, format_table, run_workload, step_workload, throughput_workload
 from rnnedge.runtime import Model, load
-from rnnedge.runtime.bench import BARE, format_table, run_workload, step_workload, throughput_workload
 
 LEVELS = ("all", "extended", "basic", "disabled")
 ort.set_default_logger_severity(3)  # saving an "all"-level graph warns that it may be hardware-specific

@@ -8,7 +8,7 @@ Per model, interleaved in one run: PyTorch eager with its default threads and tu
 the zero state, rnnedge's ``Model.step`` on the same input, and for a classifier
 ``predict`` on uint8 images (normalisation included). Reported per token (or row):
 median time and spread, tokens (rows) per second, and the GFLOP/s the gate and projection
-products imply (``rnnedge.runtime.bench.flops_per_position``), as a percentage of the
+products imply (``rnnedge.bench.flops_per_position``), as a percentage of the
 machine's measured float32 GEMM peak (the best of numpy and onnxruntime's ``MatMul`` at
 1024³, same thread count) and against the *GEMM floor*: the time the forward's own matrix
 products take at the best rates onnxruntime's ``MatMul`` reaches at exactly those shapes.
@@ -24,8 +24,7 @@ import numpy as np
 import torch
 from pytorch_baseline import pytorch_contenders
 
-from rnnedge.runtime import ClassifierModel, LanguageModel, Model, load
-from rnnedge.runtime.bench import (
+from rnnedge.bench import (
     BARE,
     bare_session,
     flops_per_position,
@@ -34,6 +33,7 @@ from rnnedge.runtime.bench import (
     run_workload,
     throughput_workload,
 )
+from rnnedge.runtime import ClassifierModel, LanguageModel, Model, load
 from rnnedge.training.checkpoint import load_checkpoint
 from rnnedge.training.train_classifier import build_classifier
 from rnnedge.training.train_lm import build_language_model

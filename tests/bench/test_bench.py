@@ -1,4 +1,4 @@
-"""rnnedge.runtime.bench: the timing helpers, the hand-written MatMul model, and the model arithmetic."""
+"""rnnedge.bench: the timing helpers, the hand-written MatMul model, and the model arithmetic."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnedge.runtime import load
-from rnnedge.runtime.bench import (
+from rnnedge.bench import (
     GemmShape,
     bare_session_from_bytes,
     flops_per_position,
@@ -20,6 +19,7 @@ from rnnedge.runtime.bench import (
     summarize,
     weights_per_step,
 )
+from rnnedge.runtime import load
 
 
 def test_summarize_and_table() -> None:

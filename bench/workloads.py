@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from ..classifier import ClassifierModel
-from ..language import LanguageModel
-from ..metadata import ModelMetadata
-from ..model import Model
-from .timing import Summary, interleaved, summarize
+from rnnedge.errors import ProviderError
+from rnnedge.runtime import ClassifierModel, LanguageModel, Model, ModelMetadata, read_metadata
 
-BARE = "bare onnxruntime"
+from .child import BenchError
+from .providers import ort_providers
+from .timing import BARE, Summary, interleaved, summarize
+
+__all__ = ["Workload", "bare_session", "run_workload", "step_workload", "throughput_workload"]
 
 
 @dataclass
@@ -32,23 +33,27 @@ class Workload:
     baseline: str = BARE
 
 
-def bare_session(path: str | os.PathLike[str], threads: int | None) -> ort.InferenceSession:
-    """The session a user writes by hand: CPU provider, ``threads`` intra-op threads (``None``: default)."""
+def bare_session(path: str | os.PathLike[str], threads: int | None, provider: str = "cpu") -> ort.InferenceSession:
+    """The session a user writes by hand: ``threads`` intra-op threads (``None``: default) on ``provider``.
+
+    ``provider`` is ``"cpu"`` or ``"cuda"`` (pass a loaded model's ``provider``, so that both run
+    on the same device). An fp16 file is refused on the CPU with :class:`ProviderError`, as the
+    runtime refuses it: onnxruntime's CPU graph optimiser would crash the process.
+    """
+    if provider == "cpu" and read_metadata(path).variant == "fp16":
+        raise ProviderError(f"{path} is an fp16 model, which runs on the CUDA provider only")
     so = ort.SessionOptions()
     if threads is not None:
         so.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), so, providers=ort_providers(provider))
 
 
 def _zero_state(meta: ModelMetadata, batch: int) -> dict[str, np.ndarray]:
     return {s.name: np.zeros(s.initial_shape(batch), dtype=s.input.dtype) for s in meta.states}
 
 
-def _feature_size(meta: ModelMetadata) -> int:
-    size = meta.input.shape[-1]
-    if not isinstance(size, int):
-        raise ValueError(f"{meta.input.name} has no fixed feature size: {meta.input.shape}")
-    return size
+def _no_workload(model: Model) -> BenchError:
+    return BenchError(f"no workload for a {model.kind}: the bench times classifiers and language models")
 
 
 def step_workload(model: Model, session: ort.InferenceSession, *, length: int | None = None, seed: int = 0) -> Workload:
@@ -82,7 +87,7 @@ def step_workload(model: Model, session: ort.InferenceSession, *, length: int | 
         user_inputs = list(rows)  # (F,) uint8 each
         feed_label = "rnnedge Stream.feed (uint8 row)"
     else:
-        raise TypeError(f"no step workload for a {type(model).__name__}")
+        raise _no_workload(model)
     input_name = meta.input.name
     feeds: dict[str, np.ndarray] = {}
 
@@ -139,7 +144,7 @@ def throughput_workload(
         images = (rng.random((batch, length, model.feature_size)) * 255).astype(np.uint8)  # (B, T, F)
         x = model.preprocess(images)  # (B, T, F) float32
     else:
-        raise TypeError(f"no throughput workload for a {type(model).__name__}")
+        raise _no_workload(model)
     feeds = {meta.input.name: x, **_zero_state(meta, batch)}
     contenders[BARE] = lambda: session.run(names, feeds)
     contenders["rnnedge Model.step"] = lambda: model.step(x, model.init_state(batch))

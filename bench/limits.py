@@ -1,115 +1,41 @@
-"""The machine's limits: float32 GEMM rate and memory read bandwidth, and from them the lower bound of a step."""
+"""The machine's limits: float32 GEMM rate and memory read bandwidth, and from them the lower bound of a step.
+
+``python -m rnnedge.bench.limits ARGS_JSON`` runs :func:`measure_limits` in the interpreter
+:func:`measure_limits_in_subprocess` starts, whose BLAS thread count is set before numpy loads.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from ..metadata import ModelMetadata
+from .child import run_module
+from .cost import GemmShape
+from .kernel_model import matmul_model
 from .timing import calibrate
-from .workloads import _feature_size
+
+__all__ = [
+    "LARGE_BYTES",
+    "bare_session_from_bytes",
+    "copy_bandwidth",
+    "gemm_gflops",
+    "measure_limits",
+    "measure_limits_in_subprocess",
+    "ort_gemm_gflops",
+    "read_bandwidth",
+]
 
 LARGE_BYTES = 128 * 10**6  # a working set larger than the last-level cache of the machines we target
 ORT_GEMV_MAX_BYTES = 64 * 10**6  # onnxruntime's copy of a larger weight would cost too much memory
-
-
-@dataclass(frozen=True)
-class GemmShape:
-    """One matrix product ``(m, k) @ (k, n)`` that a forward pass runs ``count`` times."""
-
-    label: str
-    m: int
-    k: int
-    n: int
-    count: int = 1
-
-    @property
-    def flops(self) -> int:
-        """Multiply-adds counted as two operations, over all ``count`` products."""
-        return 2 * self.m * self.k * self.n * self.count
-
-
-def _model_config(meta: ModelMetadata) -> dict[str, Any]:
-    model = meta.config.get("model")
-    if not isinstance(model, dict):
-        raise ValueError("the model's metadata has no model configuration")
-    return model
-
-
-def _layers(meta: ModelMetadata) -> list[tuple[int, int, int]]:
-    """``(input size, hidden size, directions)`` of every LSTM layer, from the metadata's configuration."""
-    cfg = _model_config(meta)
-    hidden = int(cfg["hidden_size"])
-    if meta.kind == "language_model":
-        return [(hidden, hidden, 1)] * int(cfg.get("num_layers", 1))
-    return [(int(cfg.get("input_size", _feature_size(meta))), hidden, 2 if cfg.get("bidirectional") else 1)]
-
-
-def _head(meta: ModelMetadata) -> tuple[int, int]:
-    """``(in, out)`` of the output layer."""
-    cfg = _model_config(meta)
-    hidden = int(cfg["hidden_size"])
-    if meta.kind == "language_model":
-        return hidden, int(cfg["vocab_size"])
-    return hidden * (2 if cfg.get("bidirectional") else 1), int(cfg.get("num_classes", 10))
-
-
-def weights_per_step(meta: ModelMetadata) -> int:
-    """Bytes of weights one streaming step at batch 1 reads, estimated from the metadata's configuration.
-
-    Every LSTM layer's input and recurrent matrices (``4H × in`` and ``4H × H``) and biases
-    (``8H``), and the output layer; the one embedding row a language model reads is left
-    out. float32 files: 4 bytes a weight; fp16 files: 2; int8 files: 1 byte a matrix entry,
-    biases stay float32 (scales and zero points are negligible).
-    """
-    matrix_bytes = {"int8": 1, "fp16": 2}.get(meta.variant, 4)
-    bias_bytes = 2 if meta.variant == "fp16" else 4
-    total = 0
-    for inp, hidden, directions in _layers(meta):
-        total += directions * (4 * hidden * (inp + hidden) * matrix_bytes + 8 * hidden * bias_bytes)
-    head_in, head_out = _head(meta)
-    return total + head_in * head_out * matrix_bytes + head_out * bias_bytes
-
-
-def flops_per_position(meta: ModelMetadata) -> int:
-    """Floating-point operations per token (language model) or row (classifier) of a whole-sequence forward.
-
-    The LSTM's gate products ``2 · 4H · (in + H)`` per layer and direction, plus, for a
-    language model, the output projection ``2 · H · V`` at every position (a classifier's
-    head runs once per sequence and is left out). Element-wise gate work is not counted.
-    """
-    flops = sum(d * 2 * 4 * h * (i + h) for i, h, d in _layers(meta))
-    if meta.kind == "language_model":
-        head_in, head_out = _head(meta)
-        flops += 2 * head_in * head_out
-    return flops
-
-
-def lstm_gemm_shapes(meta: ModelMetadata, batch: int, length: int) -> list[GemmShape]:
-    """The matrix products of a whole-sequence forward as onnxruntime's LSTM runs them.
-
-    Per layer and direction: the input projection of all positions at once
-    ``(B·T, in) @ (in, 4H)``, then ``T`` recurrent products ``(B, H) @ (H, 4H)``; for a
-    language model, the output projection ``(B·T, H) @ (H, V)``.
-    """
-    shapes: list[GemmShape] = []
-    for index, (inp, hidden, directions) in enumerate(_layers(meta)):
-        shapes.append(GemmShape(f"layer {index} input", batch * length, inp, 4 * hidden, directions))
-        shapes.append(GemmShape(f"layer {index} recurrent", batch, hidden, 4 * hidden, directions * length))
-    if meta.kind == "language_model":
-        head_in, head_out = _head(meta)
-        shapes.append(GemmShape("output projection", batch * length, head_in, head_out))
-    return shapes
 
 
 def _best_and_median(fn: Callable[[], object], min_time: float) -> tuple[float, float]:
@@ -139,53 +65,18 @@ def gemm_gflops(m: int, k: int, n: int, *, min_time: float = 0.2) -> dict[str, f
     return _rates(2 * m * k * n, _best_and_median(lambda: np.matmul(a, b, out=out), min_time))
 
 
-# A one-node ONNX model written by hand (protobuf wire format), so that onnxruntime's own
-# kernels can be measured without the onnx package: field numbers are onnx.proto's.
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        out.append(low | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _field(number: int, payload: int | str | bytes) -> bytes:
-    if isinstance(payload, int):
-        return _varint(number << 3) + _varint(payload)
-    data = payload.encode() if isinstance(payload, str) else payload
-    return _varint(number << 3 | 2) + _varint(len(data)) + data
-
-
-def _float_tensor_type(dims: Sequence[int]) -> bytes:
-    shape = b"".join(_field(1, _field(1, d)) for d in dims)  # TensorShapeProto.dim { dim_value }
-    return _field(1, _field(1, 1) + _field(2, shape))  # TypeProto.tensor_type { elem_type FLOAT, shape }
-
-
-def matmul_model(m: int, weights: np.ndarray) -> bytes:
-    """Serialized ONNX model (opset 17): ``y (m, n) = MatMul(a (m, k), b)`` with ``weights`` ``(k, n)`` as ``b``."""
-    k, n = weights.shape
-    node = _field(1, "a") + _field(1, "b") + _field(2, "y") + _field(4, "MatMul")
-    init = _field(1, k) + _field(1, n) + _field(2, 1) + _field(8, "b")
-    init += _field(9, np.ascontiguousarray(weights, dtype="<f4").tobytes())
-    graph = _field(1, node) + _field(2, "matmul") + _field(5, init)
-    graph += _field(11, _field(1, "a") + _field(2, _float_tensor_type((m, k))))
-    graph += _field(12, _field(1, "y") + _field(2, _float_tensor_type((m, n))))
-    return _field(1, 8) + _field(7, graph) + _field(8, _field(1, "") + _field(2, 17))
-
-
-def _ort_matmul(m: int, weights: np.ndarray, threads: int | None) -> Callable[[], object]:
-    session = bare_session_from_bytes(matmul_model(m, weights), threads)
-    feeds = {"a": np.random.default_rng(1).random((m, weights.shape[0]), dtype=np.float32)}
-    return lambda: session.run(None, feeds)
-
-
 def bare_session_from_bytes(model: bytes, threads: int | None) -> ort.InferenceSession:
     """A CPU session of a serialized model with ``threads`` intra-op threads (``None``: onnxruntime's default)."""
     so = ort.SessionOptions()
     if threads is not None:
         so.intra_op_num_threads = threads
     return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+
+
+def _ort_matmul(m: int, weights: np.ndarray, threads: int | None) -> Callable[[], object]:
+    session = bare_session_from_bytes(matmul_model(m, weights), threads)
+    feeds = {"a": np.random.default_rng(1).random((m, weights.shape[0]), dtype=np.float32)}
+    return lambda: session.run(None, feeds)
 
 
 def ort_gemm_gflops(m: int, k: int, n: int, *, threads: int | None = None, min_time: float = 0.2) -> dict[str, float]:
@@ -286,18 +177,6 @@ def measure_limits(
     return out
 
 
-_LIMITS_CHILD = r"""
-import json, sys
-from rnnedge.runtime.bench import GemmShape, measure_limits
-args = json.loads(sys.argv[1])
-shapes = [GemmShape(**s) for s in args["shapes"]]
-limits = measure_limits(
-    args["weight_bytes"], shapes, threads=args["threads"], min_time=args["min_time"], large_bytes=args["large_bytes"]
-)
-print(json.dumps(limits))
-"""
-
-
 def measure_limits_in_subprocess(
     weight_bytes: int | None = None,
     shapes: Sequence[GemmShape] = (),
@@ -307,25 +186,39 @@ def measure_limits_in_subprocess(
     large_bytes: int = LARGE_BYTES,
     python: str | None = None,
 ) -> dict[str, Any]:
-    """:func:`measure_limits` in a fresh interpreter whose BLAS uses ``threads`` threads (``None``: its default)."""
+    """:func:`measure_limits` in a fresh interpreter whose BLAS uses ``threads`` threads (``None``: its default).
+
+    The interpreter runs ``python -m rnnedge.bench.limits``; if it fails, :class:`BenchError`.
+    """
     env = dict(os.environ)
     if threads is not None:
         for key in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[key] = str(threads)
-    args = json.dumps(
-        {
-            "weight_bytes": weight_bytes,
-            "shapes": [asdict(s) for s in shapes],
-            "threads": threads,
-            "min_time": min_time,
-            "large_bytes": large_bytes,
-        }
+    args = {
+        "weight_bytes": weight_bytes,
+        "shapes": [asdict(s) for s in shapes],
+        "threads": threads,
+        "min_time": min_time,
+        "large_bytes": large_bytes,
+    }
+    result: dict[str, Any] = run_module(
+        "rnnedge.bench.limits", [json.dumps(args)], what="machine limits", python=python, env=env
     )
-    proc = subprocess.run(
-        [python or sys.executable, "-c", _LIMITS_CHILD, args], capture_output=True, text=True, env=env, check=False
-    )
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
-        raise RuntimeError(f"machine-limits child failed with status {proc.returncode}: {tail[0]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
+
+
+def _main(argv: list[str]) -> None:
+    args = json.loads(argv[0])
+    shapes = [GemmShape(**s) for s in args["shapes"]]
+    limits = measure_limits(
+        args["weight_bytes"],
+        shapes,
+        threads=args["threads"],
+        min_time=args["min_time"],
+        large_bytes=args["large_bytes"],
+    )
+    print(json.dumps(limits))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

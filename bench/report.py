@@ -11,10 +11,16 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from .cold_start import cold_start
-from .limits import flops_per_position, lstm_gemm_shapes, measure_limits_in_subprocess, weights_per_step
-from .timing import Summary
-from .workloads import BARE, bare_session, run_workload, step_workload, throughput_workload
+from rnnedge.errors import ModelFileError
+from rnnedge.runtime import load
+
+from .cold import cold_start
+from .cost import flops_per_position, lstm_gemm_shapes, weights_per_step
+from .limits import measure_limits_in_subprocess
+from .timing import BARE, Summary
+from .workloads import bare_session, run_workload, step_workload, throughput_workload
+
+__all__ = ["format_report", "run_bench"]
 
 
 def _results(summaries: Mapping[str, Summary], baseline: str) -> dict[str, dict[str, float]]:
@@ -29,6 +35,7 @@ def run_bench(
     path: str | os.PathLike[str],
     *,
     threads: int | None = 1,
+    provider: str = "cpu",
     rounds: int = 15,
     cold_runs: int = 5,
     limits: bool = True,
@@ -38,24 +45,34 @@ def run_bench(
     """Everything ``rnnedge bench`` measures, as a JSON-ready dict (times in seconds per unit).
 
     ``threads`` is the intra-op thread count of both the rnnedge model and the bare session
-    (1, as :func:`rnnedge.runtime.load` uses by default; ``None``: onnxruntime's default). ``progress``
-    is called with a line before each measurement.
+    (1, as :func:`rnnedge.runtime.load` uses by default; ``None``: onnxruntime's default).
+    ``provider`` is :func:`~rnnedge.runtime.load`'s (``"cpu"``, ``"cuda"``, ``"auto"``); the bare
+    session and the cold starts run on the provider the model was loaded on. The machine limits
+    are the CPU's: on CUDA they are skipped (``"limits_skipped"`` says why). ``progress`` is
+    called with a line before each measurement. A model whose configuration lacks a field the
+    cost estimates need is refused with :class:`ModelFileError` before anything is timed.
     """
-    from .. import load
 
     def say(message: str) -> None:
         if progress is not None:
             progress(message)
 
     path = Path(path)
-    model = load(path, threads=threads)
+    model = load(path, provider=provider, threads=threads)
     try:
-        session = bare_session(path, threads)
         meta = model.metadata
+        resolved = model.provider
+        try:
+            flops = flops_per_position(meta)
+            weight_bytes = weights_per_step(meta)
+        except ModelFileError as e:
+            raise ModelFileError(f"{path}: {e}") from None
+        session = bare_session(path, threads, resolved)
         report: dict[str, Any] = {
             "model": str(path),
             "kind": meta.kind,
             "variant": meta.variant,
+            "provider": resolved,
             "threads": threads,
             "rounds": rounds,
             "machine": {
@@ -79,7 +96,6 @@ def run_bench(
                 "results": _results(summaries, workload.baseline),
             }
             if workload.name == "throughput":
-                flops = flops_per_position(meta)
                 entry["flops_per_unit"] = flops
                 for values in entry["results"].values():
                     values["gflops"] = flops / values["median_s"] / 1e9
@@ -88,10 +104,14 @@ def run_bench(
         model.close()
     if cold_runs > 0:
         say(f"cold start: {cold_runs} fresh interpreters each for rnnedge and bare onnxruntime")
-        report["cold_start"] = {"runs": cold_runs, **cold_start(path, runs=cold_runs, threads=threads)}
-    if limits:
+        cold = cold_start(path, runs=cold_runs, threads=threads, provider=resolved)
+        report["cold_start"] = {"runs": cold_runs, **cold}
+    if limits and resolved != "cpu":
+        report["limits_skipped"] = (
+            f"the machine limits are the CPU's GEMM rate and bandwidth; the model ran on {resolved}"
+        )
+    elif limits:
         say("machine limits: GEMM rate and read bandwidth, in a fresh interpreter")
-        weight_bytes = weights_per_step(meta)
         throughput = report["throughput"]
         shapes = lstm_gemm_shapes(meta, throughput["batch"], throughput["length"])
         lim = measure_limits_in_subprocess(weight_bytes, shapes, threads=threads)
@@ -127,7 +147,8 @@ def format_report(report: Mapping[str, Any]) -> str:
     """The human-readable form of :func:`run_bench`'s result."""
     threads = report["threads"]
     lines = [
-        f"{report['model']}: {report['kind']} ({report['variant']}), onnxruntime {report['machine']['onnxruntime']}, "
+        f"{report['model']}: {report['kind']} ({report['variant']}), onnxruntime {report['machine']['onnxruntime']}"
+        f" on {report['provider']}, "
         f"intra-op threads {threads if threads is not None else 'default'}, {report['rounds']} interleaved rounds, "
         f"{report['machine']['cpu_count']} CPUs",
     ]
@@ -168,6 +189,8 @@ def format_report(report: Mapping[str, Any]) -> str:
                 f" {c['max_rss_bytes']['median_bytes'] / 1e6:>9.1f}"
             )
         lines.append("  cold = import rnnedge.runtime + load + first result (the onnxruntime import excluded)")
+    if "limits_skipped" in report:
+        lines.append(f"\nmachine limits skipped: {report['limits_skipped']}")
     if "limits" in report:
         lim = report["limits"]
         lines.append("\nmachine limits (float32; best / median of the samples):")

@@ -8,6 +8,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from rnnedge.errors import ConfigError
+
+BARE = "bare onnxruntime"  # the baseline contender of every comparison: a hand-written onnxruntime loop
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -35,9 +39,9 @@ class Summary:
 
 
 def summarize(values: Sequence[float]) -> Summary:
-    """Median and quartiles of ``values`` (one value gives a zero spread)."""
+    """Median and quartiles of ``values`` (one value gives a zero spread); :class:`ConfigError` for none."""
     if not values:
-        raise ValueError("no samples to summarize")
+        raise ConfigError("no samples to summarize: time at least one round")
     if len(values) == 1:
         return Summary(values[0], values[0], values[0], 1)
     q = statistics.quantiles(values, n=4, method="inclusive")
@@ -71,7 +75,7 @@ def interleaved(
     sample instead (e.g. one 28-row sequence), after ``warmup`` calls of each contender.
     """
     if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
+        raise ConfigError(f"rounds must be >= 1, got {rounds}")
     if inner is None:
         calls = {name: calibrate(fn, target_s, warmup=warmup) for name, fn in contenders.items()}
     else:
