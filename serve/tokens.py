@@ -57,7 +57,7 @@ def decode_state(token: object, model: Model, key: bytes | None = None) -> State
     if len(token) > MAX_TOKEN_CHARS:
         raise StateError(f"state token of {len(token):,} characters is over the {MAX_TOKEN_CHARS:,} limit")
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise StateError("state token is not URL-safe base64 (was it cut or changed?)") from None
     if len(raw) < 9 or raw[:4] != _MAGIC:

@@ -1,0 +1,179 @@
+"""Hostile and unlucky clients: limits, close codes, a client vanishing mid-step, SIGTERM, two replicas."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from serve_harness import Client, ConnectionClosed, running_server
+
+from rnnedge.runtime import LanguageModel
+from rnnedge.serve import decode_state, encode_state
+
+
+def test_limits_close_with_clear_codes_and_spare_the_other_sessions(tiny_lm_onnx: Path, lm: LanguageModel) -> None:
+    """Max sessions (1013), oversized message (1009), binary frame (1003), idle (4001), a client gone mid-step."""
+    args = ("--max-sessions", "3", "--max-message-bytes", "2048", "--idle-timeout", "3", "--batch-window-ms", "20")
+    with running_server([tiny_lm_onnx], *args) as server:
+        with Client(server.url) as steady:
+            steady.ok({"op": "open"})
+            steady.ok({"op": "feed", "input": "the"})
+            # A client that disappears while its feed is in a step (the 20 ms window holds the step open).
+            vanishing = Client(server.url)
+            vanishing.ok({"op": "open"})
+            vanishing.send({"op": "feed", "input": "market"})
+            vanishing.ws.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            vanishing.ws.socket.close()  # a TCP reset, no closing handshake
+            # Too big, binary, full.
+            with Client(server.url) as big:
+                big.send({"op": "feed", "input": "the " * 1000})
+                assert big.close_code()[0] == 1009
+            with Client(server.url) as binary:
+                binary.send(b"\x00\x01")
+                assert binary.close_code() == (1003, "binary frames are not part of the protocol: send JSON text")
+            steady.ok({"op": "state"})  # the steady session keeps talking: only silent ones idle out
+            others = [Client(server.url) for _ in range(2)]
+            deadline = time.monotonic() + 10
+            while server.metric("rnnedge_serve_connections") != 3 and time.monotonic() < deadline:
+                time.sleep(0.05)  # the vanished client's connection is noticed and its session removed
+            with Client(server.url) as extra:
+                code, reason = extra.close_code()
+                assert code == 1013 and "server full: 3 sessions open (--max-sessions)" in str(reason)
+            for o in others:
+                o.close()
+            # Idle: nothing sent for 3 s on one connection while the steady one talks.
+            with Client(server.url) as idle:
+                t0 = time.monotonic()
+                while True:
+                    steady.ok({"op": "state"})
+                    try:
+                        idle.ws.recv(0.3)
+                    except TimeoutError:
+                        continue
+                    except ConnectionClosed as e:
+                        assert e.rcvd is not None and (e.rcvd.code, e.rcvd.reason) == (
+                            4001,
+                            "idle for 3 s (--idle-timeout)",
+                        )
+                        break
+                assert 2.5 < time.monotonic() - t0 < 15
+            # The steady session was untouched by all of it.
+            got = steady.ok({"op": "feed", "input": "stock", "probs": True})
+        alone = lm.stream()
+        alone.feed("the")
+        assert np.array_equal(np.array(got["probs"], np.float32), alone.feed("stock"))
+        assert server.metric("rnnedge_serve_closes_total", code="1013") == 1
+        assert server.metric("rnnedge_serve_closes_total", code="4001") >= 1
+        assert server.stop() == 0
+
+
+def test_sigterm_finishes_in_flight_steps_and_hands_out_state_tokens(tiny_lm_onnx: Path, lm: LanguageModel) -> None:
+    """A generation under way stops after its current step; every session gets its token, then 1001; exit 0.
+
+    The tokens then continue on a second process exactly as the sessions would have: the two-replica handoff.
+    """
+    with running_server([tiny_lm_onnx], "--batch-window-ms", "20") as a, running_server([tiny_lm_onnx]) as b:
+        writer, idle = Client(a.url), Client(a.url)
+        writer.ok({"op": "open"})
+        idle.ok({"op": "open"})
+        idle.ok({"op": "feed", "input": "the stock market"})
+        writer.send({"op": "generate", "prompt": "the company", "max_words": 256, "seed": 5})
+        words: list[str] = []
+        while len(words) < 3:
+            words.append(writer.recv()["word"])
+        a.proc.send_signal(15)
+        while (reply := writer.recv())["op"] == "word":
+            words.append(reply["word"])
+        assert reply["op"] == "generated" and reply["stopped"] == "shutdown" and reply["words"] == words
+        goodbye = writer.recv()
+        assert goodbye["op"] == "shutdown" and "token" in goodbye
+        assert writer.close_code() == (1001, "server shutting down")
+        idle_goodbye = idle.recv()
+        assert idle.close_code()[0] == 1001
+        assert a.wait(20) == 0
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", a.port), timeout=2)
+        # Replica b continues both sessions from their tokens.
+        with Client(b.url) as w2, Client(b.url) as i2:
+            w2.ok({"op": "open", "token": goodbye["token"]})
+            i2.ok({"op": "open", "token": idle_goodbye["token"]})
+            w_next = w2.ok({"op": "feed", "input": "and", "probs": True})
+            i_next = i2.ok({"op": "feed", "input": "fell", "probs": True})
+    alone = lm.stream()
+    alone.feed("the company")
+    for w in words:
+        alone.feed(w)  # every word sent was fed before the shutdown: the in-flight step finished
+    assert np.array_equal(np.array(w_next["probs"], np.float32), alone.feed("and"))
+    other = lm.stream()
+    other.feed("the stock market")
+    assert np.array_equal(np.array(i_next["probs"], np.float32), other.feed("fell"))
+
+
+def test_signed_tokens(tiny_lm_onnx: Path, tmp_path: Path, lm: LanguageModel) -> None:
+    """Replicas sharing a --token-key-file take each other's tokens and refuse unsigned or foreign-signed ones."""
+    key = b"0123456789abcdef-replicas-share-this"
+    (tmp_path / "key").write_bytes(key + b"\n")
+    with (
+        running_server([tiny_lm_onnx], "--token-key-file", str(tmp_path / "key")) as signed,
+        running_server([tiny_lm_onnx], "--token-key-file", str(tmp_path / "key")) as twin,
+    ):
+        with Client(signed.url) as c:
+            c.ok({"op": "open"})
+            c.ok({"op": "feed", "input": "the"})
+            token = c.ok({"op": "state"})["token"]
+        state = lm.init_state(1)
+        with Client(twin.url) as c:
+            assert c.ok({"op": "open", "token": token})["op"] == "opened"
+            assert decode_state(token, lm, key).model_id == lm.metadata.model_id
+        for bad, message in (
+            (encode_state(state), "only takes signed state tokens"),
+            (encode_state(state, b"another key, another deployment"), "signature does not match"),
+        ):
+            with Client(twin.url) as c:
+                reply = c.request({"op": "open", "token": bad})
+                assert reply["error"] == "state" and message in reply["message"]
+
+
+def test_many_clients_coming_and_going_while_others_stream(tiny_lm_onnx: Path) -> None:
+    """Short-lived sessions open and drop (some mid-request) around steady ones: no errors, no session left behind."""
+    with running_server([tiny_lm_onnx], "--batch-window-ms", "1") as server:
+        failures: list[BaseException] = []
+
+        def steady() -> None:
+            try:
+                with Client(server.url) as c:
+                    c.ok({"op": "open"})
+                    for i in range(40):
+                        c.ok({"op": "feed", "input": [i]})
+            except BaseException as e:
+                failures.append(e)
+
+        def flaky(n: int) -> None:
+            try:
+                for i in range(6):
+                    c = Client(server.url)
+                    c.ok({"op": "open"})
+                    c.send({"op": "feed", "input": [n + i]})
+                    if i % 2:
+                        c.recv()
+                    c.close()
+            except (BaseException, ConnectionClosed) as e:
+                failures.append(e)
+
+        threads = [threading.Thread(target=steady) for _ in range(4)]
+        threads += [threading.Thread(target=flaky, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not failures, failures
+        deadline = time.monotonic() + 10
+        while server.metric("rnnedge_serve_sessions", model="tiny-lm") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.metric("rnnedge_serve_sessions", model="tiny-lm") == 0
+        assert server.metric("rnnedge_serve_errors_total", code="internal") == 0
