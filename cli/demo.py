@@ -8,6 +8,7 @@ import click
 import numpy as np
 
 from rnnedge.runtime import load
+from rnnedge.training.run_dir import CHECKPOINT_NAME
 
 from .common import DATA_HELP
 from .infer import test_accuracy
@@ -24,27 +25,18 @@ def demo(data: Path | None, out: Path, epochs: int, max_steps: int | None, digit
     """The whole pipeline: train the row-LSTM briefly, export, validate, stream digits, test accuracy."""
     from rnnedge.data.mnist import load_mnist
 
-    click.echo(f"1/4 training the row-LSTM for {epochs} epoch(s) into {out}")
-    metrics = train_classifier_run(
-        False,
-        data=data,
-        out=out,
-        epochs=epochs,
-        max_steps=max_steps,
-        batch_size=128,
-        lr=2e-3,
-        hidden_size=128,
-        seed=0,
-        checkpoint_every=200,
-        resume=False,
-        quiet=False,
-    )
+    budget = f"{epochs} epoch(s)" if max_steps is None else f"at most {max_steps} steps"
+    click.echo(f"1/4 training the row-LSTM for {budget} into {out}")
+    if (out / CHECKPOINT_NAME).exists():
+        click.echo(f"    replacing the earlier run in {out} (the demo's folder is its own)")
+    # Every other setting is the configuration's default (rnnedge.training.config).
+    metrics = train_classifier_run(False, data=data, out=out, epochs=epochs, max_steps=max_steps, overwrite=True)
     click.echo(f"    PyTorch test accuracy {metrics['test_accuracy']:.4f}")
     from rnnedge.export.exporter import export_checkpoint
 
     onnx_path = out / "mnist-lstm.onnx"
     click.echo(f"2/4 exporting and validating against PyTorch -> {onnx_path}")
-    result = export_checkpoint(out / "checkpoint.pt", onnx_path)
+    result = export_checkpoint(out / CHECKPOINT_NAME, onnx_path)
     click.echo(f"    {result.parity.checks} parity checks passed, largest difference {result.parity.worst:.2e}")
 
     click.echo("3/4 streaming test digits row by row (prediction and its probability as rows arrive)")

@@ -1,42 +1,113 @@
-"""``rnnedge train ...`` and ``rnnedge plot``: training runs (the train extra)."""
+"""``rnnedge train ...`` and ``rnnedge plot``: training runs (the train extra).
+
+The options that configure a run are made from the configuration dataclasses' fields
+(:mod:`rnnedge.training.config`, torch-free): one option per field, with the field's default,
+range and help, so the command line never repeats a default or a range. The other options say
+where the run goes and how it behaves (``--data``, ``--out``, ``--resume``, ``--overwrite``,
+``--threads``, ``--quiet``).
+"""
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import MISSING, Field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
+from rnnedge.training.config import (
+    PRESETS,
+    ClassifierTrainConfig,
+    LanguageModelConfig,
+    PTBTrainConfig,
+    RowClassifierConfig,
+)
+from rnnedge.training.config_checks import Rule
+
 from .common import DATA_HELP, RnnEdgeGroup, require_training_extra
 
+__all__ = ["config_options", "config_values", "plot", "run_options", "train", "train_classifier_run"]
 
-@click.group(cls=RnnEdgeGroup)
-def train() -> None:
-    """Train a model (needs the 'train' extra)."""
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Model fields the data or the command decides, not an option.
+_CLASSIFIER_FIXED = ("input_size", "num_classes", "bidirectional")
+_LM_FIXED = ("vocab_size",)
 
 
-def _classifier_options(func: Any) -> Any:
-    defaults = {"epochs": 30, "batch_size": 128, "lr": 2e-3, "seed": 0, "checkpoint_every": 200}
+def _click_type(rule: Rule) -> click.ParamType[Any]:
+    """The click type that refuses what ``rule`` refuses (a usage error naming the range)."""
+    if rule.kind == "int":
+        return click.IntRange(
+            min=None if rule.low is None else int(rule.low), max=None if rule.high is None else int(rule.high)
+        )
+    if rule.kind == "float":
+        return click.FloatRange(
+            min=None if rule.low is None else float(rule.low),
+            max=None if rule.high is None else float(rule.high),
+            min_open=rule.low_open,
+            max_open=rule.high_open,
+        )
+    raise TypeError(f"no command-line type for a {rule.kind!r} rule")  # a programming error, found at import
+
+
+def _option(cls: Any, f: Field[Any], *, preset: bool) -> Callable[[F], F]:
+    rule: Rule = cls.RULES[f.name]
+    flag = "--" + f.name.replace("_", "-")
+    help_text = str(f.metadata.get("help", ""))
+    default = None if preset or f.default is MISSING else f.default
+    if preset:
+        help_text += " (default: the configuration's)"
+    if rule.kind == "bool":
+        return click.option(f"{flag}/--no-{flag[2:]}", f.name, default=default, help=help_text, show_default=not preset)
+    return click.option(
+        flag, f.name, type=_click_type(rule), default=default, help=help_text, show_default=default is not None
+    )
+
+
+def config_options(cls: Any, *, skip: Iterable[str] = (), preset: bool = False) -> Callable[[F], F]:
+    """One option per field of the config dataclass ``cls`` (bar ``skip``), in field order.
+
+    With ``preset`` every option defaults to ``None``: the value then comes from a preset
+    configuration (:func:`config_values` with ``base``).
+    """
+    skipped = set(skip)
+    options = [_option(cls, f, preset=preset) for f in fields(cls) if f.name not in skipped]
+
+    def decorate(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def config_values(cls: Any, kw: Mapping[str, Any], base: Any = None, **fixed: Any) -> Any:
+    """The ``cls`` the options in ``kw`` describe: on ``base`` (a preset) the options given replace its values."""
+    given = {f.name: kw[f.name] for f in fields(cls) if f.name in kw}
+    if base is not None:
+        return replace(base, **{k: v for k, v in given.items() if v is not None}, **fixed)
+    return cls(**given, **fixed)
+
+
+def run_options(func: F) -> F:
+    """Where a run goes and how it behaves: shared by every ``train`` command."""
     options = [
         click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP),
         click.option(
             "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder."
         ),
-        click.option("--epochs", type=click.IntRange(min=1), default=defaults["epochs"], show_default=True),
-        click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=defaults["batch_size"], show_default=True),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=defaults["lr"], show_default=True),
-        click.option("--hidden-size", type=click.IntRange(min=1), default=128, show_default=True),
-        click.option("--seed", type=click.IntRange(min=0), default=defaults["seed"], show_default=True),
+        click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR from its checkpoint."),
+        click.option("--overwrite", is_flag=True, help="Replace the run already in RUN_DIR (refused otherwise)."),
         click.option(
-            "--checkpoint-every",
+            "--threads",
             type=click.IntRange(min=1),
-            default=defaults["checkpoint_every"],
-            show_default=True,
-            help="Steps between checkpoints.",
+            default=None,
+            help="torch intra-op threads (1 is often fastest on a small shared CPU).",
         ),
-        click.option("--resume", is_flag=True, help="Continue from RUN_DIR/checkpoint.pt."),
         click.option("--quiet", is_flag=True, help="No progress output."),
     ]
     for option in reversed(options):
@@ -44,101 +115,101 @@ def _classifier_options(func: Any) -> Any:
     return func
 
 
+def _interruptible(train: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``train``; a Ctrl-C ends the command with status 130 and says how to continue (not 'Aborted!')."""
+    try:
+        return train()
+    except KeyboardInterrupt as e:
+        from rnnedge.training.loop import TrainingInterrupted
+
+        if isinstance(e, TrainingInterrupted):
+            click.echo(f"Interrupted: {e}", err=True)
+        else:
+            click.echo(
+                "Interrupted: no checkpoint written at the interrupt; --resume continues from the last one", err=True
+            )
+        sys.exit(130)
+
+
+@click.group(cls=RnnEdgeGroup)
+def train() -> None:
+    """Train a model (needs the 'train' extra)."""
+
+
 def train_classifier_run(bidirectional: bool, **kw: Any) -> dict[str, Any]:
+    """``rnnedge train mnist-*``'s work, for the demo too: ``kw`` holds the command's options.
+
+    A configuration field missing from ``kw`` takes its dataclass default.
+    """
     require_training_extra()
-    from rnnedge.training.models import RowClassifierConfig
-    from rnnedge.training.train_classifier import ClassifierTrainConfig, train_classifier
+    from rnnedge.training.train_classifier import train_classifier
 
-    model_cfg = RowClassifierConfig(hidden_size=kw["hidden_size"], bidirectional=bidirectional)
-    train_cfg = ClassifierTrainConfig(
-        epochs=kw["epochs"],
-        batch_size=kw["batch_size"],
-        lr=kw["lr"],
-        seed=kw["seed"],
-        max_steps=kw["max_steps"],
-        checkpoint_every=kw["checkpoint_every"],
+    model_cfg = config_values(RowClassifierConfig, kw, bidirectional=bidirectional)
+    train_cfg = config_values(ClassifierTrainConfig, kw)
+    return _interruptible(
+        lambda: train_classifier(
+            model_cfg,
+            train_cfg,
+            kw["out"],
+            data=kw.get("data"),
+            resume=kw.get("resume", False),
+            overwrite=kw.get("overwrite", False),
+            quiet=kw.get("quiet", False),
+            threads=kw.get("threads"),
+        )
     )
-    metrics: dict[str, Any] = train_classifier(
-        model_cfg, train_cfg, kw["out"], data=kw["data"], resume=kw["resume"], quiet=kw["quiet"]
-    )
-    return metrics
 
 
-@train.command("mnist-lstm")
-@_classifier_options
-def train_mnist_lstm(**kw: Any) -> None:
-    """Row-by-row MNIST classifier: one LSTM layer, mean over time, linear, softmax."""
-    metrics = train_classifier_run(False, **kw)
-    click.echo(json.dumps(metrics))
+def _classifier_command(name: str, bidirectional: bool, doc: str) -> None:
+    @train.command(name, help=doc)
+    @run_options
+    @config_options(RowClassifierConfig, skip=_CLASSIFIER_FIXED)
+    @config_options(ClassifierTrainConfig)
+    def command(**kw: Any) -> None:
+        click.echo(json.dumps(train_classifier_run(bidirectional, **kw)))
 
 
-@train.command("mnist-bilstm")
-@_classifier_options
-def train_mnist_bilstm(**kw: Any) -> None:
-    """Bidirectional row classifier: LSTMs top-down and bottom-up, mean over time, linear, softmax."""
-    metrics = train_classifier_run(True, **kw)
-    click.echo(json.dumps(metrics))
+_classifier_command(
+    "mnist-lstm", False, "Row-by-row MNIST classifier: one LSTM layer, mean over time, linear, softmax."
+)
+_classifier_command(
+    "mnist-bilstm", True, "Bidirectional row classifier: LSTMs top-down and bottom-up, mean over time, linear, softmax."
+)
 
 
 @train.command("ptb")
 @click.option(
     "--config",
     "preset",
-    type=click.Choice(["small", "medium", "large"]),
+    type=click.Choice(sorted(PRESETS)),
     default="small",
     show_default=True,
-    help="Reference configuration of Zaremba et al. (2014).",
+    help="Reference configuration of Zaremba et al. (2014); the options below change it.",
 )
-@click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP)
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the configuration's).")
-@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--tie-weights", is_flag=True, help="Share embedding and output weights (Press & Wolf 2017).")
-@click.option(
-    "--dropout",
-    type=click.FloatRange(min=0.0, max=1.0, max_open=True),
-    default=None,
-    help="Dropout probability (default: the configuration's; small has none).",
-)
-@click.option(
-    "--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True, help="Steps between checkpoints."
-)
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=None,
-    help="torch intra-op threads (1 is often fastest on a small shared CPU).",
-)
+@run_options
 @click.option("--custom", is_flag=True, help="Accept ptb.*.txt files that are not the published corpus.")
-@click.option("--resume", is_flag=True, help="Continue from RUN_DIR/checkpoint.pt.")
-@click.option("--quiet", is_flag=True, help="No progress output.")
+@config_options(LanguageModelConfig, skip=_LM_FIXED, preset=True)
+@config_options(PTBTrainConfig, preset=True)
 def train_ptb(preset: str, **kw: Any) -> None:
     """Penn Treebank word language model (2-layer LSTM; --config small|medium|large); works under torchrun."""
     require_training_extra()
-    from dataclasses import replace
-
-    from rnnedge.training.train_lm import PRESETS, train_language_model
+    from rnnedge.training.train_lm import train_language_model
 
     chosen = PRESETS[preset]
-    dropout = chosen.model.dropout if kw["dropout"] is None else kw["dropout"]
-    model_cfg = replace(chosen.model, tie_weights=kw["tie_weights"], dropout=dropout)
-    train_cfg = replace(
-        chosen.train,
-        epochs=kw["epochs"] or chosen.train.epochs,
-        max_steps=kw["max_steps"],
-        seed=kw["seed"],
-        checkpoint_every=kw["checkpoint_every"],
-    )
-    metrics = train_language_model(
-        model_cfg,
-        train_cfg,
-        kw["out"],
-        data=kw["data"],
-        resume=kw["resume"],
-        quiet=kw["quiet"],
-        custom_corpus=kw["custom"],
-        threads=kw["threads"],
+    model_cfg = config_values(LanguageModelConfig, kw, chosen.model)
+    train_cfg = config_values(PTBTrainConfig, kw, chosen.train)
+    metrics = _interruptible(
+        lambda: train_language_model(
+            model_cfg,
+            train_cfg,
+            kw["out"],
+            data=kw["data"],
+            resume=kw["resume"],
+            overwrite=kw["overwrite"],
+            quiet=kw["quiet"],
+            custom_corpus=kw["custom"],
+            threads=kw["threads"],
+        )
     )
     if metrics:
         click.echo(json.dumps(metrics))

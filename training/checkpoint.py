@@ -19,9 +19,8 @@ from torch import nn
 from rnnedge.data.atomic import atomic_output
 from rnnedge.errors import CheckpointError
 
-__all__ = ["CHECKPOINT_KINDS", "build_model", "check_resumable", "load_checkpoint", "save_checkpoint"]
+__all__ = ["build_model", "check_resumable", "load_checkpoint", "same_kind", "save_checkpoint"]
 
-CHECKPOINT_KINDS = ("mnist-lstm", "mnist-bilstm", "ptb")
 _REQUIRED = ("kind", "model", "config")
 _MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive; the legacy format is a bare pickle
 ModelT = TypeVar("ModelT", bound=nn.Module)
@@ -69,9 +68,21 @@ def load_checkpoint(path: str | os.PathLike[str], kind: str | tuple[str, ...] | 
             "it was not written by rnnedge"
         )
     kinds = (kind,) if isinstance(kind, str) else kind
-    if kinds is not None and ckpt["kind"] not in kinds:
+    if kinds is not None and not any(same_kind(ckpt["kind"], k) for k in kinds):
         raise CheckpointError(f"checkpoint {path} holds a {ckpt['kind']!r} model, expected {' or '.join(kinds)}")
     return ckpt
+
+
+def same_kind(a: str, b: str) -> bool:
+    """Whether two kind names (canonical or an alias such as ``mnist-lstm``) name the same registered kind."""
+    from .kinds import kind_named
+
+    if a == b:
+        return True
+    try:
+        return kind_named(a) is kind_named(b)
+    except CheckpointError:
+        return False
 
 
 def build_model(ckpt: dict[str, Any], config_cls: Callable[..., Any], model_cls: Callable[[Any], ModelT]) -> ModelT:
@@ -97,12 +108,23 @@ def check_resumable(
     train_config: dict[str, Any],
     free: Iterable[str] = (),
 ) -> None:
-    """Refuse to resume a checkpoint made with other settings; the ``free`` training fields may differ."""
+    """Refuse to resume a checkpoint made with other settings, naming each setting that differs.
+
+    The ``free`` training fields (the budget: epochs, max_steps, checkpoint cadence) may differ.
+    """
     free = set(free)
-    wanted = {k: v for k, v in train_config.items() if k not in free}
-    saved = {k: v for k, v in (ckpt.get("train_config") or {}).items() if k not in free}
-    if ckpt["config"] != model_config or saved != wanted:
+    saved_train = ckpt.get("train_config") or {}
+    differ = [
+        f"{name} (checkpoint {saved.get(name, '<unset>')!r}, this run {wanted.get(name, '<unset>')!r})"
+        for saved, wanted, skip in ((ckpt["config"], model_config, set()), (saved_train, train_config, free))
+        for name in sorted(set(saved) | set(wanted))
+        if name not in skip and saved.get(name, _MISSING) != wanted.get(name, _MISSING)
+    ]
+    if differ:
         raise CheckpointError(
-            f"cannot resume {path}: it was trained with {ckpt['config']} / {ckpt.get('train_config')}, "
-            f"this run asks for {model_config} / {train_config}"
+            f"cannot resume {path}: it was trained with other settings: {'; '.join(differ)}; "
+            "give the run's own settings, or train into a new folder"
         )
+
+
+_MISSING = object()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rnnedge.errors import ConfigError
@@ -20,10 +20,21 @@ __all__ = ["BOOL", "Rule", "check_config", "int_at_least", "number_in", "optiona
 
 @dataclass(frozen=True)
 class Rule:
-    """A test a field's value must pass, and how the error describes the values it allows."""
+    """A test a field's value must pass, and how the error describes the values it allows.
+
+    The other fields say the same in a form the command line turns into its option types
+    (``kind`` "int", "float" or "bool"; the bounds; whether ``None`` is allowed), so an option
+    and its field can never disagree about the range.
+    """
 
     test: Callable[[Any], bool]
     allowed: str
+    kind: str = "any"
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    nullable: bool = False
 
 
 def _is_int(value: Any) -> bool:
@@ -42,7 +53,7 @@ def _is_number(value: Any) -> bool:
 
 def int_at_least(low: int) -> Rule:
     """An int (not a bool) ``>= low``."""
-    return Rule(lambda v: _is_int(v) and v >= low, f"an int >= {low}")
+    return Rule(lambda v: _is_int(v) and v >= low, f"an int >= {low}", kind="int", low=low)
 
 
 def number_in(low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = False) -> Rule:
@@ -52,15 +63,23 @@ def number_in(low: float, high: float = math.inf, *, low_open: bool = False, hig
         return _is_number(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
 
     left, right = "(" if low_open else "[", ")" if high_open or high == math.inf else "]"
-    return Rule(test, f"a finite number in {left}{low:g}, {high:g}{right}")
+    return Rule(
+        test,
+        f"a finite number in {left}{low:g}, {high:g}{right}",
+        kind="float",
+        low=low,
+        high=None if high == math.inf else high,
+        low_open=low_open,
+        high_open=high_open,
+    )
 
 
 def optional(rule: Rule) -> Rule:
     """``None`` or what ``rule`` allows."""
-    return Rule(lambda v: v is None or rule.test(v), f"None or {rule.allowed}")
+    return replace(rule, test=lambda v: v is None or rule.test(v), allowed=f"None or {rule.allowed}", nullable=True)
 
 
-BOOL = Rule(lambda v: isinstance(v, bool), "True or False")
+BOOL = Rule(lambda v: isinstance(v, bool), "True or False", kind="bool")
 
 
 def check_config(config: Any, rules: Mapping[str, Rule]) -> None:

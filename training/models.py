@@ -6,15 +6,15 @@ new one, so the same module serves training (state ``None``) and streaming valid
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
-from .config_checks import BOOL, check_config, int_at_least, number_in
+from .config import LanguageModelConfig, RowClassifierConfig
 from .kinds import ModelKind, register
 
 __all__ = [
+    "RNN_CLASSIFIER",
+    "WORD_LM",
     "ClassifierState",
     "LMState",
     "LanguageModelConfig",
@@ -27,27 +27,6 @@ __all__ = [
 # Bidirectional adds the rows received so far (B,P,F), which the backward direction re-reads.
 ClassifierState = tuple[Tensor, ...]
 LMState = tuple[Tensor, Tensor]  # h, c: (num_layers, B, H) each
-
-
-@dataclass(frozen=True)
-class RowClassifierConfig:
-    """An image read row by row: LSTM over rows, mean of outputs over time, linear to classes."""
-
-    input_size: int = 28
-    hidden_size: int = 128
-    num_classes: int = 10
-    bidirectional: bool = False
-
-    def __post_init__(self) -> None:
-        check_config(
-            self,
-            {
-                "input_size": int_at_least(1),
-                "hidden_size": int_at_least(1),
-                "num_classes": int_at_least(2),
-                "bidirectional": BOOL,
-            },
-        )
 
 
 class RowLSTMClassifier(nn.Module):
@@ -95,31 +74,6 @@ class RowLSTMClassifier(nn.Module):
         return logits, (h_n[:1], c_n[:1], out[..., :hidden].sum(dim=1), steps + x.shape[1], rows)
 
 
-@dataclass(frozen=True)
-class LanguageModelConfig:
-    """Word-level LSTM language model of Zaremba et al. (2014)."""
-
-    vocab_size: int = 10000
-    hidden_size: int = 200
-    num_layers: int = 2
-    dropout: float = 0.0
-    init_scale: float = 0.1
-    tie_weights: bool = False
-
-    def __post_init__(self) -> None:
-        check_config(
-            self,
-            {
-                "vocab_size": int_at_least(2),
-                "hidden_size": int_at_least(1),
-                "num_layers": int_at_least(1),
-                "dropout": number_in(0, 1, high_open=True),
-                "init_scale": number_in(0, low_open=True),
-                "tie_weights": BOOL,
-            },
-        )
-
-
 class WordLanguageModel(nn.Module):
     """Embedding -> dropout -> multi-layer LSTM (dropout between layers) -> dropout -> linear."""
 
@@ -149,5 +103,7 @@ class WordLanguageModel(nn.Module):
         return self.decoder(self.drop(out)), (h, c)  # (B, T, V)
 
 
-register(ModelKind("rnn_classifier", RowClassifierConfig, RowLSTMClassifier, aliases=("mnist-lstm", "mnist-bilstm")))
-register(ModelKind("word_lm", LanguageModelConfig, WordLanguageModel, aliases=("ptb",)))
+RNN_CLASSIFIER = register(
+    ModelKind("rnn_classifier", RowClassifierConfig, RowLSTMClassifier, aliases=("mnist-lstm", "mnist-bilstm"))
+)
+WORD_LM = register(ModelKind("word_lm", LanguageModelConfig, WordLanguageModel, aliases=("ptb",)))

@@ -7,11 +7,9 @@ from pathlib import Path
 
 from rnnedge.errors import DataError, MissingExtraError
 
-from .run_dir import RunDir
+from .run_dir import PLOT_NAME, RunDir
 
 __all__ = ["PLOT_NAME", "plot_if_available", "plot_run"]
-
-PLOT_NAME = "curves.png"
 _METRICS = ("loss", "accuracy", "perplexity")
 
 
@@ -44,7 +42,7 @@ def plot_run(run_dir: str | os.PathLike[str]) -> Path:
         ax.legend()
     fig.suptitle(run.path.name)
     fig.tight_layout()
-    out = run.path / PLOT_NAME
+    out = run.plot
     tmp = out.with_name(f".{out.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
@@ -53,8 +51,12 @@ def plot_run(run_dir: str | os.PathLike[str]) -> Path:
 
 
 def plot_if_available(run_dir: str | os.PathLike[str]) -> Path | None:
-    """Draw the run's curves when matplotlib is installed; a run without the plot extra just skips it."""
+    """Draw the run's curves when matplotlib is installed; a run without the plot extra just skips it.
+
+    So does a run with nothing to draw yet (a few steps, no record logged): the curves are an
+    aid, never a reason for a finished training run to fail.
+    """
     try:
         return plot_run(run_dir)
-    except MissingExtraError:
+    except (MissingExtraError, DataError):
         return None

@@ -37,7 +37,7 @@ class _Interrupt(BaseException):
 def test_resume_ends_where_an_uninterrupted_run_ends(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rnnedge.training import train_classifier as module
+    from rnnedge.training import loop as module  # the one loop writes every checkpoint
 
     model_cfg = RowClassifierConfig(hidden_size=16)
     cfg = ClassifierTrainConfig(epochs=1, max_steps=40, batch_size=32, checkpoint_every=15)

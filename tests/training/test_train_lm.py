@@ -79,7 +79,7 @@ _RESUME_CFG = PTBTrainConfig(num_steps=5, max_steps=40, checkpoint_every=15, lr=
 def test_resume_mid_epoch_ends_where_an_uninterrupted_run_ends(
     ptb_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rnnedge.training import train_lm as module
+    from rnnedge.training import loop as module  # the one loop writes every checkpoint
 
     def run(out: Path, resume: bool = False) -> dict:
         return train_language_model(

@@ -1,0 +1,167 @@
+"""Every configuration training knows, as frozen dataclasses: the networks' shapes and how they are trained.
+
+Torch-free on purpose: the command line builds its ``rnnedge train`` options from these
+fields (name, default, range and help) when it starts, on a base install too, so an option
+can never drift from its field. Each class checks its values when it is made
+(:class:`~rnnedge.errors.ConfigError` naming every bad field), with the rules in ``RULES``
+that the command line turns into click's range types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .config_checks import BOOL, Rule, check_config, int_at_least, number_in, optional
+
+__all__ = [
+    "LARGE",
+    "MEDIUM",
+    "PRESETS",
+    "SMALL",
+    "ClassifierTrainConfig",
+    "LanguageModelConfig",
+    "PTBPreset",
+    "PTBTrainConfig",
+    "RowClassifierConfig",
+]
+
+
+def _field(default: Any, help: str = "") -> Any:
+    """A dataclass field with the help text its command-line option shows."""
+    return field(default=default, metadata={"help": help})
+
+
+_COMMON_TRAINING = {
+    "epochs": int_at_least(1),
+    "batch_size": int_at_least(1),
+    "lr": number_in(0, low_open=True),
+    "clip_norm": number_in(0, low_open=True),
+    "seed": int_at_least(0),
+    "max_steps": optional(int_at_least(1)),
+    "checkpoint_every": int_at_least(1),
+}
+
+
+@dataclass(frozen=True)
+class RowClassifierConfig:
+    """An image read row by row: LSTM over rows, mean of outputs over time, linear to classes."""
+
+    RULES: ClassVar[Mapping[str, Rule]] = {
+        "input_size": int_at_least(1),
+        "hidden_size": int_at_least(1),
+        "num_classes": int_at_least(2),
+        "bidirectional": BOOL,
+    }
+
+    input_size: int = _field(28, "Values per row (the image width).")
+    hidden_size: int = _field(128, "LSTM hidden size.")
+    num_classes: int = _field(10, "Number of classes.")
+    bidirectional: bool = _field(False, "Read the rows top-down and bottom-up.")
+
+    def __post_init__(self) -> None:
+        check_config(self, self.RULES)
+
+
+@dataclass(frozen=True)
+class ClassifierTrainConfig:
+    """Optimisation settings; each field is a ``rnnedge train mnist-*`` option of the same name.
+
+    The learning rate follows a cosine from ``lr`` to ``min_lr`` over the run's steps.
+    """
+
+    RULES: ClassVar[Mapping[str, Rule]] = {
+        **_COMMON_TRAINING,
+        "min_lr": number_in(0),
+        "shift": int_at_least(0),
+    }
+
+    epochs: int = _field(30, "Passes over the training images.")
+    batch_size: int = _field(128, "Images per step.")
+    lr: float = _field(2e-3, "Adam's learning rate at the start of the cosine.")
+    min_lr: float = _field(1e-5, "Learning rate at the end of the cosine.")
+    clip_norm: float = _field(1.0, "Gradient norm clipping.")
+    seed: int = _field(0, "Seed of the initial weights, the shuffle and the shifts.")
+    max_steps: int | None = _field(None, "Stop after this many steps.")
+    checkpoint_every: int = _field(200, "Steps between checkpoints.")
+    shift: int = _field(2, "Largest random translation of a training image, in pixels.")
+
+    def __post_init__(self) -> None:
+        check_config(self, self.RULES)
+
+
+@dataclass(frozen=True)
+class LanguageModelConfig:
+    """Word-level LSTM language model of Zaremba et al. (2014)."""
+
+    RULES: ClassVar[Mapping[str, Rule]] = {
+        "vocab_size": int_at_least(2),
+        "hidden_size": int_at_least(1),
+        "num_layers": int_at_least(1),
+        "dropout": number_in(0, 1, high_open=True),
+        "init_scale": number_in(0, low_open=True),
+        "tie_weights": BOOL,
+    }
+
+    vocab_size: int = _field(10000, "Words in the vocabulary (set from the corpus).")
+    hidden_size: int = _field(200, "Embedding and LSTM hidden size.")
+    num_layers: int = _field(2, "LSTM layers.")
+    dropout: float = _field(0.0, "Dropout probability (small has none).")
+    init_scale: float = _field(0.1, "Weights start uniform in [-init_scale, init_scale].")
+    tie_weights: bool = _field(False, "Share embedding and output weights (Press & Wolf 2017).")
+
+    def __post_init__(self) -> None:
+        check_config(self, self.RULES)
+
+
+@dataclass(frozen=True)
+class PTBTrainConfig:
+    """Optimisation settings of the reference.
+
+    Epoch ``e`` (from 0) runs at ``lr * lr_decay ** max(e + 1 - decay_after, 0)``.
+    """
+
+    RULES: ClassVar[Mapping[str, Rule]] = {
+        **_COMMON_TRAINING,
+        "num_steps": int_at_least(1),
+        "lr_decay": number_in(0, 1, low_open=True),
+        "decay_after": int_at_least(0),
+    }
+
+    epochs: int = _field(13, "Passes over the training text.")
+    batch_size: int = _field(20, "Parallel rows of text.")
+    num_steps: int = _field(20, "Words per truncated-BPTT window.")
+    lr: float = _field(1.0, "SGD learning rate.")
+    lr_decay: float = _field(0.5, "Factor applied to the learning rate once per epoch after decay_after epochs.")
+    decay_after: int = _field(4, "Epochs at the full learning rate.")
+    clip_norm: float = _field(5.0, "Gradient norm clipping.")
+    seed: int = _field(0, "Seed of the initial weights and the dropout masks.")
+    max_steps: int | None = _field(None, "Stop after this many steps.")
+    checkpoint_every: int = _field(500, "Steps between checkpoints.")
+
+    def __post_init__(self) -> None:
+        check_config(self, self.RULES)
+
+
+@dataclass(frozen=True)
+class PTBPreset:
+    """A reference configuration: the network and how it is trained."""
+
+    model: LanguageModelConfig
+    train: PTBTrainConfig
+
+
+SMALL = PTBPreset(
+    LanguageModelConfig(hidden_size=200, num_layers=2, dropout=0.0, init_scale=0.1),
+    PTBTrainConfig(epochs=13, num_steps=20, lr=1.0, lr_decay=0.5, decay_after=4, clip_norm=5.0),
+)
+MEDIUM = PTBPreset(
+    LanguageModelConfig(hidden_size=650, num_layers=2, dropout=0.5, init_scale=0.05),
+    PTBTrainConfig(epochs=39, num_steps=35, lr=1.0, lr_decay=0.8, decay_after=6, clip_norm=5.0),
+)
+LARGE = PTBPreset(
+    LanguageModelConfig(hidden_size=1500, num_layers=2, dropout=0.65, init_scale=0.04),
+    PTBTrainConfig(epochs=55, num_steps=35, lr=1.0, lr_decay=1 / 1.15, decay_after=14, clip_norm=10.0),
+)
+PRESETS = {"small": SMALL, "medium": MEDIUM, "large": LARGE}
