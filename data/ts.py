@@ -64,9 +64,11 @@ _BOOL_KEYS = ("timestamps", "missing", "univariate", "equallength", "targetlabel
 _INT_KEYS = ("dimensions", "serieslength")
 _KNOWN_KEYS = ("problemname", *_BOOL_KEYS, *_INT_KEYS, "classlabel", "data")
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
-_MISSING = r"\?|(?i:nan)"
+_MISSING = r"[+-]?(?:\?|(?i:nan))"
 _TOKEN = re.compile(rf"[ \t]*(?:{_NUMBER}|{_MISSING})[ \t]*")
-_CHANNEL = re.compile(rf"{_TOKEN.pattern}(?:,{_TOKEN.pattern})*")
+# The fast path: a channel made of these characters that float() parses (after ? -> nan) is exactly
+# a list of _TOKEN matches; anything else goes the slow way, token by token, to say where it breaks.
+_CHARACTERS = re.compile(r"[0-9eE.+\-?NnAa, \t]*")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -260,7 +262,14 @@ class _Reader:
 
     def channel(self, number: int, field: str, start: int, c: int) -> np.ndarray:
         """One channel's values, float64 ``(T,)``, trailing missing values dropped."""
-        if not _CHANNEL.fullmatch(field):
+        values = None
+        if _CHARACTERS.fullmatch(field):
+            tokens = field.replace("?", "nan").split(",")
+            try:
+                values = np.fromiter(map(float, tokens), dtype=np.float64, count=len(tokens))  # (T,)
+            except ValueError:
+                values = None
+        if values is None:
             for k, token in enumerate(field.split(",")):
                 if not _TOKEN.fullmatch(token):
                     shown = token.strip()
@@ -270,8 +279,7 @@ class _Reader:
                         _token_column(field, start, k),
                         f"{what} in channel {c + 1}; expected a decimal number, or ? or NaN for a missing value",
                     )
-        tokens = field.replace("?", "nan").split(",")
-        values = np.fromiter(map(float, tokens), dtype=np.float64, count=len(tokens))  # (T,)
+            raise self.error(number, start + 1, f"channel {c + 1} cannot be read as numbers")  # not reached
         with np.errstate(invalid="ignore"):
             too_big = np.flatnonzero(np.abs(values) > _FLOAT32_MAX)
         if len(too_big):
