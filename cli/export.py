@@ -1,24 +1,126 @@
-"""``rnnedge export``: checkpoints and run folders to validated ``.onnx`` files (the train extra)."""
+"""``rnnedge export``: checkpoints and run folders to validated ``.onnx`` files (the train extra).
+
+A thin layer over :func:`rnnedge.export.exporter.export_model` (one model) and
+:func:`rnnedge.export.batch.export_many` (many, which calls the same function per model):
+this module only resolves the paths the user typed and prints what came back.
+"""
 
 from __future__ import annotations
 
 import glob
+import math
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .common import DATA_HELP, require_training_extra
 
+if TYPE_CHECKING:
+    from rnnedge.export.results import Outcome
+
+
+def _sources(sources: tuple[str, ...]) -> list[Path]:
+    """The paths named, globs expanded; a name that matches nothing is a usage error saying so."""
+    paths: list[Path] = []
+    for source in sources:
+        if glob.has_magic(source):
+            matches = sorted(glob.glob(source))
+            if not matches:
+                raise click.BadParameter(f"{source!r} matches no file or folder", param_hint="SOURCES")
+            paths.extend(Path(m) for m in matches)
+        elif not os.path.lexists(source):
+            raise click.BadParameter(f"{source!r}: no such file or folder", param_hint="SOURCES")
+        else:
+            paths.append(Path(source))
+    return paths
+
+
+def _is_single_file(output: str) -> bool:
+    """``-o NAME.onnx`` is one model file; a folder (existing, ending in ``/``, or without a suffix) is a batch.
+
+    Anything else (``model.bin``, a typo like ``model.onx``, an existing file that is not a folder)
+    is refused rather than silently becoming a folder.
+    """
+    path = Path(output)
+    if path.suffix == ".onnx" and not output.endswith(("/", os.sep)):
+        return True
+    if output.endswith(("/", os.sep)) or path.is_dir():
+        return False
+    if path.exists():
+        raise click.BadParameter(
+            f"{output} exists and is not a folder; give MODEL.onnx for one model or a folder for several",
+            param_hint="'-o' / '--output'",
+        )
+    if path.suffix:
+        raise click.BadParameter(
+            f"{output} is neither a model file (its name must end in .onnx) nor a folder name (no suffix, "
+            f"or end it with /: {output}/)",
+            param_hint="'-o' / '--output'",
+        )
+    return False
+
+
+def _one_checkpoint(paths: list[Path], output: str) -> Path:
+    from rnnedge.export.batch import find_checkpoints
+
+    if len(paths) != 1:
+        raise click.UsageError(
+            f"-o {output} names one model file: give exactly one checkpoint or run folder (got {len(paths)} "
+            "paths); to export several, give a folder as -o"
+        )
+    path = paths[0]
+    if not path.is_dir():
+        return path
+    if (path / "checkpoint.pt").is_file():
+        return path / "checkpoint.pt"
+    found = find_checkpoints([path])
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise click.UsageError(f"no checkpoints (*.pt) found in {path}")
+    shown = ", ".join(str(p) for p in found[:3]) + (", ..." if len(found) > 3 else "")
+    raise click.UsageError(
+        f"-o {output} names one model file, but {path} holds {len(found)} checkpoints ({shown}); "
+        "give one of them, or a folder as -o to export all"
+    )
+
+
+def _indented(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def _echo_outcome(outcome: Outcome) -> None:
+    from rnnedge.export.quality import format_quality
+
+    result = outcome.result
+    if outcome.status == "ok" and result is not None:
+        meta, parity = result.metadata, result.parity
+        if outcome.variant == "float32":
+            click.echo(
+                f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB, {meta.kind}); parity with PyTorch: "
+                f"{parity.checks} checks, largest difference {parity.worst:.2e} "
+                f"({parity.margin:.0%} of its tolerance at most)"
+            )
+        else:
+            click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB, {outcome.variant})")
+            click.echo(f"  quality: {format_quality(meta.quality)}")
+    elif outcome.status == "skipped":
+        click.echo(f"skipped {outcome.variant}: {outcome.message}")
+    elif outcome.status == "failed":
+        click.echo(f"failed {outcome.variant} ({outcome.path}):\n{_indented(outcome.message)}")
+
 
 @click.command()
-@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("sources", nargs=-1, required=True, type=click.Path())
 @click.option(
     "-o",
     "--output",
     required=True,
-    type=click.Path(path_type=Path),
-    help="MODEL.onnx for one checkpoint, or a folder (DIST/) for several runs.",
+    type=click.Path(),
+    help="MODEL.onnx for one checkpoint, or a folder (DIST or DIST/) for several runs.",
 )
 @click.option(
     "--quantize",
@@ -27,61 +129,88 @@ from .common import DATA_HELP, require_training_extra
     help="Also write this variant (repeatable): int8 for the CPU, fp16 for the CUDA provider only.",
 )
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP + " Measures variant quality.")
+@click.option(
+    "--atol",
+    type=float,
+    default=None,
+    help="One absolute tolerance for every value compared with PyTorch, instead of each value's own "
+    "(1e-4 of its scale: 1 for probabilities, the rows summed for a running sum, the largest value for logits).",
+)
 @click.option("--force", is_flag=True, help="Batch: re-export even unchanged runs.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def export(
-    sources: tuple[Path, ...], output: Path, quantize: tuple[str, ...], data: Path | None, force: bool, quiet: bool
+    sources: tuple[str, ...],
+    output: str,
+    quantize: tuple[str, ...],
+    data: Path | None,
+    atol: float | None,
+    force: bool,
+    quiet: bool,
 ) -> None:
     """Export checkpoints to validated, self-describing ONNX files.
 
-    One checkpoint and ``-o MODEL.onnx`` writes that file. Run folders, checkpoints or
-    globs with ``-o DIST/`` export every checkpoint found into DIST with a manifest.json
-    and a report.md; the command exits with status 1 if any model failed.
+    One checkpoint and ``-o MODEL.onnx`` writes that file (and MODEL.int8.onnx, MODEL.fp16.onnx
+    with --quantize). Run folders, checkpoints or globs with ``-o DIST/`` export every checkpoint
+    found into DIST with a manifest.json and a report.md; the command exits with status 1 if any
+    model failed.
     """
+    if atol is not None and not (math.isfinite(atol) and atol > 0):
+        raise click.BadParameter(f"{atol} is not a finite number > 0", param_hint="'--atol'")
+    paths = _sources(sources)
+    single = _is_single_file(output)
     require_training_extra()
-    from rnnedge.export.exporter import export_checkpoint
+    from rnnedge.export.validate import Tolerances
 
-    paths = [Path(p) for s in sources for p in (sorted(glob.glob(str(s))) if glob.has_magic(str(s)) else [s])]
-    if output.suffix == ".onnx":  # one model to one file
-        if len(paths) == 1 and paths[0].is_dir() and (paths[0] / "checkpoint.pt").is_file():
-            paths = [paths[0] / "checkpoint.pt"]
-        if len(paths) != 1 or not paths[0].is_file():
-            raise click.UsageError(
-                f"-o {output} names one model file: give exactly one checkpoint or run folder (got {len(paths)} "
-                "paths); to export several, give a folder as -o"
-            )
-        result = export_checkpoint(paths[0], output)
-        click.echo(
-            f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB, {result.metadata.kind}); parity with PyTorch: "
-            f"{result.parity.checks} checks, largest difference {result.parity.worst:.2e}"
-        )
-        if quantize:
-            from functools import partial
-
-            from rnnedge.export.batch import VARIANTS
-            from rnnedge.export.quality import measure_quality
-
-            for variant in dict.fromkeys(quantize):
-                out = output.with_suffix(f".{variant}.onnx")
-                q = VARIANTS[variant](output, out, partial(measure_quality, data=data))
-                click.echo(f"wrote {q.path} ({q.size_bytes / 1e6:.2f} MB, {variant}); quality {q.metadata.quality}")
-        return
-    from rnnedge.export.batch import MANIFEST_NAME, export_many, find_checkpoints
-
-    if not find_checkpoints(paths):
-        raise click.UsageError(f"no checkpoints (*.pt) found in {', '.join(map(str, sources))}")
+    tolerances = Tolerances.absolute(atol) if atol is not None else None
 
     def progress(message: str) -> None:
         if not quiet and sys.stderr.isatty():
             click.echo(message, err=True)
 
-    summary = export_many(paths, output, variants=quantize, data=data, force=force, progress=progress)
-    for entry in summary.entries:
-        click.echo(
-            f"{entry['status']:>9}  {entry['name']} ({entry['variant']})"
-            + (f": {entry['error'].splitlines()[-1]}" if entry["status"] == "failed" else "")
-            + (f": {entry['reason']}" if entry["status"] == "skipped" else "")
+    if single:
+        from rnnedge.export.exporter import export_model, variant_path
+        from rnnedge.export.variants import VARIANTS
+
+        checkpoint = _one_checkpoint(paths, output)
+        target = Path(output)
+        outcomes = export_model(
+            checkpoint,
+            target,
+            variants=quantize,
+            data=data,
+            tolerances=tolerances,
+            progress=lambda variant: progress(f"{checkpoint} -> {variant_path(target, variant)}"),
         )
-    click.echo(f"manifest: {output / MANIFEST_NAME}")
+        for outcome in outcomes:
+            _echo_outcome(outcome)
+        for variant in VARIANTS:
+            if variant not in quantize and variant_path(target, variant).is_file():
+                click.echo(
+                    f"note: {variant_path(target, variant)} is from an earlier export, not this one "
+                    f"(add --quantize {variant} to rewrite it, or remove it)"
+                )
+        failed = [o for o in outcomes if o.status == "failed"]
+        if failed:
+            raise click.ClickException(f"{len(failed)} of {len(outcomes)} files failed; see above")
+        return
+
+    from rnnedge.export.batch import MANIFEST_NAME, export_many, find_checkpoints
+
+    if not find_checkpoints(paths):
+        raise click.UsageError(f"no checkpoints (*.pt) found in {', '.join(map(str, sources))}")
+    dist = Path(output)
+    summary = export_many(
+        paths, dist, variants=quantize, data=data, force=force, tolerances=tolerances, progress=progress
+    )
+    for entry in summary.entries:
+        detail = ""
+        if entry["status"] == "failed":
+            detail = ":\n" + _indented(entry["error"])
+        elif entry["status"] == "skipped":
+            detail = f": {entry['reason']}"
+        click.echo(f"{entry['status']:>9}  {entry['name']} ({entry['variant']}){detail}")
+    for stale in summary.removed:
+        click.echo(f"  removed  {stale} (not part of this export)")
+    click.echo(f"manifest: {dist / MANIFEST_NAME}")
     if summary.failed:
         raise click.ClickException(f"{len(summary.failed)} of {len(summary.entries)} exports failed; see the report")

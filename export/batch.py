@@ -15,30 +15,34 @@ import os
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from rnnedge.data.atomic import atomic_output
 from rnnedge.errors import ConfigError
-from rnnedge.runtime.metadata import ModelMetadata
 
-from .exporter import ExportResult, _producer, export_checkpoint
+from .exporter import export_model, variant_path
+from .files import check_output_file, output_errors
 from .graphs import OPSET
-from .half import convert_fp16
-from .quality import measure_quality
-from .quantize import QualityFn, quantize_int8
+from .metadata import producer
+from .quality import format_quality
+from .results import ExportResult
+from .validate import Tolerances
+from .variants import VARIANTS
 
-__all__ = ["MANIFEST_NAME", "REPORT_NAME", "VARIANTS", "BatchSummary", "export_many", "find_checkpoints"]
+__all__ = [
+    "MANIFEST_NAME",
+    "REPORT_NAME",
+    "VARIANTS",
+    "BatchSummary",
+    "export_many",
+    "find_checkpoints",
+    "model_names",
+]
 
 MANIFEST_NAME = "manifest.json"
 REPORT_NAME = "report.md"
 MANIFEST_FORMAT = 1
-# The variants written beside each float model, from its file: int8 for the CPU, fp16 for CUDA.
-VARIANTS: dict[str, Callable[[Path, Path, QualityFn | None], ExportResult]] = {
-    "int8": quantize_int8,
-    "fp16": convert_fp16,
-}
 
 
 def sha256_of(path: Path) -> str:
@@ -52,25 +56,71 @@ def sha256_of(path: Path) -> str:
 
 def find_checkpoints(sources: Iterable[Path]) -> list[Path]:
     """Checkpoint files named directly, or every ``*.pt`` below a named folder (sorted, no duplicates)."""
-    found: list[Path] = []
+    return list(_discover(sources))
+
+
+def _discover(sources: Iterable[Path]) -> dict[Path, Path]:
+    """Each checkpoint found (resolved), with the run it stands for: its folder, or the file less ``.pt``.
+
+    A checkpoint file named ``checkpoint.pt`` stands for its run folder; any other ``NAME.pt`` for
+    ``NAME`` beside it. The run's path keeps the part below the source it was found in first.
+    """
+    found: dict[Path, Path] = {}
     for source in sources:
-        if source.is_dir():
-            found.extend(p for p in sorted(source.rglob("*.pt")) if not p.name.startswith("."))
-        else:
-            found.append(source)
-    return list(dict.fromkeys(p.resolve() for p in found))
+        base = source.resolve()
+        paths = [p for p in sorted(base.rglob("*.pt")) if not p.name.startswith(".")] if base.is_dir() else [base]
+        for path in paths:
+            path = path.resolve()
+            if path in found:
+                continue
+            run = path.parent if path.name == "checkpoint.pt" else path.with_suffix("")
+            below = run.relative_to(base).parts if base.is_dir() and run.is_relative_to(base) else ()
+            found[path] = Path(*below) if below else Path(run.name)
+    return found
 
 
-def _model_name(checkpoint: Path, taken: set[str]) -> str:
-    base = checkpoint.parent.name if checkpoint.name == "checkpoint.pt" else checkpoint.stem
-    name, n = base, 2
-    while name in taken:
-        name, n = f"{base}-{n}", n + 1
-    taken.add(name)
-    return name
+def model_names(sources: Iterable[Path]) -> dict[Path, str]:
+    """A file name for each checkpoint found: its run's path below the source folder, joined by ``-``.
+
+    ``runs/`` holding ``a/run/checkpoint.pt`` and ``b/run/checkpoint.pt`` gives ``a-run`` and
+    ``b-run``; a run folder named itself (``runs/one``) gives ``one``. Names depend on the paths
+    only, never on the order they are found in: where two runs would share a name, both take
+    folders from above until they differ (and, past the root, a number in path order).
+    """
+    runs = {
+        ckpt: (ckpt.parent if ckpt.name == "checkpoint.pt" else ckpt.with_suffix("")) for ckpt in _discover(sources)
+    }
+    depth = {ckpt: max(1, len(rel.parts)) for ckpt, rel in _discover(sources).items()}
+
+    def name(ckpt: Path) -> str:
+        return "-".join(runs[ckpt].parts[-depth[ckpt] :])
+
+    while True:
+        groups: dict[str, list[Path]] = {}
+        for ckpt in runs:
+            groups.setdefault(name(ckpt), []).append(ckpt)
+        grew = False
+        for group in groups.values():
+            for ckpt in group if len(group) > 1 else ():
+                if depth[ckpt] < len(runs[ckpt].parts) - 1:  # never the root "/"
+                    depth[ckpt] += 1
+                    grew = True
+        if not grew:
+            break
+    names: dict[Path, str] = {}
+    taken: set[str] = set()
+    for ckpt in sorted(runs):
+        base = candidate = name(ckpt)
+        n = 2
+        while candidate in taken:
+            candidate, n = f"{base}-{n}", n + 1
+        taken.add(candidate)
+        names[ckpt] = candidate
+    return names
 
 
-def _describe(result: ExportResult, meta: ModelMetadata) -> dict[str, Any]:
+def _describe(result: ExportResult) -> dict[str, Any]:
+    meta = result.metadata
     return {
         "file": result.path.name,
         "size_bytes": result.size_bytes,
@@ -88,9 +138,10 @@ def _describe(result: ExportResult, meta: ModelMetadata) -> dict[str, Any]:
 
 @dataclass
 class BatchSummary:
-    """What a batch export did, entry by entry (as written to the manifest)."""
+    """What a batch export did, entry by entry (as written to the manifest), and stale files it removed."""
 
     entries: list[dict[str, Any]] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -99,7 +150,8 @@ class BatchSummary:
 
 
 def _write_text(path: Path, text: str) -> None:
-    with atomic_output(path) as tmp:
+    check_output_file(path)
+    with output_errors(path), atomic_output(path) as tmp:
         tmp.write_text(text)
 
 
@@ -111,7 +163,9 @@ def _report(entries: list[dict[str, Any]]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for e in entries:
-        quality = e.get("reason") or ", ".join(f"{k} {v:.4g}" for k, v in (e.get("quality") or {}).items())
+        quality = e.get("reason") or format_quality(e.get("quality") or {})
+        if e["status"] == "failed":
+            quality = "see below"
         parity = e.get("parity") or {}
         size = f"{e['size_bytes'] / 1e6:.2f} MB" if "size_bytes" in e else ""
         worst = f"{parity['worst']:.1e} ({parity['checks']} checks)" if parity else ""
@@ -124,6 +178,14 @@ def _report(entries: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _previous_entries(manifest_path: Path) -> list[dict[str, Any]]:
+    try:
+        models = json.loads(manifest_path.read_text())["models"]
+        return [e for e in models if isinstance(e, dict) and "name" in e and "variant" in e]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []  # an unreadable manifest only costs a full re-export
+
+
 def export_many(
     sources: Iterable[Path],
     dist: Path,
@@ -131,75 +193,104 @@ def export_many(
     variants: Iterable[str] = (),
     data: str | os.PathLike[str] | None = None,
     force: bool = False,
+    tolerances: Tolerances | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BatchSummary:
     """Export every checkpoint under ``sources`` into ``dist``, plus ``variants`` (int8, fp16) of each.
 
-    Never stops at a failing model.
+    Never stops at a failing model. ``dist`` holds what the manifest lists: a variant not asked
+    for this time (or that the kind does not have), and a model's file under the name an
+    earlier rnnedge gave the same checkpoint, are removed.
     """
+    sources = list(sources)
     extra = list(dict.fromkeys(variants))
     if unknown := [v for v in extra if v not in VARIANTS]:
-        raise ValueError(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
-    dist.mkdir(parents=True, exist_ok=True)
+        raise ConfigError(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
+    if dist.exists() and not dist.is_dir():
+        raise ConfigError(f"cannot export into {dist}: it exists and is not a folder")
+    with output_errors(dist):
+        dist.mkdir(parents=True, exist_ok=True)
     manifest_path = dist / MANIFEST_NAME
-    previous: dict[tuple[str, str], dict[str, Any]] = {}
-    if manifest_path.exists() and not force:
-        try:
-            for e in json.loads(manifest_path.read_text())["models"]:
-                previous[(e["name"], e["variant"])] = e
-        except (ValueError, KeyError, TypeError):
-            previous = {}  # an unreadable manifest only costs a full re-export
-    producer = _producer()
+    earlier = _previous_entries(manifest_path) if manifest_path.exists() else []
+    previous = {} if force else {(e["name"], e["variant"]): e for e in earlier}
+    made_by = producer()
+    tolerances = tolerances or Tolerances()
     summary = BatchSummary()
-    taken: set[str] = set()
-    checkpoints = find_checkpoints(sources)
-    for i, checkpoint in enumerate(checkpoints, 1):
-        name = _model_name(checkpoint, taken)
+    names = model_names(sources)
+    for i, (checkpoint, name) in enumerate(names.items(), 1):
         ckpt_sha = sha256_of(checkpoint) if checkpoint.is_file() else None
-        for variant in ["float32", *extra]:
-            settings = {"variant": variant, "opset": OPSET, "rnnedge": producer["version"]}
-            entry: dict[str, Any] = {
-                "name": name,
-                "variant": variant,
-                "checkpoint": str(checkpoint),
-                "checkpoint_sha256": ckpt_sha,
-                "settings": settings,
-            }
-            if progress:
-                progress(f"[{i}/{len(checkpoints)}] {name} ({variant})")
-            old = previous.get((name, variant))
-            out = dist / (f"{name}.onnx" if variant == "float32" else f"{name}.{variant}.onnx")
-            if (
+        float_path = dist / f"{name}.onnx"
+        base = {"name": name, "checkpoint": str(checkpoint), "checkpoint_sha256": ckpt_sha}
+
+        def settings(variant: str) -> dict[str, Any]:
+            return {"variant": variant, "opset": OPSET, "rnnedge": made_by["version"], **tolerances.as_dict()}
+
+        def keep(variant: str, path: Path) -> bool:
+            old = previous.get((name, variant))  # noqa: B023 (called within this iteration only)
+            return bool(
                 old
                 and old.get("status") in ("ok", "unchanged")
-                and old.get("checkpoint_sha256") == ckpt_sha
-                and old.get("settings") == settings
-                and out.is_file()
-                and sha256_of(out) == old.get("sha256")
-            ):
-                summary.entries.append({**old, "status": "unchanged"})
-                continue
-            try:
-                if variant == "float32":
-                    result = export_checkpoint(checkpoint, out)
-                else:
-                    make = VARIANTS[variant]
-                    result = make(dist / f"{name}.onnx", out, partial(measure_quality, data=data))
-                entry.update(status="ok", **_describe(result, result.metadata))
-            except ConfigError as e:  # a variant this kind of model does not have (fp16 of a classifier)
-                entry.update(status="skipped", reason=str(e))
-            except Exception as e:
-                detail = "".join(traceback.format_exception_only(type(e), e)).strip()
-                entry.update(status="failed", error=detail)
-                if variant == "float32" and extra:
-                    summary.entries.append(entry)
-                    for v in extra:
-                        summary.entries.append({**entry, "variant": v, "error": "float export failed"})
-                    break
+                and old.get("checkpoint_sha256") == ckpt_sha  # noqa: B023
+                and old.get("settings") == settings(variant)
+                and path.is_file()
+                and sha256_of(path) == old.get("sha256")
+            )
+
+        def announce(variant: str) -> None:
+            if progress:
+                progress(f"[{i}/{len(names)}] {name} ({variant})")  # noqa: B023
+
+        try:
+            outcomes = export_model(
+                checkpoint, float_path, variants=extra, data=data, tolerances=tolerances, keep=keep, progress=announce
+            )
+        except Exception as e:
+            error = "".join(traceback.format_exception_only(type(e), e)).strip()
+            summary.entries.append(
+                {**base, "variant": "float32", "settings": settings("float32"), "status": "failed", "error": error}
+            )
+            for v in extra:
+                summary.entries.append(
+                    {**base, "variant": v, "settings": settings(v), "status": "failed", "error": "float export failed"}
+                )
+            continue
+        for outcome in outcomes:
+            entry: dict[str, Any] = {**base, "variant": outcome.variant, "settings": settings(outcome.variant)}
+            if outcome.status == "unchanged":
+                entry = {**previous[(name, outcome.variant)], "status": "unchanged"}
+            elif outcome.status == "ok" and outcome.result is not None:
+                entry.update(status="ok", **_describe(outcome.result))
+            elif outcome.status == "skipped":
+                entry.update(status="skipped", reason=outcome.message)
+            else:
+                entry.update(status="failed", error=outcome.message)
             summary.entries.append(entry)
+            if outcome.status == "skipped" and outcome.path.exists():
+                summary.removed.append(outcome.path)
+        for v in VARIANTS:  # variants not asked for this time: their files would be listed nowhere
+            stale = variant_path(float_path, v)
+            if v not in extra and stale.is_file():
+                summary.removed.append(stale)
+    listed = {e["file"] for e in summary.entries if "file" in e}
+    current = {str(c) for c in names}
+    for old in earlier:  # the same checkpoint's files under a name an earlier export gave it
+        file = old.get("file")
+        if (
+            not isinstance(file, str)
+            or Path(file).name != file
+            or file in listed
+            or old.get("checkpoint") not in current
+        ):
+            continue  # only a plain file name in dist, never a path a hand-edited manifest could point elsewhere
+        stale = dist / file
+        if stale.suffix == ".onnx" and stale.is_file():
+            summary.removed.append(stale)
+    for stale in dict.fromkeys(summary.removed):
+        with output_errors(stale):
+            stale.unlink(missing_ok=True)
     _write_text(
         manifest_path,
-        json.dumps({"format": MANIFEST_FORMAT, "producer": producer, "models": summary.entries}, indent=2),
+        json.dumps({"format": MANIFEST_FORMAT, "producer": made_by, "models": summary.entries}, indent=2),
     )
     _write_text(dist / REPORT_NAME, _report(summary.entries))
     return summary

@@ -1,156 +1,68 @@
-"""Checkpoint -> one validated, self-describing ``.onnx`` file.
+"""Checkpoint -> one validated, self-describing ``.onnx`` file, and its variants beside it.
 
-The file is written to a temporary name beside the target, validated through the
+:func:`export_model` is the one export: the command line calls it for a single file, and
+the batch export (:mod:`.batch`) for each model it finds. It writes the float file
+(:func:`export_checkpoint`) and then each requested variant (:mod:`.variants`) from it.
+
+The float file is written to a temporary name beside the target, validated through the
 runtime, and only then renamed into place: a failed export leaves no partial file and
-never overwrites an earlier good one.
+never overwrites an earlier good one. Nothing here knows a kind by name: the checkpoint's
+kind is looked up in :mod:`.kinds`, the network rebuilt by :mod:`rnnedge.training.kinds`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
-import torch
 
 from rnnedge.data.atomic import atomic_output
-from rnnedge.data.mnist import PIXEL_MEAN, PIXEL_STD
-from rnnedge.errors import CheckpointError
-from rnnedge.runtime.metadata import METADATA_KEY, ModelMetadata, Preprocessing, StateSpec, TensorSpec
+from rnnedge.errors import ConfigError
+from rnnedge.runtime.metadata import ModelMetadata
 from rnnedge.training.checkpoint import load_checkpoint
-from rnnedge.training.models import RowLSTMClassifier, WordLanguageModel
-from rnnedge.training.train_classifier import build_classifier
-from rnnedge.training.train_lm import build_language_model
+from rnnedge.training.kinds import build_from_checkpoint
 
-from .graphs import OPSET, classifier_graph, language_model_graph
-from .validate import ParityReport, Reference, validate_export
+from .files import check_output_file, output_errors
+from .kinds import export_kind_for
+from .metadata import io_specs, model_id_of, producer, write_graph_metadata
+from .quality import Measured, measure_quality
+from .results import ExportResult, Outcome
+from .validate import Reference, Tolerances, validate_export
+from .variants import VARIANTS, make_variant
 
-__all__ = ["ExportResult", "export_checkpoint", "model_id_of", "tensor_spec"]
-
-_DTYPE_NAMES: dict[int, str] = {
-    onnx.TensorProto.FLOAT: "float32",
-    onnx.TensorProto.FLOAT16: "float16",
-    onnx.TensorProto.INT64: "int64",
-}
+__all__ = [
+    "Built",
+    "ExportResult",
+    "Outcome",
+    "build_export",
+    "export_checkpoint",
+    "export_model",
+    "variant_path",
+    "write_validated",
+]
 
 
 @dataclass(frozen=True)
-class ExportResult:
-    """What an export wrote: the file, its metadata and the parity report that let it through."""
+class Built:
+    """A checkpoint turned into a graph, the metadata it will carry and the reference it must match."""
 
-    path: Path
+    graph: onnx.ModelProto
     metadata: ModelMetadata
-    parity: ParityReport
-    size_bytes: int
+    reference: Reference
 
 
-def tensor_spec(info: onnx.ValueInfoProto) -> TensorSpec:
-    """The metadata's view of a graph input or output, read off the graph itself."""
-    dims = tuple(d.dim_param if d.dim_param else d.dim_value for d in info.type.tensor_type.shape.dim)
-    return TensorSpec(info.name, _DTYPE_NAMES[info.type.tensor_type.elem_type], dims)
-
-
-def model_id_of(graph: onnx.ModelProto) -> str:
-    """A fingerprint of the weights, so a state made by one model is refused by another."""
-    digest = hashlib.sha256()
-    for init in sorted(graph.graph.initializer, key=lambda t: t.name):
-        digest.update(init.name.encode())
-        digest.update(init.raw_data)
-    return digest.hexdigest()[:16]
-
-
-def _producer() -> dict[str, str]:
-    def version(pkg: str) -> str:
-        try:
-            return importlib_metadata.version(pkg)
-        except importlib_metadata.PackageNotFoundError:
-            return "unknown"
-
-    return {
-        "name": "rnnedge",
-        "version": version("rnnedge"),
-        "torch": torch.__version__,
-        "onnx": onnx.__version__,
-        "opset": str(OPSET),
-    }
-
-
-def _io_specs(
-    graph: onnx.ModelProto, main_input: str
-) -> tuple[TensorSpec, tuple[StateSpec, ...], tuple[TensorSpec, ...]]:
-    """Split the graph's I/O into the main input, state pairs (``name`` -> ``name_out``) and plain outputs."""
-    inputs = {i.name: tensor_spec(i) for i in graph.graph.input}
-    outputs = [tensor_spec(o) for o in graph.graph.output]
-    states = tuple(StateSpec(spec, f"{name}_out") for name, spec in inputs.items() if name != main_input)
-    state_outs = {s.output for s in states}
-    return inputs[main_input], states, tuple(o for o in outputs if o.name not in state_outs)
-
-
-def _classifier(ckpt: Mapping[str, Any]) -> tuple[onnx.ModelProto, ModelMetadata, Reference]:
-    model = build_classifier(dict(ckpt))
-    graph = classifier_graph(model)
-    main, states, outputs = _io_specs(graph, "x")
-    cfg = model.config
-    metrics = ckpt.get("metrics", {})
+def build_export(ckpt: Mapping[str, Any]) -> Built:
+    """Rebuild the checkpoint's network and write its graph and metadata (nothing is written to disk)."""
+    kind = export_kind_for(ckpt["kind"])
+    model = build_from_checkpoint(dict(ckpt))
+    graph = kind.graph(model)
+    main, states, outputs = io_specs(graph, kind.main_input)
     meta = ModelMetadata(
-        kind="noncausal_classifier" if cfg.bidirectional else "causal_classifier",
-        causal=not cfg.bidirectional,
-        model_id=model_id_of(graph),
-        input=main,
-        states=states,
-        outputs=outputs,
-        config={
-            "model": asdict(cfg),
-            "training": dict(ckpt.get("train_config") or {}),
-            "checkpoint_kind": ckpt["kind"],
-        },
-        quality={k: float(v) for k, v in metrics.items() if k in ("test_accuracy", "valid_accuracy")},
-        producer=_producer(),
-        preprocessing=Preprocessing(scale=1 / 255, mean=PIXEL_MEAN, std=PIXEL_STD),
-        labels=tuple(str(i) for i in range(cfg.num_classes)),
-        notes={
-            "input": "x: rows normalised as (pixel/255 - mean)/std; the runtime applies this from `preprocessing`",
-            "outputs": "logits and probs (softmax) of the whole prefix fed so far",
-        },
-    )
-    return graph, meta, _classifier_reference(model)
-
-
-def _classifier_reference(model: RowLSTMClassifier) -> Reference:
-    @torch.no_grad()
-    def run(x: np.ndarray, state: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        names = list(state)
-        logits, new = model.forward_stream(
-            torch.from_numpy(x), tuple(torch.from_numpy(np.array(state[n])) for n in names)
-        )
-        outputs = {"logits": logits.numpy(), "probs": torch.softmax(logits, -1).numpy()}
-        return outputs, {n: t.numpy() for n, t in zip(names, new, strict=True)}
-
-    def make_input(batch: int, length: int, rng: np.random.Generator) -> np.ndarray:
-        return rng.standard_normal((batch, length, model.config.input_size)).astype(np.float32)
-
-    return Reference(run=run, make_input=make_input)
-
-
-def _language_model(ckpt: Mapping[str, Any]) -> tuple[onnx.ModelProto, ModelMetadata, Reference]:
-    vocab = tuple(ckpt.get("vocabulary") or ())
-    if "<unk>" not in vocab or "<eos>" not in vocab:
-        raise CheckpointError("a ptb checkpoint must carry its vocabulary, with <unk> and <eos>")
-    model = build_language_model(dict(ckpt))
-    if len(vocab) != model.config.vocab_size:
-        raise CheckpointError(f"checkpoint vocabulary has {len(vocab)} words, its model {model.config.vocab_size}")
-    graph = language_model_graph(model)
-    main, states, outputs = _io_specs(graph, "tokens")
-    metrics = ckpt.get("metrics", {})
-    meta = ModelMetadata(
-        kind="language_model",
-        causal=True,
         model_id=model_id_of(graph),
         input=main,
         states=states,
@@ -158,54 +70,104 @@ def _language_model(ckpt: Mapping[str, Any]) -> tuple[onnx.ModelProto, ModelMeta
         config={
             "model": asdict(model.config),
             "training": dict(ckpt.get("train_config") or {}),
-            "checkpoint_kind": "ptb",
+            "checkpoint_kind": ckpt["kind"],
         },
-        quality={k: float(v) for k, v in metrics.items() if k in ("valid_perplexity", "test_perplexity")},
-        producer=_producer(),
-        vocabulary=vocab,
-        unk_id=vocab.index("<unk>"),
-        eos_id=vocab.index("<eos>"),
-        notes={
-            "input": "tokens: word ids into `vocabulary`; unknown words are <unk>, every line ends with <eos>",
-            "outputs": "logits: unnormalised next-word scores at every position (softmax over the last axis); "
-            "next_probs: the next word's probabilities after the last position",
-        },
+        producer=producer(),
+        **kind.describe(ckpt, model),
     )
-    return graph, meta, _language_model_reference(model)
+    return Built(graph, meta, kind.reference(model))
 
 
-def _language_model_reference(model: WordLanguageModel) -> Reference:
-    @torch.no_grad()
-    def run(x: np.ndarray, state: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        h, c = (torch.from_numpy(np.array(state[n])) for n in ("h", "c"))
-        logits, (h, c) = model(torch.from_numpy(x), (h, c))  # (B, T, V)
-        outputs = {"logits": logits.numpy(), "next_probs": torch.softmax(logits[:, -1], -1).numpy()}
-        return outputs, {"h": h.numpy(), "c": c.numpy()}
-
-    def make_input(batch: int, length: int, rng: np.random.Generator) -> np.ndarray:
-        return rng.integers(0, model.config.vocab_size, (batch, length), dtype=np.int64)
-
-    return Reference(run=run, make_input=make_input, sequence_outputs=frozenset({"logits"}))
-
-
-_BUILDERS = {"mnist-lstm": _classifier, "mnist-bilstm": _classifier, "ptb": _language_model}
-
-
-def export_checkpoint(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str]) -> ExportResult:
-    """Export ``checkpoint`` to ``output`` after validating it against PyTorch."""
-    ckpt = load_checkpoint(checkpoint)
-    builder = _BUILDERS.get(ckpt["kind"])
-    if builder is None:
-        raise CheckpointError(f"cannot export a checkpoint of kind {ckpt['kind']!r}; known kinds: {sorted(_BUILDERS)}")
-    graph, meta, reference = builder(ckpt)
-    return write_validated(graph, meta, reference, Path(output))
-
-
-def write_validated(graph: onnx.ModelProto, meta: ModelMetadata, reference: Reference, output: Path) -> ExportResult:
+def write_validated(
+    graph: onnx.ModelProto,
+    meta: ModelMetadata,
+    reference: Reference,
+    output: Path,
+    tolerances: Tolerances | None = None,
+) -> ExportResult:
     """Attach ``meta``, write to a temporary file, validate, then rename to ``output``."""
-    del graph.metadata_props[:]
-    graph.metadata_props.add(key=METADATA_KEY, value=meta.to_json())
-    with atomic_output(output) as tmp:
-        tmp.write_bytes(graph.SerializeToString())
-        report = validate_export(tmp, reference, label=output.name)
-    return ExportResult(output, meta, report, output.stat().st_size)
+    check_output_file(output)
+    write_graph_metadata(graph, meta)
+    with output_errors(output):
+        with atomic_output(output) as tmp:
+            tmp.write_bytes(graph.SerializeToString())
+            report = validate_export(tmp, reference, tolerances=tolerances, label=output.name)
+        size = output.stat().st_size
+    return ExportResult(output, meta, report, size)
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike[str], output: str | os.PathLike[str], *, tolerances: Tolerances | None = None
+) -> ExportResult:
+    """Export ``checkpoint`` to the float file ``output`` after validating it against PyTorch."""
+    built = build_export(load_checkpoint(checkpoint))
+    return write_validated(built.graph, built.metadata, built.reference, Path(output), tolerances)
+
+
+def variant_path(output: Path, variant: str) -> Path:
+    """Where a variant of the float file ``output`` goes: ``NAME.onnx`` -> ``NAME.int8.onnx``."""
+    return output if variant == "float32" else output.with_suffix(f".{variant}.onnx")
+
+
+def _error_text(e: BaseException) -> str:
+    """The whole error, every line of it, as ``Type: message``."""
+    return "".join(traceback.format_exception_only(type(e), e)).strip()
+
+
+def export_model(
+    checkpoint: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    variants: Iterable[str] = (),
+    data: str | os.PathLike[str] | None = None,
+    tolerances: Tolerances | None = None,
+    keep: Callable[[str, Path], bool] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Outcome]:
+    """Export ``checkpoint`` to the float file ``output``, then each of ``variants`` beside it.
+
+    Returns one :class:`Outcome` per file, float first. A float export that fails raises
+    (there is nothing to derive variants from); a variant that fails is recorded as failed
+    with its whole error and the others go on, one this kind of model does not have (fp16
+    of a classifier) as skipped. Variants' quality is measured on ``data`` as the command
+    line measures it, the float file's once for all of them. ``keep(variant, path)`` says
+    an earlier file is still current (the batch export's re-runs): it is kept, not rewritten.
+    ``progress(variant)`` is called before each file.
+    """
+    output = Path(output)
+    wanted = list(dict.fromkeys(variants))
+    if unknown := [v for v in wanted if v not in VARIANTS]:
+        raise ConfigError(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
+    keep = keep or (lambda variant, path: False)
+    if progress:
+        progress("float32")
+    if keep("float32", output):
+        outcomes = [Outcome("float32", output, "unchanged")]
+    else:
+        outcomes = [Outcome("float32", output, "ok", export_checkpoint(checkpoint, output, tolerances=tolerances))]
+
+    baseline: list[Measured] = []
+
+    def quality(path: Path) -> Measured:
+        return measure_quality(path, data)
+
+    def float_quality() -> Measured:
+        if not baseline:
+            baseline.append(quality(output))
+        return baseline[0]
+
+    for name in wanted:
+        path = variant_path(output, name)
+        if progress:
+            progress(name)
+        if keep(name, path):
+            outcomes.append(Outcome(name, path, "unchanged"))
+            continue
+        try:
+            result = make_variant(VARIANTS[name], output, path, quality, baseline=float_quality)
+            outcomes.append(Outcome(name, path, "ok", result))
+        except ConfigError as e:  # a variant this kind of model does not have
+            outcomes.append(Outcome(name, path, "skipped", message=str(e)))
+        except Exception as e:  # a batch never stops at one file; the message keeps every line
+            outcomes.append(Outcome(name, path, "failed", message=_error_text(e)))
+    return outcomes

@@ -15,23 +15,20 @@ measured on the test data (``quality`` keys ``*_fp16_weights``).
 from __future__ import annotations
 
 import os
-import tempfile
-from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from rnnedge.data.atomic import atomic_output
-from rnnedge.errors import ConfigError, ExportValidationError
-from rnnedge.runtime.metadata import METADATA_KEY
+from rnnedge.errors import ConfigError
 
-from .exporter import ExportResult, model_id_of
-from .quantize import QualityFn, _read_metadata, variant_drift
-from .validate import check_graph_structure
+if TYPE_CHECKING:
+    from .results import ExportResult
+    from .variants import QualityFn
 
-__all__ = ["convert_fp16", "round_weights_to_fp16"]
+__all__ = ["convert_fp16", "fp16_graph", "round_weights_to_fp16"]
 
 
 def _with_float_weights(model: onnx.ModelProto, dtype: type[np.floating]) -> onnx.ModelProto:
@@ -79,50 +76,32 @@ def _to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     return half
 
 
-def convert_fp16(
-    float_path: str | os.PathLike[str], output: str | os.PathLike[str], quality: QualityFn | None = None
-) -> ExportResult:
-    """Write the fp16 (CUDA) variant of ``float_path`` to ``output`` atomically, with its weight-rounding cost."""
-    float_path, output = Path(float_path), Path(output)
-    model = onnx.load(str(float_path))
-    float_meta = _read_metadata(model)
-    if float_meta.kind != "language_model":
-        # A classifier's state counts rows and sums outputs: in float16 the count stops at 2048 and the
-        # sum drifts, and its weights (0.3 MB) gain nothing from halving.
+def fp16_graph(float_path: Path, model: onnx.ModelProto, kind: str) -> tuple[onnx.ModelProto, list[str]]:
+    """The fp16 graph of a float model (its metadata still the float model's) and its problems.
+
+    :class:`ConfigError` for a classifier: its state counts rows and sums outputs, which in
+    float16 stops counting at 2048 and drifts, and its weights (0.3 MB) gain nothing from halving.
+    """
+    if kind != "language_model":
         raise ConfigError(
-            f"{float_path.name}: fp16 variants are for language models; a {float_meta.kind}'s row count and "
+            f"{float_path.name}: fp16 variants are for language models; a {kind}'s row count and "
             "running sum need float32 (use the float32 or int8 file)"
         )
     half = _to_fp16(model)
-    problems = check_graph_structure(half)
+    problems = []
     try:  # every node's types must agree now that the inside is float16
         onnx.shape_inference.infer_shapes(half, check_type=True, strict_mode=True)
     except Exception as e:  # onnx raises its own InferenceError and others
         problems.append(f"type check of the fp16 graph failed: {str(e).strip().splitlines()[0]}")
     if not any(i.data_type == TensorProto.FLOAT16 for i in half.graph.initializer):
         problems.append("no float16 weights in the converted graph")
-    if problems:
-        raise ExportValidationError(f"{float_path.name}: fp16 conversion failed", problems)
-    with tempfile.TemporaryDirectory() as tmp_dir:  # the fp16 weights, computed in float32: runnable here
-        rounded_path = Path(tmp_dir) / "fp16-weights.onnx"
-        onnx.save(round_weights_to_fp16(model), str(rounded_path))
-        drift = variant_drift(float_path, rounded_path, "fp16 weights")
-        measured = quality(rounded_path) if quality is not None else {}
-    deltas = {
-        f"{k}_fp16_weights_change": v - float_meta.quality[k] for k, v in measured.items() if k in float_meta.quality
-    }
-    meta = replace(
-        float_meta,
-        variant="fp16",
-        model_id=model_id_of(half),
-        quality={
-            **{f"float_{k}": v for k, v in float_meta.quality.items()},
-            **{f"{k}_fp16_weights": v for k, v in measured.items()},
-            **deltas,
-        },
-    )
-    del half.metadata_props[:]
-    half.metadata_props.add(key=METADATA_KEY, value=meta.to_json())
-    with atomic_output(output) as tmp:
-        onnx.save(half, str(tmp))
-    return ExportResult(output, meta, drift, output.stat().st_size)
+    return half, problems
+
+
+def convert_fp16(
+    float_path: str | os.PathLike[str], output: str | os.PathLike[str], quality: QualityFn | None = None
+) -> ExportResult:
+    """Write the fp16 (CUDA) variant of ``float_path`` to ``output`` atomically, with its weight-rounding cost."""
+    from .variants import VARIANTS, make_variant
+
+    return make_variant(VARIANTS["fp16"], Path(float_path), Path(output), quality)

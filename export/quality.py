@@ -1,35 +1,100 @@
-"""Quality of an exported file measured through the runtime, on the held-out test data.
+"""Quality of an exported file measured through the runtime, exactly as the command line measures it.
 
-Used for the variants (int8): what a user will get is measured on the file itself.
-Needs only numpy and onnxruntime besides the data readers.
+Used for the variants (int8, fp16): what a user gets is measured on the file itself, and
+the number recorded in its metadata is the number ``rnnedge classify FILE`` or ``rnnedge
+perplexity FILE ptb.test.txt`` prints for that file. That matters for int8 files: dynamic
+quantization picks one activation scale per tensor over the whole batch, so an int8
+classifier's accuracy depends on how the test set is split into batches, and an int8
+language model's perplexity on the window length. These functions run the same loads,
+batches and windows as those commands (``cli/infer.py``); ``tests/export`` holds both to
+the same digits. Needs only numpy and onnxruntime besides the data readers.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from rnnedge.runtime import ClassifierModel, load
-from rnnedge.runtime.language import LanguageModel
+from rnnedge.runtime import ClassifierModel, LanguageModel, load
 
-__all__ = ["measure_quality"]
+__all__ = [
+    "CLASSIFY_CHUNK",
+    "PERPLEXITY_WINDOW",
+    "Measured",
+    "classifier_quality",
+    "format_quality",
+    "language_model_quality",
+    "measure_quality",
+]
+
+# What `rnnedge classify` and `rnnedge perplexity` do by default (cli/infer.py).
+CLASSIFY_CHUNK = 500  # test images per predict call
+PERPLEXITY_WINDOW = 100  # tokens per onnxruntime run
 
 
-def measure_quality(model_path: Path, data: str | os.PathLike[str] | None = None) -> dict[str, float]:
-    """``{"test_accuracy": ...}`` for a classifier, ``{"test_perplexity": ...}`` for a language model."""
-    model = load(model_path)
-    try:
-        if isinstance(model, ClassifierModel):
-            from rnnedge.data.mnist import load_mnist
+@dataclass(frozen=True)
+class Measured:
+    """Quality values of one file, and how each was measured (a sentence per key, for the metadata's notes)."""
 
-            test = load_mnist(data)
-            probs = model.predict(test.test_images, batch_size=1000)
-            return {"test_accuracy": float((probs.argmax(1) == test.test_labels).mean())}
-        if isinstance(model, LanguageModel):
-            from rnnedge.data.ptb import load_ptb
+    values: dict[str, float]
+    how: dict[str, str] = field(default_factory=dict)
 
-            corpus = load_ptb(data)
-            return {"test_perplexity": model.perplexity_of_ids(corpus.test, window=200)}
-        raise TypeError(f"no quality measure for a {model.kind}")
-    finally:
-        model.close()
+
+def classifier_quality(model_path: Path, data: str | os.PathLike[str] | None = None) -> Measured:
+    """``test_accuracy`` on the 10,000 MNIST test images, as ``rnnedge classify FILE`` computes it."""
+    from rnnedge.data.mnist import load_mnist
+
+    with load(model_path, provider="cpu") as model:
+        if not isinstance(model, ClassifierModel):
+            raise TypeError(f"{model_path} is a {model.kind}, not a classifier")
+        test = load_mnist(data)
+        images, labels = test.test_images, test.test_labels
+        correct = 0
+        for i in range(0, len(images), CLASSIFY_CHUNK):
+            correct += int(
+                (model.predict(images[i : i + CLASSIFY_CHUNK]).argmax(1) == labels[i : i + CLASSIFY_CHUNK]).sum()
+            )
+    how = (
+        f"`rnnedge classify FILE`: the {len(images):,} MNIST test images, {CLASSIFY_CHUNK} per predict call "
+        "(its default batches), CPU provider"
+    )
+    return Measured({"test_accuracy": correct / len(images)}, {"test_accuracy": how})
+
+
+def language_model_quality(model_path: Path, data: str | os.PathLike[str] | None = None) -> Measured:
+    """``test_perplexity`` on PTB's test file, as ``rnnedge perplexity FILE ptb.test.txt`` computes it."""
+    from rnnedge.data.datasets import PTB_FILES, ensure_files
+
+    test_file = ensure_files("ptb", PTB_FILES, data) / "ptb.test.txt"
+    with load(model_path, provider="cpu", threads=1) as model:
+        if not isinstance(model, LanguageModel):
+            raise TypeError(f"{model_path} is a {model.kind}, not a language model")
+        value = model.perplexity(test_file, window=PERPLEXITY_WINDOW)
+    how = (
+        f"`rnnedge perplexity FILE ptb.test.txt`: batch 1, state carried, {PERPLEXITY_WINDOW} tokens per run "
+        "(its default window), CPU provider"
+    )
+    return Measured({"test_perplexity": value}, {"test_perplexity": how})
+
+
+def format_quality(quality: dict[str, float]) -> str:
+    """``key value`` pairs as people read them: accuracies to 4 places, perplexities to 2, changes signed."""
+    parts = []
+    for key, value in quality.items():
+        places = 2 if "perplexity" in key else 4
+        sign = "+" if key.endswith("_change") else ""
+        parts.append(f"{key} {value:{sign}.{places}f}")
+    return ", ".join(parts)
+
+
+def measure_quality(model_path: Path, data: str | os.PathLike[str] | None = None) -> Measured:
+    """The quality of any exported file, measured as its kind's command does (see :mod:`.kinds`)."""
+    from rnnedge.runtime import read_metadata
+
+    from .kinds import export_kind_for
+
+    kind = export_kind_for(read_metadata(model_path).config.get("checkpoint_kind"))
+    if kind.measure is None:
+        raise TypeError(f"no quality measure for files of kind {kind.name}")
+    return kind.measure(model_path, data)

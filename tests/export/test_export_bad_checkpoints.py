@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from rnnedge.errors import CheckpointError, ExportValidationError
-from rnnedge.export.exporter import _classifier, export_checkpoint, write_validated
+from rnnedge.export.exporter import build_export, export_checkpoint, write_validated
 from rnnedge.training.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -66,7 +66,8 @@ def test_a_checkpoint_whose_stored_config_is_out_of_range(tiny_checkpoint: Path,
 
 
 def test_a_parity_failure_names_the_target_not_the_temporary_file(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    graph, meta, reference = _classifier(load_checkpoint(tiny_checkpoint))
+    built = build_export(load_checkpoint(tiny_checkpoint))
+    graph, meta, reference = built.graph, built.metadata, built.reference
     head = next(t for t in graph.graph.initializer if t.name == "head.weight")
     weight = onnx.numpy_helper.to_array(head).copy()
     weight[0] *= -1

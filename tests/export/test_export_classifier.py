@@ -9,11 +9,16 @@ import onnx
 import pytest
 
 from rnnedge.errors import CheckpointError, ExportValidationError
-from rnnedge.export.exporter import _classifier, export_checkpoint, write_validated
+from rnnedge.export.exporter import build_export, export_checkpoint, write_validated
 from rnnedge.export.graphs import OPSET
 from rnnedge.runtime import load
 from rnnedge.runtime.metadata import METADATA_KEY, ModelMetadata
 from rnnedge.training.checkpoint import load_checkpoint
+
+
+def _built(checkpoint: Path):
+    built = build_export(load_checkpoint(checkpoint))
+    return built.graph, built.metadata, built.reference
 
 
 def test_graph_is_native_lstm_with_symbolic_shapes(tiny_onnx: Path) -> None:
@@ -62,7 +67,7 @@ def test_onnxruntime_logs_no_warnings(tiny_onnx: Path, capfd: pytest.CaptureFixt
 
 
 def test_a_wrong_graph_is_refused_and_nothing_written(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    graph, meta, reference = _classifier(load_checkpoint(tiny_checkpoint))
+    graph, meta, reference = _built(tiny_checkpoint)
     head = next(t for t in graph.graph.initializer if t.name == "head.bias")
     bias = onnx.numpy_helper.to_array(head).copy()
     bias[3] += 0.5  # a subtle corruption: one class's bias

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from rnnedge.errors import CheckpointError, ExportValidationError
-from rnnedge.export import exporter
 from rnnedge.export.exporter import export_checkpoint
 from rnnedge.runtime import LanguageModel, load
 from rnnedge.training.checkpoint import load_checkpoint, save_checkpoint
@@ -37,7 +36,11 @@ def test_export_passes_parity_and_describes_itself(tiny_lm_onnx: Path, tiny_lm_c
 
 
 def test_tampered_weights_are_caught(tiny_lm_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = exporter.language_model_graph
+    from dataclasses import replace
+
+    from rnnedge.export import kinds, word_lm
+
+    real = word_lm.KIND.graph
 
     def tampered(model):
         graph = real(model)
@@ -48,7 +51,7 @@ def test_tampered_weights_are_caught(tiny_lm_checkpoint: Path, tmp_path: Path, m
                 init.CopyFrom(onnx.numpy_helper.from_array(bias, init.name))
         return graph
 
-    monkeypatch.setattr(exporter, "language_model_graph", tampered)
+    monkeypatch.setitem(kinds._KINDS, "word_lm", replace(word_lm.KIND, graph=tampered))
     target = tmp_path / "bad.onnx"
     with pytest.raises(ExportValidationError, match="logits differs") as info:
         export_checkpoint(tiny_lm_checkpoint, target)

@@ -1,0 +1,72 @@
+"""Export of the ``word_lm`` kind: word ids in, next-word scores out, with the vocabulary in the metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from rnnedge.errors import CheckpointError
+from rnnedge.training.models import WordLanguageModel
+
+from .graphs import language_model_graph
+from .kinds import ExportKind, register
+from .quality import language_model_quality
+from .validate import Reference, magnitude, unit
+
+__all__ = ["KIND", "language_model_fields", "language_model_reference"]
+
+
+def language_model_fields(ckpt: Mapping[str, Any], model: WordLanguageModel) -> dict[str, Any]:
+    """The language model's own metadata fields: the checkpoint's vocabulary with its <unk> and <eos>, quality."""
+    vocab = tuple(ckpt.get("vocabulary") or ())
+    if "<unk>" not in vocab or "<eos>" not in vocab:
+        raise CheckpointError(f"a {ckpt['kind']} checkpoint must carry its vocabulary, with <unk> and <eos>")
+    if len(vocab) != model.config.vocab_size:
+        raise CheckpointError(f"checkpoint vocabulary has {len(vocab)} words, its model {model.config.vocab_size}")
+    metrics = ckpt.get("metrics") or {}
+    return {
+        "kind": "language_model",
+        "causal": True,
+        "quality": {k: float(v) for k, v in metrics.items() if k in ("valid_perplexity", "test_perplexity")},
+        "vocabulary": vocab,
+        "unk_id": vocab.index("<unk>"),
+        "eos_id": vocab.index("<eos>"),
+        "notes": {
+            "input": "tokens: word ids into `vocabulary`; unknown words are <unk>, every line ends with <eos>",
+            "outputs": "logits: unnormalised next-word scores at every position (softmax over the last axis); "
+            "next_probs: the next word's probabilities after the last position",
+            "quality": "valid_perplexity, test_perplexity: measured by training, in PyTorch",
+        },
+    }
+
+
+def language_model_reference(model: WordLanguageModel) -> Reference:
+    """PyTorch's forward in numpy terms, with each quantity's scale for validation."""
+
+    @torch.no_grad()
+    def run(x: np.ndarray, state: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        h, c = (torch.from_numpy(np.array(state[n])) for n in ("h", "c"))
+        logits, (h, c) = model(torch.from_numpy(x), (h, c))  # (B, T, V)
+        outputs = {"logits": logits.numpy(), "next_probs": torch.softmax(logits[:, -1], -1).numpy()}
+        return outputs, {"h": h.numpy(), "c": c.numpy()}
+
+    def make_input(batch: int, length: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.integers(0, model.config.vocab_size, (batch, length), dtype=np.int64)
+
+    scales = {"logits": magnitude, "next_probs": unit, "h": unit, "c": magnitude}
+    return Reference(run=run, make_input=make_input, sequence_outputs=frozenset({"logits"}), scales=scales)
+
+
+KIND = register(
+    ExportKind(
+        name="word_lm",
+        main_input="tokens",
+        graph=language_model_graph,
+        reference=language_model_reference,
+        describe=language_model_fields,
+        measure=language_model_quality,
+    )
+)
