@@ -17,6 +17,7 @@ __all__ = [
     "MissingExtraError",
     "ModelClosedError",
     "ModelFileError",
+    "NotPicklableError",
     "ProviderError",
     "RnnEdgeError",
     "StateError",
@@ -58,6 +59,10 @@ class ModelClosedError(RnnEdgeError):
 
 class ConcurrentUseError(RnnEdgeError):
     """A stream was used from two threads at once (a stream is single-threaded)."""
+
+
+class NotPicklableError(RnnEdgeError, TypeError):
+    """An object holding a live session (a model, a stream) was pickled; pickle its state instead."""
 
 
 class DataError(RnnEdgeError):

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TypeVar
 
-from .classifier import ClassifierModel
+from .classifier import ClassifierCodec, ClassifierModel
+from .codec import Codec
+from .engine import Engine
 from .errors import (
     CheckpointError,
     ConcurrentUseError,
@@ -22,15 +25,26 @@ from .errors import (
     MissingExtraError,
     ModelClosedError,
     ModelFileError,
+    NotPicklableError,
     ProviderError,
     RnnEdgeError,
     StateError,
     TokenError,
 )
-from .language import LanguageModel, LanguageStream
+from .kinds import register_kind, runtime_kind
+from .language import LanguageModel, LanguageStream, WordCodec
 from .metadata import FORMAT_VERSION, ModelMetadata
-from .model import Model, open_model_file
-from .session import SessionOptions, available_providers, metadata_text, read_model_bytes
+from .model import Model
+from .session import (
+    SessionOptions,
+    available_providers,
+    check_options,
+    make_session,
+    metadata_text,
+    read_model,
+    read_model_bytes,
+    refuse_fp16_on_cpu,
+)
 from .state import State
 from .stream import Stream
 from .stream_batch import StreamBatch
@@ -38,10 +52,13 @@ from .stream_batch import StreamBatch
 __all__ = [
     "FORMAT_VERSION",
     "CheckpointError",
+    "ClassifierCodec",
     "ClassifierModel",
+    "Codec",
     "ConcurrentUseError",
     "ConfigError",
     "DataError",
+    "Engine",
     "ExportValidationError",
     "InputError",
     "LanguageModel",
@@ -51,6 +68,7 @@ __all__ = [
     "ModelClosedError",
     "ModelFileError",
     "ModelMetadata",
+    "NotPicklableError",
     "ProviderError",
     "RnnEdgeError",
     "SessionOptions",
@@ -59,17 +77,17 @@ __all__ = [
     "Stream",
     "StreamBatch",
     "TokenError",
+    "WordCodec",
     "available_providers",
     "load",
+    "load_classifier",
+    "load_language_model",
     "read_metadata",
+    "register_kind",
 ]
 
 
-_MODEL_CLASSES: dict[str, type[Model]] = {
-    "causal_classifier": ClassifierModel,
-    "noncausal_classifier": ClassifierModel,
-    "language_model": LanguageModel,
-}
+ModelT = TypeVar("ModelT", bound=Model)
 
 
 def load(
@@ -83,6 +101,8 @@ def load(
 ) -> Model:
     """Open an rnnedge ``.onnx`` file; the returned model is stateless and can be shared between threads.
 
+    Returns the model face of the file's kind (:class:`ClassifierModel`, :class:`LanguageModel`);
+    :func:`load_classifier` and :func:`load_language_model` also check the kind and are typed precisely.
     ``provider`` is ``"cpu"``, ``"cuda"`` (an error if onnxruntime lacks CUDA) or
     ``"auto"`` (CUDA when available, else the CPU with a logged warning).
     ``state_on_device`` keeps each stream's state on the execution device between steps
@@ -91,15 +111,44 @@ def load(
     """
     if state_on_device is not None and not isinstance(state_on_device, bool):
         raise ConfigError(f"state_on_device must be True, False or None, got {state_on_device!r}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise ModelFileError(f"model path must be a str or os.PathLike, got {type(path).__name__}")
     options = SessionOptions(threads=threads, optimization=optimization, optimized_model_path=optimized_model_path)
-    session, metadata, resolved = open_model_file(path, provider, options)
-    model = _MODEL_CLASSES[metadata.kind](session, metadata, Path(path), resolved)
-    if state_on_device is not None:
-        if state_on_device and not model.SUPPORTS_STATE_ON_DEVICE:
-            raise ConfigError(
-                f"state_on_device: only language models keep streams' state on the device, {path} is a {model.kind}"
-            )
-        model.state_on_device = state_on_device
+    resolved = check_options(provider, options)
+    data, text = read_model(path)
+    metadata = ModelMetadata.from_json(text)
+    kind = runtime_kind(metadata)
+    if resolved == "cpu":
+        refuse_fp16_on_cpu(metadata.variant, Path(path))
+    session = make_session(data, Path(path), resolved, options)
+    engine = Engine(session, metadata, kind.codec(metadata), Path(path), resolved)
+    return kind.model(engine, state_on_device=state_on_device)
+
+
+def load_classifier(path: str | os.PathLike[str], provider: str = "cpu", threads: int | None = 1) -> ClassifierModel:
+    """:func:`load` a classifier file (causal or not); :class:`ModelFileError` if the file holds another kind."""
+    return _load_as(ClassifierModel, path, provider, threads)
+
+
+def load_language_model(
+    path: str | os.PathLike[str], provider: str = "cpu", threads: int | None = 1, *, state_on_device: bool | None = None
+) -> LanguageModel:
+    """:func:`load` a language-model file; :class:`ModelFileError` if the file holds another kind."""
+    return _load_as(LanguageModel, path, provider, threads, state_on_device=state_on_device)
+
+
+def _load_as(
+    face: type[ModelT],
+    path: str | os.PathLike[str],
+    provider: str,
+    threads: int | None,
+    *,
+    state_on_device: bool | None = None,
+) -> ModelT:
+    model = load(path, provider, threads, state_on_device=state_on_device)
+    if not isinstance(model, face):
+        model.close()
+        raise ModelFileError(f"{path} holds a {model.kind} model, not a {face.__name__}")
     return model
 
 

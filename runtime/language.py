@@ -20,13 +20,17 @@ import numpy as np
 
 from rnnedge.data.text import tokenize_lines
 
+from .codec import Codec
+from .engine import SMALL, Engine, describe
 from .errors import InputError, TokenError
-from .model import SMALL, Model, describe
+from .kinds import register_kind
+from .metadata import ModelMetadata
+from .model import Model
 from .state import State
 from .stream import Stream
 from .stream_batch import StreamBatch
 
-__all__ = ["LanguageModel", "LanguageStream", "tokenize_lines"]
+__all__ = ["LanguageModel", "LanguageStream", "WordCodec", "tokenize_lines"]
 
 _MAX_SHOWN = 5
 
@@ -39,24 +43,31 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return out
 
 
-class LanguageModel(Model):
-    """A word-level LSTM language model loaded from an rnnedge ``.onnx`` file."""
+def top_k_words(vocabulary: Sequence[str], probs: np.ndarray, k: int) -> list[tuple[str, float]]:
+    """The ``k`` most probable words of ``probs`` ``(vocab,)``, most probable first (ties by id)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(vocabulary):
+        raise InputError(f"k must be an int in [1, {len(vocabulary)}], got {k!r}")
+    order = np.argsort(-probs, kind="stable")[: int(k)]
+    return [(vocabulary[i], float(probs[i])) for i in order]
 
-    SUPPORTS_STATE_ON_DEVICE = True
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        vocab = self.metadata.vocabulary
-        assert vocab is not None and self.metadata.unk_id is not None and self.metadata.eos_id is not None
+class WordCodec(Codec):
+    """Words, text or token ids in; next-word probabilities out."""
+
+    state_on_device = True
+
+    def __init__(self, metadata: ModelMetadata) -> None:
+        super().__init__(metadata)
+        vocab = metadata.vocabulary
+        assert vocab is not None and metadata.unk_id is not None and metadata.eos_id is not None
         self.vocabulary: tuple[str, ...] = vocab
-        self.unk_id: int = self.metadata.unk_id
-        self.eos_id: int = self.metadata.eos_id
+        self.unk_id: int = metadata.unk_id
+        self.eos_id: int = metadata.eos_id
         self._index = {w: i for i, w in enumerate(vocab)}
-        self._graph_softmax = self.stream_outputs == ("next_probs",)
-
-    def _stream_output_names(self) -> tuple[str, ...]:
-        """The graph's ``next_probs``; for files exported before it existed, ``logits`` (softmax done here)."""
-        return ("next_probs",) if any(o.name == "next_probs" for o in self.metadata.outputs) else ("logits",)
+        # The graph's next_probs; for files exported before it existed, logits (softmax done here).
+        graph_softmax = any(o.name == "next_probs" for o in metadata.outputs)
+        self.stream_outputs = ("next_probs",) if graph_softmax else ("logits",)
+        self._graph_softmax = graph_softmax
 
     @property
     def vocab_size(self) -> int:
@@ -81,7 +92,7 @@ class LanguageModel(Model):
             shown = ", ".join(repr(w) for w in list(dict.fromkeys(unknown))[:_MAX_SHOWN])
             raise TokenError(
                 f"{len(unknown)} word(s) not in the {self.vocab_size}-word vocabulary: {shown}; "
-                "pass strict=False to read them as <unk>"
+                "outside strict mode they read as <unk>"
             )
         return np.array([i if i >= 0 else self.unk_id for i in ids], dtype=np.int64)
 
@@ -129,22 +140,15 @@ class LanguageModel(Model):
             return self.encode([str(w) for w in x.ravel()], strict=strict)
         return self.check_ids(x)
 
-    # -- the core, with ids checked against the vocabulary -------------------------------
-    def check_input(self, x: object) -> np.ndarray:
-        """Token ids must be int64 ``(batch, sequence)`` inside the vocabulary."""
-        tokens = super().check_input(x)
-        self._check_range(tokens)
-        return tokens
+    def check_graph_input(self, x: np.ndarray) -> None:
+        """Token ids must be inside the vocabulary."""
+        self._check_range(x)
 
-    def stream(self, strict: bool = False) -> LanguageStream:
-        """A stream fed words or ids; ``feed`` returns next-word probabilities ``(vocab,)``."""
-        return LanguageStream(self, strict=strict)
+    def to_graph(self, x: Any) -> np.ndarray:
+        """Words, text or ids -> the graph input ``(1, T)`` int64."""
+        return self.to_ids(x)[None]  # (1, T)
 
-    def stream_batch(self, strict: bool = False) -> StreamBatch:
-        """Many named word streams stepped together; each ``feed`` input is what a stream's ``feed`` takes."""
-        return StreamBatch(self, lambda x: self.to_ids(x, strict=strict)[None])
-
-    def _stack_stream_inputs(self, items: list[Any]) -> np.ndarray | None:
+    def stack(self, items: list[Any]) -> np.ndarray | None:
         """Ids of one length for every stream (lists of ints or integer arrays) -> ``(N, T)`` int64."""
         try:
             ids = np.array(items)
@@ -156,11 +160,7 @@ class LanguageModel(Model):
             return None  # one by one: the error names the ids
         return ids.astype(np.int64, copy=False)
 
-    def stream_input(self, x: Any) -> np.ndarray:
-        """Words, text or ids -> the graph input ``(1, T)`` int64."""
-        return self.to_ids(x)[None]  # (1, T)
-
-    def stream_results(self, outputs: list[np.ndarray]) -> np.ndarray:
+    def results(self, outputs: list[np.ndarray]) -> np.ndarray:
         """Probabilities ``(batch, vocab)`` of the word after the last one fed (the graph's softmax)."""
         if self._graph_softmax:
             return outputs[0]
@@ -170,13 +170,57 @@ class LanguageModel(Model):
         e /= e.sum(axis=-1, keepdims=True)
         return e
 
+
+class LanguageModel(Model):
+    """A word-level LSTM language model loaded from an rnnedge ``.onnx`` file."""
+
+    def __init__(self, engine: Engine, *, state_on_device: bool | None = None) -> None:
+        super().__init__(engine, state_on_device=state_on_device)
+        assert isinstance(engine.codec, WordCodec)
+        self.codec: WordCodec = engine.codec
+        self.vocabulary: tuple[str, ...] = self.codec.vocabulary
+        self.unk_id: int = self.codec.unk_id
+        self.eos_id: int = self.codec.eos_id
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of words the model predicts over."""
+        return len(self.vocabulary)
+
+    # -- words <-> ids -------------------------------------------------------------------
+    def encode(self, words: str | Sequence[str], strict: bool = False) -> np.ndarray:
+        """Words (a string split on whitespace, or a list) -> int64 ids ``(T,)``.
+
+        Unknown words become ``<unk>``; with ``strict=True`` they raise :class:`TokenError`.
+        """
+        return self.codec.encode(words, strict=strict)
+
+    def check_ids(self, ids: Any) -> np.ndarray:
+        """Token ids (a list of ints or an integer array ``(T,)``) -> int64 ``(T,)``, each in ``[0, vocab)``."""
+        return self.codec.check_ids(ids)
+
+    def decode(self, ids: Any) -> list[str]:
+        """int ids ``(T,)`` -> words."""
+        return self.codec.decode(ids)
+
+    def to_ids(self, x: Any, strict: bool = False) -> np.ndarray:
+        """Words, text or ids -> checked int64 ids ``(T,)``."""
+        return self.codec.to_ids(x, strict=strict)
+
+    # -- streams -------------------------------------------------------------------------
+    def stream(self, strict: bool = False) -> LanguageStream:
+        """A stream fed words or ids; ``feed`` returns next-word probabilities ``(vocab,)``."""
+        return LanguageStream(self.engine, strict=strict, state_on_device=self.state_on_device)
+
+    def stream_batch(self, strict: bool = False) -> StreamBatch:
+        """Many named word streams stepped together; each ``feed`` input is what a stream's ``feed`` takes."""
+        codec = self.codec
+        return StreamBatch(self.engine, lambda x: codec.to_ids(x, strict=strict)[None])
+
     # -- tasks -------------------------------------------------------------------------------
     def top_k(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:
         """The ``k`` most probable words of ``probs`` ``(vocab,)``, most probable first (ties by id)."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.vocab_size:
-            raise InputError(f"k must be an int in [1, {self.vocab_size}], got {k!r}")
-        order = np.argsort(-probs, kind="stable")[: int(k)]
-        return [(self.vocabulary[i], float(probs[i])) for i in order]
+        return top_k_words(self.vocabulary, probs, k)
 
     def generate(
         self,
@@ -215,7 +259,7 @@ class LanguageModel(Model):
         state = self.init_state(1)
         tokens = ids[None]  # (1, T)
         for _ in range(max_words):
-            outputs, state = self.step(tokens, state)
+            outputs, state = self.engine.run(tokens, state)
             with np.errstate(over="ignore"):  # a tiny temperature: float64 scores, and greedy if they overflow
                 scores = outputs["logits"][0, -1].astype(np.float64) / temperature  # (V,)
             if not np.isfinite(scores).all():
@@ -275,7 +319,7 @@ class LanguageModel(Model):
         nll = 0.0
         for lo in range(0, len(inputs), window):
             x = inputs[None, lo : lo + window]  # (1, T)
-            outputs, state = self._run(x, state)
+            outputs, state = self.engine.run(x, state)
             logp = _log_softmax(outputs["logits"][0])  # (T, V)
             nll -= float(logp[np.arange(x.shape[1]), targets[lo : lo + window]].sum())
             if progress is not None:
@@ -286,10 +330,12 @@ class LanguageModel(Model):
 class LanguageStream(Stream):
     """One word stream: ``feed`` words or ids, get next-word probabilities ``(vocab,)``."""
 
-    model: LanguageModel
+    codec: WordCodec
 
-    def __init__(self, model: LanguageModel, state: State | None = None, strict: bool = False) -> None:
-        super().__init__(model, state)
+    def __init__(
+        self, engine: Engine, state: State | None = None, *, strict: bool = False, state_on_device: bool = False
+    ) -> None:
+        super().__init__(engine, state, state_on_device=state_on_device)
         self.strict = strict
 
     def feed(self, x: Any) -> np.ndarray:
@@ -297,18 +343,20 @@ class LanguageStream(Stream):
         return super().feed(x)
 
     def _graph_input(self, x: Any) -> np.ndarray:
-        return self.model.to_ids(x, strict=self.strict)[None]  # (1, T)
+        return self.codec.to_ids(x, strict=self.strict)[None]  # (1, T)
 
     def top_k(self, k: int = 5) -> list[tuple[str, float]]:
         """The ``k`` likeliest next words after everything fed so far, with their probabilities."""
         if self._last is None:
             raise InputError(
-                "no prediction yet: feed at least one word after creating, resetting or restoring the stream"
+                "no prediction yet: feed at least one word after creating or resetting the stream, or restoring "
+                "a state that was not read from a stream of this model"
             )
-        return self.model.top_k(self._last, k)
+        return top_k_words(self.codec.vocabulary, self._last, k)
 
     def copy(self) -> LanguageStream:
         """An independent stream from this one's state (to branch a continuation)."""
-        twin = LanguageStream(self.model, self.state, strict=self.strict)
-        twin._last = self._last
-        return twin
+        return LanguageStream(self.engine, self.state, strict=self.strict, state_on_device=self._on_device)
+
+
+register_kind("language_model", WordCodec, LanguageModel)

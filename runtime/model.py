@@ -1,138 +1,68 @@
-"""The loaded model: one onnxruntime session, its metadata, and the functional core.
+"""The loaded model as callers see it: the functional core, streams, and the engine underneath.
 
 ``init_state`` and ``step`` are the explicit core every other path uses (streams,
 batched streams, ``predict``, ``generate``); a ``Model`` holds no per-caller state, so
-one instance can be shared between threads.
+one instance can be shared between threads. Task faces (:class:`ClassifierModel`,
+:class:`LanguageModel`) add what their kind is for on top of the same engine.
 """
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import onnxruntime as ort
 
-from .binding import DeviceValues, bound_run
-from .errors import InputError, ModelClosedError, ModelFileError, StateError
-from .metadata import METADATA_KEY, ModelMetadata, TensorSpec
-from .session import RunFn, SessionOptions, make_session, run_function
+from .codec import Codec
+from .engine import Engine, Outputs
+from .errors import ConfigError, NotPicklableError
+from .metadata import ModelMetadata
 from .state import State
 from .stream import Stream
 from .stream_batch import StreamBatch
 
-__all__ = ["Model", "Outputs", "open_model_file"]
-
-Outputs = dict[str, np.ndarray]
-SMALL = 64  # arrays up to this size are checked in plain Python (see all_finite)
-MAX_STATE_BYTES = 1 << 32  # a batch whose zero state alone needs more is a mistake, not a workload
-STREAM_WINDOW = 256  # a long feed runs in windows of this many steps, so memory stays bounded
-_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64"}
-
-
-def all_finite(a: np.ndarray) -> bool:
-    """No NaN or infinity in a float array; small ones (a streaming step) checked in plain Python.
-
-    Right after an onnxruntime call numpy's machinery is cold in the caches: two numpy calls
-    on a 28-value row cost more than the Python loop over its values.
-    """
-    if a.size <= SMALL:
-        return all(map(math.isfinite, a.ravel().tolist()))
-    return bool(np.isfinite(a).all())
-
-
-def describe(a: Any) -> str:
-    """``float64 of shape (1, 28)``: how an error message names what came in."""
-    if isinstance(a, np.ndarray):
-        return f"{a.dtype} of shape {a.shape}"
-    return f"{type(a).__name__}"
-
-
-def expected_shape(spec: TensorSpec, batch: int | None = None) -> str:
-    """A spec's shape for error messages, e.g. ``(N, T, 28)``."""
-    dims = [str(batch) if d == "batch" and batch is not None else ("N" if d == "batch" else str(d)) for d in spec.shape]
-    dims = ["T" if d == "sequence" else d for d in dims]
-    return "(" + ", ".join(dims) + ")"
-
-
-def open_model_file(
-    path: str | os.PathLike[str], provider: str, options: SessionOptions
-) -> tuple[ort.InferenceSession, ModelMetadata, str]:
-    """Open a session for ``path`` and parse its rnnedge metadata; return both and the provider used."""
-    session, resolved = make_session(path, provider, options)
-    props = session.get_modelmeta().custom_metadata_map
-    if METADATA_KEY not in props:
-        raise ModelFileError(
-            f"{path} is a valid ONNX model but carries no rnnedge metadata (key {METADATA_KEY!r}); "
-            "export it with `rnnedge export`"
-        )
-    return session, ModelMetadata.from_json(props[METADATA_KEY]), resolved
+__all__ = ["Model", "Outputs"]
 
 
 class Model:
     """A loaded rnnedge model. Use :func:`rnnedge.runtime.load` to make one."""
 
-    # Whether streams may keep the state on the execution device (language models: their streams
-    # need nothing from the state between steps; a classifier's row-count guard reads it).
-    SUPPORTS_STATE_ON_DEVICE = False
-
-    def __init__(self, session: ort.InferenceSession, metadata: ModelMetadata, path: Path, provider: str) -> None:
-        self._session: ort.InferenceSession | None = session
-        self.metadata = metadata
-        self.path = path
-        self.provider = provider
+    def __init__(self, engine: Engine, *, state_on_device: bool | None = None) -> None:
+        self.engine = engine
+        codec: Codec = engine.codec
         # On CUDA a language model's streams keep their state on the device between steps (binding.py).
-        self.device = "cuda" if provider == "cuda" else "cpu"
-        self.state_on_device = provider == "cuda" and self.SUPPORTS_STATE_ON_DEVICE
-        self._token = object()  # marks the states this model made (State.checked_by)
-        self._call: RunFn = run_function(session)
-        # The outputs a stream's result is made of: all that a stream's step fetches (and, with the
-        # state on the device, copies back to the host). ``step`` fetches every output.
-        self._stream_outputs = self._stream_output_names()
-        self._state_outputs = {s.name: s.output for s in metadata.states}
-        self._state_inputs = tuple(s.name for s in metadata.states)
-        self._output_names = tuple(o.name for o in metadata.outputs)
-        self._fetch = [*self._output_names, *self._state_outputs.values()]
-        self._stream_fetch = [*self._stream_outputs, *self._state_outputs.values()]
-        spec = metadata.input
-        self._input_name = spec.name
-        # The input check runs on every step: precompute what it compares against.
-        self._input_dtype = np.dtype(spec.dtype)
-        self._input_fixed = tuple((axis, d) for axis, d in enumerate(spec.shape) if isinstance(d, int))
-        self._check_graph(session)
-
-    def _check_graph(self, session: ort.InferenceSession) -> None:
-        """The graph's declared inputs and outputs must be the ones the metadata promises."""
-        inputs = {i.name: i for i in session.get_inputs()}
-        outputs = {o.name: o for o in session.get_outputs()}
-        meta = self.metadata
-        wanted_in = [meta.input] + [s.input for s in meta.states]
-        promised = [o.name for o in meta.outputs] + [s.output for s in meta.states]
-        problems = []
-        declared = {s.name: s for s in [*wanted_in, *meta.outputs]}
-        declared.update({s.output: s.input for s in meta.states})
-        for name, spec in declared.items():
-            got = inputs.get(name) or outputs.get(name)
-            if got is None:
-                continue  # reported below
-            same_dims = len(got.shape) == len(spec.shape) and all(
-                not (isinstance(d, int) and isinstance(g, int) and d != g)
-                for d, g in zip(spec.shape, got.shape, strict=False)
+        if state_on_device is None:
+            state_on_device = engine.device == "cuda" and codec.state_on_device
+        elif state_on_device and not codec.state_on_device:
+            raise ConfigError(
+                f"state_on_device: only language models keep streams' state on the device, {engine.path} is a "
+                f"{engine.metadata.kind}"
             )
-            if _ORT_TYPES.get(got.type) != spec.dtype or not same_dims:
-                problems.append(f"{name}: graph has {got.type} {got.shape}, metadata {spec.dtype} {list(spec.shape)}")
-        if set(inputs) != {s.name for s in wanted_in}:
-            problems.append(f"graph inputs {sorted(inputs)} differ from metadata {sorted(s.name for s in wanted_in)}")
-        for name in promised:
-            if name not in outputs:
-                problems.append(f"output {name} promised by the metadata is not in the graph")
-        if problems:
-            raise ModelFileError(f"{self.path}: graph and metadata disagree: " + "; ".join(problems))
+        self.state_on_device = state_on_device
 
-    # -- properties ------------------------------------------------------------------------
+    # -- what the file says ------------------------------------------------------------------
+    @property
+    def metadata(self) -> ModelMetadata:
+        """Everything the file says about itself."""
+        return self.engine.metadata
+
+    @property
+    def path(self) -> Path:
+        """The file this model was loaded from."""
+        return self.engine.path
+
+    @property
+    def provider(self) -> str:
+        """``cpu`` or ``cuda``: the execution provider actually used."""
+        return self.engine.provider
+
+    @property
+    def device(self) -> str:
+        """Where streams keep their state when ``state_on_device`` is on."""
+        return self.engine.device
+
     @property
     def kind(self) -> str:
         """``causal_classifier``, ``noncausal_classifier`` or ``language_model``."""
@@ -146,19 +76,16 @@ class Model:
     @property
     def stream_outputs(self) -> tuple[str, ...]:
         """The graph outputs a stream's result is made of, all that a stream's step fetches."""
-        return self._stream_outputs
+        return self.engine.codec.stream_outputs
 
     @property
     def session(self) -> ort.InferenceSession:
         """The onnxruntime session; raises :class:`ModelClosedError` after :meth:`close`."""
-        if self._session is None:
-            raise ModelClosedError(f"model {self.path} was closed")
-        return self._session
+        return self.engine.session
 
     def close(self) -> None:
         """Release the onnxruntime session; later calls raise :class:`ModelClosedError`."""
-        self._session = None
-        self._call = _closed_call(self.path)
+        self.engine.close()
 
     def __enter__(self) -> Model:
         return self
@@ -166,191 +93,51 @@ class Model:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise NotPicklableError(
+            f"a model holds a live onnxruntime session and cannot be pickled; load {self.path} again instead"
+        )
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.kind} from {self.path.name} on {self.provider}>"
 
     # -- the functional core -------------------------------------------------------------
     def init_state(self, batch: int = 1) -> State:
         """Zero state for ``batch`` independent sequences."""
-        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-            raise InputError(f"batch must be a positive int, got {batch!r}")
-        row_bytes = sum(
-            int(np.prod(s.initial_shape(1))) * np.dtype(s.input.dtype).itemsize for s in self.metadata.states
-        )
-        if int(batch) * row_bytes > MAX_STATE_BYTES:
-            raise InputError(
-                f"batch {batch} needs {int(batch) * row_bytes:,} bytes of state, over the {MAX_STATE_BYTES:,}-byte "
-                "limit; run it in smaller batches"
-            )
-        arrays = {s.name: np.zeros(s.initial_shape(int(batch)), dtype=s.input.dtype) for s in self.metadata.states}
-        return State.of(self.metadata.model_id, arrays, int(batch), copy=False, checked_by=self._token)
+        return self.engine.init_state(batch)
 
     def check_state(self, state: object, batch: int | None = None) -> State:
         """Return ``state`` if it fits this model (and ``batch``); else raise :class:`StateError`."""
-        if isinstance(state, State) and state.checked_by is self._token:  # made here: its parts are known to fit
-            if batch is not None and state.batch_size != batch:
-                raise StateError(f"state holds batch {state.batch_size}, the input has batch {batch}")
-            return state
-        if not isinstance(state, State):
-            if isinstance(state, Mapping):
-                state = self.state_from_arrays(state)
-            else:
-                raise StateError(f"state must be an rnnedge State or a mapping of arrays, got {describe(state)}")
-        if state.model_id != self.metadata.model_id:
-            raise StateError(
-                f"state belongs to model {state.model_id}, not to this model ({self.metadata.model_id}); "
-                "make one with init_state()"
-            )
-        if self._check_parts(state.arrays, finite=False) != state.batch_size:
-            raise StateError(f"state says batch {state.batch_size}, its arrays hold another batch size")
-        if batch is not None and state.batch_size != batch:
-            raise StateError(f"state holds batch {state.batch_size}, the input has batch {batch}")
-        return state
+        return self.engine.check_state(state, batch)
 
     def state_from_arrays(self, arrays: Mapping[str, Any]) -> State:
         """Build a :class:`State` from plain arrays (e.g. saved by the caller), checking every part."""
-        batch = self._check_parts(arrays, finite=True)
-        parts = {s.name: arrays[s.name] for s in self.metadata.states}
-        return State.of(self.metadata.model_id, parts, batch, checked_by=self._token)
-
-    def _check_parts(self, arrays: Mapping[str, Any], *, finite: bool) -> int:
-        """Names, dtypes, fixed sizes and one common batch size of a state's parts; return the batch size."""
-        names = {s.name for s in self.metadata.states}
-        if set(arrays) != names:
-            raise StateError(f"state must have exactly the parts {sorted(names)}, got {sorted(map(str, arrays))}")
-        batch = 0
-        for spec in self.metadata.states:
-            a = arrays[spec.name]
-            want = spec.input
-            fits = isinstance(a, np.ndarray) and a.dtype == np.dtype(want.dtype) and a.ndim == len(want.shape)
-            if not fits or any(isinstance(w, int) and d != w for d, w in zip(a.shape, want.shape, strict=True)):
-                raise StateError(
-                    f"state part {spec.name} must be {want.dtype} of shape {expected_shape(want)}, got {describe(a)}"
-                )
-            size = a.shape[want.shape.index("batch")]
-            if size < 1 or (batch and size != batch):
-                raise StateError(f"state part {spec.name} has batch {size}, other parts have {batch or size}")
-            batch = size
-            if finite and a.dtype.kind == "f" and not all_finite(a):
-                raise StateError(f"state part {spec.name} contains NaN or infinity")
-        return batch
+        return self.engine.state_from_arrays(arrays)
 
     def check_input(self, x: object) -> np.ndarray:
         """The graph's main input must match the metadata exactly (dtype, rank, fixed sizes, non-empty)."""
-        spec = self.metadata.input
-        if not isinstance(x, np.ndarray):
-            raise InputError(
-                f"{spec.name} must be a numpy array {spec.dtype} {expected_shape(spec)}, got {describe(x)}"
-            )
-        shape = x.shape
-        fits = x.dtype == self._input_dtype and len(shape) == len(spec.shape) and 0 not in shape
-        for axis, d in self._input_fixed:  # a loop: any() over a generator costs more on a hot path
-            fits = fits and shape[axis] == d
-        if not fits:
-            raise InputError(f"{spec.name} must be {spec.dtype} of shape {expected_shape(spec)}, got {describe(x)}")
-        if x.dtype.kind == "f" and not all_finite(x):
-            raise InputError(f"{spec.name} contains NaN or infinity")
-        return x if x.flags.c_contiguous else np.ascontiguousarray(x)
+        return self.engine.check_input(x)
 
-    def step(self, x: np.ndarray, state: State | Mapping[str, np.ndarray]) -> tuple[Outputs, State]:
+    def step(self, x: object, state: State | Mapping[str, np.ndarray]) -> tuple[Outputs, State]:
         """Run the graph on ``x`` from ``state``; return ``({output name: array}, new state)``.
 
         ``x`` is the graph's input exactly as ``metadata.input`` describes it (already
         preprocessed). Nothing is modified: the caller decides whether to keep the new state.
         """
-        x = self.check_input(x)
-        state = self.check_state(state, x.shape[0])
-        return self._run(x, state)
-
-    def stream(self) -> Stream:
-        """A stream holding one state for one caller; what ``feed`` takes and returns depends on the kind."""
-        return Stream(self)
-
-    def stream_batch(self) -> StreamBatch:
-        """Many named streams stepped together in one onnxruntime call (causal models only)."""
-        return StreamBatch(self)
-
-    # -- what a stream needs from a task: turn user input into the graph input, and outputs into a result
-    def _stream_output_names(self) -> tuple[str, ...]:
-        """The graph outputs ``stream_results`` reads."""
-        return tuple(o.name for o in self.metadata.outputs)
-
-    def _stack_stream_inputs(self, items: list[Any]) -> np.ndarray | None:
-        """Many streams' inputs as one graph input, when all are of the plain kind checked here at once.
-
-        ``None`` (the default, and for anything else) converts each with ``stream_input``:
-        a PTB-small batch of 64 streams then spends about 7 % of its step in per-input Python.
-        """
-        return None
+        return self.engine.step(x, state)
 
     def stream_input(self, x: Any) -> np.ndarray:
-        """Turn what a caller feeds a stream into the graph input (batch 1)."""
-        raise NotImplementedError(f"{type(self).__name__} does not stream")
+        """Turn what a caller feeds a stream into the checked graph input (batch 1)."""
+        return self.engine.codec.to_graph(x)
 
     def stream_results(self, outputs: list[np.ndarray]) -> np.ndarray:
         """Turn the ``stream_outputs`` (in that order) into what a stream's ``feed`` returns, a row per sequence."""
-        raise NotImplementedError(f"{type(self).__name__} does not stream")
+        return self.engine.codec.results(outputs)
 
-    def _stream_run(self, x: np.ndarray, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """A stream's step: advance the state ``arrays`` (by state input name) in place by ``x``.
+    def stream(self) -> Stream:
+        """A stream holding one state for one caller; what ``feed`` takes and returns depends on the kind."""
+        return Stream(self.engine, state_on_device=self.state_on_device)
 
-        Returns the ``stream_outputs``. After an error ``arrays`` holds the state it held
-        before: it is updated in one call, once everything succeeded. A causal model's long
-        feed runs in windows with the state carried, keeping only the last window's
-        outputs, so a feed of any length needs memory for one window.
-        """
-        if self.causal and x.shape[1] > STREAM_WINDOW:
-            work = dict(arrays)
-            for lo in range(0, x.shape[1], STREAM_WINDOW):
-                results = self._stream_run(x[:, lo : lo + STREAM_WINDOW], work)
-            arrays.update(work)
-            return results
-        results = self._call_on(x, arrays, self._stream_fetch)
-        n = len(self._stream_outputs)
-        # One C-level update, which nothing interrupts halfway; _stream_fetch names one output per state part.
-        arrays.update(zip(self._state_inputs, results[n:], strict=False))
-        return results[:n]
-
-    def _run_bound(self, x: np.ndarray, values: DeviceValues) -> tuple[list[np.ndarray], DeviceValues]:
-        """A stream's step with the state on ``self.device``: ``x`` goes in, the stream's outputs come out.
-
-        Long feeds run in windows (only language models, all causal, keep their state on the
-        device), so memory does not grow with the feed's length.
-        """
-        for lo in range(0, x.shape[1], STREAM_WINDOW):
-            window = {self._input_name: x[:, lo : lo + STREAM_WINDOW]}
-            outputs, values = bound_run(
-                self.session, window, values, self.stream_outputs, self._state_outputs, self.device
-            )
-        return outputs, values
-
-    def _run(self, x: np.ndarray, state: State) -> tuple[Outputs, State]:
-        """One onnxruntime call on a checked input and state: every output, and the new state frozen."""
-        results = self._call_on(x, dict(state.arrays), self._fetch)
-        n = len(self._output_names)
-        arrays = dict(zip(self._state_inputs, results[n:], strict=True))
-        for a in results[n:]:  # fresh, contiguous arrays nobody else holds: freeze in place
-            a.flags.writeable = False
-        outputs = dict(zip(self._output_names, results[:n], strict=True))
-        return outputs, State.made_by(self._token, self.metadata.model_id, arrays, state.batch_size)
-
-    def _call_on(self, x: np.ndarray, arrays: dict[str, np.ndarray], fetch: list[str]) -> list[np.ndarray]:
-        """The one onnxruntime call of every path: ``x`` with the state ``arrays`` (left as they were)."""
-        self._guard(x, arrays)
-        arrays[self._input_name] = x
-        try:
-            return self._call(fetch, arrays)
-        finally:
-            del arrays[self._input_name]  # a stream's arrays do not keep what was fed alive
-
-    def _guard(self, x: np.ndarray, arrays: Mapping[str, np.ndarray]) -> None:
-        """A last check of a run that needs the state's values (none by default)."""
-
-
-def _closed_call(path: Path) -> RunFn:
-    """What a closed model calls instead of onnxruntime (a function, not a method: no reference cycle)."""
-
-    def closed(names: object, feeds: object) -> list[Any]:
-        raise ModelClosedError(f"model {path} was closed")
-
-    return closed
+    def stream_batch(self) -> StreamBatch:
+        """Many named streams stepped together in one onnxruntime call (causal models only)."""
+        return StreamBatch(self.engine)

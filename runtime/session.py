@@ -8,7 +8,6 @@ self-contained by contract, so no path inside a model is ever opened.
 
 from __future__ import annotations
 
-import json
 import logging
 import operator
 import os
@@ -21,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .errors import ConfigError, ModelFileError, ProviderError
-from .metadata import MAX_METADATA_BYTES, METADATA_KEY
+from .metadata import METADATA_KEY
 
 __all__ = [
     "MAX_MODEL_BYTES",
@@ -29,9 +28,12 @@ __all__ = [
     "RunFn",
     "SessionOptions",
     "available_providers",
+    "check_options",
     "make_session",
     "metadata_text",
+    "read_model",
     "read_model_bytes",
+    "refuse_fp16_on_cpu",
     "run_function",
 ]
 
@@ -89,8 +91,34 @@ def _resolve_provider(provider: str) -> str:
     return provider
 
 
+def read_model(path: str | os.PathLike[str]) -> tuple[bytes, str]:
+    """A model file's bytes and its rnnedge metadata JSON, from one pass over the protobuf.
+
+    Refused if unreadable, empty, oversized, pointing at external data or lacking rnnedge metadata.
+    """
+    data = _read_bytes(path)
+    try:
+        external, props = _scan(data)
+    except _Malformed as e:
+        raise ModelFileError(f"cannot load {path} as an ONNX model: not a valid ONNX protobuf ({e})") from None
+    except UnicodeDecodeError as e:
+        raise ModelFileError(f"model file {path} holds metadata that is not UTF-8 text: {e.reason}") from None
+    _refuse_external(external, Path(path))
+    if METADATA_KEY not in props:
+        raise ModelFileError(
+            f"{path} carries no rnnedge metadata (key {METADATA_KEY!r}); export it with `rnnedge export`"
+        )
+    return data, props[METADATA_KEY]
+
+
 def read_model_bytes(path: str | os.PathLike[str]) -> bytes:
     """A model file's bytes, refused if unreadable, empty, oversized or pointing at external data."""
+    data = _read_bytes(path)
+    _refuse_external_data(data, Path(path))
+    return data
+
+
+def _read_bytes(path: str | os.PathLike[str]) -> bytes:
     if not isinstance(path, (str, os.PathLike)):
         raise ModelFileError(f"model path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
@@ -103,7 +131,6 @@ def read_model_bytes(path: str | os.PathLike[str]) -> bytes:
         raise ModelFileError(f"cannot read model file {path}: {e.strerror or e}") from None
     if not data:
         raise ModelFileError(f"model file {path} is empty")
-    _refuse_external_data(data, path)
     return data
 
 
@@ -120,22 +147,19 @@ def metadata_text(data: bytes, path: str | os.PathLike[str]) -> str:
     return props[METADATA_KEY]
 
 
-def make_session(
-    path: str | os.PathLike[str], provider: str, options: SessionOptions
-) -> tuple[ort.InferenceSession, str]:
-    """Open ``path`` as an onnxruntime session; return it and the provider actually used."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise ModelFileError(f"model path must be a str or os.PathLike, got {type(path).__name__}")
-    path = Path(path)
+def check_options(provider: str, options: SessionOptions) -> str:
+    """Refuse bad session options before any file is read; return the provider that will be used."""
     threads = options.threads
     if threads is not None and (isinstance(threads, bool) or not 1 <= _as_int(threads, 0) <= MAX_THREADS):
         raise ConfigError(f"threads must be a positive int (at most {MAX_THREADS}) or None, got {threads!r}")
     if not isinstance(options.optimization, str) or options.optimization not in _LEVELS:
         raise ConfigError(f"optimization must be one of {sorted(_LEVELS)}, got {options.optimization!r}")
-    resolved = _resolve_provider(provider)
-    data = read_model_bytes(path)
-    if resolved == "cpu":
-        _refuse_fp16_on_cpu(data, path)
+    return _resolve_provider(provider)
+
+
+def make_session(data: bytes, path: Path, resolved: str, options: SessionOptions) -> ort.InferenceSession:
+    """An onnxruntime session of a model's bytes (already read and checked) on the ``resolved`` provider."""
+    threads = options.threads
     so = ort.SessionOptions()
     so.add_session_config_entry("session.load_model_format", "ONNX")  # never the ORT flatbuffer format
     so.graph_optimization_level = _LEVELS[options.optimization]
@@ -158,7 +182,7 @@ def make_session(
         texts += [(v.name, v.type, v.shape) for v in (*session.get_inputs(), *session.get_outputs())]
     except UnicodeDecodeError as e:
         raise ModelFileError(f"model file {path} holds names or metadata that are not UTF-8 text: {e.reason}") from None
-    return session, resolved
+    return session
 
 
 def run_function(session: ort.InferenceSession) -> RunFn:
@@ -266,7 +290,13 @@ def _fields(buf: bytes, start: int, end: int, depth: int = 0) -> Iterator[tuple[
 
 def _external_tensors(data: bytes) -> list[str]:
     """Names of the tensors in an ONNX model that keep their data outside the file."""
+    return _scan(data)[0]
+
+
+def _scan(data: bytes) -> tuple[list[str], dict[str, str]]:
+    """One pass over a model's protobuf: the tensors kept outside the file, and the ``metadata_props``."""
     found: list[str] = []
+    props: dict[str, str] = {}
     stack = [("model", 0, len(data), 0)]
     while stack:
         kind, start, end, depth = stack.pop()
@@ -285,9 +315,12 @@ def _external_tensors(data: bytes) -> list[str]:
                     external = True
             elif wire == 2 and number in _TENSOR_FIELDS[kind]:
                 stack.append((_TENSOR_FIELDS[kind][number], a, b, depth + 1))
+            elif kind == "model" and number == _MODEL_METADATA_PROPS and wire == 2:
+                key, value = _entry(data, a, b, "strict")
+                props[key] = value
         if external:
             found.append(name or "<unnamed>")
-    return found
+    return found, props
 
 
 def _refuse_external_data(data: bytes, path: Path) -> None:
@@ -296,6 +329,10 @@ def _refuse_external_data(data: bytes, path: Path) -> None:
         external = _external_tensors(data)
     except _Malformed as e:
         raise ModelFileError(f"cannot load {path} as an ONNX model: not a valid ONNX protobuf ({e})") from None
+    _refuse_external(external, path)
+
+
+def _refuse_external(external: list[str], path: Path) -> None:
     if external:
         shown = ", ".join(external[:5]) + (f" and {len(external) - 5} more" if len(external) > 5 else "")
         raise ModelFileError(
@@ -312,22 +349,22 @@ def _metadata_props(data: bytes) -> dict[str, str]:
     props: dict[str, str] = {}
     for number, wire, a, b in _fields(data, 0, len(data)):
         if number == _MODEL_METADATA_PROPS and wire == 2:
-            entry = {n: data[x:y].decode("utf-8", "replace") for n, w, x, y in _fields(data, a, b) if w == 2}
-            props[entry.get(_ENTRY_KEY, "")] = entry.get(_ENTRY_VALUE, "")
+            key, value = _entry(data, a, b)
+            props[key] = value
     return props
 
 
-def _refuse_fp16_on_cpu(data: bytes, path: Path) -> None:
+def _entry(data: bytes, start: int, end: int, errors: str = "replace") -> tuple[str, str]:
+    """A ``StringStringEntryProto``'s key and value (``errors="strict"``: invalid UTF-8 raises)."""
+    entry = {n: data[x:y].decode("utf-8", errors) for n, w, x, y in _fields(data, start, end) if w == 2}
+    return entry.get(_ENTRY_KEY, ""), entry.get(_ENTRY_VALUE, "")
+
+
+def refuse_fp16_on_cpu(variant: str, path: Path) -> None:
     """fp16 variants are for CUDA: the CPU has no float16 LSTM, and onnxruntime's CPU optimizer crashes on them."""
-    try:
-        text = _metadata_props(data).get(METADATA_KEY, "{}")
-        if len(text) > MAX_METADATA_BYTES:  # the metadata parser refuses it, unparsed, after loading
-            return
-        variant = json.loads(text).get("variant")
-    except (_Malformed, ValueError, AttributeError, RecursionError):  # deep nesting: json raises RecursionError
-        return  # not ours to judge here: the metadata parser reports it after loading
     if variant == "fp16":
         raise ProviderError(
             f"{path} is an fp16 model, which runs on the CUDA provider only (onnxruntime's CPU LSTM has no "
-            "float16); load it with provider='cuda', or load the float32 or int8 file on the CPU"
+            "float16); choose the CUDA provider (provider='cuda' in Python, --provider cuda on the command "
+            "line), or use the float32 or int8 file on the CPU"
         )

@@ -27,6 +27,10 @@ class State(Mapping[str, np.ndarray]):
     # A token of the loaded model that made (and so already checked) this state, letting it skip the
     # re-check. Not an init field: a state built or ``replace``d by hand is always checked in full.
     checked_by: object = field(default=None, init=False, repr=False, compare=False)
+    # What a stream's ``feed`` returned on reaching this state (read-only), so that a stream restored
+    # to it answers ``last``/``top_k`` at once. Kept only in memory, beside checked_by: None for initial
+    # states, states built by hand and unpickled ones.
+    prediction: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def of(
@@ -37,6 +41,7 @@ class State(Mapping[str, np.ndarray]):
         *,
         copy: bool = True,
         checked_by: object = None,
+        prediction: np.ndarray | None = None,
     ) -> State:
         """Freeze ``arrays`` into a state; ``copy=False`` only for arrays nobody else holds."""
         frozen = {}
@@ -45,17 +50,16 @@ class State(Mapping[str, np.ndarray]):
                 a = np.array(a, copy=True, order="C")
             a.flags.writeable = False
             frozen[name] = a
-        return cls.made_by(checked_by, model_id, frozen, batch_size)
-
-    @classmethod
-    def made_by(cls, token: object, model_id: str, frozen: dict[str, np.ndarray], batch_size: int) -> State:
-        """A state of read-only arrays that the model owning ``token`` has checked."""
         state = cls(model_id, MappingProxyType(frozen), batch_size)
-        object.__setattr__(state, "checked_by", token)
+        object.__setattr__(state, "checked_by", checked_by)
+        if prediction is not None:
+            prediction = np.array(prediction, copy=True)
+            prediction.flags.writeable = False
+            object.__setattr__(state, "prediction", prediction)
         return state
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        """Pickled as its arrays alone: the model token stays behind, so a restored state is checked again."""
+        """Pickled as its arrays alone: the model token and the prediction stay behind, so it is checked again."""
         return (_restore, (self.model_id, dict(self.arrays), self.batch_size))
 
     def __getitem__(self, name: str) -> np.ndarray:

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from .engine import Engine
 from .errors import ConfigError, InputError
+from .exclusive import Exclusive
 from .state import State
-from .stream import Stream, _Exclusive
-
-if TYPE_CHECKING:
-    from .model import Model
+from .stream import Stream
 
 __all__ = ["StreamBatch"]
 
@@ -32,26 +31,28 @@ _MAX_SHOWN = 5
 class StreamBatch:
     """Named streams of one causal model sharing each onnxruntime call; one thread at a time."""
 
-    def __init__(self, model: Model, graph_input: Callable[[Any], np.ndarray] | None = None) -> None:
-        """``graph_input`` turns one stream's input into its graph input (default: the model's
-        ``stream_input``). Plain inputs (ids, uint8 rows) of all streams are stacked and checked at
-        once by the model; anything else goes through ``graph_input``, whose errors say what is wrong."""
-        if not model.causal:
+    def __init__(self, engine: Engine, graph_input: Callable[[Any], np.ndarray] | None = None) -> None:
+        """``graph_input`` turns one stream's input into its graph input (default: the codec's
+        ``to_graph``). Plain inputs (ids, uint8 rows) of all streams are stacked and checked at
+        once by the codec; anything else goes through ``graph_input``, whose errors say what is wrong."""
+        meta = engine.metadata
+        if not meta.causal:
             raise ConfigError(
-                f"{model.kind} models re-read each stream's whole prefix, whose lengths differ between streams; "
+                f"{meta.kind} models re-read each stream's whole prefix, whose lengths differ between streams; "
                 "use one model.stream() per sequence instead"
             )
-        self.model = model
-        self._graph_input = graph_input or model.stream_input
+        self.engine = engine
+        self.codec = engine.codec
+        self._graph_input = graph_input or self.codec.to_graph
         self._keys: list[Hashable] = []  # row i of the stacked state belongs to _keys[i]
         self._rows: dict[Hashable, int] = {}
         self._state: State | None = None
         self._axes: dict[str, int] = {}
-        for spec in model.metadata.states:
+        for spec in meta.states:
             assert spec.input.batch_axis is not None  # the metadata parser guarantees one
             self._axes[spec.name] = spec.input.batch_axis
         self._lock = threading.Lock()
-        self._exclusive = _Exclusive(self._lock, "stream batch")
+        self._exclusive = Exclusive(self._lock, "stream batch")
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -73,7 +74,7 @@ class StreamBatch:
                 raise InputError(f"stream {key!r} is already in this batch; remove it first or pick another key")
             if isinstance(state, Stream):
                 state = state.state
-            one = self.model.init_state(1) if state is None else self.model.check_state(state, 1)
+            one = self.engine.init_state(1) if state is None else self.engine.check_state(state, 1)
             if self._state is None:
                 self._state = one
             else:
@@ -114,14 +115,14 @@ class StreamBatch:
                 raise InputError(f"feed takes a non-empty mapping {{stream key: input}}, got {inputs!r:.80}")
             keys = list(inputs)
             rows = [self._row(k) for k in keys]
-            x = self.model._stack_stream_inputs(list(inputs.values()))
+            x = self.codec.stack(list(inputs.values()))
             if x is None:
                 x = self._one_by_one(keys, inputs)
             assert self._state is not None
             everyone = rows == list(range(len(self._keys)))
             before = self._state if everyone else self._take(rows)
             after = dict(before.arrays)
-            results = self.model.stream_results(self.model._stream_run(x, after))
+            results = self.codec.results(self.engine.advance(x, after))
             self._state = self._stacked(after, len(rows)) if everyone else self._put(rows, after)
             return dict(zip(keys, results, strict=True))
 
@@ -146,7 +147,7 @@ class StreamBatch:
             raise InputError(f"no stream {key!r} in this batch (it holds {shown or 'none'})") from None
 
     def _stacked(self, arrays: dict[str, np.ndarray], batch: int) -> State:
-        return State.of(self.model.metadata.model_id, arrays, batch, copy=False, checked_by=self.model._token)
+        return self.engine.freeze(arrays, batch)
 
     def _take(self, rows: list[int]) -> State:
         assert self._state is not None

@@ -65,7 +65,7 @@ def test_the_compiled_session_call_gives_what_the_public_run_gives(model: Classi
     feeds = {"x": model.preprocess(mnist.test_images[:3]), **model.init_state(3).arrays}
     names = [o.name for o in model.session.get_outputs()]
     public = model.session.run(names, feeds)
-    for fast in (run_function(model.session), model._call):
+    for fast in (run_function(model.session), model.engine._call):
         for got, want in zip(fast(names, feeds), public, strict=True):
             np.testing.assert_array_equal(got, want)
 
