@@ -9,7 +9,16 @@ import pickle
 import numpy as np
 import pytest
 
-from rnnedge.runtime import LanguageModel, StateError
+from rnnedge.runtime import (
+    ClassifierModel,
+    InputError,
+    LanguageModel,
+    ModelFileError,
+    NotPicklableError,
+    StateError,
+    load_classifier,
+    load_language_model,
+)
 
 
 def test_a_state_pickles_and_deep_copies_as_plain_arrays(lm: LanguageModel) -> None:
@@ -32,3 +41,40 @@ def test_a_state_cannot_be_changed_or_forged_into_trust(lm: LanguageModel) -> No
     assert forged.checked_by is None
     with pytest.raises(StateError, match="batch"):
         lm.step(np.zeros((3, 1), np.int64), forged)
+
+
+def test_a_restored_state_answers_top_k_at_once(lm: LanguageModel) -> None:
+    stream = lm.stream()
+    stream.feed("the market")
+    saved, expected = stream.state, stream.top_k(3)
+    stream.feed("fell sharply")
+    stream.state = saved
+    assert stream.top_k(3) == expected  # before: "no prediction yet"
+    assert np.array_equal(stream.last, lm.stream().feed("the market"))
+    fresh = lm.stream()
+    fresh.state = saved  # another stream of the same model takes the prediction along
+    assert fresh.top_k(3) == expected
+    fresh.state = pickle.loads(pickle.dumps(saved))  # a state from outside carries no prediction
+    with pytest.raises(InputError, match="no prediction yet"):
+        fresh.top_k(3)
+
+
+def test_a_stream_is_not_pickled_but_deep_copies_as_an_independent_twin(lm: LanguageModel) -> None:
+    stream = lm.stream()
+    stream.feed("the market")
+    with pytest.raises(NotPicklableError, match=r"pickle stream\.state"):
+        pickle.dumps(stream)
+    with pytest.raises(NotPicklableError, match="load .* again"):
+        pickle.dumps(lm)
+    twin = copy.deepcopy(stream)
+    assert twin.engine is stream.engine  # the session is shared, never copied
+    assert np.array_equal(twin.feed("fell"), stream.feed("fell"))
+
+
+def test_typed_loaders_refuse_the_other_kind(tiny_lm_onnx, tiny_onnx) -> None:
+    assert isinstance(load_language_model(tiny_lm_onnx), LanguageModel)
+    assert isinstance(load_classifier(tiny_onnx), ClassifierModel)
+    with pytest.raises(ModelFileError, match="holds a language_model model, not a ClassifierModel"):
+        load_classifier(tiny_lm_onnx)
+    with pytest.raises(ModelFileError, match="holds a causal_classifier model, not a LanguageModel"):
+        load_language_model(tiny_onnx)
