@@ -1,11 +1,15 @@
 # Two commands on a fresh machine:  `make demo` (the main job) and `make test` (the test suite).
 # Both build a virtual environment in .venv, install rnnedge from its wheel (not editable) with
-# the train and dev extras (torch pinned to the CPU build 2.13.0), and use the data in ../shared/data
-# unless RNNEDGE_DATA says otherwise.
+# the train and dev extras (torch held to the CPU build 2.13.0 by constraints/cpu-torch.txt), and read
+# data from $RNNEDGE_DATA, else ../shared/data where that folder exists, else the per-user cache
+# (downloaded into on first use).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+ifneq ($(wildcard ../shared/data),)
 export RNNEDGE_DATA ?= $(abspath ../shared/data)
+endif
+CONSTRAINTS := constraints/cpu-torch.txt
 
 .PHONY: setup test demo lint clean
 
@@ -16,10 +20,10 @@ WHEEL = $(VENV)/dist/rnnedge-*.whl
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) torch
 	rm -rf $(VENV)/dist
 	$(PY) -m pip wheel --quiet --no-deps -w $(VENV)/dist .
-	$(PY) -m pip install --quiet "$$(ls $(WHEEL))[train,plot,dev]"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) "$$(ls $(WHEEL))[train,plot,dev]"
 	touch $@
 
 setup: $(VENV)/.deps

@@ -34,5 +34,5 @@ def require_training_extra() -> None:
     if missing:
         raise MissingExtraError(
             f"this command needs {' and '.join(missing)}; install the training extra: "
-            "pip install 'rnnedge[train]' (torch==2.13.0, CPU build)"
+            "pip install 'rnnedge[train]' (torch and onnx)"
         )
