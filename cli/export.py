@@ -78,7 +78,7 @@ def _one_checkpoint(paths: list[Path], output: str) -> Path:
         return path / "checkpoint.pt"
     found = find_checkpoints([path])
     if len(found) == 1:
-        return found[0]
+        return Path(found[0])
     if not found:
         raise click.UsageError(f"no checkpoints (*.pt) found in {path}")
     shown = ", ".join(str(p) for p in found[:3]) + (", ..." if len(found) > 3 else "")
