@@ -90,3 +90,47 @@ def test_unknown_checkpoint_kind_is_refused(tiny_checkpoint: Path, tmp_path: Pat
     with pytest.raises(CheckpointError, match="cannot export a checkpoint of kind 'something-else'"):
         export_checkpoint(tmp_path / "odd.pt", tmp_path / "odd.onnx")
     assert not (tmp_path / "odd.onnx").exists()
+
+
+def test_preprocessing_and_labels_come_from_the_checkpoint(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from rnnedge.training.checkpoint import save_checkpoint
+
+    ckpt = load_checkpoint(tiny_checkpoint)
+    own = {"scale": 1.0, "mean": 0.5, "std": 0.25}
+    labels = [f"class {c}" for c in "abcdefghij"]
+    save_checkpoint(tmp_path / "own.pt", {**ckpt, "kind": "rnn_classifier", "preprocessing": own, "labels": labels})
+    meta = build_export(load_checkpoint(tmp_path / "own.pt")).metadata
+    assert meta.preprocessing is not None and (meta.preprocessing.mean, meta.preprocessing.std) == (0.5, 0.25)
+    assert meta.labels == tuple(labels) and meta.config["checkpoint_kind"] == "rnn_classifier"
+
+
+def test_only_old_mnist_checkpoints_fall_back_to_mnist_preprocessing(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from rnnedge.training.checkpoint import save_checkpoint
+
+    ckpt = {k: v for k, v in load_checkpoint(tiny_checkpoint).items() if k not in ("preprocessing", "labels")}
+    old = build_export({**ckpt, "kind": "mnist-lstm"}).metadata
+    assert old.preprocessing is not None and (old.preprocessing.mean, old.preprocessing.std) == (0.1307, 0.3081)
+    assert old.labels == tuple("0123456789")
+    save_checkpoint(tmp_path / "new.pt", {**ckpt, "kind": "rnn_classifier"})
+    with pytest.raises(CheckpointError, match="must carry its input preprocessing"):
+        export_checkpoint(tmp_path / "new.pt", tmp_path / "new.onnx")
+    bad = {**ckpt, "kind": "rnn_classifier", "preprocessing": {"scale": 1.0, "mean": 0.0, "std": 1.0}}
+    with pytest.raises(CheckpointError, match="expected 10 strings"):
+        build_export({**bad, "labels": ["a", "b"]})
+    with pytest.raises(CheckpointError, match="finite numbers"):
+        build_export(
+            {**bad, "preprocessing": {"scale": 1.0, "mean": float("nan"), "std": 1.0}, "labels": list("0123456789")}
+        )
+    assert not (tmp_path / "new.onnx").exists()
+
+
+def test_export_imports_neither_trainer() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import rnnedge.export.exporter, rnnedge.export.batch; "
+        "print([m for m in sys.modules if m.endswith(('train_classifier', 'train_lm'))])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
