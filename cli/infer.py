@@ -10,9 +10,17 @@ from typing import Any
 import click
 
 from rnnedge.errors import RnnEdgeError
-from rnnedge.runtime import load, read_metadata
+from rnnedge.runtime import LanguageModel, load_classifier, load_language_model, read_metadata
 
 from .common import DATA_HELP
+
+PROVIDER = click.option(
+    "--provider",
+    type=click.Choice(["cpu", "cuda", "auto"]),
+    default="cpu",
+    show_default=True,
+    help="Execution provider (fp16 files run on cuda only).",
+)
 
 
 def describe_model(path: Path) -> dict[str, Any]:
@@ -44,7 +52,24 @@ def describe_model(path: Path) -> dict[str, Any]:
         info["labels"] = list(meta.labels)
     if meta.vocabulary:
         info["vocab_size"] = len(meta.vocabulary)
+        if meta.unk_id is not None:
+            info["unk_id"] = meta.unk_id
+            info["unk"] = meta.vocabulary[meta.unk_id]
+        if meta.eos_id is not None:
+            info["eos_id"] = meta.eos_id
+            info["eos"] = meta.vocabulary[meta.eos_id]
     return info
+
+
+def _plain(value: Any) -> str:
+    """A value as a person reads it: ``a=1, b=2`` for mappings, ``x, y`` for lists, numbers to 6 digits."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_plain(v)}" for k, v in value.items()) or "(none)"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
 
 
 @click.command()
@@ -62,20 +87,19 @@ def info(model_path: Path, as_json: bool) -> None:
         if isinstance(value, list) and value and isinstance(value[0], dict):
             click.echo(f"{key}:")
             for item in value:
-                click.echo("  " + ", ".join(f"{k}={v}" for k, v in item.items()))
+                click.echo("  " + _plain(item))
+        elif key == "labels" and len(value) > 20:
+            click.echo(f"{key}: {_plain(value[:20])}, ... ({len(value)} in all)")
         else:
-            click.echo(f"{key}: {value}")
+            click.echo(f"{key}: {_plain(value)}")
 
 
 def test_accuracy(model_path: Path, data: Path | None, limit: int | None, provider: str, quiet: bool) -> float:
-    from rnnedge.data.mnist import load_mnist  # numpy-only: no torch needed
-    from rnnedge.runtime import ClassifierModel
+    from rnnedge.data.mnist import load_mnist_test  # numpy-only: no torch, and no training files needed
 
-    model = load(model_path, provider=provider)
-    if not isinstance(model, ClassifierModel):
-        raise click.ClickException(f"{model_path} is a {model.kind}, not an image classifier")
-    splits = load_mnist(data)
-    images, labels = splits.test_images[:limit], splits.test_labels[:limit]
+    model = load_classifier(model_path, provider=provider)
+    images, labels = load_mnist_test(data)
+    images, labels = images[:limit], labels[:limit]
     batch, correct = 500, 0
     with click.progressbar(
         range(0, len(images), batch), label="classifying", file=sys.stderr, hidden=quiet or not sys.stderr.isatty()
@@ -89,21 +113,12 @@ def test_accuracy(model_path: Path, data: Path | None, limit: int | None, provid
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N test images.")
-@click.option("--provider", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
+@PROVIDER
 @click.option("--quiet", is_flag=True)
 def classify(model_path: Path, data: Path | None, limit: int | None, provider: str, quiet: bool) -> None:
     """Accuracy of MODEL on the MNIST test set, through the runtime."""
     acc = test_accuracy(model_path, data, limit, provider, quiet)
     click.echo(f"test accuracy {acc:.4f} ({model_path.name}, {limit or 10000} images)")
-
-
-def _language_model(model_path: Path, threads: int | None = 1) -> Any:
-    from rnnedge.runtime import LanguageModel
-
-    model = load(model_path, threads=threads)
-    if not isinstance(model, LanguageModel):
-        raise click.ClickException(f"{model_path} is a {model.kind}, not a language model")
-    return model
 
 
 @click.command()
@@ -114,6 +129,7 @@ def _language_model(model_path: Path, threads: int | None = 1) -> Any:
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="Sample among the K likeliest words only.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed for a reproducible sample.")
 @click.option("--strict", is_flag=True, help="Refuse prompt words outside the vocabulary instead of reading <unk>.")
+@PROVIDER
 def generate(
     model_path: Path,
     prompt: str | None,
@@ -122,9 +138,10 @@ def generate(
     top_k: int | None,
     seed: int | None,
     strict: bool,
+    provider: str,
 ) -> None:
     """Sample text from a language MODEL, word by word as it is produced (<eos> ends a line)."""
-    model = _language_model(model_path)
+    model = load_language_model(model_path, provider=provider)
     eos = model.vocabulary[model.eos_id]
     line_open = False
     for word in model.generate(prompt, max_words, temperature=temperature, top_k=top_k, seed=seed, strict=strict):
@@ -146,10 +163,11 @@ def generate(
     "--window", type=click.IntRange(min=1), default=100, show_default=True, help="Tokens per onnxruntime run."
 )
 @click.option("--strict", is_flag=True, help="Refuse words outside the vocabulary instead of reading <unk>.")
+@PROVIDER
 @click.option("--quiet", is_flag=True)
-def perplexity(model_path: Path, text_file: Path, window: int, strict: bool, quiet: bool) -> None:
+def perplexity(model_path: Path, text_file: Path, window: int, strict: bool, provider: str, quiet: bool) -> None:
     """Perplexity of language MODEL on FILE (tokenised as PTB: each line ends with <eos>), state carried."""
-    model = _language_model(model_path)
+    model = load_language_model(model_path, provider=provider)
     with click.progressbar(length=1, label="scoring", file=sys.stderr, hidden=quiet or not sys.stderr.isatty()) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -164,22 +182,29 @@ def perplexity(model_path: Path, text_file: Path, window: int, strict: bool, qui
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--k", type=click.IntRange(min=1), default=5, show_default=True, help="Predictions to show.")
 @click.option("--strict", is_flag=True, help="Refuse words outside the vocabulary instead of reading <unk>.")
-def next_word(model_path: Path, k: int, strict: bool) -> None:
+@PROVIDER
+def next_word(model_path: Path, k: int, strict: bool, provider: str) -> None:
     """Read words from standard input; after each word print it and the K likeliest next words.
 
     The state carries over from word to word and line to line; an empty line starts a new
-    sentence (feeds <eos>).
+    sentence (feeds <eos>). A refused word is reported and skipped (the state is unchanged);
+    the exit status is 1 when words came in and every one of them was refused.
     """
-    model = _language_model(model_path)
+    model: LanguageModel = load_language_model(model_path, provider=provider)
     stream = model.stream(strict=strict)
     eos = model.vocabulary[model.eos_id]
+    refused = accepted = 0
     for line in sys.stdin:
         for word in line.split() or [eos]:
             try:
                 stream.feed([word])
             except RnnEdgeError as e:  # one bad word must not end the session; the state is unchanged
-                click.echo(f"error: {e}", err=True)
+                click.echo(f"Error: {type(e).__name__}: {e}", err=True)
+                refused += 1
                 continue
+            accepted += 1
             predictions = "  ".join(f"{w} {p:.3f}" for w, p in stream.top_k(min(k, model.vocab_size)))
             click.echo(f"{word} -> {predictions}")
             sys.stdout.flush()
+    if refused and not accepted:
+        raise click.ClickException(f"all {refused} word(s) were refused (see above)")

@@ -19,7 +19,7 @@ from rnnedge.errors import DataError
 
 from .datasets import MNIST_FILES, ensure_files, md5_of
 
-__all__ = ["PIXEL_MEAN", "PIXEL_STD", "VALIDATION_SIZE", "MnistSplits", "load_mnist", "read_idx"]
+__all__ = ["PIXEL_MEAN", "PIXEL_STD", "VALIDATION_SIZE", "MnistSplits", "load_mnist", "load_mnist_test", "read_idx"]
 
 PIXEL_MEAN = 0.1307
 PIXEL_STD = 0.3081
@@ -96,3 +96,19 @@ def load_mnist(data: str | os.PathLike[str] | None = None, *, verify: bool = Tru
     cut = len(train_x) - VALIDATION_SIZE
     labels = [a.astype(np.int64) for a in (train_y, test_y)]
     return MnistSplits(train_x[:cut], labels[0][:cut], train_x[cut:], labels[0][cut:], test_x, labels[1])
+
+
+def load_mnist_test(
+    data: str | os.PathLike[str] | None = None, *, verify: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """The 10,000 test images ``(N, 28, 28)`` uint8 and labels ``(N,)`` int64 alone: no training files needed."""
+    test_files = tuple(f for f in MNIST_FILES if f.name.startswith("t10k"))
+    folder = ensure_files("mnist", test_files, data)
+    images, labels = (
+        _checked(folder, f.name, f.md5, 2051 if "images" in f.name else 2049, verify) for f in test_files
+    )
+    if len(images) != len(labels):
+        raise DataError(f"MNIST test image and label counts differ: {len(images)}/{len(labels)}")
+    if images.shape[1:] != (28, 28):
+        raise DataError(f"MNIST images must be 28x28, got {images.shape[1:]}")
+    return images, labels.astype(np.int64)

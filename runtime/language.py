@@ -92,7 +92,7 @@ class WordCodec(Codec):
             shown = ", ".join(repr(w) for w in list(dict.fromkeys(unknown))[:_MAX_SHOWN])
             raise TokenError(
                 f"{len(unknown)} word(s) not in the {self.vocab_size}-word vocabulary: {shown}; "
-                "outside strict mode they read as <unk>"
+                "strict mode refuses them (without it they read as <unk>)"
             )
         return np.array([i if i >= 0 else self.unk_id for i in ids], dtype=np.int64)
 

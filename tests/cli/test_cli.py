@@ -112,3 +112,15 @@ def test_batch_export_and_plot(tiny_checkpoint: Path, tmp_path: Path, data_dir: 
 
     result = runner.invoke(cli, ["plot", str(tiny_checkpoint.parent)])
     assert result.exit_code == 0 and (tiny_checkpoint.parent / "curves.png").is_file(), result.output
+
+
+def test_classify_needs_only_the_test_files(tiny_onnx: Path, data_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(data_dir / "mnist" / name, folder / name)
+    result = CliRunner().invoke(cli, ["classify", str(tiny_onnx), "--data", str(tmp_path / "data"), "--limit", "50"])
+    assert result.exit_code == 0, result.output  # before: "mnist files missing ... train-images-idx3-ubyte.gz"
+    assert "test accuracy" in result.output

@@ -63,3 +63,39 @@ def test_language_commands_work_without_torch(without_torch, tiny_lm_onnx: Path,
     assert out.stderr == "", out.stderr  # in particular, no onnxruntime warning about the graph
     out = without_torch("perplexity", str(tiny_lm_onnx), str(ptb_data / "ptb" / "ptb.valid.txt"), "--quiet")
     assert out.returncode == 0, out.stderr
+
+
+def test_next_word_exits_1_with_typed_errors_when_words_are_refused(tiny_lm_onnx: Path) -> None:
+    result = CliRunner().invoke(cli, ["next-word", str(tiny_lm_onnx), "--strict"], input="zzqxw\nqqqzz\n")
+    assert result.exit_code == 1, result.output  # before: 0, with lowercase "error:" lines
+    assert "Error: TokenError:" in result.output and "error: " not in result.output
+    assert "strict=False" not in result.output  # an API term, not the command's
+
+
+def test_language_commands_take_a_provider_and_name_it_for_fp16_files(tiny_lm_onnx: Path, tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(tiny_lm_onnx))
+    for prop in model.metadata_props:
+        if prop.key == "rnnedge":
+            prop.value = prop.value.replace('"variant":"float32"', '"variant":"fp16"')
+    fp16 = tmp_path / "lm.fp16.onnx"
+    onnx.save(model, str(fp16))
+    text = tmp_path / "t.txt"
+    text.write_text("the company said\n")
+    for args in (["generate", str(fp16)], ["perplexity", str(fp16), str(text)], ["next-word", str(fp16)]):
+        result = CliRunner().invoke(cli, [*args, "--provider", "cpu"], input="the\n")
+        assert result.exit_code == 1, result.output
+        assert "ProviderError" in result.output and "--provider cuda" in result.output, result.output
+
+
+def test_a_language_command_on_a_classifier_says_so_typed(tiny_onnx: Path) -> None:
+    result = CliRunner().invoke(cli, ["generate", str(tiny_onnx)])
+    assert result.exit_code == 1
+    assert "ModelFileError" in result.output and "not a LanguageModel" in result.output
+
+
+def test_info_prints_plain_text_with_the_special_word_ids(tiny_lm_onnx: Path) -> None:
+    result = CliRunner().invoke(cli, ["info", str(tiny_lm_onnx)])
+    assert result.exit_code == 0, result.output
+    assert "{" not in result.output and "'" not in result.output  # before: Python dict reprs
+    assert "unk_id:" in result.output and "eos_id:" in result.output and "eos: <eos>" in result.output
