@@ -70,6 +70,17 @@ def test_importing_the_bench_loads_neither_numpy_nor_onnxruntime() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_every_public_name_resolves_to_its_object() -> None:
+    import importlib
+    import types
+
+    importlib.import_module("rnnedge.bench.report")  # imports every submodule: none may shadow a public name
+    assert sorted(rnnedge.bench.__all__) == sorted(rnnedge.bench._WHERE)
+    for name in rnnedge.bench.__all__:
+        assert not isinstance(getattr(rnnedge.bench, name), types.ModuleType), name
+    assert callable(rnnedge.bench.cold_start) and callable(rnnedge.bench.matmul_model)
+
+
 @pytest.mark.parametrize("mode", ["rnnedge", "bare"])
 def test_the_cold_start_child_runs_as_a_module(mode: str, tiny_lm_onnx: Path) -> None:
     command = [sys.executable, "-m", "rnnedge.bench.cold_child", mode, str(tiny_lm_onnx), "1", "3", "cpu"]
