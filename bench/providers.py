@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rnnedge.errors import ProviderError
+
 __all__ = ["PROVIDERS", "ort_providers"]
 
 PROVIDERS = ("cpu", "cuda", "auto")  # what rnnedge.runtime.load accepts; "auto" resolves to one of the others
@@ -15,4 +17,6 @@ _ORT_NAMES = {
 
 def ort_providers(resolved: str) -> list[str]:
     """onnxruntime's provider list for a resolved provider (``"cpu"`` or ``"cuda"``, a model's ``provider``)."""
+    if resolved not in _ORT_NAMES:
+        raise ProviderError(f"provider must be 'cpu' or 'cuda' (a loaded model's provider), got {resolved!r}")
     return list(_ORT_NAMES[resolved])

@@ -238,3 +238,5 @@ def test_the_bare_session_refuses_fp16_on_the_cpu(fp16_lm: Path) -> None:
     # A hand-written CPU session of an fp16 graph would crash the process in onnxruntime's optimiser.
     with pytest.raises(ProviderError, match="fp16 model"):
         bare_session(fp16_lm, 1, "cpu")
+    with pytest.raises(ProviderError, match="provider must be 'cpu' or 'cuda'"):
+        bare_session(fp16_lm, 1, "auto")  # a resolved provider: "auto" would be a KeyError
