@@ -76,7 +76,18 @@ def _classifier_cases(model: ClassifierModel, images: np.ndarray) -> dict[str, A
     return cases
 
 
-def _lm_cases(lm: LanguageModel) -> dict[str, Any]:
+def _sentence(lm: LanguageModel, words: list[str]) -> dict[str, Any]:
+    """A sentence typed word by word after ``<eos>`` (as the demo page feeds it): probabilities and top 8."""
+    stream = lm.stream()
+    start = stream.feed("<eos>")
+    steps = [{"probs": start.tolist(), "top": [w for w, _ in stream.top_k(8)]}]
+    for word in words:
+        probs = stream.feed(word)
+        steps.append({"probs": probs.tolist(), "top": [w for w, _ in stream.top_k(8)]})
+    return {"words": words, "steps": steps}
+
+
+def _lm_cases(lm: LanguageModel, sentence: list[str]) -> dict[str, Any]:
     stream = lm.stream()
     probs = stream.feed(PROMPT)
     cases: dict[str, Any] = {
@@ -98,6 +109,7 @@ def _lm_cases(lm: LanguageModel) -> dict[str, Any]:
         "words": list(lm.generate(PROMPT, max_words=12, top_k=1, seed=0)),
         "from_start": list(lm.generate(None, max_words=8, top_k=1, seed=0)),
     }
+    cases["sentence"] = _sentence(lm, sentence)
     return cases
 
 
@@ -108,7 +120,7 @@ def _write(name: str, onnx_path: Path, cases: dict[str, Any]) -> None:
 
 
 def test_write_js_fixtures(
-    tiny_onnx: Path, tiny_bi_onnx: Path, tiny_lm_onnx: Path, mnist: Any, tmp_path: Path
+    tiny_onnx: Path, tiny_bi_onnx: Path, tiny_lm_onnx: Path, mnist: Any, ptb_data: Path, tmp_path: Path
 ) -> None:
     from rnnedge.export.quantize import quantize_int8
 
@@ -123,10 +135,12 @@ def test_write_js_fixtures(
             cases = _classifier_cases(model, images)
             cases["labels"] = labels
             _write(name, path, cases)
+    # The first sentence of PTB's test set: what the browser test types into the demo page.
+    sentence = (ptb_data / "ptb" / "ptb.test.txt").read_text(encoding="utf-8").splitlines()[0].split()
     for name, path in (("lm", tiny_lm_onnx), ("lm-int8", lm_int8)):
         with load(path, threads=1) as lm:
             assert isinstance(lm, LanguageModel)
-            _write(name, path, _lm_cases(lm))
+            _write(name, path, _lm_cases(lm, sentence))
     index = {"written_by": "tests/export/test_js_fixtures.py", "models": ["clf", "bi", "clf-int8", "lm", "lm-int8"]}
     (OUT / "index.json").write_text(json.dumps(index, indent=1))
     assert all((OUT / f"{m}.json").is_file() for m in index["models"])
