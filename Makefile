@@ -11,7 +11,7 @@ export RNNEDGE_DATA ?= $(abspath ../shared/data)
 endif
 CONSTRAINTS := constraints/cpu-torch.txt
 
-.PHONY: setup test demo lint clean
+.PHONY: setup test test-js demo lint clean
 
 WHEEL = $(VENV)/dist/rnnedge-*.whl
 
@@ -34,6 +34,18 @@ setup: $(VENV)/.deps
 test: lint
 	bash .ci/check_base_install.sh $$(ls $(WHEEL)) $(VENV)
 	$(PY) -m pytest -q
+	$(MAKE) test-js
+
+# The JavaScript runtime (js/): unit tests, parity with the Python runtime's fixtures (written by
+# tests/export/test_js_fixtures.py, which pytest runs above; here only when they are missing), and
+# the demo page in headless Chromium (/usr/bin/chromium: .ci/run installs it from Debian).
+js/node_modules/.installed: js/package-lock.json
+	cd js && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
+	touch $@
+
+test-js: js/node_modules/.installed
+	test -f js/test/fixtures/index.json || $(PY) -m pytest -q tests/export/test_js_fixtures.py
+	cd js && npm test
 
 demo: setup
 	$(VENV)/bin/rnnedge demo
