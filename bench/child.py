@@ -16,14 +16,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rnnedge.errors import RnnEdgeError
+from rnnedge.errors import BenchError
 
 __all__ = ["BenchError", "run_module"]
-
-
-# The ignore is for editable installs, where mypy cannot follow rnnedge.errors and sees Any.
-class BenchError(RnnEdgeError):  # type: ignore[misc, unused-ignore]
-    """A measurement's fresh interpreter failed; the message holds its last line of error output."""
 
 
 def _why(proc: subprocess.CompletedProcess[str]) -> str:

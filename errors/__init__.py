@@ -8,6 +8,7 @@ same types without the runtime ever importing them.
 from __future__ import annotations
 
 __all__ = [
+    "BenchError",
     "CheckpointError",
     "ConcurrentUseError",
     "ConfigError",
@@ -86,3 +87,7 @@ class ExportValidationError(RnnEdgeError):
 
 class MissingExtraError(RnnEdgeError):
     """A command needs an optional dependency group that is not installed."""
+
+
+class BenchError(RnnEdgeError):
+    """A benchmark's fresh interpreter failed; the message holds its last line of error output."""

@@ -1,6 +1,9 @@
 """The runtime's error types: the hierarchy lives in the leaf :mod:`rnnedge.errors`, importable alone."""
 
 from rnnedge.errors import (
+    BenchError as BenchError,
+)
+from rnnedge.errors import (
     CheckpointError as CheckpointError,
 )
 from rnnedge.errors import (
@@ -44,6 +47,7 @@ from rnnedge.errors import (
 )
 
 __all__ = [
+    "BenchError",
     "CheckpointError",
     "ConcurrentUseError",
     "ConfigError",
