@@ -85,10 +85,21 @@ def test_checkpoints_with_fields_of_the_wrong_type(
         load_checkpoint(tmp_path / "odd.pt")
 
 
-def test_a_checkpoint_of_another_kind_is_refused(tiny_lm_checkpoint: Path) -> None:
-    """What ``train_classifier(resume=True)`` and ``train_language_model`` ask of the run folder's checkpoint."""
+def test_a_checkpoint_of_another_kind_is_refused(tiny_lm_checkpoint: Path, tmp_path: Path) -> None:
+    """What ``train_classifier(resume=True)`` and ``train_language_model`` ask of the run folder's checkpoint.
+
+    New checkpoints name the registered kind (``word_lm``); one written before the registry
+    names it ``ptb``, an alias of the same kind. Both are refused where a classifier is expected.
+    """
+    ckpt = load_checkpoint(tiny_lm_checkpoint)
+    assert ckpt["kind"] == "word_lm"
+    save_checkpoint(tmp_path / "old.pt", {**ckpt, "kind": "ptb"})
     with pytest.raises(CheckpointError, match=r"holds a 'ptb' model, expected mnist-lstm or mnist-bilstm"):
-        load_checkpoint(tiny_lm_checkpoint, ("mnist-lstm", "mnist-bilstm"))
+        load_checkpoint(tmp_path / "old.pt", ("mnist-lstm", "mnist-bilstm"))
+    with pytest.raises(CheckpointError, match=r"holds a 'word_lm' model, expected rnn_classifier"):
+        load_checkpoint(tiny_lm_checkpoint, "rnn_classifier")
+    assert load_checkpoint(tmp_path / "old.pt", "word_lm")["kind"] == "ptb"  # an alias is the same kind
+    assert load_checkpoint(tiny_lm_checkpoint, "ptb")["kind"] == "word_lm"
 
 
 @pytest.mark.parametrize(

@@ -113,3 +113,24 @@ def test_atomic_save_leaves_no_temporary_files(tmp_path: Path) -> None:
     save_checkpoint(tmp_path / "c.pt", {"kind": "mnist-lstm", "model": {"w": torch.ones(1)}, "config": {}})
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
     assert torch.equal(load_checkpoint(tmp_path / "c.pt")["model"]["w"], torch.ones(1))
+
+
+def test_checkpoints_name_their_kind_and_carry_preprocessing_and_labels(
+    tiny_checkpoint: Path, tiny_lm_checkpoint: Path
+) -> None:
+    """Export reads the classifier's normalisation and class names from the checkpoint, not from MNIST's constants."""
+    from rnnedge.data.mnist import PIXEL_MEAN, PIXEL_STD
+    from rnnedge.training.kinds import build_from_checkpoint
+    from rnnedge.training.models import RowLSTMClassifier, WordLanguageModel
+    from rnnedge.training.train_classifier import build_classifier
+
+    ckpt = load_checkpoint(tiny_checkpoint)
+    assert ckpt["kind"] == "rnn_classifier"
+    assert ckpt["preprocessing"] == {"scale": 1 / 255, "mean": PIXEL_MEAN, "std": PIXEL_STD}
+    assert ckpt["labels"] == list("0123456789")
+    model = build_from_checkpoint(ckpt)
+    assert isinstance(model, RowLSTMClassifier) and not model.training
+    for name, tensor in build_classifier(ckpt).state_dict().items():
+        assert torch.equal(tensor, model.state_dict()[name]), name
+    lm = load_checkpoint(tiny_lm_checkpoint)
+    assert lm["kind"] == "word_lm" and isinstance(build_from_checkpoint(lm), WordLanguageModel)
