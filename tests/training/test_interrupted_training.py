@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -226,6 +227,28 @@ def test_sigkill_mid_epoch_then_resume_ends_as_an_uninterrupted_run(
     assert watch.progress["step"] <= progress["step"] < budget.total_steps and not progress["done"]
     metrics = _train_in_process(budget.command(run, "--resume"))
     assert f"resumed {budget.kind}" in (run / "train.log").read_text()
+    _assert_same_as_uninterrupted(uninterrupted, run, metrics, budget.kind)
+    assert _temporary_files(run) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_checkpoints_exits_130_and_resume_ends_as_an_uninterrupted_run(
+    budget: Budget, uninterrupted: tuple[Path, dict[str, Any]], spawn, tmp_path: Path
+) -> None:
+    """A real SIGINT from outside: status 130 (not click's 'Aborted!' and 1), a checkpoint at the interrupt."""
+    run = tmp_path / "run"
+    proc = spawn(["-m", "rnnedge.cli.main", *budget.command(run)])
+    proc.wait_until("first checkpoint", (run / "checkpoint.pt").exists)
+    os.kill(proc.popen.pid, signal.SIGINT)
+    assert proc.popen.wait(timeout=WAIT_S) == 130
+    stderr = proc.stderr.read_text()
+    assert "Aborted!" not in stderr and "Traceback" not in stderr, stderr
+    found = re.search(r"interrupted at step (\d+) of (\d+)", stderr)
+    assert found and int(found.group(2)) == budget.total_steps and "--resume" in stderr, stderr
+    progress = load_checkpoint(run / "checkpoint.pt", budget.kind)["progress"]
+    assert progress["step"] == int(found.group(1)) >= budget.first_save and not progress["done"]
+
+    metrics = _train_in_process(budget.command(run, "--resume"))
     _assert_same_as_uninterrupted(uninterrupted, run, metrics, budget.kind)
     assert _temporary_files(run) == []
 
