@@ -87,10 +87,9 @@ def model_names(sources: Iterable[Path]) -> dict[Path, str]:
     only, never on the order they are found in: where two runs would share a name, both take
     folders from above until they differ (and, past the root, a number in path order).
     """
-    runs = {
-        ckpt: (ckpt.parent if ckpt.name == "checkpoint.pt" else ckpt.with_suffix("")) for ckpt in _discover(sources)
-    }
-    depth = {ckpt: max(1, len(rel.parts)) for ckpt, rel in _discover(sources).items()}
+    found = _discover(sources)
+    runs = {ckpt: (ckpt.parent if ckpt.name == "checkpoint.pt" else ckpt.with_suffix("")) for ckpt in found}
+    depth = {ckpt: max(1, len(rel.parts)) for ckpt, rel in found.items()}
 
     def name(ckpt: Path) -> str:
         return "-".join(runs[ckpt].parts[-depth[ckpt] :])
