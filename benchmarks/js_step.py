@@ -1,6 +1,6 @@
 """Per-step time of the JavaScript runtime beside the Python runtime, in one run (issue 14's numbers).
 
-    python benchmarks/js_step.py mnist-lstm.onnx ptb-small.onnx ptb-small.int8.onnx [--steps 400]
+    python benchmarks/js_step.py mnist-lstm.onnx ptb-small.onnx ptb-small.int8.onnx [--steps 400] [--rounds 3]
 
 For every model: one ``Stream.feed`` of one uint8 row (classifiers) or one word id (language
 models), timed one by one after a warm-up, median, one thread everywhere: the Python runtime,
@@ -56,32 +56,44 @@ def main() -> None:
     parser.add_argument("models", nargs="+", type=Path)
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    python = {p.name: python_step(p, args.steps) for p in args.models}
     paths = [str(p.resolve()) for p in args.models]
     command = ["node", "bench/step.js", *paths, "--steps", str(args.steps), "--json"]
     if args.no_browser:
         command.append("--no-browser")
-    report = json.loads(subprocess.run(command, cwd=JS, check=True, capture_output=True, text=True).stdout)
+    # Rounds alternate the Python runtime and the JavaScript ones, so a busy spell of the machine
+    # hits both; each cell is the median over rounds, with the range.
+    python: dict[str, list[float]] = {p.name: [] for p in args.models}
+    cells: dict[tuple[str, str], list[float]] = {}
+    first: dict[tuple[str, str], list[float]] = {}  # navigation -> first prediction, ms
+    for _ in range(args.rounds):
+        for p in args.models:
+            python[p.name].append(python_step(p, args.steps))
+        report = json.loads(subprocess.run(command, cwd=JS, check=True, capture_output=True, text=True).stdout)
+        for name, row in report["models"].items():
+            for column, r in row.items():
+                cells.setdefault((name, column), []).append(r["median_us"])
+                if "navigationToFirstPrediction_ms" in r:
+                    first.setdefault((name, column), []).append(r["navigationToFirstPrediction_ms"])
     columns = ["node", "node_bare", "wasm_node", "chromium_1", "chromium_2"]
-    print(f"per step, median µs (ratio to the Python runtime), {args.steps} steps, one thread unless said")
+    print(f"per step, median µs (ratio to Python), {args.steps} steps, {args.rounds} rounds: median [range]")
     print("| model | Python runtime | " + " | ".join(columns) + " |")
     print("| --- " * (len(columns) + 2) + "|")
-    for name, row in report["models"].items():
-        cells = [f"{python[name]:.0f}"]
+    for name in report["models"]:
+        py = statistics.median(python[name])
+        row = [f"{py:.0f} [{min(python[name]):.0f}–{max(python[name]):.0f}]"]
         for c in columns:
-            r = row.get(c)
-            cells.append(f"{r['median_us']:.0f} ({r['median_us'] / python[name]:.2f}×)" if r else "–")
-        print(f"| {name} | " + " | ".join(cells) + " |")
+            got = cells.get((name, c))
+            if got:
+                m = statistics.median(got)
+                row.append(f"{m:.0f} ({m / py:.2f}×) [{min(got):.0f}–{max(got):.0f}]")
+            else:
+                row.append("–")
+        print(f"| {name} | " + " | ".join(row) + " |")
     print()
-    for name, row in report["models"].items():
-        for c in ("chromium_1", "chromium_2"):
-            if c in row:
-                r = row[c]
-                print(
-                    f"{name} {c}: navigation -> model loaded {r['navigationToLoaded_ms']:.0f} ms, "
-                    f"-> first prediction {r['navigationToFirstPrediction_ms']:.0f} ms (threads {r['threads']})"
-                )
+    for (name, c), ms in first.items():
+        print(f"{name} {c}: to first prediction {statistics.median(ms):.0f} ms [{min(ms):.0f}–{max(ms):.0f}]")
     d = report["download"]
     mb = 1e6
     print(

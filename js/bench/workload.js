@@ -17,24 +17,37 @@ function summary(blocks) {
   return { median_us: q(0.5) * 1000, p25_us: q(0.25) * 1000, p75_us: q(0.75) * 1000, steps: perStep.length * BLOCK };
 }
 
+/**
+ * Warm up for at least `ms`: V8 first runs onnxruntime-web's WebAssembly in its baseline compiler
+ * and tiers hot functions up in the background, so early steps are several times slower.
+ */
+async function warm(step, ms, now) {
+  const start = now();
+  for (let i = 0; i < 60 || now() - start < ms; i++) await step(i);
+}
+
 /** Median time of one `stream.feed` of one row or one word (blocks of 20 timed together), after a warm-up. */
-export async function timeSteps(model, { steps = 400, warmup = 60, now = () => performance.now() } = {}) {
-  const xs = inputs(model, steps + warmup);
+export async function timeSteps(model, { steps = 400, warmupMs = 2000, now = () => performance.now() } = {}) {
+  const xs = inputs(model, steps);
   const words = model.stream();
+  let warmStream = model.stream();
+  await warm(async (i) => {
+    if (i % BLOCK === 0 && model.kind !== 'language_model') warmStream = model.stream();
+    await warmStream.feed(xs[i % xs.length]);
+  }, warmupMs, now);
   const blocks = [];
   for (let i = 0; i < xs.length; i += BLOCK) {
     // A classifier reads a new image (a fresh stream, made outside the timed block) every 20 rows.
     const stream = model.kind === 'language_model' ? words : model.stream();
     const t0 = now();
     for (let j = i; j < i + BLOCK && j < xs.length; j++) await stream.feed(xs[j]);
-    const t1 = now();
-    if (i >= warmup) blocks.push(t1 - t0);
+    blocks.push(now() - t0);
   }
   return summary(blocks);
 }
 
 /** The same step through the bare onnxruntime session (no rnnedge layer): the floor. */
-export async function timeBare(ort, session, model, { steps = 400, warmup = 50, now = () => performance.now() } = {}) {
+export async function timeBare(ort, session, model, { steps = 400, warmupMs = 2000, now = () => performance.now() } = {}) {
   const meta = model.metadata;
   const state = model.initState(1);
   const feedsFor = (x) => {
@@ -50,13 +63,13 @@ export async function timeBare(ort, session, model, { steps = 400, warmup = 50, 
     return feeds;
   };
   const fetch = [model.streamOutputs[0], ...meta.states.map((s) => s.output)];
-  const xs = inputs(model, steps + warmup);
+  const xs = inputs(model, steps);
+  await warm((i) => session.run(feedsFor(xs[i % xs.length]), fetch), warmupMs, now);
   const blocks = [];
   for (let i = 0; i < xs.length; i += BLOCK) {
     const t0 = now();
     for (let j = i; j < i + BLOCK && j < xs.length; j++) await session.run(feedsFor(xs[j]), fetch);
-    const t1 = now();
-    if (i >= warmup) blocks.push(t1 - t0);
+    blocks.push(now() - t0);
   }
   return summary(blocks);
 }
