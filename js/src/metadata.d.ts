@@ -1,0 +1,55 @@
+// Types of the rnnedge metadata as the JavaScript runtime parses it (docs/metadata.md).
+
+export declare const FORMAT_VERSION: 1;
+export declare const METADATA_KEY: 'rnnedge';
+export declare const MAX_METADATA_BYTES: number;
+export declare const MODEL_KINDS: readonly ['causal_classifier', 'noncausal_classifier', 'language_model'];
+
+export type ModelKind = 'causal_classifier' | 'noncausal_classifier' | 'language_model';
+export type DType = 'float32' | 'float16' | 'int64';
+
+/** A graph input or output: sizes are numbers, dynamic axes are names ("batch", "sequence", "received"). */
+export interface TensorSpec {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly (number | string)[];
+}
+
+/** One part of the recurrent state: the graph input and the output that updates it. */
+export interface StateSpec {
+  readonly name: string;
+  readonly input: TensorSpec;
+  readonly output: string;
+}
+
+/** uint8 pixels become ((pixel * scale) - mean) / std in float32; floats in [0, 1] skip the scale. */
+export interface Preprocessing {
+  readonly scale: number;
+  readonly mean: number;
+  readonly std: number;
+}
+
+export interface ModelMetadata {
+  readonly formatVersion: number;
+  readonly kind: ModelKind;
+  readonly causal: boolean;
+  /** A digest of the weights: a state made by one model is refused by another. */
+  readonly modelId: string;
+  readonly input: TensorSpec;
+  readonly states: readonly StateSpec[];
+  readonly outputs: readonly TensorSpec[];
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly quality: Readonly<Record<string, number>>;
+  readonly producer: Readonly<Record<string, string>>;
+  /** "float32", "int8" or "fp16". */
+  readonly variant: string;
+  readonly preprocessing: Preprocessing | null;
+  readonly labels: readonly string[] | null;
+  readonly vocabulary: readonly string[] | null;
+  readonly unkId: number | null;
+  readonly eosId: number | null;
+  readonly notes: Readonly<Record<string, string>>;
+}
+
+/** Parse and check metadata JSON text; throws ModelFileError on any defect. */
+export declare function parseMetadata(text: string): ModelMetadata;
