@@ -90,11 +90,15 @@ def format_quality(quality: dict[str, float]) -> str:
 
 def measure_quality(model_path: Path, data: str | os.PathLike[str] | None = None) -> Measured:
     """The quality of any exported file, measured as its kind's command does (see :mod:`.kinds`)."""
+    from rnnedge.errors import ModelFileError
     from rnnedge.runtime import read_metadata
 
     from .kinds import export_kind_for
 
-    kind = export_kind_for(read_metadata(model_path).config.get("checkpoint_kind"))
+    checkpoint_kind = read_metadata(model_path).config.get("checkpoint_kind")
+    if not isinstance(checkpoint_kind, str):
+        raise ModelFileError(f"cannot measure {model_path}: its metadata names no checkpoint_kind in config")
+    kind = export_kind_for(checkpoint_kind)
     if kind.measure is None:
-        raise TypeError(f"no quality measure for files of kind {kind.name}")
+        raise ModelFileError(f"cannot measure {model_path}: files of kind {kind.name} have no quality measure")
     return kind.measure(model_path, data)
