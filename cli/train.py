@@ -54,28 +54,36 @@ def _click_type(rule: Rule) -> click.ParamType[Any]:
     raise TypeError(f"no command-line type for a {rule.kind!r} rule")  # a programming error, found at import
 
 
-def _option(cls: Any, f: Field[Any], *, preset: bool) -> Callable[[F], F]:
+def _option(cls: Any, f: Field[Any], presets: Mapping[str, Any] | None) -> Callable[[F], F]:
     rule: Rule = cls.RULES[f.name]
     flag = "--" + f.name.replace("_", "-")
     help_text = str(f.metadata.get("help", ""))
-    default = None if preset or f.default is MISSING else f.default
-    if preset:
-        help_text += " (default: the configuration's)"
+    default = None if presets is not None or f.default is MISSING else f.default
+    if presets is not None:
+        values = {name: getattr(config, f.name) for name, config in presets.items()}
+        if len(set(values.values())) == 1:
+            value = next(iter(values.values()))
+            help_text += "" if value is None else f"  [default: {value}]"
+        else:
+            help_text += "  [default: " + ", ".join(f"{name} {value:g}" for name, value in values.items()) + "]"
     if rule.kind == "bool":
-        return click.option(f"{flag}/--no-{flag[2:]}", f.name, default=default, help=help_text, show_default=not preset)
+        return click.option(
+            f"{flag}/--no-{flag[2:]}", f.name, default=default, help=help_text, show_default=presets is None
+        )
     return click.option(
         flag, f.name, type=_click_type(rule), default=default, help=help_text, show_default=default is not None
     )
 
 
-def config_options(cls: Any, *, skip: Iterable[str] = (), preset: bool = False) -> Callable[[F], F]:
+def config_options(cls: Any, *, skip: Iterable[str] = (), presets: Mapping[str, Any] | None = None) -> Callable[[F], F]:
     """One option per field of the config dataclass ``cls`` (bar ``skip``), in field order.
 
-    With ``preset`` every option defaults to ``None``: the value then comes from a preset
-    configuration (:func:`config_values` with ``base``).
+    With ``presets`` (name -> a ``cls``) every option defaults to ``None``, the value then
+    coming from the chosen preset (:func:`config_values` with ``base``), and the help lists
+    each preset's value.
     """
     skipped = set(skip)
-    options = [_option(cls, f, preset=preset) for f in fields(cls) if f.name not in skipped]
+    options = [_option(cls, f, presets) for f in fields(cls) if f.name not in skipped]
 
     def decorate(func: F) -> F:
         for option in reversed(options):
@@ -188,8 +196,8 @@ _classifier_command(
 )
 @run_options
 @click.option("--custom", is_flag=True, help="Accept ptb.*.txt files that are not the published corpus.")
-@config_options(LanguageModelConfig, skip=_LM_FIXED, preset=True)
-@config_options(PTBTrainConfig, preset=True)
+@config_options(LanguageModelConfig, skip=_LM_FIXED, presets={n: p.model for n, p in PRESETS.items()})
+@config_options(PTBTrainConfig, presets={n: p.train for n, p in PRESETS.items()})
 def train_ptb(preset: str, **kw: Any) -> None:
     """Penn Treebank word language model (2-layer LSTM; --config small|medium|large); works under torchrun."""
     require_training_extra()

@@ -107,7 +107,7 @@ class LanguageModelConfig:
     vocab_size: int = _field(10000, "Words in the vocabulary (set from the corpus).")
     hidden_size: int = _field(200, "Embedding and LSTM hidden size.")
     num_layers: int = _field(2, "LSTM layers.")
-    dropout: float = _field(0.0, "Dropout probability (small has none).")
+    dropout: float = _field(0.0, "Dropout probability.")
     init_scale: float = _field(0.1, "Weights start uniform in [-init_scale, init_scale].")
     tie_weights: bool = _field(False, "Share embedding and output weights (Press & Wolf 2017).")
 
