@@ -186,11 +186,17 @@ class ModelWorker:
         m.batch_size.labels(name).observe(len(group))
         m.step_seconds.labels(name).observe(elapsed)
         queue = m.queue_seconds.labels(name)
+        probs = np.stack([results[f.key] for f in group])  # (N, V)
+        top = top_k_rows(probs, max(f.k for f in group))  # (N, k) for all rows in one partition
+        labels = self.labels
         settled = []
-        for f in group:
+        for j, f in enumerate(group):
             queue.observe(start - f.arrived)
-            probs = results[f.key].copy()  # (V,): kept by the session for top_k and generate
-            settled.append((f.future, True, FeedOutcome(probs, result_fields(probs, self.labels, f.k, f.want_probs))))
+            row = probs[j].copy()  # (V,): kept by the session (top_k, generate); a copy pins no (N, V) array
+            fields: dict[str, Any] = {"top_k": [[labels[i], float(row[i])] for i in top[j, : f.k].tolist()]}
+            if f.want_probs:
+                fields["probs"] = row.tolist()
+            settled.append((f.future, True, FeedOutcome(row, fields)))
         return settled
 
     def _settle(self, settled: list[tuple[Any, ...]]) -> None:

@@ -52,6 +52,11 @@ class Metrics:
             "rnnedge_serve_closes", "Connections the server closed, by close code.", ["code"], registry=r
         )
 
+    def start_model(self, name: str) -> None:
+        """Show a served model's series from the start (at zero) rather than after its first step."""
+        for metric in (self.sessions, self.steps, self.tokens, self.batch_size, self.step_seconds, self.queue_seconds):
+            metric.labels(name)
+
     def text(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)

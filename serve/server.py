@@ -58,6 +58,7 @@ __all__ = ["ServeConfig", "Server", "run"]
 log = logging.getLogger("rnnedge.serve")
 
 _DEFAULT_K = 5
+SWITCH_INTERVAL = 0.0005  # seconds (see run)
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ class Server:
         window = self.config.batch_window_ms / 1000
         for name, model in self._models.items():
             self._workers[name] = ModelWorker(name, model, loop, self.metrics, self.config.max_batch, window)
-            self.metrics.sessions.labels(name).set(0)
+            self.metrics.start_model(name)
         self._ws_server = await serve(
             self._handle,
             self.config.host,
@@ -184,7 +185,7 @@ class Server:
                 self._start_goodbye(conn)
         try:
             await asyncio.wait_for(self._ws_server.wait_closed(), self.config.shutdown_timeout)
-        except TimeoutError:
+        except (TimeoutError, asyncio.TimeoutError):  # distinct types on Python 3.10
             log.warning(
                 "shutdown: %d connection(s) still open after %.1f s, cut",
                 len(self._conns),
@@ -254,7 +255,8 @@ class Server:
         ws = conn.ws
         while True:
             try:
-                message = await asyncio.wait_for(ws.recv(), self.config.idle_timeout)
+                async with _timeout(self.config.idle_timeout):
+                    message = await ws.recv()
             except TimeoutError:
                 self.metrics.closes.labels(str(CLOSE_IDLE)).inc()
                 await ws.close(CLOSE_IDLE, f"idle for {self.config.idle_timeout:g} s (--idle-timeout)")
@@ -449,6 +451,39 @@ class Server:
         await self._send(conn, {"op": "closed", "id": request.id, "token": encode_state(state, self.config.token_key)})
 
 
+def _timeout(seconds: float) -> Any:
+    """``asyncio.timeout`` (3.11+: no task per call); on 3.10, the same with ``wait_for`` semantics."""
+    if sys.version_info >= (3, 11):
+        return asyncio.timeout(seconds)
+    return _Timeout310(seconds)
+
+
+class _Timeout310:
+    """A minimal ``asyncio.timeout`` for Python 3.10: cancels the current task, raises ``TimeoutError``."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._handle: asyncio.TimerHandle | None = None
+        self._fired = False
+
+    async def __aenter__(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+
+        def fire() -> None:
+            self._fired = True
+            task.cancel()
+
+        self._handle = asyncio.get_running_loop().call_later(self._seconds, fire)
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> bool:
+        assert self._handle is not None
+        self._handle.cancel()
+        if self._fired and exc_type is asyncio.CancelledError:
+            raise TimeoutError
+        return False
+
+
 _OPS: dict[str, Callable[[Server, _Connection, Request], Any]] = {
     "open": Server._op_open,
     "feed": Server._op_feed,
@@ -481,6 +516,9 @@ def run(model_paths: Sequence[Path], config: ServeConfig, ready: Callable[[Serve
     """Serve until SIGTERM or SIGINT, then shut down gracefully. ``ready(server)`` once listening."""
 
     async def main() -> None:
+        # The worker thread and the event loop share the GIL: a thread waiting for it takes it after the
+        # switch interval at the latest, 5 ms by default, which would add up to 5 ms to a step's replies.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         server = Server(model_paths, config)
         await server.start()
         loop = asyncio.get_running_loop()

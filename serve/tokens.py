@@ -86,7 +86,7 @@ def decode_state(token: object, model: Model, key: bytes | None = None) -> State
             f"state token belongs to model {str(header['model_id'])[:40]!r}, not to this one "
             f"({model.metadata.model_id}): open it on a server of the model that made it"
         )
-    return model.state_from_arrays(arrays)  # names, dtypes, fixed sizes, one batch, finite
+    return model.check_state(model.state_from_arrays(arrays), 1)  # names, dtypes, fixed sizes, finite; batch 1
 
 
 def _arrays(header: object, body: bytes) -> dict[str, np.ndarray]:

@@ -1,0 +1,261 @@
+"""Load on `rnnedge serve` over loopback: N concurrent clients streaming words, batched against --max-batch 1.
+
+    python benchmarks/serve_load.py ptb-small.onnx --text $RNNEDGE_DATA/ptb/ptb.test.txt \
+        [--clients 1 8 64 256] [--seconds 8] [--window-ms 2] [--soak 300] [--json out.json]
+
+Bounded: every level runs for --seconds (after a warm-up of a fifth of that), every client sends one
+word per request and waits for its reply (top-5), on 127.0.0.1 only. In the same run, without the
+network, a ``StreamBatch`` of N streams stepping one token each gives the ceiling (tokens/s) and the
+median batch step each level's client latency is compared with. Each server mode is a fresh process
+(``rnnedge serve``) stopped with SIGTERM at the end (its exit status is checked). ``--soak S`` then runs
+clients coming and going (sessions of 20-200 words) for S seconds and samples the server's resident
+memory every 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from websockets.asyncio.client import connect
+
+from rnnedge.runtime import LanguageModel, load
+
+
+# -- the server -------------------------------------------------------------------------------------
+class Served:
+    def __init__(self, model: str, *args: str) -> None:
+        cmd = [sys.executable, "-m", "rnnedge.cli.main", "serve", model, "--port", "0", "--max-sessions", "4096", *args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            if "listening on ws://" in line:
+                self.port = int(line.split("ws://")[1].split(":")[1].split(" ")[0])
+                break
+        else:
+            raise RuntimeError(f"server did not start (status {self.proc.wait()})")
+        self.url = f"ws://127.0.0.1:{self.port}"
+
+    def metrics(self) -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("rnnedge_serve_") and "_bucket" not in line and "_created" not in line:
+                name, value = line.rsplit(" ", 1)
+                out[name.split("{")[0]] = out.get(name.split("{")[0], 0.0) + float(value)
+        return out
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(60)
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+        return code
+
+
+# -- clients ----------------------------------------------------------------------------------------
+async def _level(url: str, words: list[str], n: int, seconds: float) -> dict[str, Any]:
+    """N clients, each streaming words one per request for `seconds` after a warm-up; latencies in seconds."""
+    warmup = seconds / 5
+    latencies: list[float] = []
+    counts = {"tokens": 0, "errors": 0}
+    start = asyncio.Event()
+    feeds = [json.dumps({"op": "feed", "input": w}) for w in words]
+
+    async def client(i: int) -> None:
+        async with connect(url, compression=None, max_size=2**22, open_timeout=60) as ws:
+            await ws.send(json.dumps({"op": "open"}))
+            assert json.loads(await ws.recv())["op"] == "opened"
+            await start.wait()
+            t_begin = time.perf_counter()
+            measure_from, end = t_begin + warmup, t_begin + warmup + seconds
+            j = (i * 7919) % len(words)
+            while (now := time.perf_counter()) < end:
+                await ws.send(feeds[j])
+                reply = await ws.recv()
+                done = time.perf_counter()
+                j = (j + 1) % len(words)
+                if now >= measure_from:
+                    latencies.append(done - now)
+                    counts["tokens"] += 1
+                    if not reply.startswith('{"op":"result"'):  # no JSON parsing: keep the load generator light
+                        counts["errors"] += 1
+            await ws.send(json.dumps({"op": "close"}))
+            await ws.recv()
+
+    tasks = [asyncio.create_task(client(i)) for i in range(n)]
+    await asyncio.sleep(0.2 + n * 0.005)  # every connection opened
+    start.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    lat = np.array(latencies)
+    return {
+        "clients": n,
+        "tokens_per_s": counts["tokens"] / seconds,
+        "p50_ms": float(np.percentile(lat, 50) * 1e3) if lat.size else float("nan"),
+        "p99_ms": float(np.percentile(lat, 99) * 1e3) if lat.size else float("nan"),
+        "errors": counts["errors"] + len(failures),
+        "failures": [repr(f)[:200] for f in failures[:3]],
+    }
+
+
+async def _soak(url: str, words: list[str], clients: int, seconds: float, served: Served) -> dict[str, Any]:
+    """Clients coming and going for `seconds`: each loops over sessions of 20-200 words; RSS every 10 s."""
+    end = time.perf_counter() + seconds
+    counts = {"sessions": 0, "tokens": 0, "errors": 0}
+    rss: list[tuple[float, float]] = []
+
+    async def client(i: int) -> None:
+        rng = random.Random(i)
+        while time.perf_counter() < end:
+            async with connect(url, compression=None, max_size=2**22, open_timeout=60) as ws:
+                await ws.send(json.dumps({"op": "open"}))
+                await ws.recv()
+                counts["sessions"] += 1
+                j = rng.randrange(len(words))
+                for _ in range(rng.randint(20, 200)):
+                    await ws.send(json.dumps({"op": "feed", "input": words[j % len(words)]}))
+                    if json.loads(await ws.recv()).get("op") != "result":
+                        counts["errors"] += 1
+                    counts["tokens"] += 1
+                    j += 1
+                if rng.random() < 0.5:  # half close politely, half just go
+                    await ws.send(json.dumps({"op": "close"}))
+                    await ws.recv()
+
+    async def sampler() -> None:
+        t0 = time.perf_counter()
+        while time.perf_counter() < end:
+            rss.append((time.perf_counter() - t0, served.rss_mb()))
+            await asyncio.sleep(10)
+        rss.append((time.perf_counter() - t0, served.rss_mb()))
+
+    results = await asyncio.gather(sampler(), *(client(i) for i in range(clients)), return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    return {**counts, "failures": len(failures), "rss_mb": rss}
+
+
+# -- the ceiling without the network ----------------------------------------------------------------
+def stream_batch_steps(model_path: str, sizes: list[int], rounds: int = 30) -> dict[int, float]:
+    """Median seconds of one StreamBatch step of N streams, one token each, in this process."""
+    out = {}
+    with load(model_path, threads=1) as model:
+        assert isinstance(model, LanguageModel)
+        rng = np.random.default_rng(0)
+        for n in sizes:
+            batch = model.stream_batch()
+            for key in range(n):
+                batch.add(key)
+            times = []
+            for _ in range(rounds + 3):
+                feeds = {k: [int(rng.integers(model.vocab_size))] for k in range(n)}
+                t0 = time.perf_counter()
+                batch.feed(feeds)
+                times.append(time.perf_counter() - t0)
+            out[n] = statistics.median(times[3:])
+    return out
+
+
+def _run_mode(
+    served: Served, mode: str, args: argparse.Namespace, words: list[str], ceiling: dict[int, float], report: dict
+) -> list[dict[str, Any]]:
+    rows = []
+    for n in args.clients:
+        before = served.metrics()
+        row = asyncio.run(_level(served.url, words, n, args.seconds))
+        after = served.metrics()
+        steps = after.get("rnnedge_serve_steps_total", 0) - before.get("rnnedge_serve_steps_total", 0)
+        step_s = after.get("rnnedge_serve_step_seconds_sum", 0) - before.get("rnnedge_serve_step_seconds_sum", 0)
+        tokens = after.get("rnnedge_serve_tokens_total", 0) - before.get("rnnedge_serve_tokens_total", 0)
+        row.update(
+            mean_batch=tokens / steps if steps else 0.0,
+            server_step_ms=step_s / steps * 1e3 if steps else 0.0,
+            rss_mb=served.rss_mb(),
+            stream_batch_step_ms=ceiling[n] * 1e3,
+        )
+        rows.append(row)
+        print(
+            f"{mode:>12} N={n:>3}: {row['tokens_per_s']:>8,.0f} tokens/s  p50 {row['p50_ms']:6.2f} ms  "
+            f"p99 {row['p99_ms']:6.2f} ms  mean batch {row['mean_batch']:5.1f}  server step "
+            f"{row['server_step_ms']:5.2f} ms  (StreamBatch N={n}: {ceiling[n] * 1e3:5.2f} ms)  "
+            f"errors {row['errors']}  RSS {row['rss_mb']:.0f} MB",
+            flush=True,
+        )
+    if mode == "batched" and args.soak > 0:
+        soak = asyncio.run(_soak(served.url, words, args.soak_clients, args.soak, served))
+        report["soak"] = soak
+        rss = soak["rss_mb"]
+        print(
+            f"soak {args.soak:g} s, {args.soak_clients} clients coming and going: {soak['sessions']} sessions, "
+            f"{soak['tokens']:,} tokens, errors {soak['errors']}, failures {soak['failures']}; RSS (MB) "
+            + " ".join(f"{m:.0f}" for _, m in rss),
+            flush=True,
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model")
+    parser.add_argument("--text", required=True, help="words to stream (e.g. ptb.test.txt)")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64, 256])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--window-ms", default="2")
+    parser.add_argument("--soak", type=float, default=0.0, help="seconds of clients coming and going (0: none)")
+    parser.add_argument("--soak-clients", type=int, default=64)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    words = Path(args.text).read_text().split()[:50_000]
+
+    ceiling = stream_batch_steps(args.model, sorted(set(args.clients) | {64}))
+    report: dict[str, Any] = {"model": args.model, "cpus": os.cpu_count(), "stream_batch_step_s": ceiling, "modes": {}}
+    print(f"{args.model}; {os.cpu_count()} CPUs; {args.seconds:g} s per level; loopback")
+    print(
+        "StreamBatch without the network: "
+        + ", ".join(f"N={n}: {s * 1e3:.2f} ms/step ({n / s:,.0f} tokens/s)" for n, s in ceiling.items())
+    )
+    modes = {
+        "batched": ["--max-batch", "256", "--batch-window-ms", args.window_ms],
+        "max-batch 1": ["--max-batch", "1", "--batch-window-ms", "0"],
+    }
+    for mode, flags in modes.items():
+        served = Served(args.model, *flags)
+        try:
+            rows = _run_mode(served, mode, args, words, ceiling, report)
+        finally:
+            status = served.stop()
+        report["modes"][mode] = {"rows": rows, "exit_status": status}
+        print(f"{mode}: server exit status after SIGTERM: {status}")
+    b = {r["clients"]: r for r in report["modes"]["batched"]["rows"]}
+    u = {r["clients"]: r for r in report["modes"]["max-batch 1"]["rows"]}
+    if 64 in b and 64 in u:
+        print(
+            f"N=64: batched / max-batch 1 = {b[64]['tokens_per_s'] / u[64]['tokens_per_s']:.2f}x (target >= 3); "
+            f"batched / StreamBatch N=64 = {b[64]['tokens_per_s'] / (64 / ceiling[64]):.0%} (target >= 50 %); "
+            f"p99 / StreamBatch step = {b[64]['p99_ms'] / (ceiling[64] * 1e3):.2f} (target <= 3)"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
