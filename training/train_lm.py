@@ -308,6 +308,7 @@ def train_language_model(
     world = _World()
     try:
         run = open_run(out_dir, resume=resume, overwrite=overwrite, quiet=quiet, writer=world.rank == 0)
+        world.barrier()  # every process has looked at the folder before the first one writes in it
         with torch_threads(threads):
             task = LanguageModelTask(model_config, train_config, load_ptb(data, custom=custom_corpus), world)
             return run_training(task, run, resume=resume, quiet=quiet)
