@@ -106,7 +106,12 @@ def run_options(func: F) -> F:
     options = [
         click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP),
         click.option(
-            "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder."
+            "--out",
+            "out",
+            required=True,
+            metavar="RUN_DIR",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Run folder: checkpoint.pt, metrics.jsonl, train.log, curves.png.",
         ),
         click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR from its checkpoint."),
         click.option("--overwrite", is_flag=True, help="Replace the run already in RUN_DIR (refused otherwise)."),
@@ -134,7 +139,9 @@ def _interruptible(train: Callable[[], dict[str, Any]]) -> dict[str, Any]:
             click.echo(f"Interrupted: {e}", err=True)
         else:
             click.echo(
-                "Interrupted: no checkpoint written at the interrupt; --resume continues from the last one", err=True
+                "Interrupted: no checkpoint written at the interrupt; the run folder keeps its last one, if it has "
+                "one, and --resume continues from it",
+                err=True,
             )
         sys.exit(130)
 
