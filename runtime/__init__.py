@@ -127,18 +127,19 @@ def load(
 
 def load_classifier(path: str | os.PathLike[str], provider: str = "cpu", threads: int | None = 1) -> ClassifierModel:
     """:func:`load` a classifier file (causal or not); :class:`ModelFileError` if the file holds another kind."""
-    return _load_as(ClassifierModel, path, provider, threads)
+    return _load_as(ClassifierModel, "a classifier", path, provider, threads)
 
 
 def load_language_model(
     path: str | os.PathLike[str], provider: str = "cpu", threads: int | None = 1, *, state_on_device: bool | None = None
 ) -> LanguageModel:
     """:func:`load` a language-model file; :class:`ModelFileError` if the file holds another kind."""
-    return _load_as(LanguageModel, path, provider, threads, state_on_device=state_on_device)
+    return _load_as(LanguageModel, "a language model", path, provider, threads, state_on_device=state_on_device)
 
 
 def _load_as(
     face: type[ModelT],
+    what: str,
     path: str | os.PathLike[str],
     provider: str,
     threads: int | None,
@@ -148,7 +149,7 @@ def _load_as(
     model = load(path, provider, threads, state_on_device=state_on_device)
     if not isinstance(model, face):
         model.close()
-        raise ModelFileError(f"{path} holds a {model.kind} model, not a {face.__name__}")
+        raise ModelFileError(f"{path} is a {model.kind}, not {what}")
     return model
 
 

@@ -128,7 +128,7 @@ def test_arguments_out_of_range_are_usage_errors(
 
 
 def test_a_model_of_the_wrong_kind(tiny_onnx: Path, tiny_lm_onnx: Path, files: Path) -> None:
-    run(["classify", str(tiny_lm_onnx), "--limit", "5"], 1, "is a language_model, not an image classifier")
+    run(["classify", str(tiny_lm_onnx), "--limit", "5"], 1, "is a language_model, not a classifier")
     run(["generate", str(tiny_onnx), "--max-words", "2"], 1, "is a causal_classifier, not a language model")
     run(["perplexity", str(tiny_onnx), str(files / "words.txt")], 1, "not a language model")
     run(["next-word", str(tiny_onnx)], 1, "not a language model")

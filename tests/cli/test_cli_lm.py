@@ -91,7 +91,7 @@ def test_language_commands_take_a_provider_and_name_it_for_fp16_files(tiny_lm_on
 def test_a_language_command_on_a_classifier_says_so_typed(tiny_onnx: Path) -> None:
     result = CliRunner().invoke(cli, ["generate", str(tiny_onnx)])
     assert result.exit_code == 1
-    assert "ModelFileError" in result.output and "not a LanguageModel" in result.output
+    assert "ModelFileError" in result.output and "not a language model" in result.output
 
 
 def test_info_prints_plain_text_with_the_special_word_ids(tiny_lm_onnx: Path) -> None:

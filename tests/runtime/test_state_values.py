@@ -74,7 +74,7 @@ def test_a_stream_is_not_pickled_but_deep_copies_as_an_independent_twin(lm: Lang
 def test_typed_loaders_refuse_the_other_kind(tiny_lm_onnx, tiny_onnx) -> None:
     assert isinstance(load_language_model(tiny_lm_onnx), LanguageModel)
     assert isinstance(load_classifier(tiny_onnx), ClassifierModel)
-    with pytest.raises(ModelFileError, match="holds a language_model model, not a ClassifierModel"):
+    with pytest.raises(ModelFileError, match="is a language_model, not a classifier"):
         load_classifier(tiny_lm_onnx)
-    with pytest.raises(ModelFileError, match="holds a causal_classifier model, not a LanguageModel"):
+    with pytest.raises(ModelFileError, match="is a causal_classifier, not a language model"):
         load_language_model(tiny_onnx)
