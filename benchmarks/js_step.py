@@ -63,7 +63,7 @@ def main() -> None:
     if args.no_browser:
         command.append("--no-browser")
     # Rounds alternate the Python runtime and the JavaScript ones, so a busy spell of the machine
-    # hits both; each cell is the median over rounds, with the range.
+    # hits both; each cell is the best round (the least disturbed by other work), with the worst.
     python: dict[str, list[float]] = {p.name: [] for p in args.models}
     cells: dict[tuple[str, str], list[float]] = {}
     first: dict[tuple[str, str], list[float]] = {}  # navigation -> first prediction, ms
@@ -77,23 +77,22 @@ def main() -> None:
                 if "navigationToFirstPrediction_ms" in r:
                     first.setdefault((name, column), []).append(r["navigationToFirstPrediction_ms"])
     columns = ["node", "node_bare", "wasm_node", "chromium_1", "chromium_2"]
-    print(f"per step, median µs (ratio to Python), {args.steps} steps, {args.rounds} rounds: median [range]")
+    print(f"per step, µs (ratio to Python), median of {args.steps} steps, best of {args.rounds} rounds [worst]")
     print("| model | Python runtime | " + " | ".join(columns) + " |")
     print("| --- " * (len(columns) + 2) + "|")
     for name in report["models"]:
-        py = statistics.median(python[name])
-        row = [f"{py:.0f} [{min(python[name]):.0f}–{max(python[name]):.0f}]"]
+        py = min(python[name])
+        row = [f"{py:.0f} [{max(python[name]):.0f}]"]
         for c in columns:
             got = cells.get((name, c))
             if got:
-                m = statistics.median(got)
-                row.append(f"{m:.0f} ({m / py:.2f}×) [{min(got):.0f}–{max(got):.0f}]")
+                row.append(f"{min(got):.0f} ({min(got) / py:.2f}×) [{max(got):.0f}]")
             else:
                 row.append("–")
         print(f"| {name} | " + " | ".join(row) + " |")
     print()
     for (name, c), ms in first.items():
-        print(f"{name} {c}: to first prediction {statistics.median(ms):.0f} ms [{min(ms):.0f}–{max(ms):.0f}]")
+        print(f"{name} {c}: navigation to first prediction {min(ms):.0f} ms [{max(ms):.0f}]")
     d = report["download"]
     mb = 1e6
     print(
