@@ -101,7 +101,9 @@ class ClassifierTask:
     kind = RNN_CLASSIFIER.name
     rank, world_size = 0, 1
 
-    def __init__(self, model_config: RowClassifierConfig, train_config: ClassifierTrainConfig, splits: MnistSplits):
+    def __init__(
+        self, model_config: RowClassifierConfig, train_config: ClassifierTrainConfig, splits: MnistSplits
+    ) -> None:
         self.name = "mnist-bilstm" if model_config.bidirectional else "mnist-lstm"
         self.model_config, self.train_config = model_config, train_config
         n = len(splits.train_images)
