@@ -154,14 +154,21 @@ class Server:
         for name, model in self._models.items():
             self._workers[name] = ModelWorker(name, model, loop, self.metrics, self.config.max_batch, window)
             self.metrics.start_model(name)
-        self._ws_server = await serve(
-            self._handle,
-            self.config.host,
-            self.config.port,
-            process_request=self._http,
-            max_size=self.config.max_message_bytes,
-            compression=None,  # deflate costs CPU per message and shrinks neither probabilities nor states much
-        )
+        try:
+            self._ws_server = await serve(
+                self._handle,
+                self.config.host,
+                self.config.port,
+                process_request=self._http,
+                max_size=self.config.max_message_bytes,
+                compression=None,  # deflate costs CPU per message and shrinks neither probabilities nor states much
+            )
+        except OSError as e:  # the port is taken, the address is not this machine's, ...
+            for worker in self._workers.values():
+                worker.stop(1.0)
+            raise ConfigError(
+                f"serve: cannot listen on {self.config.host}:{self.config.port}: {e.strerror or e}"
+            ) from None
         self.port = int(self._ws_server.sockets[0].getsockname()[1])
         return self.port
 
