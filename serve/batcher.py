@@ -186,14 +186,14 @@ class ModelWorker:
         m.batch_size.labels(name).observe(len(group))
         m.step_seconds.labels(name).observe(elapsed)
         queue = m.queue_seconds.labels(name)
-        probs = np.stack([results[f.key] for f in group])  # (N, V)
-        top = top_k_rows(probs, max(f.k for f in group))  # (N, k) for all rows in one partition
+        # Each session keeps its own copy of its row (a view would pin the whole (N, V) result).
+        rows = [results[f.key].copy() for f in group]  # N x (V,)
+        top = top_k_rows(np.stack(rows), max(f.k for f in group), overwrite=True).tolist()  # (N, k) for all rows
         labels = self.labels
         settled = []
-        for j, f in enumerate(group):
+        for f, row, ids in zip(group, rows, top, strict=True):
             queue.observe(start - f.arrived)
-            row = probs[j].copy()  # (V,): kept by the session (top_k, generate); a copy pins no (N, V) array
-            fields: dict[str, Any] = {"top_k": [[labels[i], float(row[i])] for i in top[j, : f.k].tolist()]}
+            fields: dict[str, Any] = {"top_k": [[labels[i], float(row[i])] for i in ids[: f.k]]}
             if f.want_probs:
                 fields["probs"] = row.tolist()
             settled.append((f.future, True, FeedOutcome(row, fields)))

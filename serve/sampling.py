@@ -7,30 +7,35 @@ import numpy as np
 __all__ = ["sample", "top_k_rows"]
 
 
-def top_k_rows(probs: np.ndarray, k: int) -> np.ndarray:
+_ARGMAX_UP_TO = 16  # k at most this: k passes of argmax beat one argpartition (64 x 10,000: 0.9 vs 2.9 ms at k=5)
+
+
+def top_k_rows(probs: np.ndarray, k: int, *, overwrite: bool = False) -> np.ndarray:
     """The ``k`` likeliest ids of each row of ``probs`` ``(N, V)`` -> ``(N, k)``, likeliest first, ties by id.
 
-    The same order as ``LanguageModel.top_k`` (a stable sort of ``-probs``) at the cost of one
-    partition over all rows instead of a full sort per row: the ids whose probability reaches the
-    row's k-th largest are the candidates, taken in id order and sorted stably by probability. A row
-    with ties at the k-th place (more than ``k`` candidates) is sorted on its own.
+    The same order as ``LanguageModel.top_k`` (a stable sort of ``-probs``) without sorting whole rows.
+    For small ``k``, ``k`` passes of ``argmax`` (which returns the first of equal values: ties by id),
+    each masking its pick; ``overwrite=True`` lets them mask ``probs`` itself instead of a copy. For
+    larger ``k``, one ``argpartition``, and a row whose k-th value ties with an id outside the pick
+    is sorted on its own, as the stable sort would.
     """
     n, v = probs.shape
     k = min(k, v)
-    if k == v:
-        return np.argsort(-probs, axis=1, kind="stable")
-    kth = -np.partition(-probs, k - 1, axis=1)[:, k - 1 : k]  # (N, 1): each row's k-th largest
-    mask = probs >= kth  # (N, V)
-    counts = mask.sum(axis=1)
-    if (counts == k).all():  # no ties at the k-th place: every row has exactly k candidates
-        ids = np.nonzero(mask)[1].reshape(n, k)  # (N, k), ascending ids in each row
-    else:
-        ids = np.empty((n, k), np.int64)
-        for i in range(n):
-            ids[i] = np.flatnonzero(mask[i])[np.argsort(-probs[i, mask[i]], kind="stable")[:k]]
-        return ids
-    order = np.argsort(-np.take_along_axis(probs, ids, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(ids, order, axis=1)
+    if k <= _ARGMAX_UP_TO:
+        work = probs if overwrite else probs.copy()
+        rows = np.arange(n)
+        out = np.empty((n, k), np.int64)
+        for j in range(k):
+            out[:, j] = pick = work.argmax(axis=1)
+            work[rows, pick] = -np.inf
+        return out
+    ids = np.argpartition(-probs, k - 1, axis=1)[:, :k]  # (N, k) in no order
+    values = np.take_along_axis(probs, ids, axis=1)  # (N, k)
+    ids = np.take_along_axis(ids, np.lexsort((ids, -values), axis=1), axis=1)  # by probability, then id
+    tied = np.count_nonzero(probs >= values.min(axis=1, keepdims=True), axis=1) > k
+    for i in np.flatnonzero(tied):
+        ids[i] = np.argsort(-probs[i], kind="stable")[:k]
+    return ids
 
 
 def sample(probs: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator) -> int:
