@@ -16,6 +16,17 @@ from rnnedge.runtime import ClassifierModel, LanguageModel, Model, load
 M = TypeVar("M", bound=Model)
 
 REPO = Path(__file__).resolve().parents[1]
+# A folder of ready-made tiny models (tests/write_test_models.py writes it): the runtime's tests then
+# run on the base install, with neither torch nor onnx, as `.ci/check_base_install.sh` does.
+PREBUILT = os.environ.get("RNNEDGE_TEST_MODELS")
+
+
+def _prebuilt(name: str) -> Path:
+    assert PREBUILT is not None
+    path = Path(PREBUILT) / name
+    if not path.is_file():
+        pytest.fail(f"RNNEDGE_TEST_MODELS={PREBUILT} lacks {name}; write it with tests/write_test_models.py")
+    return path
 
 
 def _data_dir() -> Path | None:
@@ -41,6 +52,7 @@ def mnist(data_dir: Path):
 
 
 def train_tiny(data_dir: Path, out: Path, *, bidirectional: bool = False, steps: int = 40) -> Path:
+    pytest.importorskip("torch", reason="training a model needs the train extra")
     from rnnedge.training.models import RowClassifierConfig
     from rnnedge.training.train_classifier import ClassifierTrainConfig, train_classifier
 
@@ -60,10 +72,13 @@ def tiny_checkpoint(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
-def tiny_onnx(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_onnx(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if PREBUILT:
+        return _prebuilt("tiny.onnx")
     from rnnedge.export.exporter import export_checkpoint
 
-    return export_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny.onnx").path
+    checkpoint = request.getfixturevalue("tiny_checkpoint")
+    return export_checkpoint(checkpoint, tmp_path_factory.mktemp("onnx") / "tiny.onnx").path
 
 
 @pytest.fixture(scope="session")
@@ -72,10 +87,13 @@ def tiny_bi_checkpoint(data_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="session")
-def tiny_bi_onnx(tiny_bi_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_bi_onnx(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if PREBUILT:
+        return _prebuilt("tiny-bi.onnx")
     from rnnedge.export.exporter import export_checkpoint
 
-    return export_checkpoint(tiny_bi_checkpoint, tmp_path_factory.mktemp("onnx-bi") / "tiny-bi.onnx").path
+    checkpoint = request.getfixturevalue("tiny_bi_checkpoint")
+    return export_checkpoint(checkpoint, tmp_path_factory.mktemp("onnx-bi") / "tiny-bi.onnx").path
 
 
 # -- PTB language model -------------------------------------------------------------------------
@@ -93,6 +111,7 @@ def ptb_data(data_dir: Path) -> Path:
 
 
 def train_tiny_lm(data_dir: Path, out: Path, *, steps: int = TINY_LM_STEPS, **model: object) -> Path:
+    pytest.importorskip("torch", reason="training a model needs the train extra")
     from rnnedge.training.models import LanguageModelConfig
     from rnnedge.training.train_lm import PTBTrainConfig, train_language_model
 
@@ -113,10 +132,13 @@ def tiny_lm_checkpoint(ptb_data: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="session")
-def tiny_lm_onnx(tiny_lm_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_lm_onnx(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if PREBUILT:
+        return _prebuilt("tiny-lm.onnx")
     from rnnedge.export.exporter import export_checkpoint
 
-    return export_checkpoint(tiny_lm_checkpoint, tmp_path_factory.mktemp("lm-onnx") / "tiny-lm.onnx").path
+    checkpoint = request.getfixturevalue("tiny_lm_checkpoint")
+    return export_checkpoint(checkpoint, tmp_path_factory.mktemp("lm-onnx") / "tiny-lm.onnx").path
 
 
 def _loaded(path: Path, kind: type[M]) -> Iterator[M]:

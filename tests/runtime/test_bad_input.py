@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,6 +29,7 @@ PROPERTY = settings(deadline=None, max_examples=50, derandomize=True)
 @pytest.fixture(scope="module")
 def twin_clf(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClassifierModel]:
     """The same architecture under another weights fingerprint: a state of one must not run in the other."""
+    onnx = pytest.importorskip("onnx")
     graph = onnx.load(str(tiny_onnx))
     prop = next(p for p in graph.metadata_props if p.key == METADATA_KEY)
     prop.value = json.dumps({**json.loads(prop.value), "model_id": "0123456789abcdef"})

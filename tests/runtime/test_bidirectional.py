@@ -6,16 +6,12 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rnnedge.errors import InputError, StateError
 from rnnedge.runtime import ClassifierModel, load
-from rnnedge.training.checkpoint import load_checkpoint
-from rnnedge.training.train_classifier import build_classifier, preprocess_pixels
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +28,17 @@ def test_metadata_says_non_causal(model: ClassifierModel) -> None:
 
 
 def test_graph_has_forward_and_reverse_native_lstms(tiny_bi_onnx: Path) -> None:
+    onnx = pytest.importorskip("onnx")
     nodes = [n for n in onnx.load(str(tiny_bi_onnx)).graph.node if n.op_type == "LSTM"]
     directions = sorted(next(a.s.decode() for a in n.attribute if a.name == "direction") for n in nodes)
     assert directions == ["forward", "reverse"]
 
 
 def test_every_prefix_matches_pytorch_on_that_prefix(model: ClassifierModel, mnist, tiny_bi_checkpoint: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from rnnedge.training.checkpoint import load_checkpoint
+    from rnnedge.training.train_classifier import build_classifier, preprocess_pixels
+
     torch_model = build_classifier(load_checkpoint(tiny_bi_checkpoint))
     images = mnist.test_images[:4]
     x = preprocess_pixels(images)

@@ -24,7 +24,7 @@ def valid_text(ptb_data: Path) -> str:
 def test_perplexity_equals_pytorch(
     lm: LanguageModel, valid_text: str, tiny_lm_checkpoint: Path, tmp_path: Path
 ) -> None:
-    import torch
+    torch = pytest.importorskip("torch")
 
     from rnnedge.data.ptb import PTBCorpus, read_words
     from rnnedge.training.checkpoint import load_checkpoint

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import onnx
 import pytest
 
 from rnnedge.errors import ModelFileError
 from rnnedge.runtime import load
 from rnnedge.runtime.metadata import FORMAT_VERSION, MAX_METADATA_BYTES, METADATA_KEY, ModelMetadata
+
+onnx = pytest.importorskip("onnx", reason="these tests craft model files with the onnx package")
 
 
 def _with_metadata(src: Path, dst: Path, value: str | None) -> Path:

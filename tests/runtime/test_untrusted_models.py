@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,6 +21,8 @@ from hypothesis import strategies as st
 from rnnedge.errors import ConfigError, ModelFileError, ProviderError, RnnEdgeError
 from rnnedge.runtime import ClassifierModel, load
 from rnnedge.runtime.metadata import METADATA_KEY, ModelMetadata
+
+onnx = pytest.importorskip("onnx", reason="these tests craft model files with the onnx package")
 
 PROPERTY = settings(deadline=None, max_examples=50, derandomize=True)
 
