@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import signal
 import statistics
 import subprocess
@@ -63,6 +64,11 @@ class Served:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the server process has used."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
@@ -154,6 +160,11 @@ async def _soak(url: str, words: list[str], clients: int, seconds: float, served
     return {**counts, "failures": len(failures), "rss_mb": rss}
 
 
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 # -- the ceiling without the network ----------------------------------------------------------------
 def stream_batch_steps(model_path: str, sizes: list[int], rounds: int = 30) -> dict[int, float]:
     """Median seconds of one StreamBatch step of N streams, one token each, in this process."""
@@ -180,9 +191,9 @@ def _run_mode(
 ) -> list[dict[str, Any]]:
     rows = []
     for n in args.clients:
-        before = served.metrics()
+        before, cpu0, own0, t0 = served.metrics(), served.cpu_s(), _own_cpu_s(), time.perf_counter()
         row = asyncio.run(_level(served.url, words, n, args.seconds))
-        after = served.metrics()
+        after, cpu1, own1, t1 = served.metrics(), served.cpu_s(), _own_cpu_s(), time.perf_counter()
         steps = after.get("rnnedge_serve_steps_total", 0) - before.get("rnnedge_serve_steps_total", 0)
         step_s = after.get("rnnedge_serve_step_seconds_sum", 0) - before.get("rnnedge_serve_step_seconds_sum", 0)
         tokens = after.get("rnnedge_serve_tokens_total", 0) - before.get("rnnedge_serve_tokens_total", 0)
@@ -191,13 +202,17 @@ def _run_mode(
             server_step_ms=step_s / steps * 1e3 if steps else 0.0,
             rss_mb=served.rss_mb(),
             stream_batch_step_ms=ceiling[n] * 1e3,
+            server_cpu_share=(cpu1 - cpu0) / (t1 - t0),  # cores' worth used by the server over the level
+            server_cpu_us_per_token=(cpu1 - cpu0) / tokens * 1e6 if tokens else 0.0,
+            client_cpu_share=(own1 - own0) / (t1 - t0),
         )
         rows.append(row)
         print(
             f"{mode:>12} N={n:>3}: {row['tokens_per_s']:>8,.0f} tokens/s  p50 {row['p50_ms']:6.2f} ms  "
             f"p99 {row['p99_ms']:6.2f} ms  mean batch {row['mean_batch']:5.1f}  server step "
             f"{row['server_step_ms']:5.2f} ms  (StreamBatch N={n}: {ceiling[n] * 1e3:5.2f} ms)  "
-            f"errors {row['errors']}  RSS {row['rss_mb']:.0f} MB",
+            f"errors {row['errors']}  RSS {row['rss_mb']:.0f} MB  server CPU {row['server_cpu_share']:.0%} "
+            f"({row['server_cpu_us_per_token']:.0f} us/token), load generator {row['client_cpu_share']:.0%}",
             flush=True,
         )
     if mode == "batched" and args.soak > 0:
@@ -228,7 +243,7 @@ def main() -> None:
 
     ceiling = stream_batch_steps(args.model, sorted(set(args.clients) | {64}))
     report: dict[str, Any] = {"model": args.model, "cpus": os.cpu_count(), "stream_batch_step_s": ceiling, "modes": {}}
-    print(f"{args.model}; {os.cpu_count()} CPUs; {args.seconds:g} s per level; loopback")
+    print(f"{args.model}; {os.cpu_count()} CPUs; {args.seconds:g} s per level; loopback; load {os.getloadavg()}")
     print(
         "StreamBatch without the network: "
         + ", ".join(f"N={n}: {s * 1e3:.2f} ms/step ({n / s:,.0f} tokens/s)" for n, s in ceiling.items())
