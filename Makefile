@@ -51,10 +51,10 @@ demo: setup
 	$(VENV)/bin/rnnedge demo
 
 lint: setup
-	$(VENV)/bin/ruff check training export runtime bench cli tests benchmarks
-	$(VENV)/bin/ruff format --check training export runtime bench cli tests benchmarks
-	$(VENV)/bin/mypy --strict runtime bench
-	$(VENV)/bin/mypy training export cli
+	$(VENV)/bin/ruff check errors data training export runtime bench serve cli tests benchmarks
+	$(VENV)/bin/ruff format --check errors data training export runtime bench serve cli tests benchmarks
+	$(VENV)/bin/mypy --strict errors data runtime bench
+	$(VENV)/bin/mypy training export serve cli
 
 clean:
 	rm -rf $(VENV) build runs *.egg-info
