@@ -7,8 +7,8 @@ import { chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-/** Launch headless Chromium with a fresh profile; resolves to {browser, close()}. */
-export async function launch() {
+/** Launch headless Chromium with a fresh profile (and `extraArgs`); resolves to {context, close()}. */
+export async function launch({ extraArgs = [] } = {}) {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
   }
@@ -25,6 +25,7 @@ export async function launch() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...extraArgs,
     ],
     viewport: { width: 1180, height: 720 },
   });
