@@ -230,6 +230,87 @@ def train_ptb(preset: str, **kw: Any) -> None:
         click.echo(json.dumps(metrics))
 
 
+_TEXT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@train.command("lm")
+@click.option(
+    "--corpus",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A folder holding train.txt, valid.txt and test.txt (instead of the three options below).",
+)
+@click.option("--train", "train_file", type=_TEXT_FILE, help="Training text (UTF-8); the vocabulary comes from it.")
+@click.option("--valid", "valid_file", type=_TEXT_FILE, help="Validation text (UTF-8).")
+@click.option("--test", "test_file", type=_TEXT_FILE, help="Test text (UTF-8).")
+@click.option(
+    "--tokens",
+    type=click.Choice(["words", "chars"]),
+    default="words",
+    show_default=True,
+    help="Predict the next word (split on whitespace) or the next character; every line ends with <eos>.",
+)
+@click.option(
+    "--max-vocab",
+    type=click.IntRange(min=3),
+    default=None,
+    help="Keep the most frequent tokens of the training text, <unk> and <eos> included (ties by the token).",
+)
+@click.option(
+    "--min-count",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Leave out tokens seen fewer times in the training text (they read as <unk>).",
+)
+@run_options
+@config_options(LanguageModelConfig, skip=_LM_FIXED)
+@config_options(PTBTrainConfig)
+def train_lm(
+    corpus: Path | None,
+    train_file: Path | None,
+    valid_file: Path | None,
+    test_file: Path | None,
+    tokens: str,
+    max_vocab: int | None,
+    min_count: int,
+    **kw: Any,
+) -> None:
+    """Language model on any UTF-8 text, by words or by characters (--tokens chars); works under torchrun.
+
+    Give --corpus FOLDER, or --train, --valid and --test. Penn Treebank's presets are `train ptb`.
+    """
+    files = (train_file, valid_file, test_file)
+    if corpus is not None and any(files):
+        raise click.UsageError("give either --corpus or --train/--valid/--test, not both")
+    if corpus is None and not all(files):
+        missing = [n for n, f in zip(("--train", "--valid", "--test"), files, strict=True) if f is None]
+        raise click.UsageError(
+            f"give --corpus FOLDER, or all of --train, --valid and --test (missing {', '.join(missing)})"
+        )
+    require_training_extra()
+    from rnnedge.data.corpus import corpus_files, load_text_corpus
+    from rnnedge.training.train_lm import train_language_model
+
+    paths = corpus_files(corpus) if corpus is not None else files
+    text = load_text_corpus(*paths, tokens=tokens, max_vocab=max_vocab, min_count=min_count)  # type: ignore[arg-type]
+    model_cfg = config_values(LanguageModelConfig, kw, vocab_size=len(text.vocabulary))
+    train_cfg = config_values(PTBTrainConfig, kw)
+    metrics = _interruptible(
+        lambda: train_language_model(
+            model_cfg,
+            train_cfg,
+            kw["out"],
+            resume=kw["resume"],
+            overwrite=kw["overwrite"],
+            quiet=kw["quiet"],
+            threads=kw["threads"],
+            corpus=text,
+        )
+    )
+    if metrics:
+        click.echo(json.dumps(metrics))
+
+
 @click.command()
 @click.argument("run_dir", metavar="RUN_DIR", type=click.Path(file_okay=False, exists=True, path_type=Path))
 def plot(run_dir: Path) -> None:

@@ -47,9 +47,14 @@ def read_words(lines: Iterable[str]) -> list[str]:
     return words
 
 
-def build_vocabulary(words: Iterable[str], max_size: int | None = None) -> tuple[str, ...]:
-    """Word types by frequency (descending), ties by word; ``<unk>``/``<eos>`` always included."""
+def build_vocabulary(words: Iterable[str], max_size: int | None = None, *, min_count: int = 1) -> tuple[str, ...]:
+    """Word types by frequency (descending), ties by word; ``<unk>``/``<eos>`` always included.
+
+    ``max_size`` counts the two special tokens; types seen fewer than ``min_count`` times are left out.
+    """
     counts = Counter(words)
+    if min_count > 1:
+        counts = Counter({w: n for w, n in counts.items() if n >= min_count or w in (UNK, EOS)})
     for special in (UNK, EOS):
         counts.setdefault(special, 0)
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -30,8 +30,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from rnnedge.data.corpus import TextCorpus
 from rnnedge.data.ptb import PTBCorpus, batchify, load_ptb, num_windows, windows
-from rnnedge.errors import ConfigError
+from rnnedge.errors import CheckpointError, ConfigError
 
 from .checkpoint import build_model
 from .config import LARGE, MEDIUM, PRESETS, SMALL, LanguageModelConfig, PTBPreset, PTBTrainConfig
@@ -47,10 +48,24 @@ __all__ = [
     "LanguageModelTask",
     "PTBPreset",
     "PTBTrainConfig",
+    "bits_per_token",
     "build_language_model",
     "evaluate_perplexity",
     "train_language_model",
 ]
+
+
+def bits_per_token(perplexity: float) -> float:
+    """Bits per token of a perplexity: ``log2(perplexity)`` (bits per character for a character model)."""
+    return math.log2(perplexity)
+
+
+def _with_bits(metrics: dict[str, float], tokens: str) -> dict[str, float]:
+    """``metrics`` with ``*_bpc`` beside each ``*_perplexity`` for a character model."""
+    if tokens != "chars":
+        return metrics
+    bits = {k.replace("perplexity", "bpc"): bits_per_token(v) for k, v in metrics.items() if k.endswith("perplexity")}
+    return {**metrics, **bits}
 
 
 def build_language_model(ckpt: dict[str, Any]) -> WordLanguageModel:
@@ -152,14 +167,21 @@ def _set_rng_states(states: torch.Tensor, device: torch.device) -> None:
 
 
 class LanguageModelTask:
-    """The word language model on PTB, for :func:`~rnnedge.training.loop.run_training`."""
+    """The language model on a corpus (PTB, or any text by words or characters), for :func:`run_training`."""
 
-    name = "ptb"
     kind = WORD_LM.name
 
     def __init__(
-        self, model_config: LanguageModelConfig, train_config: PTBTrainConfig, corpus: PTBCorpus, world: _World
+        self,
+        model_config: LanguageModelConfig,
+        train_config: PTBTrainConfig,
+        corpus: PTBCorpus | TextCorpus,
+        world: _World,
+        name: str = "ptb",
     ) -> None:
+        self.name = name
+        self.tokens: str = getattr(corpus, "tokens", "words")
+        self.files: tuple[str, ...] = getattr(corpus, "files", ())
         cfg = train_config
         if model_config.vocab_size != len(corpus.vocabulary):
             model_config = replace(model_config, vocab_size=len(corpus.vocabulary))
@@ -187,7 +209,8 @@ class LanguageModelTask:
     def describe(self) -> str:
         world = self.world
         return (
-            f"on {len(self.corpus.train)} tokens ({world.size} process{'es' if world.size > 1 else ''}, {world.device})"
+            f"on {len(self.corpus.train)} {self.tokens[:-1]} tokens, vocabulary {len(self.corpus.vocabulary)} "
+            f"({world.size} process{'es' if world.size > 1 else ''}, {world.device})"
         )
 
     def start_epoch(self, epoch: int, step_in_epoch: int) -> None:
@@ -247,17 +270,23 @@ class LanguageModelTask:
             "lr": self.lr,
             "epoch_seconds": round(epoch_seconds, 1),
         }
+        bits = f" ({bits_per_token(valid_ppl):.3f} bpc)" if self.tokens == "chars" else ""
         line = (
             f"epoch {epoch + 1}: lr {self.lr:.4g}, train perplexity {train_ppl:.2f}, "
-            f"valid perplexity {valid_ppl:.2f} ({epoch_seconds:.0f} s)"
+            f"valid perplexity {valid_ppl:.2f}{bits} ({epoch_seconds:.0f} s)"
         )
-        return {"valid_perplexity": valid_ppl}, record, line
+        return _with_bits({"valid_perplexity": valid_ppl}, self.tokens), _with_bits(record, self.tokens), line
 
     def test(self) -> tuple[dict[str, float], dict[str, Any], str]:
         # Batch 1 scores every token whatever the window; 100 tokens per call is just faster.
         test_ppl = evaluate_perplexity(self.model, self.corpus.test, 1, 100, self.world.device)
-        line = f"test perplexity {test_ppl:.2f} on {len(self.corpus.test)} tokens (batch 1, state carried)"
-        return {"test_perplexity": test_ppl}, {"perplexity": test_ppl}, line
+        bits = f" ({bits_per_token(test_ppl):.3f} bpc)" if self.tokens == "chars" else ""
+        line = f"test perplexity {test_ppl:.2f}{bits} on {len(self.corpus.test)} tokens (batch 1, state carried)"
+        return (
+            _with_bits({"test_perplexity": test_ppl}, self.tokens),
+            _with_bits({"perplexity": test_ppl}, self.tokens),
+            line,
+        )
 
     def checkpoint_fields(self) -> dict[str, Any]:
         # Collective: every rank contributes its rows' state and its RNG; rank 0 writes.
@@ -267,14 +296,24 @@ class LanguageModelTask:
         rng = world.gather(
             _rng_states(world.device)[None].to(world.device if world.device.type == "cuda" else "cpu"), 0
         )
+        # Where a user's text came from (PTB's checkpoints stay as they were): export measures files on its test text.
+        data = {"data": {"tokens": self.tokens, **dict(zip(("train", "valid", "test"), self.files, strict=True))}}
         return {
+            **(data if self.files else {}),
             "running": {"cost_sum": self.cost_sum, "counted": self.counted},  # rank 0's
             "vocabulary": list(self.corpus.vocabulary),
+            "tokens": self.tokens,
             "lm_state": {"h": h, "c": c},
             "rng": rng.cpu(),
         }
 
     def restore(self, ckpt: dict[str, Any]) -> None:
+        saved = (ckpt.get("tokens", "words"), tuple(ckpt.get("vocabulary") or ()))
+        if saved != (self.tokens, tuple(self.corpus.vocabulary)):
+            raise CheckpointError(
+                f"cannot resume: the checkpoint was trained on other text ({saved[0]}, a vocabulary of "
+                f"{len(saved[1])}); this run reads {self.tokens}, a vocabulary of {len(self.corpus.vocabulary)}"
+            )
         # The epoch's running cost, so a resumed run logs the same training perplexity (older checkpoints lack it).
         running = ckpt["progress"].get("running", {})
         self.cost_sum, self.counted = running.get("cost_sum", 0.0), running.get("counted", 0)
@@ -298,8 +337,11 @@ def train_language_model(
     quiet: bool = False,
     custom_corpus: bool = False,
     threads: int | None = None,
+    corpus: TextCorpus | None = None,
 ) -> dict[str, Any]:
-    """Train on PTB in the run folder ``out_dir``; return the final metrics (with test perplexity).
+    """Train on PTB (or on ``corpus``) in the run folder ``out_dir``; return the final metrics (with test perplexity).
+
+    A character corpus adds bits per character beside each perplexity (``valid_bpc``, ``test_bpc``).
 
     ``resume`` continues the folder's run; ``overwrite`` replaces it; a folder that holds a run
     is refused without one of them. ``threads`` sets torch's intra-op threads for the run: on a
@@ -310,7 +352,10 @@ def train_language_model(
         run = open_run(out_dir, resume=resume, overwrite=overwrite, quiet=quiet, writer=world.rank == 0)
         world.barrier()  # every process has looked at the folder before the first one writes in it
         with torch_threads(threads):
-            task = LanguageModelTask(model_config, train_config, load_ptb(data, custom=custom_corpus), world)
+            if corpus is None:
+                task = LanguageModelTask(model_config, train_config, load_ptb(data, custom=custom_corpus), world)
+            else:
+                task = LanguageModelTask(model_config, train_config, corpus, world, name="lm")
             return run_training(task, run, resume=resume, quiet=quiet)
     finally:
         world.close()

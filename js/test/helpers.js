@@ -36,8 +36,19 @@ export function maxDiff(got, want) {
   return d;
 }
 
+/** The largest difference every assertClose has seen so far, by label (see `closeness`). */
+export const worst = { all: 0 };
+let label = 'all';
+/** Label the differences assertClose records from now on (e.g. by backend). */
+export function closeness(name) {
+  label = name;
+  worst[name] ??= 0;
+}
+
 export function assertClose(got, want, what, tolerance = TOLERANCE) {
   const d = maxDiff(got, want);
+  worst.all = Math.max(worst.all, d);
+  worst[label] = Math.max(worst[label] ?? 0, d);
   assert.ok(d <= tolerance, `${what}: largest difference ${d} > ${tolerance}`);
   return d;
 }

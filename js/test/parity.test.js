@@ -4,9 +4,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { load } from '../src/node.js';
-import { MODELS, assertClose, fixture, images, row } from './helpers.js';
+import { MODELS, assertClose, closeness, fixture, images, row, worst } from './helpers.js';
 
 const BACKENDS = ['node', 'wasm'];
+
+after(() => {
+  const shown = BACKENDS.map((b) => `${b} ${worst[b].toExponential(1)}`).join(', ');
+  console.log(`largest difference from the Python runtime: ${shown} (tolerance 1e-4)`);
+});
 
 function flat(rows) {
   return rows.flatMap((r) => Array.from(r));
@@ -20,6 +25,7 @@ for (const backend of BACKENDS) {
       let model;
       before(async () => {
         model = await load(fx.path, { backend });
+        closeness(backend);
       });
       after(() => model.dispose());
 
