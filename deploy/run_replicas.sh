@@ -27,7 +27,7 @@ stop() {
 trap stop EXIT
 trap 'exit 0' INT TERM
 
-head -c 32 /dev/urandom > "$WORK/token.key"
+od -An -N32 -tx1 /dev/urandom | tr -d " \n" > "$WORK/token.key"  # 64 hex digits, shared by both replicas
 for port in "$P1" "$P2"; do
     "${RNNEDGE_CMD[@]}" serve "$MODEL" --host 127.0.0.1 --port "$port" --token-key-file "$WORK/token.key" \
         2> "$WORK/replica-$port.log" &

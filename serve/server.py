@@ -217,7 +217,7 @@ class Server:
                 s = conn.session
                 message["token"] = await s.worker.call(lambda b: encode_state(b.state(s.key), self.config.token_key))
                 message["message"] += " from this token"
-            await conn.ws.send(json.dumps(message))
+            await conn.ws.send(json.dumps(message, separators=(",", ":")))
             self.metrics.closes.labels(str(CLOSE_SHUTDOWN)).inc()
             await conn.ws.close(CLOSE_SHUTDOWN, "server shutting down")
         except ConnectionClosed:
