@@ -143,6 +143,8 @@ export declare class LanguageModel extends Model {
   stream(options?: { strict?: boolean }): LanguageStream;
   /** The k likeliest words of `probs`, most probable first (ties by id). */
   topK(probs: ArrayLike<number>, k?: number): Suggestion[];
+  /** Perplexity of a text (PTB tokenisation, state carried, batch 1), as the Python runtime computes it. */
+  perplexity(text: string, options?: { window?: number; strict?: boolean }): Promise<number>;
   /** Words yielded as produced. */
   generate(prompt?: Words | null, options?: GenerateOptions): AsyncGenerator<string, void, undefined>;
 }

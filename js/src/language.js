@@ -193,6 +193,38 @@ export class LanguageModel extends Model {
   }
 
   /**
+   * Perplexity of a text, state carried, batch 1, as the Python runtime computes it: tokenised as PTB
+   * (every line's words, then <eos>), every token after the first scored, `window` tokens per run,
+   * log-probabilities in float64. Resolves to a number.
+   */
+  async perplexity(text, { window = 100, strict = false } = {}) {
+    if (typeof text !== 'string') throw new InputError(`text must be a string, got ${describe(text)}`);
+    if (!Number.isInteger(window) || window < 1) throw new InputError(`window must be an integer >= 1, got ${window}`);
+    const words = tokenizeLines(text, this.vocabulary[this.eosId]);
+    if (words.length < 2) throw new InputError(`perplexity needs at least 2 tokens (a word and <eos>), got ${words.length}`);
+    const ids = this.encode(words, { strict });
+    const v = this.vocabSize;
+    let state = this.initState(1);
+    let nll = 0;
+    for (let lo = 0; lo < ids.length - 1; lo += window) {
+      const n = Math.min(window, ids.length - 1 - lo);
+      const x = { data: BigInt64Array.from(ids.subarray(lo, lo + n), (i) => BigInt(i)), dims: [1, n] };
+      const result = await this.runState(x, state, ['logits']);
+      state = result.state;
+      const logits = result.outputs.logits.data; // (1, n, V)
+      for (let t = 0; t < n; t++) {
+        const z = logits.subarray(t * v, (t + 1) * v);
+        let max = -Infinity;
+        for (let i = 0; i < v; i++) if (z[i] > max) max = z[i];
+        let sum = 0;
+        for (let i = 0; i < v; i++) sum += Math.exp(z[i] - max);
+        nll -= z[ids[lo + t + 1]] - max - Math.log(sum);
+      }
+    }
+    return Math.exp(nll / (ids.length - 1));
+  }
+
+  /**
    * Sampled words, yielded one by one as produced (an async generator), after `prompt`
    * (null: at the start of a sentence, after <eos>). Deterministic for a given seed; topK 1
    * is greedy and gives the Python runtime's words. temperature < 1 sharpens, > 1 flattens.

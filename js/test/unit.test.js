@@ -226,6 +226,13 @@ describe('language model input', () => {
     assert.equal(tiny.length, 3);
   });
 
+  test('perplexity refuses what it cannot score', async () => {
+    await rejects(lm.perplexity(42), InputError, /text must be a string/);
+    await rejects(lm.perplexity('the', { window: 0 }), InputError, /window must be an integer >= 1/);
+    await rejects(lm.perplexity('the zyzzyva', { strict: true }), TokenError, /zyzzyva/);
+    assert.ok((await lm.perplexity('the\n')) > 1);
+  });
+
   test('text splits as Python splits it', () => {
     assert.deepEqual(splitWords(' a\u00a0b\x1cc\x85d\ufeffe \u200bf '), ['a', 'b', 'c', 'd\ufeffe', '\u200bf']);
     assert.deepEqual(tokenizeLines('a b\r\n\nc\n'), ['a', 'b', '<eos>', '<eos>', 'c', '<eos>']);

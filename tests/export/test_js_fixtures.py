@@ -4,7 +4,7 @@ Writes ``js/test/fixtures/`` (git-ignored): the exported files of every kind the
 serves (causal and bidirectional classifiers, a word language model, and an int8 variant of
 each causal kind), and one JSON file per model with inputs and the Python runtime's outputs:
 batch predictions, row-by-row and chunked streams, states saved and restored, next-word
-probabilities, top-k and greedy generation. ``npm test`` in js/ reads them and asserts the
+probabilities, top-k, greedy generation and perplexity. ``npm test`` in js/ reads them and asserts the
 JavaScript runtime agrees to 1e-4 (and gives the same words). Run alone with
 ``python -m pytest tests/export/test_js_fixtures.py``; ``make test-js`` does when they are missing.
 """
@@ -88,7 +88,7 @@ def _sentence(lm: LanguageModel, words: list[str]) -> dict[str, Any]:
     return {"words": words, "steps": steps}
 
 
-def _lm_cases(lm: LanguageModel, sentence: list[str]) -> dict[str, Any]:
+def _lm_cases(lm: LanguageModel, sentence: list[str], text: str) -> dict[str, Any]:
     stream = lm.stream()
     probs = stream.feed(PROMPT)
     cases: dict[str, Any] = {
@@ -111,6 +111,7 @@ def _lm_cases(lm: LanguageModel, sentence: list[str]) -> dict[str, Any]:
         "from_start": list(lm.generate(None, max_words=8, top_k=1, seed=0)),
     }
     cases["sentence"] = _sentence(lm, sentence)
+    cases["perplexity"] = {"text": text, "window": 7, "value": lm.perplexity(text, window=7)}
     return cases
 
 
@@ -138,11 +139,13 @@ def test_write_js_fixtures(
             cases["labels"] = labels
             _write(name, path, cases)
     # The first sentence of PTB's test set: what the browser test types into the demo page.
-    sentence = (ptb_data / "ptb" / "ptb.test.txt").read_text(encoding="utf-8").splitlines()[0].split()
+    lines = (ptb_data / "ptb" / "ptb.test.txt").read_text(encoding="utf-8").splitlines()
+    sentence = lines[0].split()
+    text = "\n".join(lines[:20]) + "\n"  # perplexity of PTB's first 20 test lines
     for name, path in (("lm", tiny_lm_onnx), ("lm-int8", lm_int8)):
         with load(path, threads=1) as lm:
             assert isinstance(lm, LanguageModel)
-            _write(name, path, _lm_cases(lm, sentence))
+            _write(name, path, _lm_cases(lm, sentence, text))
     index = {"written_by": "tests/export/test_js_fixtures.py", "models": ["clf", "bi", "clf-int8", "lm", "lm-int8"]}
     (OUT / "index.json").write_text(json.dumps(index, indent=1))
     assert all((OUT / f"{m}.json").is_file() for m in index["models"])
