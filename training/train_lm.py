@@ -297,9 +297,9 @@ class LanguageModelTask:
             _rng_states(world.device)[None].to(world.device if world.device.type == "cuda" else "cpu"), 0
         )
         # Where a user's text came from (PTB's checkpoints stay as they were): export measures files on its test text.
-        data = {"data": {"tokens": self.tokens, **dict(zip(("train", "valid", "test"), self.files, strict=True))}}
+        files = dict(zip(("train", "valid", "test"), self.files, strict=False))
         return {
-            **(data if self.files else {}),
+            **({"data": {"tokens": self.tokens, **files}} if files else {}),
             "running": {"cost_sum": self.cost_sum, "counted": self.counted},  # rank 0's
             "vocabulary": list(self.corpus.vocabulary),
             "tokens": self.tokens,
