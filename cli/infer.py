@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,9 +49,14 @@ def describe_model(path: Path) -> dict[str, Any]:
     if meta.preprocessing:
         p = meta.preprocessing
         info["preprocessing"] = {"scale": p.scale, "mean": p.mean, "std": p.std}
+    if meta.standardize:
+        info["standardize"] = {"mean": list(meta.standardize.mean), "std": list(meta.standardize.std)}
+    if meta.lengths:
+        info["lengths"] = meta.lengths.as_dict()
     if meta.labels:
         info["labels"] = list(meta.labels)
     if meta.vocabulary:
+        info["tokens"] = meta.tokens or "words"
         info["vocab_size"] = len(meta.vocabulary)
         if meta.unk_id is not None:
             info["unk_id"] = meta.unk_id
@@ -109,14 +115,42 @@ def test_accuracy(model_path: Path, data: Path | None, limit: int | None, provid
     return correct / len(images)
 
 
+def file_accuracy(model_path: Path, test_file: Path, limit: int | None, provider: str) -> tuple[float, int]:
+    """Accuracy of a classifier on a ``.ts`` or ``.npz`` file of labelled sequences, and how many were read.
+
+    The file's class names are matched to the model's labels (a class the model lacks is an error);
+    sequences of any lengths go to ``predict`` 500 at a time (one onnxruntime call each).
+    """
+    from rnnedge.data.sequences import read_sequences  # numpy-only
+
+    model = load_classifier(model_path, provider=provider)
+    test = read_sequences(test_file, class_names=model.labels)
+    sequences, labels = list(test.sequences)[:limit], test.labels[:limit]
+    probs = model.predict(sequences, batch_size=500)
+    return float((probs.argmax(1) == labels).mean()), len(sequences)
+
+
 @click.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP)
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N test images.")
+@click.option(
+    "--test",
+    "test_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Labelled sequences (.ts or .npz) to measure instead of the MNIST test set.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N test images or sequences.")
 @PROVIDER
 @click.option("--quiet", is_flag=True)
-def classify(model_path: Path, data: Path | None, limit: int | None, provider: str, quiet: bool) -> None:
-    """Accuracy of MODEL on the MNIST test set, through the runtime."""
+def classify(
+    model_path: Path, data: Path | None, test_file: Path | None, limit: int | None, provider: str, quiet: bool
+) -> None:
+    """Accuracy of MODEL on the MNIST test set (or on --test FILE), through the runtime."""
+    if test_file is not None:
+        acc, n = file_accuracy(model_path, test_file, limit, provider)
+        click.echo(f"test accuracy {acc:.4f} ({model_path.name}, {n} sequences of {test_file.name})")
+        return
     acc = test_accuracy(model_path, data, limit, provider, quiet)
     click.echo(f"test accuracy {acc:.4f} ({model_path.name}, {limit or 10000} images)")
 
@@ -140,16 +174,20 @@ def generate(
     strict: bool,
     provider: str,
 ) -> None:
-    """Sample text from a language MODEL, word by word as it is produced (<eos> ends a line)."""
+    """Sample text from a language MODEL, token by token as it is produced (<eos> ends a line).
+
+    Words are printed with spaces between them, characters as they come (--max-words counts characters).
+    """
     model = load_language_model(model_path, provider=provider)
     eos = model.vocabulary[model.eos_id]
+    sep = " " if model.tokens == "words" else ""
     line_open = False
     for word in model.generate(prompt, max_words, temperature=temperature, top_k=top_k, seed=seed, strict=strict):
         if word == eos:
             click.echo("")
             line_open = False
         else:
-            click.echo(("" if not line_open else " ") + word, nl=False)
+            click.echo(("" if not line_open else sep) + word, nl=False)
             line_open = True
         sys.stdout.flush()
     if line_open:
@@ -166,7 +204,10 @@ def generate(
 @PROVIDER
 @click.option("--quiet", is_flag=True)
 def perplexity(model_path: Path, text_file: Path, window: int, strict: bool, provider: str, quiet: bool) -> None:
-    """Perplexity of language MODEL on FILE (tokenised as PTB: each line ends with <eos>), state carried."""
+    """Perplexity of language MODEL on FILE (split as the model's tokens say; each line ends with <eos>), state carried.
+
+    A character model's bits per character (log2 of the perplexity) are printed beside it.
+    """
     model = load_language_model(model_path, provider=provider)
     with click.progressbar(length=1, label="scoring", file=sys.stderr, hidden=quiet or not sys.stderr.isatty()) as bar:
 
@@ -175,7 +216,8 @@ def perplexity(model_path: Path, text_file: Path, window: int, strict: bool, pro
             bar.update(done - bar.pos)
 
         value = model.perplexity(text_file, window=window, strict=strict, progress=progress)
-    click.echo(f"perplexity {value:.2f} ({text_file.name}, {model_path.name})")
+    bits = f", {math.log2(value):.3f} bits per character" if model.tokens == "chars" else ""
+    click.echo(f"perplexity {value:.2f}{bits} ({text_file.name}, {model_path.name})")
 
 
 @click.command("next-word")

@@ -24,6 +24,8 @@ from rnnedge.training.config import (
     LanguageModelConfig,
     PTBTrainConfig,
     RowClassifierConfig,
+    SequenceClassifierConfig,
+    SequenceTrainConfig,
 )
 from rnnedge.training.config_checks import Rule
 
@@ -51,6 +53,8 @@ def _click_type(rule: Rule) -> click.ParamType[Any]:
             min_open=rule.low_open,
             max_open=rule.high_open,
         )
+    if rule.kind == "choice":
+        return click.Choice(rule.choices)
     raise TypeError(f"no command-line type for a {rule.kind!r} rule")  # a programming error, found at import
 
 
@@ -70,8 +74,15 @@ def _option(cls: Any, f: Field[Any], presets: Mapping[str, Any] | None) -> Calla
         return click.option(
             f"{flag}/--no-{flag[2:]}", f.name, default=default, help=help_text, show_default=presets is None
         )
+    aliases = tuple(f.metadata.get("aliases", ()))  # short spellings, e.g. --hidden for --hidden-size
     return click.option(
-        flag, f.name, type=_click_type(rule), default=default, help=help_text, show_default=default is not None
+        flag,
+        *aliases,
+        f.name,
+        type=_click_type(rule),
+        default=default,
+        help=help_text,
+        show_default=default is not None,
     )
 
 
@@ -103,8 +114,13 @@ def config_values(cls: Any, kw: Mapping[str, Any], base: Any = None, **fixed: An
 
 def run_options(func: F) -> F:
     """Where a run goes and how it behaves: shared by every ``train`` command."""
+    return _run_options(func, data=True)
+
+
+def _run_options(func: F, *, data: bool) -> F:
+    """:func:`run_options`; without ``--data`` for commands that name their files."""
     options = [
-        click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP),
+        *([click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP)] if data else []),
         click.option(
             "--out",
             "out",
@@ -190,6 +206,56 @@ _classifier_command(
 _classifier_command(
     "mnist-bilstm", True, "Bidirectional row classifier: LSTMs top-down and bottom-up, mean over time, linear, softmax."
 )
+
+_SEQUENCE_FILE = click.Path(dir_okay=False, path_type=Path)
+# Model fields the data decides, not an option.
+_SEQUENCE_FIXED = ("input_size", "num_classes")
+
+
+@train.command("classifier")
+@click.option(
+    "--train", "train_file", required=True, type=_SEQUENCE_FILE, help="Labelled training sequences (.ts or .npz)."
+)
+@click.option("--test", "test_file", required=True, type=_SEQUENCE_FILE, help="Labelled test sequences, same problem.")
+@click.option(
+    "--valid",
+    "valid_file",
+    type=_SEQUENCE_FILE,
+    help="Labelled validation sequences (else --valid-fraction of --train).",
+)
+@lambda func: _run_options(func, data=False)
+@config_options(SequenceClassifierConfig, skip=_SEQUENCE_FIXED)
+@config_options(SequenceTrainConfig)
+def train_sequence_classifier_command(train_file: Path, test_file: Path, valid_file: Path | None, **kw: Any) -> None:
+    """Classifier of your own labelled sequences (UEA/UCR .ts or .npz files; any lengths, any channels).
+
+    LSTM or GRU layers (--cell), mean or last output (--head), linear, softmax. Channels are
+    normalised with the training split's mean and std, which the checkpoint and the exported
+    file carry, with the class names as the file writes them.
+    """
+    require_training_extra()
+    from rnnedge.training.train_sequences import train_sequence_classifier
+
+    given = click.get_current_context().get_parameter_source("valid_fraction")
+    if valid_file is not None and given is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("give --valid FILE or --valid-fraction, not both")
+    model_cfg = config_values(SequenceClassifierConfig, kw)
+    train_cfg = config_values(SequenceTrainConfig, kw)
+    metrics = _interruptible(
+        lambda: train_sequence_classifier(
+            model_cfg,
+            train_cfg,
+            kw["out"],
+            train_file=train_file,
+            test_file=test_file,
+            valid_file=valid_file,
+            resume=kw["resume"],
+            overwrite=kw["overwrite"],
+            quiet=kw["quiet"],
+            threads=kw["threads"],
+        )
+    )
+    click.echo(json.dumps(metrics))
 
 
 @train.command("ptb")

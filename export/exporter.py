@@ -29,7 +29,7 @@ from rnnedge.training.kinds import build_from_checkpoint
 
 from .files import check_output_file, output_errors
 from .kinds import export_kind_for
-from .metadata import io_specs, model_id_of, producer, write_graph_metadata
+from .metadata import io_specs, model_id_of, producer, tensor_spec, write_graph_metadata
 from .quality import Measured, measure_quality
 from .results import ExportResult, Outcome
 from .validate import Reference, Tolerances, validate_export
@@ -61,7 +61,13 @@ def build_export(ckpt: Mapping[str, Any]) -> Built:
     kind = export_kind_for(ckpt["kind"])
     model = build_from_checkpoint(dict(ckpt))
     graph = kind.graph(model)
-    main, states, outputs = io_specs(graph, kind.main_input)
+    others = (kind.lengths_input,) if kind.lengths_input else ()
+    main, states, outputs = io_specs(graph, kind.main_input, others)
+    lengths: dict[str, Any] = {}
+    if kind.lengths_input:  # a version-2 field: older runtimes must refuse the file, not misread it
+        spec = next(i for i in graph.graph.input if i.name == kind.lengths_input)
+        lengths = {"lengths": tensor_spec(spec), "format_version": 2}
+    data = ckpt.get("data")  # where a user's data came from (kinds trained on their files)
     meta = ModelMetadata(
         model_id=model_id_of(graph),
         input=main,
@@ -71,8 +77,10 @@ def build_export(ckpt: Mapping[str, Any]) -> Built:
             "model": asdict(model.config),
             "training": dict(ckpt.get("train_config") or {}),
             "checkpoint_kind": ckpt["kind"],
+            **({"data": dict(data)} if isinstance(data, dict) else {}),
         },
         producer=producer(),
+        **lengths,
         **kind.describe(ckpt, model),
     )
     return Built(graph, meta, kind.reference(model))

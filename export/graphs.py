@@ -17,15 +17,24 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from rnnedge.training.models import RowLSTMClassifier, WordLanguageModel
+from rnnedge.training.models import RowLSTMClassifier, SequenceClassifier, WordLanguageModel
 
-__all__ = ["OPSET", "classifier_graph", "language_model_graph", "lstm_weights"]
+__all__ = [
+    "OPSET",
+    "classifier_graph",
+    "gru_weights",
+    "language_model_graph",
+    "lstm_weights",
+    "sequence_classifier_graph",
+]
 
 OPSET = 17
 _F32 = TensorProto.FLOAT
 _I64 = TensorProto.INT64
 # PyTorch stacks gates as (input, forget, cell, output); ONNX as (input, output, forget, cell).
 _TORCH_TO_ONNX_GATES = (0, 3, 1, 2)
+# PyTorch's GRU stacks (reset, update, new); ONNX's (update, reset, hidden).
+_TORCH_TO_ONNX_GRU_GATES = (1, 0, 2)
 
 
 def lstm_weights(lstm: nn.LSTM, layer: int, reverse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -39,6 +48,28 @@ def lstm_weights(lstm: nn.LSTM, layer: int, reverse: bool = False) -> tuple[np.n
     w, r = gates("weight_ih"), gates("weight_hh")
     b = np.concatenate([gates("bias_ih"), gates("bias_hh")])
     return w[None], r[None], b[None]
+
+
+def gru_weights(gru: nn.GRU, layer: int, reverse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """W ``(1, 3H, in)``, R ``(1, 3H, H)``, B ``(1, 6H)`` of one GRU layer and direction, in ONNX gate order.
+
+    PyTorch's ``nn.GRU`` applies the reset gate after the recurrent product
+    (``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``): ONNX's ``GRU`` with ``linear_before_reset=1``.
+    """
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+
+    def gates(name: str) -> np.ndarray:
+        w = getattr(gru, name + suffix).detach().cpu().numpy().astype(np.float32)
+        return np.concatenate([np.split(w, 3)[g] for g in _TORCH_TO_ONNX_GRU_GATES])
+
+    w, r = gates("weight_ih"), gates("weight_hh")
+    b = np.concatenate([gates("bias_ih"), gates("bias_hh")])
+    return w[None], r[None], b[None]
+
+
+def recurrent_weights(rnn: nn.LSTM | nn.GRU, layer: int, reverse: bool = False) -> tuple[np.ndarray, ...]:
+    """One layer and direction of an ``nn.LSTM`` or ``nn.GRU`` as the ONNX node's W, R, B."""
+    return gru_weights(rnn, layer, reverse) if isinstance(rnn, nn.GRU) else lstm_weights(rnn, layer, reverse)
 
 
 class _Graph:
@@ -74,6 +105,49 @@ class _Graph:
             hidden_size=lstm.hidden_size,
             direction="reverse" if reverse else "forward",
         )
+        return f"{prefix}_Y"
+
+    def recurrent(
+        self,
+        prefix: str,
+        x: str,
+        rnn: nn.LSTM | nn.GRU,
+        layer: int,
+        *,
+        lengths: str = "",
+        h0: str = "",
+        c0: str = "",
+        bidirectional: bool = False,
+    ) -> str:
+        """One native ``LSTM`` or ``GRU`` node (both directions in one if ``bidirectional``) over ``x`` ``(T, B, in)``.
+
+        ``lengths`` names an int32 ``(B,)`` of valid steps per sequence (``sequence_lens``): past it the
+        outputs are zero and the final state is the last valid step's. Returns ``Y`` ``(T, D, B, H)``;
+        the final states come out as ``{prefix}_h`` (and ``{prefix}_c``) ``(D, B, H)``. The GRU node
+        (the language models' GRU reuses it) is written with ``linear_before_reset=1``, PyTorch's GRU.
+        """
+        directions = (False, True) if bidirectional else (False,)
+        parts = [recurrent_weights(rnn, layer, reverse) for reverse in directions]
+        w, r, b = (np.concatenate([p[i] for p in parts]) for i in range(3))
+        names = [self.const(f"{prefix}.{k}", v) for k, v in (("W", w), ("R", r), ("B", b))]
+        direction = "bidirectional" if bidirectional else "forward"
+        if isinstance(rnn, nn.GRU):
+            self.op(
+                "GRU",
+                [x, *names, lengths, h0],
+                [f"{prefix}_Y", f"{prefix}_h"],
+                hidden_size=rnn.hidden_size,
+                direction=direction,
+                linear_before_reset=1,
+            )
+        else:
+            self.op(
+                "LSTM",
+                [x, *names, lengths, h0, c0],
+                [f"{prefix}_Y", f"{prefix}_h", f"{prefix}_c"],
+                hidden_size=rnn.hidden_size,
+                direction=direction,
+            )
         return f"{prefix}_Y"
 
     def model(
@@ -202,4 +276,93 @@ def language_model_graph(model: WordLanguageModel) -> onnx.ModelProto:
             _info("c_out", _F32, state),
         ],
         "Word-level LSTM language model; logits are unnormalised scores of the next word at every position.",
+    )
+
+
+def sequence_classifier_graph(model: SequenceClassifier) -> onnx.ModelProto:
+    """A classifier of variable-length sequences: ``x`` ``(batch, sequence, F)`` and ``lengths`` int64 ``(batch,)``.
+
+    ``lengths[b]`` says how many of the chunk's steps belong to sequence ``b`` (the rest is padding,
+    passed to the nodes as ``sequence_lens`` so that it changes nothing). Outputs ``logits`` and
+    ``probs`` ``(batch, classes)`` describe each sequence's whole prefix so far.
+
+    Causal state: ``h`` (and ``c`` for an LSTM) ``(layers, batch, H)``; the ``mean`` head adds
+    ``h_sum`` ``(batch, H)`` (the top layer's outputs summed over valid steps) and ``steps``
+    ``(batch, 1)``; the ``last`` head reads the top layer's final ``h``. A bidirectional model
+    carries only ``prefix`` ``(batch, received, F)`` and re-reads it with each chunk.
+    """
+    cfg = model.config
+    hid, feat, ncls, layers = cfg.hidden_size, cfg.input_size, cfg.num_classes, cfg.num_layers
+    lstm = cfg.cell == "lstm"
+    g = _Graph()
+    axes0 = "axes0" if cfg.bidirectional and cfg.head == "last" else g.const("axes0", np.array([0], np.int64))
+    axes1 = g.const("axes1", np.array([1], np.int64))
+    state: list[int | str] = [layers, "batch", hid]
+    if cfg.bidirectional:
+        g.op("Concat", ["prefix", "x"], "prefix_out", axis=1)  # (B, P+T, F)
+        g.op("Shape", ["prefix"], "prefix_shape")
+        g.op("Gather", ["prefix_shape", axes1], "received")  # (1,)
+        g.op("Add", ["lengths", "received"], "total_lengths")  # (B,): the prefix is never padded
+        g.op("Cast", ["total_lengths"], "seq_lens", to=TensorProto.INT32)
+        g.op("Transpose", ["prefix_out"], "x_tbf", perm=[1, 0, 2])  # (T, B, F)
+        x = "x_tbf"
+        for i in range(layers):
+            y = g.recurrent(f"layer{i}", x, model.rnn, i, lengths="seq_lens", bidirectional=True)  # (T, 2, B, H)
+            g.op("Transpose", [y], f"layer{i}_tbdh", perm=[0, 2, 1, 3])
+            x = g.op(
+                "Reshape",
+                [f"layer{i}_tbdh", g.const(f"layer{i}_flat", np.array([0, 0, 2 * hid], np.int64))],
+                f"layer{i}_out",
+            )[0]  # (T, B, 2H): forward then backward, as PyTorch concatenates them
+        if cfg.head == "mean":
+            g.op("ReduceSum", [x, axes0], "out_sum", keepdims=0)  # (B, 2H); zero past each length
+            g.op("Cast", ["total_lengths"], "total_f", to=_F32)
+            g.op("Unsqueeze", ["total_f", axes1], "count")  # (B, 1)
+            g.op("Div", ["out_sum", "count"], "features")
+        else:
+            top = f"layer{layers - 1}_h"  # (2, B, H): forward's last valid step, backward's first
+            g.op("Transpose", [top], "final_bdh", perm=[1, 0, 2])
+            g.op("Reshape", ["final_bdh", g.const("final_flat", np.array([0, 2 * hid], np.int64))], "features")
+        state_in = [_info("prefix", _F32, ["batch", "received", feat])]
+        state_out = [_info("prefix_out", _F32, ["batch", "received_out", feat])]
+    else:
+        g.op("Cast", ["lengths"], "seq_lens", to=TensorProto.INT32)
+        g.op("Transpose", ["x"], "x_tbf", perm=[1, 0, 2])  # (T, B, F)
+        hs, cs = ["h"], ["c"]
+        if layers > 1:  # one (1, B, H) slice of the state per layer
+            split = g.const("layer_split", np.ones(layers, np.int64))
+            hs = g.op("Split", ["h", split], [f"h{i}" for i in range(layers)], axis=0)
+            if lstm:
+                cs = g.op("Split", ["c", split], [f"c{i}" for i in range(layers)], axis=0)
+        x = "x_tbf"
+        for i in range(layers):
+            y = g.recurrent(f"layer{i}", x, model.rnn, i, lengths="seq_lens", h0=hs[i], c0=cs[i] if lstm else "")
+            x = g.op("Squeeze", [y, axes1], f"layer{i}_out")[0]  # (T, B, H)
+        g.op("Concat", [f"layer{i}_h" for i in range(layers)], "h_out", axis=0)
+        state_in = [_info("h", _F32, state)]
+        state_out = [_info("h_out", _F32, state)]
+        if lstm:
+            g.op("Concat", [f"layer{i}_c" for i in range(layers)], "c_out", axis=0)
+            state_in.append(_info("c", _F32, state))
+            state_out.append(_info("c_out", _F32, state))
+        if cfg.head == "mean":
+            g.op("ReduceSum", [x, axes0], "chunk_sum", keepdims=0)  # (B, H); zero past each length
+            g.op("Add", ["h_sum", "chunk_sum"], "h_sum_out")
+            g.op("Cast", ["lengths"], "lengths_f", to=_F32)
+            g.op("Unsqueeze", ["lengths_f", axes1], "chunk_steps")  # (B, 1)
+            g.op("Add", ["steps", "chunk_steps"], "steps_out")
+            g.op("Div", ["h_sum_out", "steps_out"], "features")  # (B, H)
+            state_in += [_info("h_sum", _F32, ["batch", hid]), _info("steps", _F32, ["batch", 1])]
+            state_out += [_info("h_sum_out", _F32, ["batch", hid]), _info("steps_out", _F32, ["batch", 1])]
+        else:
+            g.op("Squeeze", [f"layer{layers - 1}_h", axes0], "features")  # (B, H): the last valid step's output
+    w = model.head.weight.detach().numpy().astype(np.float32)
+    b = model.head.bias.detach().numpy().astype(np.float32)
+    g.op("Gemm", ["features", g.const("head.weight", w), g.const("head.bias", b)], "logits", transB=1)
+    g.op("Softmax", ["logits"], "probs", axis=-1)
+    return g.model(
+        "rnnedge_sequence_classifier",
+        [_info("x", _F32, ["batch", "sequence", feat]), _info("lengths", _I64, ["batch"]), *state_in],
+        [_info("logits", _F32, ["batch", ncls]), _info("probs", _F32, ["batch", ncls]), *state_out],
+        f"{cfg.cell.upper()} sequence classifier ({cfg.head} head); logits/probs describe each sequence's prefix.",
     )

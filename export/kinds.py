@@ -37,7 +37,8 @@ class ExportKind:
     :class:`~rnnedge.runtime.metadata.ModelMetadata` fields (``kind``, ``causal``,
     ``quality``, ``notes`` and preprocessing/labels or vocabulary/unk_id/eos_id);
     ``main_input`` names the graph input that is not state; ``measure(file, data)`` measures
-    a file's quality on held-out data the way the command line does (None: not measurable).
+    a file's quality on held-out data the way the command line does (None: not measurable);
+    ``lengths_input`` names the graph's per-sequence lengths input, if it has one.
     """
 
     name: str
@@ -46,6 +47,7 @@ class ExportKind:
     reference: Callable[[Any], Reference]
     describe: Callable[[Mapping[str, Any], Any], dict[str, Any]]
     measure: Callable[[Path, str | os.PathLike[str] | None], Measured] | None = None
+    lengths_input: str | None = None  # a graph input of per-sequence valid steps (metadata ``lengths``)
 
 
 _KINDS: dict[str, ExportKind] = {}
@@ -82,4 +84,4 @@ def export_kind_for(checkpoint_kind: object) -> ExportKind:
 
 def _load_builtin_kinds() -> None:
     """Import the modules that register rnnedge's own kinds (they register on import)."""
-    from . import row_classifier, word_lm  # noqa: F401
+    from . import row_classifier, sequence_classifier, word_lm  # noqa: F401

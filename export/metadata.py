@@ -36,10 +36,13 @@ def tensor_spec(info: onnx.ValueInfoProto) -> TensorSpec:
 
 
 def io_specs(
-    graph: onnx.ModelProto, main_input: str
+    graph: onnx.ModelProto, main_input: str, other_inputs: tuple[str, ...] = ()
 ) -> tuple[TensorSpec, tuple[StateSpec, ...], tuple[TensorSpec, ...]]:
-    """Split the graph's I/O into the main input, state pairs (``name`` -> ``name_out``) and plain outputs."""
-    inputs = {i.name: tensor_spec(i) for i in graph.graph.input}
+    """Split the graph's I/O into the main input, state pairs (``name`` -> ``name_out``) and plain outputs.
+
+    ``other_inputs`` (e.g. ``lengths``) are inputs that are neither the main input nor state.
+    """
+    inputs = {i.name: tensor_spec(i) for i in graph.graph.input if i.name not in other_inputs}
     outputs = [tensor_spec(o) for o in graph.graph.output]
     states = tuple(StateSpec(spec, f"{name}_out") for name, spec in inputs.items() if name != main_input)
     state_outs = {s.output for s in states}

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from rnnedge.errors import ConfigError
+
 if TYPE_CHECKING:
     from .results import ExportResult
     from .variants import QualityFn
@@ -25,7 +27,18 @@ __all__ = ["int8_graph", "quantize_int8"]
 
 
 def int8_graph(float_path: Path) -> tuple[onnx.ModelProto, list[str]]:
-    """The dynamically quantized graph of ``float_path`` (its metadata still the float model's) and its problems."""
+    """The dynamically quantized graph of ``float_path`` (its metadata still the float model's) and its problems.
+
+    A GRU model gets none (:class:`~rnnedge.errors.ConfigError`): onnxruntime has an int8 kernel for
+    LSTM (``DynamicQuantizeLSTM``) but none for GRU, and quantizing only the small output layer would
+    label an essentially float model int8.
+    """
+    if any(n.op_type == "GRU" for n in onnx.load(str(float_path), load_external_data=False).graph.node):
+        raise ConfigError(
+            f"{float_path.name}: no int8 variant for GRU cells: onnxruntime has no int8 GRU kernel (only "
+            "DynamicQuantizeLSTM for LSTM cells), and quantizing the output layer alone would label a float model "
+            "int8; train with --cell lstm for an int8 file"
+        )
     with tempfile.TemporaryDirectory() as tmp_dir:
         out = Path(tmp_dir) / "int8.onnx"
         quiet = logging.getLogger().level

@@ -32,7 +32,7 @@ import numpy as np
 import onnx
 
 from rnnedge.errors import ExportValidationError
-from rnnedge.runtime import load
+from rnnedge.runtime import Model, load
 
 __all__ = [
     "BATCH_SIZES",
@@ -53,6 +53,7 @@ __all__ = [
 
 BATCH_SIZES = (1, 3)
 LENGTHS = (1, 7, 28, 60)
+RAGGED_LENGTHS = (23, 1, 9, 16)  # a padded batch, for graphs that take per-sequence lengths
 Arrays = dict[str, np.ndarray]
 # A quantity's natural size: (the reference's value, steps fed so far) -> a positive number.
 Scale = Callable[[np.ndarray, int], float]
@@ -228,8 +229,8 @@ def check_graph_structure(model: onnx.ModelProto) -> list[str]:
     """Native LSTM nodes only: no unrolled loops, no Loop/Scan; every graph output shape declared."""
     problems = []
     ops = [n.op_type for n in model.graph.node]
-    if not any(op in ("LSTM", "DynamicQuantizeLSTM") for op in ops):
-        problems.append("graph has no native LSTM node")
+    if not any(op in ("LSTM", "DynamicQuantizeLSTM", "GRU") for op in ops):
+        problems.append("graph has no native LSTM or GRU node")
     for bad in ("Loop", "Scan", "If"):
         if bad in ops:
             problems.append(f"graph contains a {bad} node; the LSTM must be the native op")
@@ -306,6 +307,33 @@ def validate_export(
                 report.compare(
                     f"chunking {trial}, final", f"streamed state {name}", state[name], want, scale=s, kind=stream
                 )
+        if model.metadata.lengths is not None:
+            _check_lengths(model, reference, report, rng, scale)
     if report.failures:
         raise ParityError(f"{label}: the exported graph does not match PyTorch", report.failures)
     return report
+
+
+def _check_lengths(
+    model: Model, reference: Reference, report: ParityReport, rng: np.random.Generator, scale: Callable[..., float]
+) -> None:
+    """A graph that takes lengths: a padded batch of different lengths gives, for each sequence, what it alone gives.
+
+    The padding is NaN-free noise (a graph that read it would show). Outputs are compared for every
+    model; the state too for a causal one (a non-causal state keeps the padded rows, and its ``step``
+    refuses lengths shorter than the chunk).
+    """
+    lengths = np.array(RAGGED_LENGTHS, dtype=np.int64)
+    x = reference.make_input(len(lengths), int(lengths.max()), rng)
+    engine = model.engine
+    got_out, got_state = engine.run(x, engine.init_state(len(lengths)), lengths)
+    axes = {s.name: s.input.batch_axis for s in model.metadata.states}
+    for b, n in enumerate(lengths.tolist()):
+        want_out, want_state = reference.run(x[b : b + 1, :n], dict(model.init_state(1)))
+        where = f"lengths {lengths.tolist()}, sequence {b} alone ({n} steps)"
+        for name, want in want_out.items():
+            report.compare(where, f"padded {name}", got_out[name][b : b + 1], want, scale=scale(name, want, n))
+        if model.metadata.causal:
+            for name, want in want_state.items():
+                got = np.take(got_state[name], [b], axis=axes[name])
+                report.compare(where, f"padded state {name}", got, want, scale=scale(name, want, n))

@@ -1,10 +1,11 @@
-"""Sequence classifiers (the row-by-row MNIST models): ``predict`` and streaming of rows.
+"""Sequence classifiers (row-by-row images, a user's sequences): ``predict`` and streaming of rows.
 
 Graph contract (see the metadata): input ``x`` float32 ``(batch, sequence, features)``,
-already normalised; outputs ``logits`` and ``probs`` float32 ``(batch, classes)`` for
-the whole prefix seen so far. Raw inputs are normalised here with the preprocessing the
-metadata records: uint8 pixels are scaled by ``scale`` (1/255), float inputs must
-already be in ``[0, 1]``.
+already normalised, and for format-version-2 files ``lengths`` int64 ``(batch,)``;
+outputs ``logits`` and ``probs`` float32 ``(batch, classes)`` for the whole prefix seen so
+far. Raw inputs are normalised here as the metadata says: with ``preprocessing`` uint8
+pixels are scaled by ``scale`` (1/255) and float inputs must already be in ``[0, 1]``;
+with ``standardize`` any finite real values become ``(x - mean[f]) / std[f]`` per channel.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = ["ClassifierCodec", "ClassifierModel"]
 _FLOAT_SLACK = 1e-3
 _UINT8 = np.dtype(np.uint8)  # dtype == dtype: 2.5× faster than dtype == np.uint8 (the type), on a hot path
 MAX_EXACT_ROWS = 2**24  # float32 counts integers exactly up to here
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class ClassifierCodec(Codec):
@@ -46,6 +48,9 @@ class ClassifierCodec(Codec):
         table *= np.float32(pre.scale if pre else 1.0)
         self._pixel_values = self._standardise(table)
         self._pixel_values.flags.writeable = False  # shared by every caller
+        std = metadata.standardize
+        self._channel_mean = np.asarray(std.mean, dtype=np.float32) if std else None
+        self._channel_std = np.asarray(std.std, dtype=np.float32) if std else None
 
     def _standardise(self, x: np.ndarray) -> np.ndarray:
         """Subtract the mean and divide by the std, in place and in float32, in the order training applies them."""
@@ -56,7 +61,9 @@ class ClassifierCodec(Codec):
         return x
 
     def preprocess(self, rows: Any) -> np.ndarray:
-        """uint8 pixels or floats in [0, 1], shape ``(..., features)`` -> normalised float32."""
+        """uint8 pixels or floats in [0, 1] (raw real values for ``standardize``), ``(..., features)`` -> float32."""
+        if self._channel_mean is not None:
+            return self._standardise_channels(rows)
         if not isinstance(rows, np.ndarray):
             raise InputError(f"rows must be a numpy array of uint8 pixels or floats in [0, 1], got {describe(rows)}")
         if rows.size == 0:
@@ -78,9 +85,36 @@ class ClassifierCodec(Codec):
             )
         return self._standardise(rows.astype(np.float32, order="C"))
 
+    def _standardise_channels(self, rows: Any) -> np.ndarray:
+        """Raw values (any finite real numbers, any int or float dtype) -> ``(x - mean[f]) / std[f]`` in float32."""
+        assert self._channel_mean is not None and self._channel_std is not None
+        if not isinstance(rows, np.ndarray):
+            raise InputError(f"rows must be a numpy array of real numbers, got {describe(rows)}")
+        if rows.size == 0:
+            raise InputError(f"rows must not be empty, got {describe(rows)}")
+        if rows.shape[-1] != self.feature_size:
+            raise InputError(f"each row must have {self.feature_size} values (channels), got {describe(rows)}")
+        if rows.dtype.kind not in "iuf":
+            raise InputError(f"rows must be ints or floats, got {describe(rows)}")
+        if rows.dtype.kind == "f" and not all_finite(rows):
+            raise InputError(f"rows contain NaN or infinity ({describe(rows)})")
+        if rows.dtype.itemsize > 4 or rows.dtype.kind != "f":  # checked before the cast, which would overflow
+            biggest = float(np.abs(rows).max())
+            if biggest > _FLOAT32_MAX:
+                raise InputError(f"rows hold values beyond float32's range (up to {biggest:g}, {describe(rows)})")
+        x = rows.astype(np.float32)  # a copy: the caller's array is never changed
+        x -= self._channel_mean
+        x /= self._channel_std
+        return x
+
     def to_graph(self, rows: Any) -> np.ndarray:
         """One row ``(F,)`` or rows ``(T, F)`` -> the graph input ``(1, T, F)``, normalised."""
-        if isinstance(rows, np.ndarray) and rows.shape == self._row_shape and rows.dtype == _UINT8:
+        if (
+            isinstance(rows, np.ndarray)
+            and rows.shape == self._row_shape
+            and rows.dtype == _UINT8
+            and self._channel_mean is None
+        ):
             row: np.ndarray = self._pixel_values[rows[None, None]]  # one row of pixels: the streaming case
             return row
         if not isinstance(rows, np.ndarray) or rows.ndim not in (1, 2):
@@ -92,6 +126,8 @@ class ClassifierCodec(Codec):
     def stack(self, items: list[Any]) -> np.ndarray | None:
         """One uint8 row ``(F,)`` for every stream -> ``(N, 1, F)`` normalised."""
         shape = self._row_shape
+        if self._channel_mean is not None:
+            return None
         if all(isinstance(r, np.ndarray) and r.dtype == _UINT8 and r.shape == shape for r in items):
             rows: np.ndarray = self._pixel_values[np.stack(items)]
             return rows[:, None]
@@ -133,30 +169,84 @@ class ClassifierModel(Model):
 
     @property
     def feature_size(self) -> int:
-        """Values per row (28 for MNIST)."""
+        """Values per row (28 for MNIST; the channels of a user's sequences)."""
         return self.codec.feature_size
 
     def preprocess(self, rows: Any) -> np.ndarray:
         """uint8 pixels or floats in [0, 1], shape ``(..., features)`` -> normalised float32."""
         return self.codec.preprocess(rows)
 
-    def predict(self, images: Any, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities ``(N, classes)`` for images ``(N, T, features)`` (any ``T >= 1``: a prefix of rows)."""
-        if not isinstance(images, np.ndarray) or images.ndim != 3:
-            raise InputError(f"images must be an array of shape (N, T, {self.feature_size}), got {describe(images)}")
-        if images.shape[0] == 0 or images.shape[1] == 0:
-            raise InputError(f"images must hold at least one image of at least one row, got {describe(images)}")
+    def predict(self, images: Any, batch_size: int = 256, *, lengths: Any = None) -> np.ndarray:
+        """Class probabilities ``(N, classes)`` for ``N`` sequences of rows.
+
+        ``images``: an array ``(N, T, features)`` (any ``T >= 1``: a prefix of rows), or a list of
+        ``(T_i, features)`` arrays of any lengths. Each result is what that sequence alone gives
+        (what a stream fed its rows returns). Files whose graph takes lengths run a list padded,
+        ``batch_size`` sequences per onnxruntime call; older files run each length apart.
+        ``lengths`` (with an array): the valid rows of each sequence, the rest being padding.
+        """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
             raise InputError(f"batch_size must be an int, got {batch_size!r}")
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
-        x = self.preprocess(images)
+        if isinstance(images, (list, tuple)):
+            if lengths is not None:
+                raise InputError("lengths go with a padded array; a list of sequences carries its own")
+            return self._predict_list(list(images), int(batch_size))
+        if not isinstance(images, np.ndarray) or images.ndim != 3:
+            raise InputError(
+                f"images must be an array of shape (N, T, {self.feature_size}) or a list of (T, {self.feature_size}) "
+                f"arrays, got {describe(images)}"
+            )
+        if images.shape[0] == 0 or images.shape[1] == 0:
+            raise InputError(f"images must hold at least one image of at least one row, got {describe(images)}")
         engine = self.engine
-        out = [
-            engine.run(x[i : i + batch_size], engine.init_state(len(x[i : i + batch_size])))[0]["probs"]
-            for i in range(0, len(x), batch_size)
-        ]
+        valid = engine.check_lengths(lengths, images.shape[0], images.shape[1])
+        if valid is not None:  # padding may hold anything (NaN included): only valid rows are read
+            images = images.copy()
+            images[np.arange(images.shape[1])[None, :] >= valid[:, None]] = images[0, 0]
+        x = self.preprocess(images)
+        out = []
+        for i in range(0, len(x), batch_size):
+            chunk = x[i : i + batch_size]
+            part = None if valid is None else valid[i : i + batch_size]
+            out.append(engine.run(chunk, engine.init_state(len(chunk)), part)[0]["probs"])
         return np.concatenate(out)
+
+    def _predict_list(self, sequences: list[Any], batch_size: int) -> np.ndarray:
+        """``predict`` of sequences of different lengths: padded with ``lengths``, or grouped by length."""
+        if not sequences:
+            raise InputError("predict takes at least one sequence, got an empty list")
+        rows = []
+        for i, s in enumerate(sequences):
+            if not isinstance(s, np.ndarray) or s.ndim != 2 or s.shape[0] == 0:
+                raise InputError(
+                    f"sequence {i} must be an array of shape (T, {self.feature_size}) with T >= 1, got {describe(s)}"
+                )
+            try:
+                rows.append(self.preprocess(s))
+            except InputError as e:
+                raise InputError(f"sequence {i}: {e}") from None
+        engine = self.engine
+        result = np.empty((len(rows), len(self.labels)), dtype=np.float32)
+        if self.metadata.lengths is None:  # an older file: one call per length, no padding
+            by_length: dict[int, list[int]] = {}
+            for i, r in enumerate(rows):
+                by_length.setdefault(r.shape[0], []).append(i)
+            for members in by_length.values():
+                for lo in range(0, len(members), batch_size):
+                    idx = members[lo : lo + batch_size]
+                    x = np.stack([rows[i] for i in idx])
+                    result[idx] = engine.run(x, engine.init_state(len(idx)))[0]["probs"]
+            return result
+        for lo in range(0, len(rows), batch_size):
+            part = rows[lo : lo + batch_size]
+            lengths = np.array([r.shape[0] for r in part], dtype=np.int64)
+            x = np.zeros((len(part), int(lengths.max()), self.feature_size), dtype=np.float32)  # (B, T_max, F)
+            for j, r in enumerate(part):
+                x[j, : r.shape[0]] = r
+            result[lo : lo + len(part)] = engine.run(x, engine.init_state(len(part)), lengths)[0]["probs"]
+        return result
 
     def stream(self) -> Stream:
         """A stream fed rows as they arrive; ``feed`` returns class probabilities ``(classes,)``.

@@ -82,6 +82,9 @@ class Engine:
         # The input check runs on every step: precompute what it compares against.
         self._input_dtype = np.dtype(spec.dtype)
         self._input_fixed = tuple((axis, d) for axis, d in enumerate(spec.shape) if isinstance(d, int))
+        # A graph that takes per-sequence lengths (format version 2) gets them on every call: all T unless said.
+        self._lengths_name = metadata.lengths.name if metadata.lengths is not None else None
+        self._full_lengths: dict[tuple[int, int], np.ndarray] = {}
         self._check_graph(session)
 
     def _check_graph(self, session: ort.InferenceSession) -> None:
@@ -89,7 +92,7 @@ class Engine:
         inputs = {i.name: i for i in session.get_inputs()}
         outputs = {o.name: o for o in session.get_outputs()}
         meta = self.metadata
-        wanted_in = [meta.input] + [s.input for s in meta.states]
+        wanted_in = [meta.input] + [s.input for s in meta.states] + ([meta.lengths] if meta.lengths else [])
         promised = [o.name for o in meta.outputs] + [s.output for s in meta.states]
         problems = []
         declared = {s.name: s for s in [*wanted_in, *meta.outputs]}
@@ -222,18 +225,41 @@ class Engine:
         return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
     # -- running ------------------------------------------------------------------------------
-    def step(self, x: object, state: State | Mapping[str, np.ndarray]) -> tuple[Outputs, State]:
+    def step(self, x: object, state: State | Mapping[str, np.ndarray], lengths: object = None) -> tuple[Outputs, State]:
         """Run the graph on ``x`` from ``state``; return ``({output name: array}, new state)``.
 
         ``x`` is the graph's input exactly as ``metadata.input`` describes it (already
         preprocessed). Nothing is modified: the caller decides whether to keep the new state.
+        ``lengths`` (files whose graph takes them): int ``(N,)``, the valid steps of each row of ``x``
+        (default: all); each row's outputs and state are then those of its valid steps alone.
         """
         x = self.check_input(x)
-        return self.run(x, self.check_state(state, x.shape[0]))
+        checked = self.check_lengths(lengths, x.shape[0], x.shape[1])
+        if checked is not None and not self.metadata.causal and int(checked.min()) < x.shape[1]:
+            raise InputError(
+                "a non-causal model's state keeps the rows received, so its step takes whole chunks (lengths all "
+                f"{x.shape[1]}); use predict for sequences of different lengths"
+            )
+        return self.run(x, self.check_state(state, x.shape[0]), checked)
 
-    def run(self, x: np.ndarray, state: State) -> tuple[Outputs, State]:
+    def check_lengths(self, lengths: object, batch: int, steps: int) -> np.ndarray | None:
+        """``lengths`` as int64 ``(batch,)`` with values in ``[1, steps]``; None stays None (all valid)."""
+        if lengths is None:
+            return None
+        if self._lengths_name is None:
+            raise InputError(f"{self.path.name} takes no lengths (its graph has no lengths input): give whole chunks")
+        a = np.asarray(lengths) if isinstance(lengths, (list, tuple, np.ndarray)) else None
+        if a is None or a.shape != (batch,) or a.dtype.kind not in "iu":
+            raise InputError(f"lengths must be ints of shape ({batch},), one per sequence, got {describe(lengths)}")
+        if batch and (int(a.min()) < 1 or int(a.max()) > steps):
+            raise InputError(
+                f"lengths must be in [1, {steps}] (the steps of the input), got values in [{a.min()}, {a.max()}]"
+            )
+        return a.astype(np.int64)
+
+    def run(self, x: np.ndarray, state: State, lengths: np.ndarray | None = None) -> tuple[Outputs, State]:
         """One call on an input and a state already checked: every output, and the new state frozen."""
-        results = self._call_on(x, dict(state.arrays), self._fetch)
+        results = self._call_on(x, dict(state.arrays), self._fetch, lengths)
         n = len(self._output_names)
         arrays = dict(zip(self._state_inputs, results[n:], strict=True))
         outputs = dict(zip(self._output_names, results[:n], strict=True))
@@ -263,7 +289,7 @@ class Engine:
             self.codec.guard(window, values)
             outputs, values = bound_run(
                 self.session,
-                {self._input_name: window},
+                self._main_feeds(window),
                 values,
                 self.codec.stream_outputs,
                 self._state_outputs,
@@ -279,11 +305,28 @@ class Engine:
         for lo in range(0, x.shape[1], STREAM_WINDOW):
             yield x[:, lo : lo + STREAM_WINDOW]
 
-    def _call_on(self, x: np.ndarray, arrays: Mapping[str, np.ndarray], fetch: list[str]) -> list[np.ndarray]:
+    def _main_feeds(self, x: np.ndarray, lengths: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """``x`` under its input name, and the lengths (all of ``x``'s steps unless given) when the graph takes them."""
+        feeds = {self._input_name: x}
+        if self._lengths_name is not None:
+            if lengths is None:
+                key = x.shape[:2]
+                lengths = self._full_lengths.get(key)
+                if lengths is None:
+                    lengths = np.full(key[0], key[1], dtype=np.int64)
+                    lengths.flags.writeable = False
+                    if len(self._full_lengths) < 1024:  # streams repeat a few shapes; bounded all the same
+                        self._full_lengths[key] = lengths
+            feeds[self._lengths_name] = lengths
+        return feeds
+
+    def _call_on(
+        self, x: np.ndarray, arrays: Mapping[str, np.ndarray], fetch: list[str], lengths: np.ndarray | None = None
+    ) -> list[np.ndarray]:
         """The one onnxruntime call of every path: ``x`` with the state ``arrays`` (left as they were)."""
         self.codec.guard(x, arrays)
         feeds = dict(arrays)
-        feeds[self._input_name] = x
+        feeds.update(self._main_feeds(x, lengths))
         return self._call(fetch, feeds)
 
 

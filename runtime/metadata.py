@@ -23,11 +23,15 @@ __all__ = [
     "MODEL_KINDS",
     "ModelMetadata",
     "Preprocessing",
+    "Standardize",
     "StateSpec",
     "TensorSpec",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# The fields only version 2 has; export omits them when unused, so other files stay version 1.
+VERSION_2_FIELDS = ("lengths", "standardize", "tokens")
+TOKEN_MODES = ("words", "chars")  # how a language model's text is split; absent means "words"
 METADATA_KEY = "rnnedge"
 MAX_METADATA_BYTES = 8 * 1024 * 1024
 MODEL_KINDS = ("causal_classifier", "noncausal_classifier", "language_model")
@@ -100,6 +104,18 @@ class Preprocessing:
 
 
 @dataclass(frozen=True)
+class Standardize:
+    """Per-channel normalisation of raw input values (format version 2): ``(x - mean[f]) / std[f]``.
+
+    ``mean`` and ``std`` hold one number per feature (the training split's statistics). Input is
+    taken as raw values: any finite real numbers, not limited to [0, 1].
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class ModelMetadata:
     """Everything the runtime knows about a model, parsed from the file alone."""
 
@@ -120,10 +136,17 @@ class ModelMetadata:
     eos_id: int | None = None
     format_version: int = FORMAT_VERSION
     notes: dict[str, str] = field(default_factory=dict)
+    lengths: TensorSpec | None = None  # version 2: the graph input of per-sequence valid steps
+    standardize: Standardize | None = None  # version 2: per-channel normalisation of raw values
+    tokens: str | None = None  # version 2: "chars" for a language model of characters (None: words)
 
     def to_json(self) -> str:
-        """Compact, key-sorted JSON: the exact text stored in the model file."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        """Compact, key-sorted JSON: the exact text stored in the model file (unused version-2 fields left out)."""
+        values = asdict(self)
+        for key in VERSION_2_FIELDS:
+            if values[key] is None:
+                del values[key]
+        return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> ModelMetadata:
@@ -240,6 +263,7 @@ def _parse(raw: Any) -> ModelMetadata:
         raise ModelFileError("metadata field quality must map names to numbers")
     producer = r.get("producer", dict)
     notes = r.get("notes", dict, optional=True) or {}
+    lengths, standardize = _version_2_fields(r, version)
     vocabulary = _strings(r.raw.get("vocabulary"), "vocabulary")
     meta = ModelMetadata(
         format_version=version,
@@ -259,14 +283,63 @@ def _parse(raw: Any) -> ModelMetadata:
         unk_id=r.get("unk_id", int, optional=True),
         eos_id=r.get("eos_id", int, optional=True),
         notes={str(k): str(v) for k, v in notes.items()},
+        lengths=lengths,
+        standardize=standardize,
+        tokens=_token_mode(r),
     )
     _check_consistent(meta)
     return meta
 
 
+def _version_2_fields(r: _Reader, version: int) -> tuple[TensorSpec | None, Standardize | None]:
+    """``lengths`` and ``standardize``: present only in files of format version 2, each checked whole."""
+    for key in VERSION_2_FIELDS:
+        if r.raw.get(key) is not None and version < 2:
+            raise ModelFileError(f"metadata field {key} needs format_version 2, the file says {version}")
+    lengths = None
+    if r.get("lengths", dict, optional=True) is not None:
+        lengths = _tensor(r.raw["lengths"], "lengths")
+        if lengths.dtype != "int64" or lengths.shape != (BATCH_AXIS,):
+            raise ModelFileError(
+                f"metadata field lengths must be int64 of shape ['batch'], got {lengths.dtype} {list(lengths.shape)}"
+            )
+    standardize = None
+    if r.get("standardize", dict, optional=True) is not None:
+        sr = r.sub("standardize")
+        parts = []
+        for key in ("mean", "std"):
+            values = sr.get(key, list)
+            if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                raise ModelFileError(f"metadata field standardize.{key} must be a non-empty list of numbers")
+            numbers = tuple(_number(v, f"standardize.{key}") for v in values)
+            if not all(math.isfinite(v) and abs(v) <= MAX_PREPROCESSING_VALUE for v in numbers):
+                raise ModelFileError(
+                    f"metadata field standardize.{key} has values outside [-{MAX_PREPROCESSING_VALUE:g}, "
+                    f"{MAX_PREPROCESSING_VALUE:g}] or not finite"
+                )
+            parts.append(numbers)
+        mean, std = parts
+        if len(mean) != len(std):
+            raise ModelFileError(f"metadata field standardize has {len(mean)} means and {len(std)} stds")
+        if min(std) < MIN_PREPROCESSING_STD:
+            raise ModelFileError(
+                f"metadata field standardize.std has {min(std):g}, expected >= {MIN_PREPROCESSING_STD:g}"
+            )
+        standardize = Standardize(mean, std)
+    return lengths, standardize
+
+
+def _token_mode(r: _Reader) -> str | None:
+    """``tokens``: how a language model splits text (absent: words, as every version-1 file)."""
+    tokens = r.get("tokens", str, optional=True)
+    if tokens is not None and tokens not in TOKEN_MODES:
+        raise ModelFileError(f"metadata field tokens is {tokens!r}, expected one of {TOKEN_MODES}")
+    return tokens  # type: ignore[no-any-return]
+
+
 def _check_consistent(meta: ModelMetadata) -> None:
     """What each kind of model needs from its metadata, so the runtime never meets a contradiction."""
-    names = [meta.input.name] + [s.name for s in meta.states]
+    names = [meta.input.name] + [s.name for s in meta.states] + ([meta.lengths.name] if meta.lengths else [])
     outputs = [o.name for o in meta.outputs] + [s.output for s in meta.states]
     if len(set(names)) != len(names) or len(set(outputs)) != len(outputs):
         raise ModelFileError(f"metadata names inputs {names} and outputs {outputs}; each name must appear once")
@@ -284,6 +357,14 @@ def _check_consistent(meta: ModelMetadata) -> None:
             value = getattr(meta, key)
             if value is None or not 0 <= value < len(vocabulary):
                 raise ModelFileError(f"metadata field {key} is {value}, expected an id in [0, {len(vocabulary)})")
+        if meta.tokens == "chars":
+            specials = {meta.unk_id, meta.eos_id}
+            long = [w for i, w in enumerate(vocabulary) if len(w) != 1 and i not in specials]
+            if long or meta.unk_id == meta.eos_id:
+                raise ModelFileError(
+                    f"metadata field vocabulary of a character model (tokens 'chars') must hold single characters "
+                    f"besides <unk> and <eos> (two different ids), got {long[:5]}"
+                )
         logits = by_name.get("logits")
         if meta.input.dtype != "int64" or len(meta.input.shape) != 2:
             raise ModelFileError(f"a language model's input must be int64 (batch, sequence), got {meta.input}")
@@ -303,6 +384,14 @@ def _check_consistent(meta: ModelMetadata) -> None:
         raise ModelFileError("a classifier's metadata must carry its class labels")
     if meta.input.dtype != "float32" or len(meta.input.shape) != 3 or not isinstance(meta.input.shape[2], int):
         raise ModelFileError(f"a classifier's input must be float32 (batch, sequence, features), got {meta.input}")
+    if meta.standardize is not None:
+        if meta.preprocessing is not None:
+            raise ModelFileError("metadata has both preprocessing and standardize; a classifier takes one of them")
+        if len(meta.standardize.mean) != meta.input.shape[2]:
+            raise ModelFileError(
+                f"metadata field standardize has {len(meta.standardize.mean)} values per channel, the input has "
+                f"{meta.input.shape[2]} features"
+            )
     for name in ("logits", "probs"):
         out = by_name.get(name)
         if out is None or len(out.shape) != 2 or out.shape[1] != len(meta.labels):

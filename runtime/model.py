@@ -118,13 +118,14 @@ class Model:
         """The graph's main input must match the metadata exactly (dtype, rank, fixed sizes, non-empty)."""
         return self.engine.check_input(x)
 
-    def step(self, x: object, state: State | Mapping[str, np.ndarray]) -> tuple[Outputs, State]:
+    def step(self, x: object, state: State | Mapping[str, np.ndarray], lengths: object = None) -> tuple[Outputs, State]:
         """Run the graph on ``x`` from ``state``; return ``({output name: array}, new state)``.
 
         ``x`` is the graph's input exactly as ``metadata.input`` describes it (already
         preprocessed). Nothing is modified: the caller decides whether to keep the new state.
+        ``lengths`` (files with a ``lengths`` input): the valid steps of each row of ``x``.
         """
-        return self.engine.step(x, state)
+        return self.engine.step(x, state, lengths)
 
     def stream_input(self, x: Any) -> np.ndarray:
         """Turn what a caller feeds a stream into the checked graph input (batch 1)."""

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .config_checks import BOOL, Rule, check_config, int_at_least, number_in, optional
+from .config_checks import BOOL, Rule, check_config, int_at_least, number_in, one_of, optional
 
 __all__ = [
     "LARGE",
@@ -25,12 +25,14 @@ __all__ = [
     "PTBPreset",
     "PTBTrainConfig",
     "RowClassifierConfig",
+    "SequenceClassifierConfig",
+    "SequenceTrainConfig",
 ]
 
 
-def _field(default: Any, help: str = "") -> Any:
-    """A dataclass field with the help text its command-line option shows."""
-    return field(default=default, metadata={"help": help})
+def _field(default: Any, help: str = "", *aliases: str) -> Any:
+    """A dataclass field with the help text its command-line option shows (and short flags, e.g. ``--hidden``)."""
+    return field(default=default, metadata={"help": help, "aliases": aliases})
 
 
 _COMMON_TRAINING = {
@@ -86,6 +88,69 @@ class ClassifierTrainConfig:
     max_steps: int | None = _field(None, "Stop after this many steps.")
     checkpoint_every: int = _field(200, "Steps between checkpoints.")
     shift: int = _field(2, "Largest random translation of a training image, in pixels.")
+
+    def __post_init__(self) -> None:
+        check_config(self, self.RULES)
+
+
+@dataclass(frozen=True)
+class SequenceClassifierConfig:
+    """A classifier of a user's variable-length sequences (``rnnedge train classifier``).
+
+    ``num_layers`` recurrent layers of ``cell`` (LSTM or GRU; optionally bidirectional, with
+    ``dropout`` between layers and before the head), then ``head``: ``mean`` (the mean of the top
+    layer's outputs over the valid steps) or ``last`` (its output at the last valid step; both
+    directions' final outputs when bidirectional), then a linear layer to the classes. Padding
+    never counts: training packs the sequences and the exported graph takes their lengths.
+    """
+
+    RULES: ClassVar[Mapping[str, Rule]] = {
+        "input_size": int_at_least(1),
+        "num_classes": int_at_least(2),
+        "cell": one_of("lstm", "gru"),
+        "hidden_size": int_at_least(1),
+        "num_layers": int_at_least(1),
+        "bidirectional": BOOL,
+        "head": one_of("mean", "last"),
+        "dropout": number_in(0, 1, high_open=True),
+    }
+
+    input_size: int = _field(1, "Values per step (set from the data: its channels).")
+    num_classes: int = _field(2, "Number of classes (set from the data).")
+    cell: str = _field("lstm", "Recurrent cell.")
+    hidden_size: int = _field(64, "Hidden size of each layer and direction.", "--hidden")
+    num_layers: int = _field(1, "Recurrent layers.", "--layers")
+    bidirectional: bool = _field(False, "Read each sequence both ways (not causal: a stream re-reads its prefix).")
+    head: str = _field("mean", "What the linear layer reads: the mean of the outputs over time, or the last one.")
+    dropout: float = _field(0.0, "Dropout between layers and before the head, during training.")
+
+    def __post_init__(self) -> None:
+        check_config(self, self.RULES)
+
+
+@dataclass(frozen=True)
+class SequenceTrainConfig:
+    """Optimisation settings of ``rnnedge train classifier``: Adam, cosine from ``lr`` to ``min_lr``."""
+
+    RULES: ClassVar[Mapping[str, Rule]] = {
+        **_COMMON_TRAINING,
+        "min_lr": number_in(0),
+        "weight_decay": number_in(0),
+        "valid_fraction": number_in(0, 1, high_open=True),
+    }
+
+    epochs: int = _field(100, "Passes over the training sequences.")
+    batch_size: int = _field(32, "Sequences per step.")
+    lr: float = _field(3e-3, "Adam's learning rate at the start of the cosine.")
+    min_lr: float = _field(1e-5, "Learning rate at the end of the cosine.")
+    weight_decay: float = _field(0.0, "Adam's L2 penalty on the weights.")
+    clip_norm: float = _field(1.0, "Gradient norm clipping.")
+    seed: int = _field(0, "Seed of the initial weights, the shuffle and the validation split.")
+    max_steps: int | None = _field(None, "Stop after this many steps.")
+    checkpoint_every: int = _field(200, "Steps between checkpoints.")
+    valid_fraction: float = _field(
+        0.2, "Without --valid: the share of each class held out of --train for validation (0: none)."
+    )
 
     def __post_init__(self) -> None:
         check_config(self, self.RULES)

@@ -15,7 +15,7 @@ from typing import Any
 
 from rnnedge.errors import ConfigError
 
-__all__ = ["BOOL", "Rule", "check_config", "int_at_least", "number_in", "optional"]
+__all__ = ["BOOL", "Rule", "check_config", "int_at_least", "number_in", "one_of", "optional"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Rule:
     low_open: bool = False
     high_open: bool = False
     nullable: bool = False
+    choices: tuple[str, ...] = ()
 
 
 def _is_int(value: Any) -> bool:
@@ -77,6 +78,13 @@ def number_in(low: float, high: float = math.inf, *, low_open: bool = False, hig
 def optional(rule: Rule) -> Rule:
     """``None`` or what ``rule`` allows."""
     return replace(rule, test=lambda v: v is None or rule.test(v), allowed=f"None or {rule.allowed}", nullable=True)
+
+
+def one_of(*choices: str) -> Rule:
+    """One of the strings ``choices`` (the command line offers them as a choice)."""
+    return Rule(
+        lambda v: isinstance(v, str) and v in choices, f"one of {', '.join(choices)}", kind="choice", choices=choices
+    )
 
 
 BOOL = Rule(lambda v: isinstance(v, bool), "True or False", kind="bool")

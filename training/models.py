@@ -9,17 +9,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .config import LanguageModelConfig, RowClassifierConfig
+from .config import LanguageModelConfig, RowClassifierConfig, SequenceClassifierConfig
 from .kinds import ModelKind, register
 
 __all__ = [
     "RNN_CLASSIFIER",
+    "SEQUENCE_CLASSIFIER",
     "WORD_LM",
     "ClassifierState",
     "LMState",
     "LanguageModelConfig",
     "RowClassifierConfig",
     "RowLSTMClassifier",
+    "SequenceClassifier",
+    "SequenceClassifierConfig",
     "WordLanguageModel",
 ]
 
@@ -74,6 +77,96 @@ class RowLSTMClassifier(nn.Module):
         return logits, (h_n[:1], c_n[:1], out[..., :hidden].sum(dim=1), steps + x.shape[1], rows)
 
 
+class SequenceClassifier(nn.Module):
+    """LSTM or GRU layers over variable-length sequences -> mean or last output -> linear; returns logits.
+
+    ``forward(x, lengths)`` packs the sequences, so padding changes nothing: not the recurrence,
+    not the mean, not the last step. The streaming state (:meth:`init_state`) of a causal model is
+    ``h`` (and ``c`` for an LSTM) ``(num_layers, B, H)``, plus for the ``mean`` head the running
+    sum of the top layer's outputs ``h_sum`` ``(B, H)`` and the steps so far ``steps`` ``(B, 1)``;
+    a bidirectional model's is the rows received so far ``prefix`` ``(B, P, F)``, re-read each time.
+    """
+
+    def __init__(self, config: SequenceClassifierConfig) -> None:
+        super().__init__()
+        self.config = config
+        rnn = nn.LSTM if config.cell == "lstm" else nn.GRU
+        self.rnn = rnn(
+            config.input_size,
+            config.hidden_size,
+            config.num_layers,
+            batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            bidirectional=config.bidirectional,
+        )
+        self.drop = nn.Dropout(config.dropout)
+        directions = 2 if config.bidirectional else 1
+        self.head = nn.Linear(directions * config.hidden_size, config.num_classes)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """The streaming state's parts, in the order :meth:`init_state` returns them (the graph's)."""
+        cfg = self.config
+        if cfg.bidirectional:
+            return ("prefix",)
+        names = ("h", "c") if cfg.cell == "lstm" else ("h",)
+        return (*names, "h_sum", "steps") if cfg.head == "mean" else names
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Logits ``(B, C)`` for normalised ``x`` ``(B, T, F)`` whose sequence ``b`` has ``lengths[b]`` valid steps."""
+        b, t, _ = x.shape
+        if lengths is None:
+            lengths = torch.full((b,), t, dtype=torch.int64)
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out_packed, final = self.rnn(packed)
+        h_n = final[0] if isinstance(final, tuple) else final  # (L*D, B, H), at each sequence's last valid step
+        if self.config.head == "mean":
+            out, _ = nn.utils.rnn.pad_packed_sequence(
+                out_packed, batch_first=True, total_length=t
+            )  # (B, T, D*H), 0 past
+            features = out.sum(dim=1) / lengths.to(out.dtype)[:, None]  # (B, D*H)
+        elif self.config.bidirectional:
+            features = torch.cat([h_n[-2], h_n[-1]], dim=1)  # top layer: forward's last step, backward's first
+        else:
+            features = h_n[-1]  # (B, H)
+        logits: Tensor = self.head(self.drop(features))
+        return logits
+
+    def init_state(self, batch: int) -> ClassifierState:
+        """Zero streaming state for ``batch`` sequences, parts named by :attr:`state_names`."""
+        cfg = self.config
+        layers = torch.zeros(cfg.num_layers, batch, cfg.hidden_size)
+        parts = {
+            "prefix": torch.zeros(batch, 0, cfg.input_size),
+            "h": layers,
+            "c": layers.clone(),
+            "h_sum": torch.zeros(batch, cfg.hidden_size),
+            "steps": torch.zeros(batch, 1),
+        }
+        return tuple(parts[n] for n in self.state_names)
+
+    def forward_stream(self, x: Tensor, state: ClassifierState) -> tuple[Tensor, ClassifierState]:
+        """Logits after the prefix seen so far plus the whole chunk ``x`` ``(B, T, F)``, and the state to carry on.
+
+        A bidirectional model simply re-runs the received prefix: it defines what a stream returns.
+        """
+        cfg = self.config
+        if cfg.bidirectional:
+            rows = torch.cat([state[0], x], dim=1)  # (B, P+T, F)
+            return self.forward(rows), (rows,)
+        parts = dict(zip(self.state_names, state, strict=True))
+        carried = (parts["h"], parts["c"]) if cfg.cell == "lstm" else parts["h"]
+        out, final = self.rnn(x, carried)  # out: (B, T, H)
+        new: dict[str, Tensor] = {"h": final[0], "c": final[1]} if isinstance(final, tuple) else {"h": final}
+        if cfg.head == "mean":
+            new["h_sum"] = parts["h_sum"] + out.sum(dim=1)
+            new["steps"] = parts["steps"] + x.shape[1]
+            features = new["h_sum"] / new["steps"]
+        else:
+            features = out[:, -1]
+        return self.head(features), tuple(new[n] for n in self.state_names)
+
+
 class WordLanguageModel(nn.Module):
     """Embedding -> dropout -> multi-layer LSTM (dropout between layers) -> dropout -> linear."""
 
@@ -106,4 +199,5 @@ class WordLanguageModel(nn.Module):
 RNN_CLASSIFIER = register(
     ModelKind("rnn_classifier", RowClassifierConfig, RowLSTMClassifier, aliases=("mnist-lstm", "mnist-bilstm"))
 )
+SEQUENCE_CLASSIFIER = register(ModelKind("sequence_classifier", SequenceClassifierConfig, SequenceClassifier))
 WORD_LM = register(ModelKind("word_lm", LanguageModelConfig, WordLanguageModel, aliases=("ptb",)))

@@ -1,0 +1,146 @@
+"""Export of the ``sequence_classifier`` kind: a user's variable-length sequences in, class probabilities out.
+
+The graph (:func:`~rnnedge.export.graphs.sequence_classifier_graph`) takes ``lengths`` beside ``x``,
+so the file is format version 2; the metadata's ``standardize`` carries the training split's
+per-channel mean and std (the runtime applies them to raw values), ``labels`` the class names as
+the training file writes them. Quality is measured on the checkpoint's own test file, through the
+runtime (:func:`sequence_file_quality`); nothing here knows a dataset by name.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rnnedge.errors import CheckpointError, DataError, ModelFileError
+from rnnedge.runtime import ClassifierModel, load, read_metadata
+from rnnedge.runtime.metadata import Standardize
+from rnnedge.training.models import SequenceClassifier
+
+from .graphs import sequence_classifier_graph
+from .kinds import ExportKind, register
+from .quality import CLASSIFY_CHUNK, Measured
+from .validate import Reference, magnitude, running_sum, unit
+
+__all__ = ["KIND", "sequence_classifier_fields", "sequence_classifier_reference", "sequence_file_quality"]
+
+
+def _standardize(ckpt: Mapping[str, Any], channels: int) -> Standardize:
+    raw = ckpt.get("standardize")
+    if not isinstance(raw, Mapping):
+        raise CheckpointError(
+            f"a {ckpt['kind']!r} checkpoint must carry its per-channel normalisation (standardize: {{mean, std}}); "
+            f"it has {raw!r:.200}"
+        )
+    parts = []
+    for key in ("mean", "std"):
+        values = raw.get(key)
+        if (
+            not isinstance(values, (list, tuple))
+            or len(values) != channels
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+        ):
+            raise CheckpointError(
+                f"checkpoint standardize.{key} is {values!r:.200}; expected {channels} finite numbers, one per channel"
+            )
+        parts.append(tuple(float(v) for v in values))
+    if min(parts[1]) <= 0:
+        raise CheckpointError(f"checkpoint standardize.std has {min(parts[1])}; expected every std > 0")
+    return Standardize(parts[0], parts[1])
+
+
+def _labels(ckpt: Mapping[str, Any], num_classes: int) -> tuple[str, ...]:
+    raw = ckpt.get("labels")
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(x, str) for x in raw) or len(raw) != num_classes:
+        raise CheckpointError(
+            f"checkpoint labels are {raw!r:.200}; expected {num_classes} strings, one per class of its model"
+        )
+    return tuple(raw)
+
+
+def sequence_classifier_fields(ckpt: Mapping[str, Any], model: SequenceClassifier) -> dict[str, Any]:
+    """The kind's metadata fields: kind, standardize and labels from the checkpoint, training's quality, notes."""
+    cfg = model.config
+    metrics = ckpt.get("metrics") or {}
+    return {
+        "kind": "noncausal_classifier" if cfg.bidirectional else "causal_classifier",
+        "causal": not cfg.bidirectional,
+        "quality": {k: float(v) for k, v in metrics.items() if k in ("test_accuracy", "valid_accuracy")},
+        "standardize": _standardize(ckpt, cfg.input_size),
+        "labels": _labels(ckpt, cfg.num_classes),
+        "notes": {
+            "input": "x: raw values per channel become (x - mean)/std with `standardize`; lengths: valid steps of "
+            "each sequence (the rest of x is padding)",
+            "outputs": "logits and probs (softmax) of each sequence's whole prefix fed so far",
+            "quality": "test_accuracy, valid_accuracy: measured by training, in PyTorch, on the files in config.data",
+        },
+    }
+
+
+def sequence_classifier_reference(model: SequenceClassifier) -> Reference:
+    """PyTorch's streaming forward in numpy terms, with each quantity's scale for validation."""
+    names = model.state_names
+
+    @torch.no_grad()
+    def run(x: np.ndarray, state: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        logits, new = model.forward_stream(
+            torch.from_numpy(x), tuple(torch.from_numpy(np.array(state[n])) for n in names)
+        )
+        outputs = {"logits": logits.numpy(), "probs": torch.softmax(logits, -1).numpy()}
+        return outputs, {n: t.numpy() for n, t in zip(names, new, strict=True)}
+
+    def make_input(batch: int, length: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.standard_normal((batch, length, model.config.input_size)).astype(np.float32)
+
+    scales = {"probs": unit, "logits": magnitude, "h": unit, "c": magnitude, "h_sum": running_sum, "steps": unit}
+    return Reference(run=run, make_input=make_input, scales={**scales, "prefix": unit})
+
+
+def sequence_file_quality(model_path: Path, data: str | os.PathLike[str] | None = None) -> Measured:
+    """``test_accuracy`` on the test file the model was trained with (``config.data.test``), through the runtime.
+
+    ``data``, when it names a ``.ts`` or ``.npz`` file, is measured instead (the same problem's
+    labelled sequences). As ``rnnedge classify FILE --test TEST`` computes it.
+    """
+    from rnnedge.data.sequences import read_sequences
+
+    meta = read_metadata(model_path)
+    recorded = meta.config.get("data")
+    test_file = data if data is not None and Path(data).is_file() else None
+    if test_file is None:
+        test_file = recorded.get("test") if isinstance(recorded, Mapping) else None
+    if not isinstance(test_file, (str, os.PathLike)):
+        raise ModelFileError(f"cannot measure {model_path}: its metadata names no test file (config.data.test)")
+    if not Path(test_file).is_file():
+        raise DataError(f"cannot measure {model_path}: its test file {test_file} is not there")
+    assert meta.labels is not None
+    test = read_sequences(test_file, class_names=meta.labels)
+    with load(model_path, provider="cpu") as model:
+        if not isinstance(model, ClassifierModel):
+            raise TypeError(f"{model_path} is a {model.kind}, not a classifier")
+        probs = model.predict(list(test.sequences), batch_size=CLASSIFY_CHUNK)
+    accuracy = float((probs.argmax(1) == test.labels).mean())
+    how = (
+        f"`rnnedge classify FILE --test {Path(test_file).name}`: its {len(test)} sequences, {CLASSIFY_CHUNK} per "
+        "predict call, CPU provider"
+    )
+    return Measured({"test_accuracy": accuracy}, {"test_accuracy": how})
+
+
+KIND = register(
+    ExportKind(
+        name="sequence_classifier",
+        main_input="x",
+        graph=sequence_classifier_graph,
+        reference=sequence_classifier_reference,
+        describe=sequence_classifier_fields,
+        measure=sequence_file_quality,
+        lengths_input="lengths",
+    )
+)

@@ -1,0 +1,250 @@
+"""Training of a sequence classifier on a user's files (``rnnedge train classifier``).
+
+The data are labelled sequences of any length read by :func:`rnnedge.data.sequences.read_sequences`
+(a UEA/UCR ``.ts`` file or an ``.npz``). The training split's per-channel mean and std
+(:func:`~rnnedge.data.sequences.channel_stats`, over valid steps only) normalise every split; the
+checkpoint carries them (``standardize``), the class names as the file writes them (``labels``)
+and where the data came from (``data``), so export needs nothing else. Validation comes from a
+``--valid`` file or a stratified ``valid_fraction`` of the training file.
+
+Batches are padded to their longest sequence and packed (the model never sees the padding).
+Deterministic given the seed, like every trainer: epoch ``e``'s shuffle depends on ``seed`` and
+``e`` alone, so ``--resume`` replays exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnedge.data.sequences import SequenceDataset, channel_stats, read_sequences, split_validation
+from rnnedge.errors import ConfigError
+
+from .config import SequenceClassifierConfig, SequenceTrainConfig
+from .loop import budget_steps, run_training, torch_threads
+from .models import SEQUENCE_CLASSIFIER, SequenceClassifier
+from .run_dir import open_run
+
+__all__ = ["SequenceData", "SequenceTask", "load_sequence_data", "train_sequence_classifier"]
+
+
+class SequenceData:
+    """The splits of one problem, normalised with the training split's channel statistics.
+
+    ``files`` records where each split came from (absolute paths; ``valid`` is ``None`` when it
+    was held out of the training file), for the checkpoint.
+    """
+
+    def __init__(
+        self, train: SequenceDataset, valid: SequenceDataset | None, test: SequenceDataset, files: dict[str, Any]
+    ):
+        self.stats = channel_stats(train)
+        self.train = train.normalized(self.stats)
+        self.valid = valid.normalized(self.stats) if valid is not None else None
+        self.test = test.normalized(self.stats)
+        self.files = files
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        names: tuple[str, ...] = self.train.class_names
+        return names
+
+
+def load_sequence_data(
+    train_file: str | os.PathLike[str],
+    test_file: str | os.PathLike[str],
+    valid_file: str | os.PathLike[str] | None = None,
+    *,
+    valid_fraction: float = 0.2,
+    seed: int = 0,
+) -> SequenceData:
+    """Read the files (the test and validation files with the training file's class names) and split."""
+    train = read_sequences(train_file)
+    test = read_sequences(test_file, class_names=train.class_names)
+    for name, other in (("test", test),):
+        if other.num_channels != train.num_channels:
+            raise ConfigError(
+                f"{name} file {test_file} has {other.num_channels} channels per step, the training file {train_file} "
+                f"has {train.num_channels}; both must describe the same problem"
+            )
+    valid: SequenceDataset | None
+    if valid_file is not None:
+        valid = read_sequences(valid_file, class_names=train.class_names)
+        if valid.num_channels != train.num_channels:
+            raise ConfigError(
+                f"validation file {valid_file} has {valid.num_channels} channels per step, the training file "
+                f"{train_file} has {train.num_channels}; both must describe the same problem"
+            )
+    elif valid_fraction > 0:
+        train, valid = split_validation(train, valid_fraction, seed=seed)
+    else:
+        valid = None
+    files = {
+        "train": str(Path(train_file).resolve()),
+        "valid": None if valid_file is None else str(Path(valid_file).resolve()),
+        "test": str(Path(test_file).resolve()),
+        "valid_fraction": None if valid_file is not None or valid is None else valid_fraction,
+    }
+    return SequenceData(train, valid, test, files)
+
+
+def _tensors(data: SequenceDataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    x, lengths = data.padded()  # (N, T, F), (N,)
+    return torch.from_numpy(x), torch.from_numpy(lengths), torch.from_numpy(np.array(data.labels))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor, batch: int = 256) -> float:
+    """Fraction of the padded sequences ``x`` ``(N, T, F)`` (``lengths`` ``(N,)``) classified as ``y``."""
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch):
+        n = lengths[i : i + batch]
+        logits = model(x[i : i + batch, : int(n.max())], n)
+        correct += int((logits.argmax(1) == y[i : i + batch]).sum())
+    return correct / len(x)
+
+
+def _lr_at(cfg: SequenceTrainConfig, step: int, total: int) -> float:
+    frac = min(step / max(total, 1), 1.0)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * frac))
+
+
+class SequenceTask:
+    """A sequence classifier on a user's files, for :func:`~rnnedge.training.loop.run_training`."""
+
+    kind = SEQUENCE_CLASSIFIER.name
+    rank, world_size = 0, 1
+
+    def __init__(
+        self, model_config: SequenceClassifierConfig, train_config: SequenceTrainConfig, data: SequenceData
+    ) -> None:
+        self.name = f"classifier ({data.train.name})"
+        if model_config.input_size != data.train.num_channels or model_config.num_classes != len(data.class_names):
+            raise ConfigError(
+                f"the model takes {model_config.input_size} channels and {model_config.num_classes} classes; the data "
+                f"has {data.train.num_channels} channels and {len(data.class_names)} classes"
+            )
+        self.model_config, self.train_config, self.data = model_config, train_config, data
+        n = len(data.train)
+        if train_config.batch_size > n:
+            raise ConfigError(
+                f"batch_size={train_config.batch_size} is more than the {n} training sequences; "
+                f"expected at most {n} (an epoch is one pass over them)"
+            )
+        self.train_x, self.train_len, self.train_y = _tensors(data.train)
+        self.test_x, self.test_len, self.test_y = _tensors(data.test)
+        self.valid = _tensors(data.valid) if data.valid is not None else None
+        torch.manual_seed(train_config.seed)
+        self.model = SequenceClassifier(model_config)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
+        )
+        self.steps_per_epoch = math.ceil(n / train_config.batch_size)
+        self.total_steps = budget_steps(self.steps_per_epoch, train_config)
+        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
+        self.order = torch.arange(0)
+
+    def describe(self) -> str:
+        valid = f"{len(self.valid[0])} validation" if self.valid is not None else "no validation"
+        return (
+            f"on {len(self.train_x)} sequences ({valid}, {len(self.test_x)} test) of {self.data.train.num_channels} "
+            f"channels, lengths {int(self.train_len.min())}-{int(self.train_len.max())}, "
+            f"{len(self.data.class_names)} classes"
+        )
+
+    def start_epoch(self, epoch: int, step_in_epoch: int) -> None:
+        cfg = self.train_config
+        self.order = torch.randperm(
+            len(self.train_x), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+        )
+        self.model.train()
+        if step_in_epoch == 0:
+            self.loss_sum, self.correct, self.seen = 0.0, 0, 0
+
+    def step(self, epoch: int, step_in_epoch: int, step: int) -> dict[str, str]:
+        cfg = self.train_config
+        idx = self.order[step_in_epoch * cfg.batch_size : (step_in_epoch + 1) * cfg.batch_size]
+        lengths, y = self.train_len[idx], self.train_y[idx]
+        x = self.train_x[idx, : int(lengths.max())]  # (b, T_batch, F)
+        for group in self.optimizer.param_groups:
+            group["lr"] = _lr_at(cfg, step, self.total_steps)
+        torch.manual_seed(cfg.seed * 100003 + 7919 * step + 1)  # dropout masks: a function of the step
+        logits = self.model(x, lengths)  # (b, C)
+        loss = nn.functional.cross_entropy(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
+        self.optimizer.step()
+        self.loss_sum += loss.item() * len(y)
+        self.correct += int((logits.argmax(1) == y).sum())
+        self.seen += len(y)
+        return {"loss": f"{self.loss_sum / self.seen:.4f}", "acc": f"{self.correct / self.seen:.4f}"}
+
+    def train_record(self) -> dict[str, float]:
+        return {"loss": self.loss_sum / max(self.seen, 1), "accuracy": self.correct / max(self.seen, 1)}
+
+    def validate(self, epoch: int) -> tuple[dict[str, float], dict[str, Any], str]:
+        line = f"epoch {epoch + 1}: train loss {self.loss_sum / max(self.seen, 1):.4f}"
+        if self.valid is None:
+            self.model.train()
+            return {}, {}, line + " (no validation split)"
+        acc = evaluate(self.model, *self.valid)
+        self.model.train()
+        return {"valid_accuracy": acc}, {"accuracy": acc}, f"{line}, valid accuracy {acc:.4f}"
+
+    def test(self) -> tuple[dict[str, float], dict[str, Any], str]:
+        acc = evaluate(self.model, self.test_x, self.test_len, self.test_y)
+        return {"test_accuracy": acc}, {"accuracy": acc}, f"test accuracy {acc:.4f} on {len(self.test_x)} sequences"
+
+    def checkpoint_fields(self) -> dict[str, Any]:
+        return {
+            "running": {"loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen},
+            "standardize": self.data.stats.to_dict(),
+            "labels": list(self.data.class_names),
+            "data": dict(self.data.files),
+        }
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        running = ckpt["progress"].get("running", {})
+        self.loss_sum = running.get("loss_sum", 0.0)
+        self.correct, self.seen = running.get("correct", 0), running.get("seen", 0)
+
+    def barrier(self) -> None:
+        pass
+
+
+def train_sequence_classifier(
+    model_config: SequenceClassifierConfig,
+    train_config: SequenceTrainConfig,
+    out_dir: str | os.PathLike[str],
+    *,
+    train_file: str | os.PathLike[str],
+    test_file: str | os.PathLike[str],
+    valid_file: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Train on the files in the run folder ``out_dir``; return the final metrics (with test accuracy).
+
+    ``model_config``'s ``input_size`` and ``num_classes`` are replaced by the data's. The files are
+    read (and every malformed one refused) before anything is written in the run folder.
+    """
+    data = load_sequence_data(
+        train_file, test_file, valid_file, valid_fraction=train_config.valid_fraction, seed=train_config.seed
+    )
+    from dataclasses import replace
+
+    model_config = replace(model_config, input_size=data.train.num_channels, num_classes=len(data.class_names))
+    run = open_run(out_dir, resume=resume, overwrite=overwrite, quiet=quiet)
+    with torch_threads(threads):
+        task = SequenceTask(model_config, train_config, data)
+        return run_training(task, run, resume=resume, quiet=quiet)
