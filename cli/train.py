@@ -358,7 +358,7 @@ def train_lm(
     from rnnedge.training.train_lm import train_language_model
 
     paths = corpus_files(corpus) if corpus is not None else files
-    text = load_text_corpus(*paths, tokens=tokens, max_vocab=max_vocab, min_count=min_count)  # type: ignore[arg-type]
+    text = load_text_corpus(*paths, tokens=tokens, max_vocab=max_vocab, min_count=min_count)
     model_cfg = config_values(LanguageModelConfig, kw, vocab_size=len(text.vocabulary))
     train_cfg = config_values(PTBTrainConfig, kw)
     metrics = _interruptible(

@@ -12,6 +12,7 @@ the same digits. Needs only numpy and onnxruntime besides the data readers.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,26 +64,42 @@ def classifier_quality(model_path: Path, data: str | os.PathLike[str] | None = N
 
 
 def language_model_quality(model_path: Path, data: str | os.PathLike[str] | None = None) -> Measured:
-    """``test_perplexity`` on PTB's test file, as ``rnnedge perplexity FILE ptb.test.txt`` computes it."""
-    from rnnedge.data.datasets import PTB_FILES, ensure_files
+    """``test_perplexity`` on the model's test text, as ``rnnedge perplexity FILE TEST`` computes it.
 
-    test_file = ensure_files("ptb", PTB_FILES, data) / "ptb.test.txt"
+    The test text is the one training read (the metadata's ``config.data.test``, for a model of
+    a user's text) when that file is here, else PTB's ``ptb.test.txt``. A character model adds
+    ``test_bpc``, bits per character.
+    """
+    from rnnedge.data.datasets import PTB_FILES, ensure_files
+    from rnnedge.runtime import read_metadata
+
+    own = read_metadata(model_path).config.get("data")
+    own_test = own.get("test") if isinstance(own, dict) else None
+    if isinstance(own_test, str) and Path(own_test).is_file():
+        test_file = Path(own_test)
+    else:
+        test_file = ensure_files("ptb", PTB_FILES, data) / "ptb.test.txt"
     with load(model_path, provider="cpu", threads=1) as model:
         if not isinstance(model, LanguageModel):
             raise TypeError(f"{model_path} is a {model.kind}, not a language model")
         value = model.perplexity(test_file, window=PERPLEXITY_WINDOW)
+        chars = model.tokens == "chars"
     how = (
-        f"`rnnedge perplexity FILE ptb.test.txt`: batch 1, state carried, {PERPLEXITY_WINDOW} tokens per run "
+        f"`rnnedge perplexity FILE {test_file.name}`: batch 1, state carried, {PERPLEXITY_WINDOW} tokens per run "
         "(its default window), CPU provider"
     )
-    return Measured({"test_perplexity": value}, {"test_perplexity": how})
+    values, hows = {"test_perplexity": value}, {"test_perplexity": how}
+    if chars:
+        values["test_bpc"] = math.log2(value)
+        hows["test_bpc"] = "bits per character: log2 of test_perplexity"
+    return Measured(values, hows)
 
 
 def format_quality(quality: dict[str, float]) -> str:
     """``key value`` pairs as people read them: accuracies to 4 places, perplexities to 2, changes signed."""
     parts = []
     for key, value in quality.items():
-        places = 2 if "perplexity" in key else 4
+        places = 2 if "perplexity" in key else 3 if "bpc" in key else 4
         sign = "+" if key.endswith("_change") else ""
         parts.append(f"{key} {value:{sign}.{places}f}")
     return ", ".join(parts)

@@ -1,4 +1,10 @@
-"""Export of the ``word_lm`` kind: word ids in, next-word scores out, with the vocabulary in the metadata."""
+"""Export of the ``word_lm`` kind: token ids in, next-token scores out, with the vocabulary in the metadata.
+
+A model of words (PTB, or any text split on whitespace) writes a format-version-1 file, readable
+by every runtime; a model of characters writes ``"tokens": "chars"``, a version-2 field, and
+therefore ``format_version`` 2, so that an older runtime refuses the file instead of splitting
+its text into words.
+"""
 
 from __future__ import annotations
 
@@ -19,26 +25,44 @@ from .validate import Reference, magnitude, unit
 __all__ = ["KIND", "language_model_fields", "language_model_reference"]
 
 
+_QUALITY_KEYS = ("valid_perplexity", "test_perplexity", "valid_bpc", "test_bpc")
+
+
 def language_model_fields(ckpt: Mapping[str, Any], model: WordLanguageModel) -> dict[str, Any]:
-    """The language model's own metadata fields: the checkpoint's vocabulary with its <unk> and <eos>, quality."""
+    """The language model's own metadata fields: the checkpoint's vocabulary with its <unk> and <eos>, quality.
+
+    A character model adds ``tokens: "chars"`` and ``format_version`` 2; a word model writes neither
+    field's new value (``tokens`` left out, version 1), so its file is what it always was.
+    """
+    tokens = ckpt.get("tokens", "words")
+    if tokens not in ("words", "chars"):
+        raise CheckpointError(f"a {ckpt['kind']} checkpoint's tokens must be 'words' or 'chars', got {tokens!r}")
     vocab = tuple(ckpt.get("vocabulary") or ())
     if "<unk>" not in vocab or "<eos>" not in vocab:
         raise CheckpointError(f"a {ckpt['kind']} checkpoint must carry its vocabulary, with <unk> and <eos>")
     if len(vocab) != model.config.vocab_size:
         raise CheckpointError(f"checkpoint vocabulary has {len(vocab)} words, its model {model.config.vocab_size}")
     metrics = ckpt.get("metrics") or {}
+    chars = tokens == "chars"
+    unit = "character" if chars else "word"
+    if chars:
+        long = [w for w in vocab if len(w) != 1 and w not in ("<unk>", "<eos>")]
+        if long:
+            raise CheckpointError(f"a character model's vocabulary holds entries of other lengths: {long[:5]}")
     return {
+        **({"tokens": "chars", "format_version": 2} if chars else {"format_version": 1}),
         "kind": "language_model",
         "causal": True,
-        "quality": {k: float(v) for k, v in metrics.items() if k in ("valid_perplexity", "test_perplexity")},
+        "quality": {k: float(v) for k, v in metrics.items() if k in _QUALITY_KEYS},
         "vocabulary": vocab,
         "unk_id": vocab.index("<unk>"),
         "eos_id": vocab.index("<eos>"),
         "notes": {
-            "input": "tokens: word ids into `vocabulary`; unknown words are <unk>, every line ends with <eos>",
-            "outputs": "logits: unnormalised next-word scores at every position (softmax over the last axis); "
-            "next_probs: the next word's probabilities after the last position",
-            "quality": "valid_perplexity, test_perplexity: measured by training, in PyTorch",
+            "input": f"tokens: {unit} ids into `vocabulary`; unknown {unit}s are <unk>, every line ends with <eos>",
+            "outputs": f"logits: unnormalised next-{unit} scores at every position (softmax over the last axis); "
+            f"next_probs: the next {unit}'s probabilities after the last position",
+            "quality": "valid_perplexity, test_perplexity: measured by training, in PyTorch"
+            + ("; *_bpc: bits per character, log2 of the perplexity" if chars else ""),
         },
     }
 

@@ -1,11 +1,13 @@
-"""Word language models (the PTB LSTM): next-word streams, generation and perplexity.
+"""Language models of words or characters: next-token streams, generation and perplexity.
 
 Graph contract (see the metadata): input ``tokens`` int64 ``(batch, sequence)`` of ids
 into ``metadata.vocabulary``; state ``h``/``c`` float32 ``(layers, batch, hidden)``;
 output ``logits`` float32 ``(batch, sequence, vocab)``, the unnormalised scores of the
-next word at every position. Text is tokenised as PTB is: words split on whitespace,
-unknown words are ``<unk>`` (or a :class:`TokenError` in strict mode), and for
-perplexity every line ends with ``<eos>``.
+next token at every position. Text is split as the metadata's ``tokens`` says
+(:func:`rnnedge.data.text.tokenize`, the function training used): words on whitespace
+(PTB's, and every file without the field) or every character; unknown tokens are
+``<unk>`` (or a :class:`TokenError` in strict mode), and for perplexity every line ends
+with ``<eos>``. A character stream fed text turns each line break into ``<eos>``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnedge.data.text import tokenize_lines
+from rnnedge.data.text import join_tokens, tokenize, tokenize_lines
 
 from .codec import Codec
 from .engine import SMALL, Engine, describe
@@ -30,7 +32,7 @@ from .state import State
 from .stream import Stream
 from .stream_batch import StreamBatch
 
-__all__ = ["LanguageModel", "LanguageStream", "WordCodec", "tokenize_lines"]
+__all__ = ["LanguageModel", "LanguageStream", "WordCodec", "tokenize", "tokenize_lines"]
 
 _MAX_SHOWN = 5
 
@@ -52,7 +54,7 @@ def top_k_words(vocabulary: Sequence[str], probs: np.ndarray, k: int) -> list[tu
 
 
 class WordCodec(Codec):
-    """Words, text or token ids in; next-word probabilities out."""
+    """Words or characters, text or token ids in; next-token probabilities out."""
 
     state_on_device = True
 
@@ -63,6 +65,7 @@ class WordCodec(Codec):
         self.vocabulary: tuple[str, ...] = vocab
         self.unk_id: int = metadata.unk_id
         self.eos_id: int = metadata.eos_id
+        self.tokens: str = metadata.tokens or "words"  # how text is split: "words" or "chars"
         self._index = {w: i for i, w in enumerate(vocab)}
         # The graph's next_probs; for files exported before it existed, logits (softmax done here).
         graph_softmax = any(o.name == "next_probs" for o in metadata.outputs)
@@ -76,22 +79,25 @@ class WordCodec(Codec):
 
     # -- words <-> ids -------------------------------------------------------------------
     def encode(self, words: str | Sequence[str], strict: bool = False) -> np.ndarray:
-        """Words (a string split on whitespace, or a list) -> int64 ids ``(T,)``.
+        """Text (split as the model's ``tokens`` says) or a list of tokens -> int64 ids ``(T,)``.
 
-        Unknown words become ``<unk>``; with ``strict=True`` they raise :class:`TokenError`.
+        A word model splits a string on whitespace; a character model takes every character,
+        each line break as ``<eos>``. Unknown tokens become ``<unk>``; with ``strict=True`` they
+        raise :class:`TokenError`.
         """
+        unit = self.tokens[:-1]
         if isinstance(words, str):
-            words = words.split()
+            words = tokenize(words, self.tokens, self.vocabulary[self.eos_id], close_lines=False)
         if not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
-            raise InputError(f"words must be a string or a list of strings, got {describe(words)}")
+            raise InputError(f"{self.tokens} must be a string or a list of strings, got {describe(words)}")
         if not words:
-            raise InputError("no words given: expected at least one word")
+            raise InputError(f"no {self.tokens} given: expected at least one {unit}")
         ids = [self._index.get(w, -1) for w in words]
         unknown = [w for w, i in zip(words, ids, strict=True) if i < 0]
         if unknown and strict:
             shown = ", ".join(repr(w) for w in list(dict.fromkeys(unknown))[:_MAX_SHOWN])
             raise TokenError(
-                f"{len(unknown)} word(s) not in the {self.vocab_size}-word vocabulary: {shown}; "
+                f"{len(unknown)} {unit}(s) not in the {self.vocab_size}-{unit} vocabulary: {shown}; "
                 "strict mode refuses them (without it they read as <unk>)"
             )
         return np.array([i if i >= 0 else self.unk_id for i in ids], dtype=np.int64)
@@ -172,7 +178,7 @@ class WordCodec(Codec):
 
 
 class LanguageModel(Model):
-    """A word-level LSTM language model loaded from an rnnedge ``.onnx`` file."""
+    """An LSTM language model of words or characters (``tokens``) loaded from an rnnedge ``.onnx`` file."""
 
     def __init__(self, engine: Engine, *, state_on_device: bool | None = None) -> None:
         super().__init__(engine, state_on_device=state_on_device)
@@ -181,19 +187,32 @@ class LanguageModel(Model):
         self.vocabulary: tuple[str, ...] = self.codec.vocabulary
         self.unk_id: int = self.codec.unk_id
         self.eos_id: int = self.codec.eos_id
+        self.tokens: str = self.codec.tokens  # "words" or "chars": how text is split (the metadata's field)
 
     @property
     def vocab_size(self) -> int:
-        """Number of words the model predicts over."""
+        """Number of words (or characters) the model predicts over."""
         return len(self.vocabulary)
 
     # -- words <-> ids -------------------------------------------------------------------
     def encode(self, words: str | Sequence[str], strict: bool = False) -> np.ndarray:
-        """Words (a string split on whitespace, or a list) -> int64 ids ``(T,)``.
+        """Text (split as ``tokens`` says) or a list of tokens -> int64 ids ``(T,)``.
 
-        Unknown words become ``<unk>``; with ``strict=True`` they raise :class:`TokenError`.
+        Unknown tokens become ``<unk>``; with ``strict=True`` they raise :class:`TokenError`.
         """
         return self.codec.encode(words, strict=strict)
+
+    def tokenize(self, text: str, *, close_lines: bool = True) -> list[str]:
+        """``text`` split as this model splits it (:func:`rnnedge.data.text.tokenize`; files close every line)."""
+        if not isinstance(text, str):
+            raise InputError(f"text must be a str, got {describe(text)}")
+        tokens: list[str] = tokenize(text, self.tokens, self.vocabulary[self.eos_id], close_lines=close_lines)
+        return tokens
+
+    def join(self, tokens: Sequence[str]) -> str:
+        """Tokens back to text: words with spaces between, characters as they are; ``<eos>`` is a line break."""
+        text: str = join_tokens(list(tokens), self.tokens, self.vocabulary[self.eos_id])
+        return text
 
     def check_ids(self, ids: Any) -> np.ndarray:
         """Token ids (a list of ints or an integer array ``(T,)``) -> int64 ``(T,)``, each in ``[0, vocab)``."""
@@ -231,9 +250,10 @@ class LanguageModel(Model):
         seed: int | None = None,
         strict: bool = False,
     ) -> Iterator[str]:
-        """Yield up to ``max_words`` sampled words, one as soon as it is produced.
+        """Yield up to ``max_words`` sampled tokens (words, or characters), one as soon as it is produced.
 
-        Starts after ``prompt`` (``None``: at the start of a sentence, i.e. after ``<eos>``).
+        :meth:`join` makes text of them. Starts after ``prompt`` (``None``: at the start of a sentence,
+        i.e. after ``<eos>``).
         Deterministic for a given ``seed``. ``top_k`` samples among the ``k`` likeliest
         words only; ``temperature`` < 1 sharpens the distribution, > 1 flattens it.
         """
@@ -285,7 +305,9 @@ class LanguageModel(Model):
     ) -> float:
         """Perplexity of a text (``str``) or a text file (a ``Path``), state carried, batch 1.
 
-        Tokenised as PTB (:func:`tokenize_lines`); every token after the first is scored,
+        Split as the model's ``tokens`` says, every line closed by ``<eos>`` (:meth:`tokenize`);
+        ``math.log2`` of it is bits per token (per character, for a character model). Every token
+        after the first is scored,
         as the reference's test evaluation does, ``window`` tokens per onnxruntime run.
         ``progress(done, total)`` is called after each window.
         """
@@ -300,9 +322,9 @@ class LanguageModel(Model):
             raise InputError(f"{text!r} names a file, but a str is scored as text: pass pathlib.Path({text!r})")
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise InputError(f"window must be an int >= 1, got {window!r}")
-        words = tokenize_lines(text, self.vocabulary[self.eos_id])
+        words = self.tokenize(text)
         if len(words) < 2:
-            raise InputError(f"perplexity needs at least 2 tokens (a word and <eos>), got {len(words)}")
+            raise InputError(f"perplexity needs at least 2 tokens (a {self.tokens[:-1]} and <eos>), got {len(words)}")
         return self.perplexity_of_ids(self.encode(words, strict=strict), window=window, progress=progress)
 
     def perplexity_of_ids(
@@ -328,7 +350,7 @@ class LanguageModel(Model):
 
 
 class LanguageStream(Stream):
-    """One word stream: ``feed`` words or ids, get next-word probabilities ``(vocab,)``."""
+    """One stream of words or characters: ``feed`` text, tokens or ids, get next-token probabilities ``(vocab,)``."""
 
     codec: WordCodec
 
@@ -339,7 +361,7 @@ class LanguageStream(Stream):
         self.strict = strict
 
     def feed(self, x: Any) -> np.ndarray:
-        """Advance by words (a string or a list) or ids (a list or an integer array) and predict the next word."""
+        """Advance by text (a string: words, or characters, as the model says), a list of tokens or ids, and predict."""
         return super().feed(x)
 
     def _graph_input(self, x: Any) -> np.ndarray:
