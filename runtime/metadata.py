@@ -134,7 +134,9 @@ class ModelMetadata:
     vocabulary: tuple[str, ...] | None = None
     unk_id: int | None = None
     eos_id: int | None = None
-    format_version: int = FORMAT_VERSION
+    # The lowest version that reads the file: 1 unless a version-2 field is used (to_json then writes 2),
+    # so files of the kinds version 1 describes stay readable by older runtimes.
+    format_version: int = 1
     notes: dict[str, str] = field(default_factory=dict)
     lengths: TensorSpec | None = None  # version 2: the graph input of per-sequence valid steps
     standardize: Standardize | None = None  # version 2: per-channel normalisation of raw values
@@ -146,6 +148,8 @@ class ModelMetadata:
         for key in VERSION_2_FIELDS:
             if values[key] is None:
                 del values[key]
+            else:
+                values["format_version"] = max(values["format_version"], 2)
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
     @classmethod

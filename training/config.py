@@ -136,6 +136,7 @@ class SequenceTrainConfig:
         **_COMMON_TRAINING,
         "min_lr": number_in(0),
         "weight_decay": number_in(0),
+        "noise": number_in(0),
         "valid_fraction": number_in(0, 1, high_open=True),
     }
 
@@ -144,6 +145,7 @@ class SequenceTrainConfig:
     lr: float = _field(3e-3, "Adam's learning rate at the start of the cosine.")
     min_lr: float = _field(1e-5, "Learning rate at the end of the cosine.")
     weight_decay: float = _field(0.0, "Adam's L2 penalty on the weights.")
+    noise: float = _field(0.0, "Std of Gaussian noise added to each normalised training value (augmentation).")
     clip_norm: float = _field(1.0, "Gradient norm clipping.")
     seed: int = _field(0, "Seed of the initial weights, the shuffle and the validation split.")
     max_steps: int | None = _field(None, "Stop after this many steps.")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ import torch
 from torch import nn
 
 from rnnedge.data.sequences import SequenceDataset, channel_stats, read_sequences, split_validation
-from rnnedge.errors import ConfigError
+from rnnedge.errors import CheckpointError, ConfigError
 
+from .checkpoint import load_checkpoint
 from .config import SequenceClassifierConfig, SequenceTrainConfig
 from .loop import budget_steps, run_training, torch_threads
 from .models import SEQUENCE_CLASSIFIER, SequenceClassifier
@@ -67,12 +69,11 @@ def load_sequence_data(
     """Read the files (the test and validation files with the training file's class names) and split."""
     train = read_sequences(train_file)
     test = read_sequences(test_file, class_names=train.class_names)
-    for name, other in (("test", test),):
-        if other.num_channels != train.num_channels:
-            raise ConfigError(
-                f"{name} file {test_file} has {other.num_channels} channels per step, the training file {train_file} "
-                f"has {train.num_channels}; both must describe the same problem"
-            )
+    if test.num_channels != train.num_channels:
+        raise ConfigError(
+            f"test file {test_file} has {test.num_channels} channels per step, the training file {train_file} "
+            f"has {train.num_channels}; both must describe the same problem"
+        )
     valid: SequenceDataset | None
     if valid_file is not None:
         valid = read_sequences(valid_file, class_names=train.class_names)
@@ -175,7 +176,9 @@ class SequenceTask:
         x = self.train_x[idx, : int(lengths.max())]  # (b, T_batch, F)
         for group in self.optimizer.param_groups:
             group["lr"] = _lr_at(cfg, step, self.total_steps)
-        torch.manual_seed(cfg.seed * 100003 + 7919 * step + 1)  # dropout masks: a function of the step
+        torch.manual_seed(cfg.seed * 100003 + 7919 * step + 1)  # dropout masks and noise: a function of the step
+        if cfg.noise > 0:
+            x = x + cfg.noise * torch.randn(x.shape)  # padding gets noise too: packing never reads it
         logits = self.model(x, lengths)  # (b, C)
         loss = nn.functional.cross_entropy(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
@@ -241,10 +244,20 @@ def train_sequence_classifier(
     data = load_sequence_data(
         train_file, test_file, valid_file, valid_fraction=train_config.valid_fraction, seed=train_config.seed
     )
-    from dataclasses import replace
-
     model_config = replace(model_config, input_size=data.train.num_channels, num_classes=len(data.class_names))
     run = open_run(out_dir, resume=resume, overwrite=overwrite, quiet=quiet)
+    if resume:  # the settings are checked by the loop; the files are this kind's own
+        saved = load_checkpoint(run.checkpoint).get("data") or {}
+        differ = [
+            f"{key} (checkpoint {saved.get(key)!r}, this run {value!r})"
+            for key, value in data.files.items()
+            if saved.get(key) != value
+        ]
+        if differ:
+            raise CheckpointError(
+                f"cannot resume {run.checkpoint}: it was trained on other data: {'; '.join(differ)}; give the run's "
+                "own files, or train into a new folder"
+            )
     with torch_threads(threads):
         task = SequenceTask(model_config, train_config, data)
         return run_training(task, run, resume=resume, quiet=quiet)

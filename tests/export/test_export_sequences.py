@@ -1,0 +1,107 @@
+"""Export of sequence classifiers trained on a user's files: version-2 files, GRU, int8, measured quality."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sequence_models import random_checkpoint, train_tiny_sequences, vowels
+
+pytest.importorskip("onnx", reason="export needs the train extra")
+torch = pytest.importorskip("torch", reason="export needs the train extra")
+
+import onnx  # noqa: E402
+
+from rnnedge.cli.main import cli  # noqa: E402
+from rnnedge.errors import CheckpointError  # noqa: E402
+from rnnedge.export.exporter import export_checkpoint  # noqa: E402
+from rnnedge.runtime import load_classifier, read_metadata  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny LSTM trained on JapaneseVowels, in its run folder."""
+    run = tmp_path_factory.mktemp("vowels") / "run"
+    train_tiny_sequences(run, epochs=3)
+    return run
+
+
+def test_train_export_int8_info_and_classify_end_to_end(trained: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "vowels.onnx"
+    result = runner.invoke(cli, ["export", str(trained / "checkpoint.pt"), "-o", str(out), "--quantize", "int8"])
+    assert result.exit_code == 0, result.output
+    assert "causal_classifier" in result.output and "quality: float_test_accuracy" in result.output
+    meta, int8 = read_metadata(out), read_metadata(out.with_suffix(".int8.onnx"))
+    assert meta.format_version == 2 and int8.format_version == 2 and int8.variant == "int8"
+    assert meta.config["data"]["test"] == str(vowels("test").resolve())
+    ops = {n.op_type for n in onnx.load(str(out.with_suffix(".int8.onnx"))).graph.node}
+    assert "DynamicQuantizeLSTM" in ops and "LSTM" not in ops
+    # The recorded int8 accuracy is what `classify --test` prints for the file, through the runtime.
+    for path, key in ((out, "float_test_accuracy"), (out.with_suffix(".int8.onnx"), "test_accuracy")):
+        shown = runner.invoke(cli, ["classify", str(path), "--test", str(vowels("test"))])
+        assert shown.exit_code == 0, shown.output
+        assert f"test accuracy {int8.quality[key]:.4f}" in shown.output and "370 sequences" in shown.output
+    info = runner.invoke(cli, ["info", str(out), "--json"])
+    described = json.loads(info.output)
+    assert described["format_version"] == 2 and described["lengths"]["dtype"] == "int64"
+    assert len(described["standardize"]["mean"]) == 12 and described["labels"][0] == "1"
+
+
+def test_batch_export_of_a_run_folder(trained: Path, tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    result = CliRunner().invoke(cli, ["export", str(trained), "-o", str(dist) + "/", "--quantize", "int8"])
+    assert result.exit_code == 0, result.output
+    models = json.loads((dist / "manifest.json").read_text())["models"]
+    assert [(m["variant"], m["status"]) for m in models] == [("float32", "ok"), ("int8", "ok")]
+    assert models[1]["quality"]["test_accuracy"] == read_metadata(dist / models[1]["file"]).quality["test_accuracy"]
+
+
+def test_gru_exports_with_native_gru_nodes_and_gets_no_int8(tmp_path: Path) -> None:
+    ckpt = random_checkpoint(tmp_path / "gru.pt", cell="gru", num_layers=2, bidirectional=True, head="last")
+    out = tmp_path / "gru.onnx"
+    result = CliRunner().invoke(cli, ["export", str(ckpt), "-o", str(out), "--quantize", "int8"])
+    assert result.exit_code == 0, result.output
+    assert "skipped int8" in result.output and "onnxruntime has no int8 GRU kernel" in result.output
+    assert not out.with_suffix(".int8.onnx").exists()
+    nodes = [n for n in onnx.load(str(out)).graph.node if n.op_type == "GRU"]
+    assert len(nodes) == 2
+    assert all({a.name: a for a in n.attribute}["linear_before_reset"].i == 1 for n in nodes)
+    assert [s.name for s in load_classifier(out).metadata.states] == ["prefix"]
+
+
+def test_files_of_the_seeds_kinds_stay_version_1(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from rnnedge.training.checkpoint import save_checkpoint
+    from rnnedge.training.config import RowClassifierConfig
+    from rnnedge.training.models import RowLSTMClassifier
+
+    config = RowClassifierConfig(hidden_size=6)
+    save_checkpoint(
+        tmp_path / "row.pt",
+        {"kind": "mnist-lstm", "model": RowLSTMClassifier(config).state_dict(), "config": asdict(config)},
+    )
+    export_checkpoint(tmp_path / "row.pt", tmp_path / "row.onnx")
+    text = onnx.load(str(tmp_path / "row.onnx")).metadata_props[0].value
+    assert json.loads(text)["format_version"] == 1
+    assert '"lengths"' not in text and '"standardize"' not in text and '"data"' not in text
+
+
+def test_a_checkpoint_without_its_normalisation_is_refused(tmp_path: Path) -> None:
+    ckpt_path = random_checkpoint(tmp_path / "c.pt")
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    for change, message in (
+        (lambda c: c.pop("standardize"), "must carry its per-channel normalisation"),
+        (lambda c: c["standardize"].update(std=[1.0, 0.0, 1.0]), "expected every std > 0"),
+        (lambda c: c["standardize"].update(mean=[0.0]), "expected 3 finite numbers, one per channel"),
+        (lambda c: c.update(labels=["a"]), "expected 4 strings"),
+    ):
+        broken = {**ckpt, "standardize": dict(ckpt["standardize"])}
+        change(broken)
+        torch.save(broken, tmp_path / "broken.pt")
+        with pytest.raises(CheckpointError, match=message):
+            export_checkpoint(tmp_path / "broken.pt", tmp_path / "broken.onnx")
+        assert not (tmp_path / "broken.onnx").exists()
