@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = re.findall(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(encoding="utf-8"), re.M | re.S)
-# Blocks that talk to a running `rnnedge serve` are run by tests/serve against a real server.
+# Blocks that talk to a running `rnnedge serve` run against a real server in tests/serve/test_serve_readme.py.
 LOCAL = [b for b in BLOCKS if "ws://" not in b]
 
 
