@@ -11,7 +11,7 @@ export {
   TokenError,
 } from './errors.js';
 export { ClassifierModel } from './classifier.js';
-export { LanguageModel, LanguageStream, splitWords, tokenizeLines } from './language.js';
+export { LanguageModel, LanguageStream, joinTokens, splitWords, tokenize, tokenizeLines } from './language.js';
 export { FORMAT_VERSION, METADATA_KEY, parseMetadata } from './metadata.js';
 export { Model, Stream } from './model.js';
 export { State } from './state.js';

@@ -14,6 +14,8 @@ const FLOAT_SLACK = 1e-3;
 export const MAX_EXACT_ROWS = 2 ** 24; // float32 counts rows exactly up to here
 const f32 = Math.fround;
 const FLOAT_TYPES = new Set(['number', 'float32', 'float64']);
+const REAL_TYPES = new Set(['number', 'float32', 'float64', 'uint8', 'int8', 'uint16', 'int16', 'uint32', 'int32']);
+const FLOAT32_MAX = 3.4028234663852886e38;
 
 export class ClassifierModel extends Model {
   #pixelValues; // Float32Array(256): what each uint8 pixel becomes
@@ -47,6 +49,7 @@ export class ClassifierModel extends Model {
    * Returns {data, dims}.
    */
   preprocess(rows, what = 'rows') {
+    if (this.metadata.standardize) return this.#standardiseChannels(rows, what);
     const { data, dims, type } = flatten(rows, what);
     const size = data.length;
     if (size === 0) throw new InputError(`${what} must not be empty, got ${describe(rows)}`);
@@ -81,6 +84,29 @@ export class ClassifierModel extends Model {
     return { data: out, dims };
   }
 
+  /** Raw values (any finite real numbers) -> (x - mean[f]) / std[f] in float32, per channel (format version 2). */
+  #standardiseChannels(rows, what) {
+    const { data, dims, type } = flatten(rows, what);
+    const size = data.length;
+    const f = this.featureSize;
+    if (size === 0) throw new InputError(`${what} must not be empty, got ${describe(rows)}`);
+    if (dims[dims.length - 1] !== f) throw new InputError(`each row must have ${f} values (channels), got ${describe(rows)}`);
+    if (!REAL_TYPES.has(type)) throw new InputError(`${what} must be numbers (ints or floats), got ${describe(rows)}`);
+    if (!allFinite(data)) throw new InputError(`${what} contain NaN or infinity (${describe(rows)})`);
+    const out = new Float32Array(size);
+    const { mean, std } = this.metadata.standardize;
+    const m = mean.map(f32);
+    const sd = std.map(f32);
+    for (let i = 0; i < size; i++) {
+      if (Math.abs(data[i]) > FLOAT32_MAX) {
+        throw new InputError(`${what} hold values beyond float32's range (${data[i]}, ${describe(rows)})`);
+      }
+      const c = i % f;
+      out[i] = f32(f32(f32(data[i]) - m[c]) / sd[c]);
+    }
+    return { data: out, dims };
+  }
+
   /**
    * Class probabilities for images (N, T, features): nested arrays ([image][row] of Uint8Array
    * rows or number arrays) or {data, dims}. Any T >= 1 (a prefix of rows).
@@ -88,6 +114,9 @@ export class ClassifierModel extends Model {
    */
   async predict(images, { batchSize = 256 } = {}) {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`batchSize must be an integer >= 1, got ${batchSize}`);
+    if (Array.isArray(images) && images.length > 1 && images.some((s) => s?.length !== images[0]?.length)) {
+      return this.#predictList(images, batchSize);
+    }
     const x = this.preprocess(images, 'images');
     if (x.dims.length !== 3) {
       throw new InputError(`images must have shape [N, T, ${this.featureSize}], got ${describe(images)}`);
@@ -102,6 +131,46 @@ export class ClassifierModel extends Model {
       for (let i = 0; i < b; i++) out.push(outputs.probs.data.slice(i * classes, (i + 1) * classes));
     }
     return out;
+  }
+
+  /**
+   * predict of sequences of different lengths: padded and run with lengths (files whose graph takes
+   * them), else grouped by length. Each result is what that sequence alone gives.
+   */
+  async #predictList(sequences, batchSize) {
+    const f = this.featureSize;
+    const rows = sequences.map((s, i) => {
+      let x;
+      try {
+        x = this.preprocess(s, `sequence ${i}`);
+      } catch (e) {
+        if (e instanceof InputError) throw new InputError(`sequence ${i}: ${e.message}`);
+        throw e;
+      }
+      if (x.dims.length !== 2) throw new InputError(`sequence ${i} must have shape [T, ${f}] with T >= 1, got ${describe(s)}`);
+      return x;
+    });
+    const classes = this.labels.length;
+    const result = new Array(rows.length);
+    const groups = [];
+    if (this.metadata.lengths) {
+      for (let lo = 0; lo < rows.length; lo += batchSize) groups.push(rows.slice(lo, lo + batchSize).map((_, j) => lo + j));
+    } else {
+      const byLength = new Map(); // an older file: one call per length, no padding
+      rows.forEach((r, i) => byLength.set(r.dims[0], [...(byLength.get(r.dims[0]) ?? []), i]));
+      for (const members of byLength.values()) {
+        for (let lo = 0; lo < members.length; lo += batchSize) groups.push(members.slice(lo, lo + batchSize));
+      }
+    }
+    for (const idx of groups) {
+      const steps = Math.max(...idx.map((i) => rows[i].dims[0]));
+      const data = new Float32Array(idx.length * steps * f); // (B, T_max, F), zero padding
+      idx.forEach((i, j) => data.set(rows[i].data, j * steps * f));
+      const lengths = this.metadata.lengths ? BigInt64Array.from(idx, (i) => BigInt(rows[i].dims[0])) : null;
+      const { outputs } = await this.runState({ data, dims: [idx.length, steps, f] }, this.initState(idx.length), ['probs'], lengths);
+      idx.forEach((i, j) => (result[i] = outputs.probs.data.slice(j * classes, (j + 1) * classes)));
+    }
+    return result;
   }
 
   /**

@@ -23,11 +23,44 @@ export function splitWords(text) {
   return text.split(PY_WHITESPACE).filter((w) => w.length > 0);
 }
 
+function lines(text) {
+  const parts = text.split(PY_LINE_BREAK);
+  if (parts.length && parts[parts.length - 1] === '') parts.pop(); // splitlines drops a final empty line
+  return parts;
+}
+
 /** PTB tokenisation: the words of every line, each line closed by `eos` (runtime/language.py's tokenize_lines). */
 export function tokenizeLines(text, eos = '<eos>') {
-  const lines = text.split(PY_LINE_BREAK);
-  if (lines.length && lines[lines.length - 1] === '') lines.pop(); // splitlines drops a final empty line
-  return lines.flatMap((line) => [...splitWords(line), eos]);
+  return lines(text).flatMap((line) => [...splitWords(line), eos]);
+}
+
+/**
+ * `text` as the tokens a model of the `tokens` mode reads (rnnedge.data.text.tokenize): "words" or
+ * "chars" (every code point). closeLines (files, perplexity): every line ends with `eos`. Otherwise
+ * (what a stream is fed) words ignore line breaks, and characters read each line break as `eos`
+ * and add none at the end.
+ */
+export function tokenize(text, tokens = 'words', eos = '<eos>', { closeLines = true } = {}) {
+  if (tokens === 'words') return closeLines ? tokenizeLines(text, eos) : splitWords(text);
+  if (closeLines) return lines(text).flatMap((line) => [...Array.from(line), eos]);
+  const out = [];
+  const pieces = text.split(new RegExp(`(${PY_LINE_BREAK.source})`));
+  pieces.forEach((piece, i) => {
+    if (i % 2 === 1) out.push(eos); // a line break
+    else out.push(...Array.from(piece));
+  });
+  return out;
+}
+
+/** Tokens back to text: words joined by spaces, characters as they are; `eos` is a line break. */
+export function joinTokens(tokens, mode = 'words', eos = '<eos>') {
+  const sep = mode === 'words' ? ' ' : '';
+  const out = [[]];
+  for (const t of tokens) {
+    if (t === eos) out.push([]);
+    else out[out.length - 1].push(t);
+  }
+  return out.map((line) => line.join(sep)).join('\n');
 }
 
 /** A deterministic generator of doubles in [0, 1) from a seed (sfc32, seeded through splitmix32). */
@@ -83,6 +116,21 @@ export class LanguageModel extends Model {
     return this.metadata.eosId;
   }
 
+  /** How text is split into tokens: "words" (PTB's; every version-1 file) or "chars". */
+  get tokens() {
+    return this.metadata.tokens ?? 'words';
+  }
+
+  /** Text as this model's tokens; closeLines closes every line with <eos> (files, perplexity). */
+  tokenize(text, { closeLines = true } = {}) {
+    return tokenize(text, this.tokens, this.vocabulary[this.eosId], { closeLines });
+  }
+
+  /** Tokens (e.g. what generate yields) back to text: words joined by spaces, characters as they are. */
+  join(tokens) {
+    return joinTokens(tokens, this.tokens, this.vocabulary[this.eosId]);
+  }
+
   /** The graph's next_probs; for files exported before it existed, logits (softmax done here). */
   streamOutputNames() {
     return this.metadata.outputs.some((o) => o.name === 'next_probs') ? ['next_probs'] : ['logits'];
@@ -91,11 +139,12 @@ export class LanguageModel extends Model {
   // -- words <-> ids -------------------------------------------------------------------------
   /** Words (a string split as Python splits it, or an array of strings) -> ids (Int32Array). */
   encode(words, { strict = false } = {}) {
-    if (typeof words === 'string') words = splitWords(words);
+    const unit = this.tokens.slice(0, -1); // "word" or "char"
+    if (typeof words === 'string') words = this.tokenize(words, { closeLines: false });
     if (!Array.isArray(words) || !words.every((w) => typeof w === 'string')) {
-      throw new InputError(`words must be a string or an array of strings, got ${describe(words)}`);
+      throw new InputError(`${this.tokens} must be a string or an array of strings, got ${describe(words)}`);
     }
-    if (!words.length) throw new InputError('no words given: expected at least one word');
+    if (!words.length) throw new InputError(`no ${this.tokens} given: expected at least one ${unit}`);
     const ids = new Int32Array(words.length);
     const unknown = [];
     words.forEach((w, i) => {
@@ -106,7 +155,7 @@ export class LanguageModel extends Model {
     if (unknown.length && strict) {
       const shown = [...new Set(unknown)].slice(0, MAX_SHOWN).map((w) => JSON.stringify(w)).join(', ');
       throw new TokenError(
-        `${unknown.length} word(s) not in the ${this.vocabSize}-word vocabulary: ${shown}; pass strict: false to read them as <unk>`,
+        `${unknown.length} ${unit}(s) not in the ${this.vocabSize}-${unit} vocabulary: ${shown}; pass strict: false to read them as <unk>`,
       );
     }
     return ids;
@@ -200,8 +249,10 @@ export class LanguageModel extends Model {
   async perplexity(text, { window = 100, strict = false } = {}) {
     if (typeof text !== 'string') throw new InputError(`text must be a string, got ${describe(text)}`);
     if (!Number.isInteger(window) || window < 1) throw new InputError(`window must be an integer >= 1, got ${window}`);
-    const words = tokenizeLines(text, this.vocabulary[this.eosId]);
-    if (words.length < 2) throw new InputError(`perplexity needs at least 2 tokens (a word and <eos>), got ${words.length}`);
+    const words = this.tokenize(text);
+    if (words.length < 2) {
+      throw new InputError(`perplexity needs at least 2 tokens (a ${this.tokens.slice(0, -1)} and <eos>), got ${words.length}`);
+    }
     const ids = this.encode(words, { strict });
     const v = this.vocabSize;
     let state = this.initState(1);

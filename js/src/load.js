@@ -84,7 +84,7 @@ function checkBytes(data, where) {
 function checkGraph(signature, meta, where) {
   const inputs = new Map(signature.inputs.map((i) => [i.name, i]));
   const outputs = new Map(signature.outputs.map((o) => [o.name, o]));
-  const wantedIn = [meta.input, ...meta.states.map((s) => s.input)];
+  const wantedIn = [meta.input, ...meta.states.map((s) => s.input), ...(meta.lengths ? [meta.lengths] : [])];
   const declared = new Map([...wantedIn, ...meta.outputs].map((s) => [s.name, s]));
   for (const s of meta.states) declared.set(s.output, s.input);
   const problems = [];

@@ -7,7 +7,10 @@
 
 import { ModelFileError } from './errors.js';
 
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+// The fields only version 2 has; files that use none of them stay version 1.
+const VERSION_2_FIELDS = ['lengths', 'standardize', 'tokens'];
+export const TOKEN_MODES = Object.freeze(['words', 'chars']);
 export const METADATA_KEY = 'rnnedge';
 export const MAX_METADATA_BYTES = 8 * 1024 * 1024;
 export const MODEL_KINDS = Object.freeze(['causal_classifier', 'noncausal_classifier', 'language_model']);
@@ -156,6 +159,7 @@ export function parseMetadata(text) {
   }
   const producer = r.get('producer', 'object');
   const notes = r.get('notes', 'object', true) ?? {};
+  const { lengths, standardize, tokens } = version2Fields(r, version);
   const meta = Object.freeze({
     formatVersion: version,
     kind,
@@ -174,9 +178,58 @@ export function parseMetadata(text) {
     unkId: r.get('unk_id', 'int', true),
     eosId: r.get('eos_id', 'int', true),
     notes: stringMap(notes),
+    lengths,
+    standardize,
+    tokens,
   });
   checkConsistent(meta);
   return meta;
+}
+
+/** lengths, standardize and tokens: present only in files of format version 2, each checked whole. */
+function version2Fields(r, version) {
+  for (const key of VERSION_2_FIELDS) {
+    if (r.raw[key] !== undefined && r.raw[key] !== null && version < 2) {
+      throw new ModelFileError(`metadata field ${key} needs format_version 2, the file says ${version}`);
+    }
+  }
+  let lengths = null;
+  if (r.get('lengths', 'object', true) !== null) {
+    lengths = tensor(r.raw.lengths, 'lengths');
+    if (lengths.dtype !== 'int64' || lengths.shape.length !== 1 || lengths.shape[0] !== BATCH_AXIS) {
+      throw new ModelFileError(
+        `metadata field lengths must be int64 of shape ['batch'], got ${lengths.dtype} ${JSON.stringify(lengths.shape)}`,
+      );
+    }
+  }
+  let standardize = null;
+  if (r.get('standardize', 'object', true) !== null) {
+    const sr = r.sub('standardize');
+    const [mean, std] = ['mean', 'std'].map((key) => {
+      const values = sr.get(key, 'list');
+      if (!values.length || !values.every((v) => typeof v === 'number')) {
+        throw new ModelFileError(`metadata field standardize.${key} must be a non-empty list of numbers`);
+      }
+      if (!values.every((v) => Number.isFinite(v) && Math.abs(v) <= MAX_PREPROCESSING_VALUE)) {
+        throw new ModelFileError(
+          `metadata field standardize.${key} has values outside [-${MAX_PREPROCESSING_VALUE}, ${MAX_PREPROCESSING_VALUE}] or not finite`,
+        );
+      }
+      return Object.freeze([...values]);
+    });
+    if (mean.length !== std.length) {
+      throw new ModelFileError(`metadata field standardize has ${mean.length} means and ${std.length} stds`);
+    }
+    if (Math.min(...std) < MIN_PREPROCESSING_STD) {
+      throw new ModelFileError(`metadata field standardize.std has ${Math.min(...std)}, expected >= ${MIN_PREPROCESSING_STD}`);
+    }
+    standardize = Object.freeze({ mean, std });
+  }
+  const tokens = r.get('tokens', 'string', true);
+  if (tokens !== null && !TOKEN_MODES.includes(tokens)) {
+    throw new ModelFileError(`metadata field tokens is '${tokens}', expected one of ${TOKEN_MODES.join(', ')}`);
+  }
+  return { lengths, standardize, tokens };
 }
 
 function show(spec) {
@@ -185,7 +238,7 @@ function show(spec) {
 
 /** What each kind of model needs from its metadata, so the runtime never meets a contradiction. */
 function checkConsistent(meta) {
-  const names = [meta.input.name, ...meta.states.map((s) => s.name)];
+  const names = [meta.input.name, ...meta.states.map((s) => s.name), ...(meta.lengths ? [meta.lengths.name] : [])];
   const outputs = [...meta.outputs.map((o) => o.name), ...meta.states.map((s) => s.output)];
   if (new Set(names).size !== names.length || new Set(outputs).size !== outputs.length) {
     throw new ModelFileError(
@@ -209,6 +262,15 @@ function checkConsistent(meta) {
         throw new ModelFileError(`metadata field ${key} is ${value}, expected an id in [0, ${vocabulary.length})`);
       }
     }
+    if (meta.tokens === 'chars') {
+      const specials = new Set([meta.unkId, meta.eosId]);
+      const long = vocabulary.filter((w, i) => [...w].length !== 1 && !specials.has(i));
+      if (long.length || meta.unkId === meta.eosId) {
+        throw new ModelFileError(
+          `metadata field vocabulary of a character model (tokens 'chars') must hold single characters besides <unk> and <eos> (two different ids), got ${JSON.stringify(long.slice(0, 5))}`,
+        );
+      }
+    }
     if (meta.input.dtype !== 'int64' || meta.input.shape.length !== 2) {
       throw new ModelFileError(`a language model's input must be int64 (batch, sequence), got ${show(meta.input)}`);
     }
@@ -230,6 +292,16 @@ function checkConsistent(meta) {
   const shape = meta.input.shape;
   if (meta.input.dtype !== 'float32' || shape.length !== 3 || typeof shape[2] !== 'number') {
     throw new ModelFileError(`a classifier's input must be float32 (batch, sequence, features), got ${show(meta.input)}`);
+  }
+  if (meta.standardize !== null) {
+    if (meta.preprocessing !== null) {
+      throw new ModelFileError('metadata has both preprocessing and standardize; a classifier takes one of them');
+    }
+    if (meta.standardize.mean.length !== shape[2]) {
+      throw new ModelFileError(
+        `metadata field standardize has ${meta.standardize.mean.length} values per channel, the input has ${shape[2]} features`,
+      );
+    }
   }
   for (const name of ['logits', 'probs']) {
     const out = byName.get(name);

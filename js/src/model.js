@@ -224,16 +224,21 @@ export class Model {
   }
 
   /** Package-internal: one run on a checked input and state; returns {outputs, state}. */
-  async runState(x, state, outputNames) {
-    const { outputs, parts } = await this.runParts(x, partsOf(state), outputNames);
+  async runState(x, state, outputNames, lengths = null) {
+    const { outputs, parts } = await this.runParts(x, partsOf(state), outputNames, lengths);
     return { outputs, state: new State(this.metadata.modelId, parts, state.batchSize, this.#token) };
   }
 
   /** Package-internal: one onnxruntime call; returns {outputs: {name: {dims, data}}, parts: Map(new state)}. */
-  async runParts(x, parts, outputNames) {
+  async runParts(x, parts, outputNames, lengths = null) {
     this.guard(x, parts);
     const ort = this.#ort;
     const feeds = { [this.metadata.input.name]: new ort.Tensor(this.metadata.input.dtype, x.data, x.dims) };
+    if (this.metadata.lengths) {
+      // A graph that takes per-sequence lengths (format version 2) gets them on every call: all T unless said.
+      const valid = lengths ?? BigInt64Array.from({ length: x.dims[0] }, () => BigInt(x.dims[1]));
+      feeds[this.metadata.lengths.name] = new ort.Tensor('int64', valid, [x.dims[0]]);
+    }
     for (const [name, p] of parts) feeds[name] = new ort.Tensor(p.dtype, p.data, p.dims);
     const fetch = [...outputNames, ...this._stateOutputs];
     const results = await this.call(feeds, fetch);

@@ -40,7 +40,45 @@ for (const backend of BACKENDS) {
         assert.deepEqual(m.quality, fx.metadata.quality);
       });
 
-      if (kind !== 'language_model') {
+      if (fx.cases.sequences) {
+        // A classifier of a user's sequences (format version 2): raw values standardised per channel,
+        // a lengths input, sequences of different lengths in one predict.
+        const c = fx.cases;
+        test('predict of real sequences of different lengths (padded, with lengths)', async () => {
+          const got = await model.predict(c.sequences);
+          assertClose(flat(got), c.predict_list.flat(), 'predict of a list');
+          assertClose(flat(await model.predict(c.sequences, { batchSize: 3 })), c.predict_list.flat(), 'batches of 3');
+        });
+
+        test('a stream fed raw rows one by one and in chunks', async () => {
+          const stream = model.stream();
+          for (const [t, r] of c.sequences[0].entries()) assertClose(await stream.feed(r), c.stream_rows[t], `row ${t}`);
+          const chunks = model.stream();
+          let lo = 0;
+          for (const [k, n] of c.chunks.sizes.entries()) {
+            assertClose(await chunks.feed(c.sequences[1].slice(lo, lo + n)), c.chunks.probs[k], `chunk ${k}`);
+            lo += n;
+          }
+        });
+      } else if (fx.metadata.tokens === 'chars') {
+        const c = fx.cases;
+        test('a character model: text split into characters (line breaks as <eos>), probabilities, top-k', async () => {
+          assert.deepEqual(Array.from(model.encode(c.text)), c.ids);
+          const stream = model.stream();
+          assertClose(await stream.feed(c.text), c.probs, 'after the text');
+          assert.deepEqual(stream.topK(5).map((t) => t.word), c.top_k.map(([w]) => w));
+        });
+
+        test('a character model: greedy characters and perplexity', async () => {
+          const got = [];
+          for await (const ch of model.generate('the ', { maxWords: c.greedy.length, topK: 1 })) got.push(ch);
+          assert.deepEqual(got, c.greedy);
+          assert.equal(model.join(got), c.greedy.join('').replaceAll('<eos>', '\n'));
+          const { text, window, value } = c.perplexity;
+          const ppl = await model.perplexity(text, { window });
+          assert.ok(Math.abs(ppl - value) / value <= 1e-4, `perplexity ${ppl}, Python ${value}`);
+        });
+      } else if (kind !== 'language_model') {
         const c = fx.cases;
         test('predict: uint8 pixels, floats in [0, 1], a prefix of rows', async () => {
           assertClose(flat(await model.predict(images(fx))), c.predict.data, 'predict');

@@ -46,7 +46,8 @@ async function rejects(promise, type, pattern) {
 
 describe('model files and their metadata', () => {
   const cases = [
-    ['a newer format version', (m) => (m.format_version = 2), /format version 2.*upgrade rnnedge/],
+    ['a newer format version', (m) => (m.format_version = 3), /format version 3.*upgrade rnnedge/],
+    ['a version-2 field in a version-1 file', (m) => (m.tokens = 'chars'), /tokens needs format_version 2, the file says 1/],
     ['an unknown kind', (m) => (m.kind = 'transformer'), /kind is 'transformer'/],
     ['a missing field', (m) => delete m.model_id, /model_id is missing/],
     ['a field of the wrong type', (m) => (m.causal = 'yes'), /causal has type string, expected boolean/],

@@ -2,7 +2,8 @@
 
 Writes ``js/test/fixtures/`` (git-ignored): the exported files of every kind the runtime
 serves (causal and bidirectional classifiers, a word language model, and an int8 variant of
-each causal kind), and one JSON file per model with inputs and the Python runtime's outputs:
+each causal kind), a classifier of a user's sequences and a character model (format version 2), and one
+JSON file per model with inputs and the Python runtime's outputs:
 batch predictions, row-by-row and chunked streams, states saved and restored, next-word
 probabilities, top-k, greedy generation and perplexity. ``npm test`` in js/ reads them and asserts the
 JavaScript runtime agrees to 1e-4 (and gives the same words). Run alone with
@@ -115,6 +116,69 @@ def _lm_cases(lm: LanguageModel, sentence: list[str], text: str) -> dict[str, An
     return cases
 
 
+def _sequence_cases(model: ClassifierModel, sequences: list[np.ndarray]) -> dict[str, Any]:
+    """A classifier of a user's sequences (format version 2: lengths, standardize): raw float values in."""
+    stream = model.stream()
+    rows = [stream.feed(row).tolist() for row in sequences[0]]  # row by row
+    stream, chunked, lo = model.stream(), [], 0
+    for n in (3, 1, 5):
+        chunked.append(stream.feed(sequences[1][lo : lo + n]).tolist())
+        lo += n
+    return {
+        "sequences": [s.tolist() for s in sequences],
+        "predict_list": model.predict(sequences).tolist(),  # different lengths: padded with lengths
+        "stream_rows": rows,
+        "chunks": {"sizes": [3, 1, 5], "probs": chunked},
+    }
+
+
+def _char_cases(lm: LanguageModel) -> dict[str, Any]:
+    """A character model (format version 2, tokens 'chars')."""
+    text = "The END.\r\nÇa coûte"
+    stream = lm.stream()
+    probs = stream.feed(text)
+    return {
+        "text": text,
+        "ids": lm.encode(text).tolist(),
+        "probs": probs.tolist(),
+        "top_k": [[w, p] for w, p in stream.top_k(5)],
+        "greedy": list(lm.generate("the ", max_words=15, top_k=1, seed=0)),
+        "perplexity": {"text": CHAR_TEXT, "window": 9, "value": lm.perplexity(CHAR_TEXT, window=9)},
+    }
+
+
+CHAR_TEXT = "Ça coûte 3,50 € !\r\nThe END.\r\n\r\nno it was n't black monday\n"
+
+
+def _version_2_models(ptb_data: Path, work: Path) -> tuple[Path, Path]:
+    """A tiny classifier of JapaneseVowels (GRU, lengths, standardize) and a tiny character model of PTB text."""
+    from sequence_models import train_tiny_sequences
+
+    from rnnedge.data.corpus import load_text_corpus
+    from rnnedge.export.exporter import export_checkpoint
+    from rnnedge.training.config import LanguageModelConfig, PTBTrainConfig
+    from rnnedge.training.train_lm import train_language_model
+
+    seq = export_checkpoint(train_tiny_sequences(work / "seq-run", epochs=2, cell="gru"), work / "seq.onnx").path
+    files = []
+    for split, lines in (("train", 300), ("valid", 30), ("test", 30)):
+        text = (ptb_data / "ptb" / f"ptb.{split}.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+        path = work / f"{split}.txt"
+        path.write_bytes(("".join(text[:lines]) + CHAR_TEXT).encode("utf-8"))
+        files.append(path)
+    corpus = load_text_corpus(*files, tokens="chars")
+    train_language_model(
+        LanguageModelConfig(vocab_size=len(corpus.vocabulary), hidden_size=32, num_layers=1),
+        PTBTrainConfig(batch_size=8, num_steps=20, lr=0.5, max_steps=40, checkpoint_every=1000),
+        work / "char-run",
+        corpus=corpus,
+        quiet=True,
+        threads=1,
+    )
+    chars = export_checkpoint(work / "char-run" / "checkpoint.pt", work / "chars.onnx").path
+    return seq, chars
+
+
 def _write(name: str, onnx_path: Path, cases: dict[str, Any]) -> None:
     shutil.copyfile(onnx_path, OUT / f"{name}.onnx")
     doc = {"model": f"{name}.onnx", "metadata": _metadata(onnx_path), "cases": cases}
@@ -146,6 +210,21 @@ def test_write_js_fixtures(
         with load(path, threads=1) as lm:
             assert isinstance(lm, LanguageModel)
             _write(name, path, _lm_cases(lm, sentence, text))
-    index = {"written_by": "tests/export/test_js_fixtures.py", "models": ["clf", "bi", "clf-int8", "lm", "lm-int8"]}
+    seq, chars = _version_2_models(ptb_data, tmp_path)
+    from sequence_models import vowels
+
+    from rnnedge.data.sequences import read_sequences
+
+    test_set = read_sequences(vowels("test"))
+    sequences = [np.asarray(s, dtype=np.float64) for s in test_set.sequences[:4]]  # real, of different lengths
+    assert len({len(s) for s in sequences}) > 1
+    with load(seq, threads=1) as model:
+        assert isinstance(model, ClassifierModel) and model.metadata.lengths and model.metadata.standardize
+        _write("seq", seq, _sequence_cases(model, sequences))
+    with load(chars, threads=1) as lm:
+        assert isinstance(lm, LanguageModel) and lm.metadata.tokens == "chars"
+        _write("chars", chars, _char_cases(lm))
+    models = ["clf", "bi", "clf-int8", "lm", "lm-int8", "seq", "chars"]
+    index = {"written_by": "tests/export/test_js_fixtures.py", "models": models}
     (OUT / "index.json").write_text(json.dumps(index, indent=1))
     assert all((OUT / f"{m}.json").is_file() for m in index["models"])
