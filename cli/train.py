@@ -258,6 +258,15 @@ def train_sequence_classifier_command(train_file: Path, test_file: Path, valid_f
     click.echo(json.dumps(metrics))
 
 
+_LM_CELL = click.option(
+    "--cell",
+    type=click.Choice(["lstm", "gru"]),
+    default="lstm",
+    show_default=True,
+    help="Recurrent cell (GRU files have no int8 variant: onnxruntime has no int8 GRU kernel).",
+)
+
+
 @train.command("ptb")
 @click.option(
     "--config",
@@ -269,6 +278,7 @@ def train_sequence_classifier_command(train_file: Path, test_file: Path, valid_f
 )
 @run_options
 @click.option("--custom", is_flag=True, help="Accept ptb.*.txt files that are not the published corpus.")
+@_LM_CELL
 @config_options(LanguageModelConfig, skip=_LM_FIXED, presets={n: p.model for n, p in PRESETS.items()})
 @config_options(PTBTrainConfig, presets={n: p.train for n, p in PRESETS.items()})
 def train_ptb(preset: str, **kw: Any) -> None:
@@ -290,6 +300,7 @@ def train_ptb(preset: str, **kw: Any) -> None:
             quiet=kw["quiet"],
             custom_corpus=kw["custom"],
             threads=kw["threads"],
+            cell=kw["cell"],
         )
     )
     if metrics:
@@ -328,6 +339,7 @@ _TEXT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     show_default=True,
     help="Leave out tokens seen fewer times in the training text (they read as <unk>).",
 )
+@_LM_CELL
 @run_options
 @config_options(LanguageModelConfig, skip=_LM_FIXED)
 @config_options(PTBTrainConfig)
@@ -371,6 +383,7 @@ def train_lm(
             quiet=kw["quiet"],
             threads=kw["threads"],
             corpus=text,
+            cell=kw["cell"],
         )
     )
     if metrics:

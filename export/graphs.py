@@ -17,7 +17,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from rnnedge.training.models import RowLSTMClassifier, SequenceClassifier, WordLanguageModel
+from rnnedge.training.models import GRULanguageModel, RowLSTMClassifier, SequenceClassifier, WordLanguageModel
 
 __all__ = [
     "OPSET",
@@ -226,12 +226,14 @@ def classifier_graph(model: RowLSTMClassifier) -> onnx.ModelProto:
     )
 
 
-def language_model_graph(model: WordLanguageModel) -> onnx.ModelProto:
-    """Word LM: ``tokens`` int64 ``(batch, sequence)`` and ``h``/``c`` ``(layers, batch, H)``.
+def language_model_graph(model: WordLanguageModel | GRULanguageModel) -> onnx.ModelProto:
+    """Language model: ``tokens`` int64 ``(batch, sequence)`` and ``h``/``c`` ``(layers, batch, H)`` (GRU: ``h``).
 
     Outputs ``logits`` ``(batch, sequence, vocab)``, ``next_probs`` ``(batch, vocab)`` (the softmax of
-    the last position: what a stream returns) and the new ``h_out``/``c_out``.
+    the last position: what a stream returns) and the new ``h_out``/``c_out``. A GRU model has one
+    native ``GRU`` node per layer (``linear_before_reset=1``, PyTorch's GRU) and no ``c``.
     """
+    gru = isinstance(model, GRULanguageModel)
     cfg = model.config
     layers, hid, vocab = cfg.num_layers, cfg.hidden_size, cfg.vocab_size
     g = _Graph()
@@ -243,13 +245,18 @@ def language_model_graph(model: WordLanguageModel) -> onnx.ModelProto:
     if layers > 1:  # one (1, B, H) slice of the state per layer
         split = g.const("layer_split", np.ones(layers, np.int64))
         hs = g.op("Split", ["h", split], [f"h{i}" for i in range(layers)], axis=0)
-        cs = g.op("Split", ["c", split], [f"c{i}" for i in range(layers)], axis=0)
+        if not gru:
+            cs = g.op("Split", ["c", split], [f"c{i}" for i in range(layers)], axis=0)
     x = "x_tbh"
     for i in range(layers):
-        y = g.lstm(f"layer{i}", x, model.lstm, i, hs[i], cs[i])
+        if gru:
+            y = g.recurrent(f"layer{i}", x, model.gru, i, h0=hs[i])
+        else:
+            y = g.lstm(f"layer{i}", x, model.lstm, i, hs[i], cs[i])
         x = g.op("Squeeze", [y, axes1], f"layer{i}_out")[0]  # (T, B, H)
     g.op("Concat", [f"layer{i}_h" for i in range(layers)], "h_out", axis=0)
-    g.op("Concat", [f"layer{i}_c" for i in range(layers)], "c_out", axis=0)
+    if not gru:
+        g.op("Concat", [f"layer{i}_c" for i in range(layers)], "c_out", axis=0)
     g.op("Transpose", [x], "out_bth", perm=[1, 0, 2])  # (B, T, H)
     bias = g.const("decoder.bias", model.decoder.bias.detach().numpy().astype(np.float32))
     if cfg.tie_weights:  # one copy of the shared matrix: logits = out · embeddingᵀ, as a Gemm over (B·T, H)
@@ -266,16 +273,18 @@ def language_model_graph(model: WordLanguageModel) -> onnx.ModelProto:
     g.op("Gather", ["logits", g.const("last_position", np.array(-1, np.int64))], "last_logits", axis=1)  # (B, V)
     g.op("Softmax", ["last_logits"], "next_probs", axis=-1)
     state: list[int | str] = [layers, "batch", hid]
+    parts = ("h",) if gru else ("h", "c")
     return g.model(
-        "rnnedge_word_lm",
-        [_info("tokens", _I64, ["batch", "sequence"]), _info("h", _F32, state), _info("c", _F32, state)],
+        "rnnedge_gru_lm" if gru else "rnnedge_word_lm",
+        [_info("tokens", _I64, ["batch", "sequence"]), *(_info(n, _F32, state) for n in parts)],
         [
             _info("logits", _F32, ["batch", "sequence", vocab]),
             _info("next_probs", _F32, ["batch", vocab]),
-            _info("h_out", _F32, state),
-            _info("c_out", _F32, state),
+            *(_info(f"{n}_out", _F32, state) for n in parts),
         ],
-        "Word-level LSTM language model; logits are unnormalised scores of the next word at every position.",
+        "GRU language model; logits are unnormalised scores of the next token at every position."
+        if gru
+        else "Word-level LSTM language model; logits are unnormalised scores of the next word at every position.",
     )
 
 

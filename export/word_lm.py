@@ -15,20 +15,20 @@ import numpy as np
 import torch
 
 from rnnedge.errors import CheckpointError
-from rnnedge.training.models import WordLanguageModel
+from rnnedge.training.models import GRULanguageModel, WordLanguageModel
 
 from .graphs import language_model_graph
 from .kinds import ExportKind, register
 from .quality import language_model_quality
 from .validate import Reference, magnitude, unit
 
-__all__ = ["KIND", "language_model_fields", "language_model_reference"]
+__all__ = ["GRU_KIND", "KIND", "language_model_fields", "language_model_reference"]
 
 
 _QUALITY_KEYS = ("valid_perplexity", "test_perplexity", "valid_bpc", "test_bpc")
 
 
-def language_model_fields(ckpt: Mapping[str, Any], model: WordLanguageModel) -> dict[str, Any]:
+def language_model_fields(ckpt: Mapping[str, Any], model: WordLanguageModel | GRULanguageModel) -> dict[str, Any]:
     """The language model's own metadata fields: the checkpoint's vocabulary with its <unk> and <eos>, quality.
 
     A character model adds ``tokens: "chars"`` and ``format_version`` 2; a word model writes neither
@@ -67,26 +67,39 @@ def language_model_fields(ckpt: Mapping[str, Any], model: WordLanguageModel) -> 
     }
 
 
-def language_model_reference(model: WordLanguageModel) -> Reference:
-    """PyTorch's forward in numpy terms, with each quantity's scale for validation."""
+def language_model_reference(model: WordLanguageModel | GRULanguageModel) -> Reference:
+    """PyTorch's forward in numpy terms, with each quantity's scale for validation (state ``h``, ``c``; GRU ``h``)."""
+    names = model.state_names
 
     @torch.no_grad()
     def run(x: np.ndarray, state: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        h, c = (torch.from_numpy(np.array(state[n])) for n in ("h", "c"))
-        logits, (h, c) = model(torch.from_numpy(x), (h, c))  # (B, T, V)
+        parts = tuple(torch.from_numpy(np.array(state[n])) for n in names)
+        logits, new = model(torch.from_numpy(x), parts)  # (B, T, V)
         outputs = {"logits": logits.numpy(), "next_probs": torch.softmax(logits[:, -1], -1).numpy()}
-        return outputs, {"h": h.numpy(), "c": c.numpy()}
+        return outputs, {n: s.numpy() for n, s in zip(names, new, strict=True)}
 
     def make_input(batch: int, length: int, rng: np.random.Generator) -> np.ndarray:
         return rng.integers(0, model.config.vocab_size, (batch, length), dtype=np.int64)
 
     scales = {"logits": magnitude, "next_probs": unit, "h": unit, "c": magnitude}
+    if isinstance(model, GRULanguageModel):
+        del scales["c"]
     return Reference(run=run, make_input=make_input, sequence_outputs=frozenset({"logits"}), scales=scales)
 
 
 KIND = register(
     ExportKind(
         name="word_lm",
+        main_input="tokens",
+        graph=language_model_graph,
+        reference=language_model_reference,
+        describe=language_model_fields,
+        measure=language_model_quality,
+    )
+)
+GRU_KIND = register(
+    ExportKind(
+        name="gru_lm",
         main_input="tokens",
         graph=language_model_graph,
         reference=language_model_reference,

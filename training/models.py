@@ -13,10 +13,13 @@ from .config import LanguageModelConfig, RowClassifierConfig, SequenceClassifier
 from .kinds import ModelKind, register
 
 __all__ = [
+    "GRU_LM",
+    "LM_KINDS",
     "RNN_CLASSIFIER",
     "SEQUENCE_CLASSIFIER",
     "WORD_LM",
     "ClassifierState",
+    "GRULanguageModel",
     "LMState",
     "LanguageModelConfig",
     "RowClassifierConfig",
@@ -170,6 +173,8 @@ class SequenceClassifier(nn.Module):
 class WordLanguageModel(nn.Module):
     """Embedding -> dropout -> multi-layer LSTM (dropout between layers) -> dropout -> linear."""
 
+    state_names = ("h", "c")
+
     def __init__(self, config: LanguageModelConfig) -> None:
         super().__init__()
         self.config = config
@@ -200,4 +205,42 @@ RNN_CLASSIFIER = register(
     ModelKind("rnn_classifier", RowClassifierConfig, RowLSTMClassifier, aliases=("mnist-lstm", "mnist-bilstm"))
 )
 SEQUENCE_CLASSIFIER = register(ModelKind("sequence_classifier", SequenceClassifierConfig, SequenceClassifier))
+
+
+class GRULanguageModel(nn.Module):
+    """:class:`WordLanguageModel` with GRU layers: the same embedding, dropout and output layer; state ``(h,)``.
+
+    Words or characters alike (the tokens are the corpus's). A kind of its own (``gru_lm``) rather
+    than a field of :class:`LanguageModelConfig`, so every LSTM checkpoint keeps its config and resumes.
+    """
+
+    state_names = ("h",)
+
+    def __init__(self, config: LanguageModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.drop = nn.Dropout(config.dropout)
+        self.gru = nn.GRU(
+            config.hidden_size, config.hidden_size, config.num_layers, batch_first=True, dropout=config.dropout
+        )
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        if config.tie_weights:
+            self.decoder.weight = self.embedding.weight
+        for p in self.parameters():
+            nn.init.uniform_(p, -config.init_scale, config.init_scale)
+
+    def init_state(self, batch: int) -> tuple[Tensor]:
+        """Zero ``(h,)``, ``(num_layers, batch, hidden)``."""
+        return (torch.zeros(self.config.num_layers, batch, self.config.hidden_size),)
+
+    def forward(self, tokens: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor]]:
+        """Logits ``(B, T, V)`` for int64 ``tokens`` ``(B, T)``, and the new ``(h,)``."""
+        emb = self.drop(self.embedding(tokens))  # (B, T, H)
+        out, h = self.gru(emb, state[0])  # (B, T, H)
+        return self.decoder(self.drop(out)), (h,)  # (B, T, V)
+
+
 WORD_LM = register(ModelKind("word_lm", LanguageModelConfig, WordLanguageModel, aliases=("ptb",)))
+GRU_LM = register(ModelKind("gru_lm", LanguageModelConfig, GRULanguageModel))
+LM_KINDS = {"lstm": WORD_LM, "gru": GRU_LM}  # the language models' kinds by --cell

@@ -37,7 +37,7 @@ from rnnedge.errors import CheckpointError, ConfigError
 from .checkpoint import build_model
 from .config import LARGE, MEDIUM, PRESETS, SMALL, LanguageModelConfig, PTBPreset, PTBTrainConfig
 from .loop import budget_steps, run_training, torch_threads
-from .models import WORD_LM, LMState, WordLanguageModel
+from .models import LM_KINDS, GRULanguageModel, WordLanguageModel
 from .run_dir import open_run
 
 __all__ = [
@@ -79,7 +79,7 @@ def build_language_model(ckpt: dict[str, Any]) -> WordLanguageModel:
 
 @torch.no_grad()
 def evaluate_perplexity(
-    model: WordLanguageModel,
+    model: WordLanguageModel | GRULanguageModel,
     ids: np.ndarray,
     batch_size: int = 1,
     num_steps: int = 35,
@@ -111,8 +111,8 @@ def _lr_at(cfg: PTBTrainConfig, epoch: int) -> float:
     return cfg.lr * cfg.lr_decay ** max(epoch + 1 - cfg.decay_after, 0)
 
 
-def _detach(state: LMState) -> LMState:
-    return state[0].detach(), state[1].detach()
+def _detach(state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return tuple(s.detach() for s in state)
 
 
 class _World:
@@ -167,9 +167,11 @@ def _set_rng_states(states: torch.Tensor, device: torch.device) -> None:
 
 
 class LanguageModelTask:
-    """The language model on a corpus (PTB, or any text by words or characters), for :func:`run_training`."""
+    """The language model on a corpus (PTB, or any text by words or characters), for :func:`run_training`.
 
-    kind = WORD_LM.name
+    ``cell`` "lstm" trains the ``word_lm`` kind (:class:`WordLanguageModel`), "gru" the ``gru_lm`` kind
+    (:class:`GRULanguageModel`, state ``(h,)``).
+    """
 
     def __init__(
         self,
@@ -178,8 +180,12 @@ class LanguageModelTask:
         corpus: PTBCorpus | TextCorpus,
         world: _World,
         name: str = "ptb",
+        cell: str = "lstm",
     ) -> None:
+        if cell not in LM_KINDS:
+            raise ConfigError(f"cell must be one of {sorted(LM_KINDS)}, got {cell!r}")
         self.name = name
+        self.kind = LM_KINDS[cell].name
         self.tokens: str = getattr(corpus, "tokens", "words")
         self.files: tuple[str, ...] = getattr(corpus, "files", ())
         cfg = train_config
@@ -195,11 +201,13 @@ class LanguageModelTask:
         self.steps_per_epoch = num_windows(all_rows, cfg.num_steps)
         self.total_steps = budget_steps(self.steps_per_epoch, cfg)
         torch.manual_seed(cfg.seed)
-        self.model = WordLanguageModel(model_config).to(world.device)
+        self.model: WordLanguageModel | GRULanguageModel = LM_KINDS[cell].module(model_config).to(world.device)  # type: ignore[assignment]
         torch.manual_seed(cfg.seed * 1000 + 1 + world.rank)  # dropout masks differ between ranks
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr)
         self.net: nn.Module = DistributedDataParallel(self.model) if world.distributed else self.model
-        self.state: LMState = tuple(s.to(world.device) for s in self.model.init_state(self.rows_per_rank))  # type: ignore[assignment]
+        self.state: tuple[torch.Tensor, ...] = tuple(
+            s.to(world.device) for s in self.model.init_state(self.rows_per_rank)
+        )
         self.cost_sum, self.counted = 0.0, 0  # this epoch's training cost so far (windows counted)
         self.lr = cfg.lr
         self.batches: Any = iter(())
@@ -221,7 +229,7 @@ class LanguageModelTask:
         self.epoch_start = self.window_start = time.time()
         self.timed = 0
         if step_in_epoch == 0:
-            self.state = tuple(torch.zeros_like(s) for s in self.state)  # type: ignore[assignment]
+            self.state = tuple(torch.zeros_like(s) for s in self.state)
             self.cost_sum, self.counted = 0.0, 0
         self.batches = windows(self.rows, self.train_config.num_steps, step_in_epoch)
 
@@ -291,8 +299,7 @@ class LanguageModelTask:
     def checkpoint_fields(self) -> dict[str, Any]:
         # Collective: every rank contributes its rows' state and its RNG; rank 0 writes.
         world = self.world
-        h = world.gather(self.state[0].detach(), 1).cpu()  # (layers, B, H)
-        c = world.gather(self.state[1].detach(), 1).cpu()
+        parts = {n: world.gather(s.detach(), 1).cpu() for n, s in zip(self.model.state_names, self.state, strict=True)}
         rng = world.gather(
             _rng_states(world.device)[None].to(world.device if world.device.type == "cuda" else "cpu"), 0
         )
@@ -303,7 +310,7 @@ class LanguageModelTask:
             "running": {"cost_sum": self.cost_sum, "counted": self.counted},  # rank 0's
             "vocabulary": list(self.corpus.vocabulary),
             "tokens": self.tokens,
-            "lm_state": {"h": h, "c": c},
+            "lm_state": parts,  # each (layers, B, H)
             "rng": rng.cpu(),
         }
 
@@ -319,7 +326,7 @@ class LanguageModelTask:
         self.cost_sum, self.counted = running.get("cost_sum", 0.0), running.get("counted", 0)
         mine = slice(self.rank * self.rows_per_rank, (self.rank + 1) * self.rows_per_rank)
         device = self.world.device
-        self.state = (ckpt["lm_state"]["h"][:, mine].to(device), ckpt["lm_state"]["c"][:, mine].to(device))
+        self.state = tuple(ckpt["lm_state"][n][:, mine].to(device) for n in self.model.state_names)
         _set_rng_states(ckpt["rng"][self.rank].clone(), device)
 
     def barrier(self) -> None:
@@ -338,10 +345,12 @@ def train_language_model(
     custom_corpus: bool = False,
     threads: int | None = None,
     corpus: TextCorpus | None = None,
+    cell: str = "lstm",
 ) -> dict[str, Any]:
     """Train on PTB (or on ``corpus``) in the run folder ``out_dir``; return the final metrics (with test perplexity).
 
     A character corpus adds bits per character beside each perplexity (``valid_bpc``, ``test_bpc``).
+    ``cell="gru"`` trains GRU layers instead of LSTM ones.
 
     ``resume`` continues the folder's run; ``overwrite`` replaces it; a folder that holds a run
     is refused without one of them. ``threads`` sets torch's intra-op threads for the run: on a
@@ -353,9 +362,10 @@ def train_language_model(
         world.barrier()  # every process has looked at the folder before the first one writes in it
         with torch_threads(threads):
             if corpus is None:
-                task = LanguageModelTask(model_config, train_config, load_ptb(data, custom=custom_corpus), world)
+                ptb = load_ptb(data, custom=custom_corpus)
+                task = LanguageModelTask(model_config, train_config, ptb, world, cell=cell)
             else:
-                task = LanguageModelTask(model_config, train_config, corpus, world, name="lm")
+                task = LanguageModelTask(model_config, train_config, corpus, world, name="lm", cell=cell)
             return run_training(task, run, resume=resume, quiet=quiet)
     finally:
         world.close()

@@ -38,7 +38,7 @@ def _write_corpus(ptb_data: Path, root: Path) -> tuple[Path, Path, Path]:
     return paths[0], paths[1], paths[2]
 
 
-def _train(corpus: TextCorpus, out: Path) -> Path:
+def _train(corpus: TextCorpus, out: Path, cell: str = "lstm") -> Path:
     from rnnedge.training.config import LanguageModelConfig, PTBTrainConfig
     from rnnedge.training.train_lm import train_language_model
 
@@ -49,6 +49,7 @@ def _train(corpus: TextCorpus, out: Path) -> Path:
         corpus=corpus,
         quiet=True,
         threads=1,
+        cell=cell,
     )
     assert metrics["test_perplexity"] > 1
     return out / "checkpoint.pt"
@@ -224,3 +225,31 @@ def test_the_command_line_names_a_bad_text_file(text_files: tuple[Path, Path, Pa
     assert result.exit_code == 1 and "lacks train.txt, valid.txt, test.txt" in result.output
     result = runner.invoke(cli, [*args[:-2], "--max-vocab", "2", "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "--max-vocab" in result.output
+
+
+def test_a_gru_language_model_exports_streams_and_scores_as_pytorch(
+    char_corpus: TextCorpus, text_files: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    from rnnedge.export.exporter import export_model
+    from rnnedge.training.checkpoint import load_checkpoint
+    from rnnedge.training.kinds import build_from_checkpoint
+    from rnnedge.training.train_lm import evaluate_perplexity
+
+    ckpt_path = _train(char_corpus, tmp_path / "run", cell="gru")
+    ckpt = load_checkpoint(ckpt_path)
+    assert ckpt["kind"] == "gru_lm" and set(ckpt["lm_state"]) == {"h"}
+    outcomes = export_model(ckpt_path, tmp_path / "gru.onnx", variants=["int8"])
+    assert [o.status for o in outcomes] == ["ok", "skipped"] and "no int8 GRU kernel" in outcomes[1].message
+    graph = onnx.load(str(tmp_path / "gru.onnx")).graph
+    assert [n.op_type for n in graph.node].count("GRU") == 1 and "LSTM" not in {n.op_type for n in graph.node}
+    with load_language_model(tmp_path / "gru.onnx", threads=1) as gru:
+        assert [s.name for s in gru.metadata.states] == ["h"] and gru.tokens == "chars"
+        torch_ppl = evaluate_perplexity(build_from_checkpoint(ckpt), char_corpus.test, 1, 100)  # type: ignore[arg-type]
+        assert gru.perplexity(text_files[2]) == pytest.approx(torch_ppl, rel=1e-5)
+        whole, parts = gru.stream(), gru.stream()
+        probs = whole.feed("the cat\nsat")
+        parts.feed("the c")
+        np.testing.assert_allclose(parts.feed("at\nsat"), probs, atol=1e-6)
+        group = gru.stream_batch()
+        group.add("a")
+        np.testing.assert_allclose(group.feed({"a": "t"})["a"], gru.stream().feed("t"), atol=1e-6)
