@@ -108,7 +108,10 @@ export declare class ClassifierModel extends Model {
   readonly featureSize: number;
   /** Normalised float32 rows as the graph takes them. */
   preprocess(rows: Rows | ArrayLike<ArrayLike<ArrayLike<number>>>): { data: Float32Array; dims: number[] };
-  /** Class probabilities for images [N][T][F] (or {data, dims: [N, T, F]}): one Float32Array per image. */
+  /**
+   * Class probabilities for images [N][T][F] (or {data, dims: [N, T, F]}), or for sequences of
+   * different lengths ([N][T_i][F]): one Float32Array per image or sequence.
+   */
   predict(images: ArrayLike<ArrayLike<ArrayLike<number>>> | TensorLike, options?: { batchSize?: number }): Promise<Float32Array[]>;
   stream(): Stream<Rows>;
 }
@@ -136,6 +139,12 @@ export declare class LanguageModel extends Model {
   readonly vocabSize: number;
   readonly unkId: number;
   readonly eosId: number;
+  /** How text is split: "words" or "chars" (format version 2). */
+  readonly tokens: 'words' | 'chars';
+  /** Text as this model's tokens; closeLines (default) ends every line with <eos>. */
+  tokenize(text: string, options?: { closeLines?: boolean }): string[];
+  /** Tokens back to text: words joined by spaces, characters as they are, <eos> as a line break. */
+  join(tokens: string[]): string;
   /** Words -> ids; unknown words are <unk>, or TokenError with strict. */
   encode(words: string | string[], options?: { strict?: boolean }): Int32Array;
   decode(ids: ArrayLike<number>): string[];
@@ -160,6 +169,9 @@ export declare class LanguageStream extends Stream<Words> {
 export declare function splitWords(text: string): string[];
 /** PTB tokenisation: every line's words, then "<eos>". */
 export declare function tokenizeLines(text: string, eos?: string): string[];
+/** Text as words or characters (rnnedge.data.text.tokenize). */
+export declare function tokenize(text: string, tokens?: 'words' | 'chars', eos?: string, options?: { closeLines?: boolean }): string[];
+export declare function joinTokens(tokens: string[], mode?: 'words' | 'chars', eos?: string): string;
 
 export declare class RnnEdgeError extends Error {}
 export declare class InputError extends RnnEdgeError {}

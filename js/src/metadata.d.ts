@@ -1,6 +1,7 @@
 // Types of the rnnedge metadata as the JavaScript runtime parses it (docs/metadata.md).
 
-export declare const FORMAT_VERSION: 1;
+export declare const FORMAT_VERSION: 2;
+export declare const TOKEN_MODES: readonly ['words', 'chars'];
 export declare const METADATA_KEY: 'rnnedge';
 export declare const MAX_METADATA_BYTES: number;
 export declare const MODEL_KINDS: readonly ['causal_classifier', 'noncausal_classifier', 'language_model'];
@@ -49,6 +50,12 @@ export interface ModelMetadata {
   readonly unkId: number | null;
   readonly eosId: number | null;
   readonly notes: Readonly<Record<string, string>>;
+  /** Version 2: the graph input of per-sequence valid steps, int64 ["batch"]. */
+  readonly lengths: TensorSpec | null;
+  /** Version 2: per-channel normalisation of raw values, (x - mean[f]) / std[f]. */
+  readonly standardize: { readonly mean: readonly number[]; readonly std: readonly number[] } | null;
+  /** Version 2: "chars" for a character model; null means words. */
+  readonly tokens: 'words' | 'chars' | null;
 }
 
 /** Parse and check metadata JSON text; throws ModelFileError on any defect. */
