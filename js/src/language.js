@@ -171,7 +171,7 @@ export class LanguageModel extends Model {
     const out = new Int32Array(ids.length);
     const outside = [];
     for (let i = 0; i < ids.length; i++) {
-      const v = typeof ids[i] === 'bigint' ? ids[i] : ids[i];
+      const v = ids[i]; // a number, or a bigint from a BigInt64Array
       if (typeof v === 'number' && !Number.isInteger(v)) {
         throw new InputError(`token ids must be integers, got ${v} at position ${i}`);
       }
