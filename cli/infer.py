@@ -229,7 +229,8 @@ def next_word(model_path: Path, k: int, strict: bool, provider: str) -> None:
     """Read words from standard input; after each word print it and the K likeliest next words.
 
     The state carries over from word to word and line to line; an empty line starts a new
-    sentence (feeds <eos>). A refused word is reported and skipped (the state is unchanged);
+    sentence (feeds <eos>). A character model reads every character and each line's end (<eos>)
+    instead. A refused word is reported and skipped (the state is unchanged);
     the exit status is 1 when words came in and every one of them was refused.
     """
     model: LanguageModel = load_language_model(model_path, provider=provider)
@@ -237,7 +238,9 @@ def next_word(model_path: Path, k: int, strict: bool, provider: str) -> None:
     eos = model.vocabulary[model.eos_id]
     refused = accepted = 0
     for line in sys.stdin:
-        for word in line.split() or [eos]:
+        # A character model reads each character and the line's end (<eos>); a word model its words.
+        tokens = model.tokenize(line) if model.tokens == "chars" else line.split() or [eos]
+        for word in tokens:
             try:
                 stream.feed([word])
             except RnnEdgeError as e:  # one bad word must not end the session; the state is unchanged

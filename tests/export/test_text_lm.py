@@ -207,6 +207,12 @@ def test_the_command_line_trains_and_reports_bits_per_character(
     result = runner.invoke(cli, ["generate", str(char_onnx), "--max-words", "30", "--seed", "1"])
     assert result.exit_code == 0, result.output
     assert result.output.rstrip("\n") == chars.join(list(chars.generate(None, 30, seed=1))).rstrip("\n")
+    result = runner.invoke(cli, ["next-word", str(char_onnx), "--k", "2"], input="ab\n")
+    assert result.exit_code == 0 and [line.split(" -> ")[0] for line in result.output.splitlines()] == [
+        "a",
+        "b",
+        "<eos>",
+    ], result.output
 
 
 def test_the_command_line_names_a_bad_text_file(text_files: tuple[Path, Path, Path], tmp_path: Path) -> None:
