@@ -340,7 +340,7 @@ _TEXT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     help="Leave out tokens seen fewer times in the training text (they read as <unk>).",
 )
 @_LM_CELL
-@run_options
+@lambda func: _run_options(func, data=False)
 @config_options(LanguageModelConfig, skip=_LM_FIXED)
 @config_options(PTBTrainConfig)
 def train_lm(
