@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rnnedge.data.corpus import corpus_files, load_text_corpus
@@ -87,3 +88,14 @@ def test_a_vocabulary_that_cannot_hold_unk_and_eos_is_refused(tmp_path: Path) ->
         load_text_corpus(*paths, tokens="bytes")
     with pytest.raises(DataError, match=r"nothing lacks train.txt, valid.txt, test.txt"):
         corpus_files(tmp_path / "nothing")
+
+
+def test_penn_treebank_read_as_any_text_gives_its_10000_words_and_ids(ptb_data: Path) -> None:
+    from rnnedge.data.ptb import load_ptb
+
+    ptb = load_ptb(ptb_data)
+    folder = ptb_data / "ptb"
+    text = load_text_corpus(*(folder / f"ptb.{s}.txt" for s in ("train", "valid", "test")), max_vocab=10_000)
+    assert text.vocabulary == ptb.vocabulary and len(text.vocabulary) == 10_000
+    for split in ("train", "valid", "test"):
+        assert np.array_equal(getattr(text, split), getattr(ptb, split))
