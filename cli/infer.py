@@ -88,7 +88,9 @@ def info(model_path: Path, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     for key, value in data.items():
-        if key == "config":
+        if key == "config":  # the network's shape (cell, layers, head...); the rest is in --json
+            if isinstance(value.get("model"), dict):
+                click.echo(f"model: {_plain(value['model'])}")
             continue
         if isinstance(value, list) and value and isinstance(value[0], dict):
             click.echo(f"{key}:")

@@ -70,6 +70,8 @@ def test_gru_exports_with_native_gru_nodes_and_gets_no_int8(tmp_path: Path) -> N
     assert len(nodes) == 2
     assert all({a.name: a for a in n.attribute}["linear_before_reset"].i == 1 for n in nodes)
     assert [s.name for s in load_classifier(out).metadata.states] == ["prefix"]
+    info = CliRunner().invoke(cli, ["info", str(out)])
+    assert "cell=gru" in info.output and "num_layers=2" in info.output and "format_version: 2" in info.output
 
 
 def test_files_of_the_seeds_kinds_stay_version_1(tmp_path: Path) -> None:
