@@ -265,6 +265,9 @@ def _parse(raw: Any) -> ModelMetadata:
     quality = r.get("quality", dict)
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in quality.values()):
         raise ModelFileError("metadata field quality must map names to numbers")
+    for k, v in quality.items():
+        if not math.isfinite(_number(v, f"quality.{k}")):  # JSON 1e999 parses as infinity
+            raise ModelFileError(f"metadata field quality.{k} is {v!r}, expected a finite number")
     producer = r.get("producer", dict)
     notes = r.get("notes", dict, optional=True) or {}
     lengths, standardize = _version_2_fields(r, version)

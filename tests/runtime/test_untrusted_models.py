@@ -148,6 +148,11 @@ def test_metadata_that_is_not_utf8(model_bytes: bytes, tmp_path: Path) -> None:
         ),
         pytest.param(lambda m: json.dumps(m)[:-40], "not valid JSON", id="cut-json"),
         pytest.param(
+            lambda m: json.dumps(m).replace('"quality": {', '"quality": {"x": 1e999, '),
+            "quality.x is inf, expected a finite number",
+            id="quality-infinite",
+        ),
+        pytest.param(
             lambda m: json.dumps({**m, "preprocessing": {"scale": 1 / 255, "mean": 0.1, "std": 1e-300}}),
             "std >=",
             id="std-tiny",
