@@ -104,9 +104,7 @@ def load_mnist_test(
     """The 10,000 test images ``(N, 28, 28)`` uint8 and labels ``(N,)`` int64 alone: no training files needed."""
     test_files = tuple(f for f in MNIST_FILES if f.name.startswith("t10k"))
     folder = ensure_files("mnist", test_files, data)
-    images, labels = (
-        _checked(folder, f.name, f.md5, 2051 if "images" in f.name else 2049, verify) for f in test_files
-    )
+    images, labels = (_checked(folder, f.name, f.md5, 2051 if "images" in f.name else 2049, verify) for f in test_files)
     if len(images) != len(labels):
         raise DataError(f"MNIST test image and label counts differ: {len(images)}/{len(labels)}")
     if images.shape[1:] != (28, 28):
