@@ -90,6 +90,8 @@ def step_workload(model: Model, session: ort.InferenceSession, *, length: int | 
         raise _no_workload(model)
     input_name = meta.input.name
     feeds: dict[str, np.ndarray] = {}
+    if meta.lengths is not None:  # a graph that takes per-sequence lengths: one valid step per call
+        feeds[meta.lengths.name] = np.ones(1, dtype=np.int64)
 
     def bare() -> None:
         feeds.update(zero)
@@ -146,6 +148,8 @@ def throughput_workload(
     else:
         raise _no_workload(model)
     feeds = {meta.input.name: x, **_zero_state(meta, batch)}
+    if meta.lengths is not None:  # every sequence whole
+        feeds[meta.lengths.name] = np.full(batch, length, dtype=np.int64)
     contenders[BARE] = lambda: session.run(names, feeds)
     contenders["rnnedge Model.step"] = lambda: model.step(x, model.init_state(batch))
     if isinstance(model, ClassifierModel):
