@@ -52,11 +52,11 @@ def test_train_export_int8_info_and_classify_end_to_end(trained: Path, tmp_path:
 
 def test_batch_export_of_a_run_folder(trained: Path, tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    result = CliRunner().invoke(cli, ["export", str(trained), "-o", str(dist) + "/", "--quantize", "int8"])
+    result = CliRunner().invoke(cli, ["export", str(trained), "-o", str(dist) + "/"])
     assert result.exit_code == 0, result.output
     models = json.loads((dist / "manifest.json").read_text())["models"]
-    assert [(m["variant"], m["status"]) for m in models] == [("float32", "ok"), ("int8", "ok")]
-    assert models[1]["quality"]["test_accuracy"] == read_metadata(dist / models[1]["file"]).quality["test_accuracy"]
+    assert [(m["variant"], m["status"], m["kind"]) for m in models] == [("float32", "ok", "causal_classifier")]
+    assert read_metadata(dist / Path(models[0]["file"]).name).format_version == 2
 
 
 def test_gru_exports_with_native_gru_nodes_and_gets_no_int8(tmp_path: Path) -> None:
