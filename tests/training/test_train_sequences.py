@@ -105,3 +105,25 @@ def test_the_command_line(tmp_path: Path) -> None:
     assert ckpt["config"] | {"hidden_size": 8, "num_layers": 2, "head": "last", "cell": "gru"} == ckpt["config"]
     assert "valid_accuracy" not in ckpt["metrics"] and ckpt["data"]["valid_fraction"] is None
     assert np.isfinite(ckpt["metrics"]["test_accuracy"])
+
+
+def test_an_npz_file_of_string_labels_trains_and_keeps_its_class_names(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 20, 40)
+    y = np.array(["walk", "run"] * 20)
+    x = np.concatenate(
+        [rng.normal(0.0 if label == "walk" else 2.0, 1.0, (n, 2)) for n, label in zip(lengths, y, strict=True)]
+    )
+    for name in ("train", "test"):
+        np.savez(tmp_path / f"{name}.npz", x=x, lengths=lengths, y=y)  # the flat layout
+    metrics = train_sequence_classifier(
+        SequenceClassifierConfig(hidden_size=4),
+        SequenceTrainConfig(epochs=2, batch_size=8, valid_fraction=0.25),
+        tmp_path / "run",
+        train_file=tmp_path / "train.npz",
+        test_file=tmp_path / "test.npz",
+        quiet=True,
+    )
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert ckpt["labels"] == ["run", "walk"] and ckpt["config"]["input_size"] == 2  # sorted, as the reader documents
+    assert 0 <= metrics["test_accuracy"] <= 1
