@@ -35,7 +35,6 @@ from rnnedge.runtime import (
     Model,
     RnnEdgeError,
     StateError,
-    StreamBatch,
     load,
 )
 
@@ -131,7 +130,7 @@ class Server:
             if name in self._models:
                 raise ConfigError(f"serve: two model files are named {name!r} (models are addressed by file stem)")
             model = load(path, provider=config.provider, threads=config.threads)
-            StreamBatch(model)  # refuses a non-causal model here, with the runtime's reason
+            model.stream_batch()  # refuses a non-causal model here, with the runtime's reason
             self._models[name] = model
         self._workers: dict[str, ModelWorker] = {}
         self._conns: set[_Connection] = set()
