@@ -189,7 +189,7 @@ class ClassifierModel(Model):
             raise InputError(f"batch_size must be an int, got {batch_size!r}")
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
-        if isinstance(images, (list, tuple)):
+        if isinstance(images, (list, tuple)) and all(isinstance(s, np.ndarray) for s in images):
             if lengths is not None:
                 raise InputError("lengths go with a padded array; a list of sequences carries its own")
             return self._predict_list(list(images), int(batch_size))
