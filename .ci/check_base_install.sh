@@ -29,7 +29,10 @@ bad = {'torch', 'onnx'} & {m.split('.')[0] for m in sys.modules}; assert not bad
     "$work/venv$version/bin/rnnedge" info "$work/model.onnx" --json > /dev/null
     echo "python $version: $("$work/venv$version/bin/rnnedge" classify "$work/model.onnx" --limit 200 --quiet)"
     "$work/venv$version/bin/python" -m pip install --quiet pytest hypothesis
-    RNNEDGE_TEST_MODELS="$work/test-models" "$work/venv$version/bin/python" -m pytest -q -p no:cacheprovider \
-        tests/runtime | tail -1 | sed "s/^/python $version, base install, tests\/runtime: /"
+    if ! RNNEDGE_TEST_MODELS="$work/test-models" "$work/venv$version/bin/python" -m pytest -q -p no:cacheprovider \
+        tests/runtime > "$work/runtime-tests.log" 2>&1; then
+        cat "$work/runtime-tests.log"; echo "python $version: the runtime's tests failed on the base install" >&2; exit 1
+    fi
+    echo "python $version, base install, tests/runtime: $(tail -1 "$work/runtime-tests.log")"
 done
 [ "$found" -gt 0 ] || { echo "no python 3.10-3.13 found" >&2; exit 1; }
