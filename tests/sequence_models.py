@@ -69,3 +69,35 @@ def random_checkpoint(path: Path, channels: int = 3, classes: int = 4, **model: 
         },
     )
     return path
+
+
+# Models of the runtime's tests (random weights: the runtime's behaviour does not depend on them).
+SEQUENCE_MODELS = {
+    "lstm-mean": {"cell": "lstm", "head": "mean"},
+    "gru2-last": {"cell": "gru", "num_layers": 2, "head": "last"},
+    "bigru-mean": {"cell": "gru", "bidirectional": True, "head": "mean"},
+}
+
+
+def write_sequence_models(folder: Path) -> dict[str, Path]:
+    """Export :data:`SEQUENCE_MODELS` into ``folder`` as ``sequence-NAME.onnx`` (needs the train extra)."""
+    pytest.importorskip("onnx", reason="exporting a model needs the train extra")
+    from rnnedge.export.exporter import export_checkpoint
+
+    out = {}
+    for name, cfg in SEQUENCE_MODELS.items():
+        out[name] = folder / f"sequence-{name}.onnx"
+        export_checkpoint(random_checkpoint(folder / f"sequence-{name}.pt", **cfg), out[name])
+    return out
+
+
+def prebuilt_sequence_models() -> dict[str, Path] | None:
+    """The files ``tests/write_test_models.py`` wrote into ``$RNNEDGE_TEST_MODELS`` (None when it is not set)."""
+    folder = os.environ.get("RNNEDGE_TEST_MODELS")
+    if not folder:
+        return None
+    out = {name: Path(folder) / f"sequence-{name}.onnx" for name in SEQUENCE_MODELS}
+    missing = [str(p) for p in out.values() if not p.is_file()]
+    if missing:
+        pytest.fail(f"RNNEDGE_TEST_MODELS={folder} lacks {missing}; write them with tests/write_test_models.py")
+    return out

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from conftest import _data_dir, train_tiny, train_tiny_lm
+from sequence_models import write_sequence_models
 
 from rnnedge.export.exporter import export_checkpoint
 
@@ -27,6 +28,9 @@ def main(out: Path) -> None:
         export_checkpoint(train_tiny(data, runs / "lstm"), out / "tiny.onnx")
         export_checkpoint(train_tiny(data, runs / "bilstm", bidirectional=True), out / "tiny-bi.onnx")
         export_checkpoint(train_tiny_lm(data, runs / "lm"), out / "tiny-lm.onnx")
+        write_sequence_models(runs)  # the sequence classifiers' files, copied without their checkpoints
+        for model in runs.glob("sequence-*.onnx"):
+            (out / model.name).write_bytes(model.read_bytes())
 
 
 if __name__ == "__main__":

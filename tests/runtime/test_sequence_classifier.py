@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sequence_models import random_checkpoint
+from sequence_models import SEQUENCE_MODELS, prebuilt_sequence_models, write_sequence_models
 
 from rnnedge.runtime import (
     ClassifierModel,
@@ -23,25 +23,13 @@ from rnnedge.runtime import (
 )
 from rnnedge.runtime.metadata import ModelMetadata
 
-MODELS = {
-    "lstm-mean": {"cell": "lstm", "head": "mean"},
-    "gru2-last": {"cell": "gru", "num_layers": 2, "head": "last"},
-    "bigru-mean": {"cell": "gru", "bidirectional": True, "head": "mean"},
-}
+MODELS = SEQUENCE_MODELS
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    pytest.importorskip("onnx", reason="exporting a model needs the train extra")
-    from rnnedge.export.exporter import export_checkpoint
-
-    folder = tmp_path_factory.mktemp("sequence-models")
-    out = {}
-    for name, cfg in MODELS.items():
-        ckpt = random_checkpoint(folder / f"{name}.pt", **cfg)
-        export_checkpoint(ckpt, folder / f"{name}.onnx")
-        out[name] = folder / f"{name}.onnx"
-    return out
+    """Prebuilt on the base install (``$RNNEDGE_TEST_MODELS``), else exported here."""
+    return prebuilt_sequence_models() or write_sequence_models(tmp_path_factory.mktemp("sequence-models"))
 
 
 def _sequences(seed: int = 0, lengths: tuple[int, ...] = (5, 1, 17, 9)) -> list[np.ndarray]:
@@ -139,7 +127,7 @@ def test_bad_sequences_and_lengths_are_refused_naming_what_is_wrong(files: dict[
 
 
 def _edited(path: Path, tmp_path: Path, change) -> Path:  # type: ignore[no-untyped-def]
-    import onnx
+    onnx = pytest.importorskip("onnx", reason="editing a model file's metadata needs onnx (the train extra)")
 
     graph = onnx.load(str(path))
     meta = json.loads(graph.metadata_props[0].value)
