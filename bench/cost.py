@@ -71,13 +71,20 @@ class _ModelConfig:
         return value
 
 
+def _gates(meta: ModelMetadata) -> int:
+    """Gate blocks per layer: 4 for an LSTM, 3 for a GRU (``config.model.cell``; absent: an LSTM)."""
+    return 3 if _ModelConfig(meta).raw.get("cell") == "gru" else 4
+
+
 def _layers(meta: ModelMetadata) -> list[tuple[int, int, int]]:
-    """``(input size, hidden size, directions)`` of every LSTM layer, from the metadata's configuration."""
+    """``(input size, hidden size, directions)`` of every recurrent layer, from the metadata's configuration."""
     cfg = _ModelConfig(meta)
     hidden = cfg.size("hidden_size")
     if meta.kind == LANGUAGE_MODEL:
         return [(hidden, hidden, 1)] * cfg.size("num_layers")
-    return [(cfg.size("input_size"), hidden, 2 if cfg.flag("bidirectional") else 1)]
+    directions = 2 if cfg.flag("bidirectional") else 1
+    layers = cfg.size("num_layers") if "num_layers" in cfg.raw else 1  # a row classifier has one
+    return [(cfg.size("input_size") if i == 0 else directions * hidden, hidden, directions) for i in range(layers)]
 
 
 def _head(meta: ModelMetadata) -> tuple[int, int]:
@@ -99,9 +106,9 @@ def weights_per_step(meta: ModelMetadata) -> int:
     """
     matrix_bytes = {"int8": 1, "fp16": 2}.get(meta.variant, 4)
     bias_bytes = 2 if meta.variant == "fp16" else 4
-    total = 0
+    total, gates = 0, _gates(meta)
     for inp, hidden, directions in _layers(meta):
-        total += directions * (4 * hidden * (inp + hidden) * matrix_bytes + 8 * hidden * bias_bytes)
+        total += directions * (gates * hidden * (inp + hidden) * matrix_bytes + 2 * gates * hidden * bias_bytes)
     head_in, head_out = _head(meta)
     return total + head_in * head_out * matrix_bytes + head_out * bias_bytes
 
@@ -113,7 +120,8 @@ def flops_per_position(meta: ModelMetadata) -> int:
     language model, the output projection ``2 · H · V`` at every position (a classifier's
     head runs once per sequence and is left out). Element-wise gate work is not counted.
     """
-    flops = sum(d * 2 * 4 * h * (i + h) for i, h, d in _layers(meta))
+    gates = _gates(meta)
+    flops = sum(d * 2 * gates * h * (i + h) for i, h, d in _layers(meta))
     if meta.kind == LANGUAGE_MODEL:
         head_in, head_out = _head(meta)
         flops += 2 * head_in * head_out
@@ -128,9 +136,10 @@ def lstm_gemm_shapes(meta: ModelMetadata, batch: int, length: int) -> list[GemmS
     language model, the output projection ``(B·T, H) @ (H, V)``.
     """
     shapes: list[GemmShape] = []
+    gates = _gates(meta)
     for index, (inp, hidden, directions) in enumerate(_layers(meta)):
-        shapes.append(GemmShape(f"layer {index} input", batch * length, inp, 4 * hidden, directions))
-        shapes.append(GemmShape(f"layer {index} recurrent", batch, hidden, 4 * hidden, directions * length))
+        shapes.append(GemmShape(f"layer {index} input", batch * length, inp, gates * hidden, directions))
+        shapes.append(GemmShape(f"layer {index} recurrent", batch, hidden, gates * hidden, directions * length))
     if meta.kind == LANGUAGE_MODEL:
         head_in, head_out = _head(meta)
         shapes.append(GemmShape("output projection", batch * length, head_in, head_out))
