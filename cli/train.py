@@ -369,7 +369,7 @@ def train_lm(
     from rnnedge.data.corpus import corpus_files, load_text_corpus
     from rnnedge.training.train_lm import train_language_model
 
-    paths = corpus_files(corpus) if corpus is not None else files
+    paths = corpus_files(corpus) if corpus is not None else tuple(f for f in files if f is not None)
     text = load_text_corpus(*paths, tokens=tokens, max_vocab=max_vocab, min_count=min_count)
     model_cfg = config_values(LanguageModelConfig, kw, vocab_size=len(text.vocabulary))
     train_cfg = config_values(PTBTrainConfig, kw)

@@ -59,7 +59,7 @@ class Built:
 def build_export(ckpt: Mapping[str, Any]) -> Built:
     """Rebuild the checkpoint's network and write its graph and metadata (nothing is written to disk)."""
     kind = export_kind_for(ckpt["kind"])
-    model = build_from_checkpoint(dict(ckpt))
+    model: Any = build_from_checkpoint(dict(ckpt))  # the kind decides its attributes (config, ...)
     graph = kind.graph(model)
     others = (kind.lengths_input,) if kind.lengths_input else ()
     main, states, outputs = io_specs(graph, kind.main_input, others)

@@ -10,7 +10,7 @@ checkpoint. Parity with PyTorch is then proven by :mod:`rnnedge.export.validate`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import onnx
@@ -250,9 +250,9 @@ def language_model_graph(model: WordLanguageModel | GRULanguageModel) -> onnx.Mo
     x = "x_tbh"
     for i in range(layers):
         if gru:
-            y = g.recurrent(f"layer{i}", x, model.gru, i, h0=hs[i])
+            y = g.recurrent(f"layer{i}", x, cast(nn.GRU, model.gru), i, h0=hs[i])
         else:
-            y = g.lstm(f"layer{i}", x, model.lstm, i, hs[i], cs[i])
+            y = g.lstm(f"layer{i}", x, cast(nn.LSTM, model.lstm), i, hs[i], cs[i])
         x = g.op("Squeeze", [y, axes1], f"layer{i}_out")[0]  # (T, B, H)
     g.op("Concat", [f"layer{i}_h" for i in range(layers)], "h_out", axis=0)
     if not gru:

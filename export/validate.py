@@ -145,7 +145,7 @@ def _times(ratio: float) -> str:
     return f"{ratio:.3g}x" if ratio < 1000 else f"{ratio:.2e}x"
 
 
-class ParityError(ExportValidationError):  # type: ignore[misc]  # mypy sees rnnedge.errors as Any here
+class ParityError(ExportValidationError):  # type: ignore[misc, unused-ignore]  # Any in an editable install
     """The exported graph disagrees with PyTorch; ``failures`` holds each typed :class:`Mismatch`."""
 
     def __init__(self, message: str, failures: list[Mismatch]) -> None:
