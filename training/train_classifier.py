@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from rnnedge.data.mnist import PIXEL_MEAN, PIXEL_STD, MnistSplits, load_mnist
-from rnnedge.errors import ConfigError
 
 from .checkpoint import build_model
+from .classification import ClassificationTask
 from .config import ClassifierTrainConfig, RowClassifierConfig
 from .loop import budget_steps, run_training, torch_threads
 from .models import RNN_CLASSIFIER, RowLSTMClassifier
@@ -95,23 +95,19 @@ def mnist_preprocessing() -> dict[str, float]:
     return {"scale": 1 / 255, "mean": PIXEL_MEAN, "std": PIXEL_STD}
 
 
-class ClassifierTask:
+class ClassifierTask(ClassificationTask):
     """The row classifier on MNIST, for :func:`~rnnedge.training.loop.run_training`."""
 
     kind = RNN_CLASSIFIER.name
-    rank, world_size = 0, 1
 
     def __init__(
         self, model_config: RowClassifierConfig, train_config: ClassifierTrainConfig, splits: MnistSplits
     ) -> None:
+        super().__init__()
         self.name = "mnist-bilstm" if model_config.bidirectional else "mnist-lstm"
         self.model_config, self.train_config = model_config, train_config
         n = len(splits.train_images)
-        if train_config.batch_size > n:
-            raise ConfigError(
-                f"batch_size={train_config.batch_size} is more than the {n} training images; "
-                f"expected at most {n} (an epoch is one pass over them)"
-            )
+        self.check_batch_size(train_config.batch_size, n, "images")
         self.train_x, self.valid_x, self.test_x = (
             preprocess_pixels(a) for a in (splits.train_images, splits.valid_images, splits.test_images)
         )
@@ -123,20 +119,9 @@ class ClassifierTask:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr)
         self.steps_per_epoch = math.ceil(n / train_config.batch_size)
         self.total_steps = budget_steps(self.steps_per_epoch, train_config)
-        self.loss_sum, self.correct, self.seen = 0.0, 0, 0  # this epoch's training loss and accuracy so far
-        self.order = torch.arange(0)
 
     def describe(self) -> str:
         return f"on {len(self.train_x)} images"
-
-    def start_epoch(self, epoch: int, step_in_epoch: int) -> None:
-        cfg = self.train_config
-        self.order = torch.randperm(
-            len(self.train_x), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-        )
-        self.model.train()
-        if step_in_epoch == 0:
-            self.loss_sum, self.correct, self.seen = 0.0, 0, 0
 
     def step(self, epoch: int, step_in_epoch: int, step: int) -> dict[str, str]:
         cfg = self.train_config
@@ -145,19 +130,7 @@ class ClassifierTask:
         x, y = random_shift(self.train_x[idx], cfg.shift, step_rng), self.train_y[idx]  # (b, 28, 28), (b,)
         for group in self.optimizer.param_groups:
             group["lr"] = _lr_at(cfg, step, self.total_steps)
-        logits = self.model(x)  # (b, 10)
-        loss = nn.functional.cross_entropy(logits, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
-        self.optimizer.step()
-        self.loss_sum += loss.item() * len(y)
-        self.correct += int((logits.argmax(1) == y).sum())
-        self.seen += len(y)
-        return {"loss": f"{self.loss_sum / self.seen:.4f}", "acc": f"{self.correct / self.seen:.4f}"}
-
-    def train_record(self) -> dict[str, float]:
-        return {"loss": self.loss_sum / max(self.seen, 1), "accuracy": self.correct / max(self.seen, 1)}
+        return self.learn(self.model(x), y)  # logits (b, 10)
 
     def validate(self, epoch: int) -> tuple[dict[str, float], dict[str, Any], str]:
         acc = evaluate_accuracy(self.model, self.valid_x, self.valid_y)
@@ -169,20 +142,7 @@ class ClassifierTask:
         return {"test_accuracy": acc}, {"accuracy": acc}, f"test accuracy {acc:.4f} on {len(self.test_x)} images"
 
     def checkpoint_fields(self) -> dict[str, Any]:
-        return {
-            "running": {"loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen},
-            "preprocessing": mnist_preprocessing(),
-            "labels": list(MNIST_LABELS),
-        }
-
-    def restore(self, ckpt: dict[str, Any]) -> None:
-        # The epoch's running sums, so a resumed run logs the same training loss (older checkpoints lack them).
-        running = ckpt["progress"].get("running", {})
-        self.loss_sum = running.get("loss_sum", 0.0)
-        self.correct, self.seen = running.get("correct", 0), running.get("seen", 0)
-
-    def barrier(self) -> None:
-        pass
+        return {**self.running_fields(), "preprocessing": mnist_preprocessing(), "labels": list(MNIST_LABELS)}
 
 
 def train_classifier(

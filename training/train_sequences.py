@@ -28,6 +28,7 @@ from rnnedge.data.sequences import SequenceDataset, channel_stats, read_sequence
 from rnnedge.errors import CheckpointError, ConfigError
 
 from .checkpoint import load_checkpoint
+from .classification import ClassificationTask
 from .config import SequenceClassifierConfig, SequenceTrainConfig
 from .loop import budget_steps, run_training, torch_threads
 from .models import SEQUENCE_CLASSIFIER, SequenceClassifier
@@ -117,15 +118,15 @@ def _lr_at(cfg: SequenceTrainConfig, step: int, total: int) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * frac))
 
 
-class SequenceTask:
+class SequenceTask(ClassificationTask):
     """A sequence classifier on a user's files, for :func:`~rnnedge.training.loop.run_training`."""
 
     kind = SEQUENCE_CLASSIFIER.name
-    rank, world_size = 0, 1
 
     def __init__(
         self, model_config: SequenceClassifierConfig, train_config: SequenceTrainConfig, data: SequenceData
     ) -> None:
+        super().__init__()
         self.name = f"classifier ({data.train.name})"
         if model_config.input_size != data.train.num_channels or model_config.num_classes != len(data.class_names):
             raise ConfigError(
@@ -134,11 +135,7 @@ class SequenceTask:
             )
         self.model_config, self.train_config, self.data = model_config, train_config, data
         n = len(data.train)
-        if train_config.batch_size > n:
-            raise ConfigError(
-                f"batch_size={train_config.batch_size} is more than the {n} training sequences; "
-                f"expected at most {n} (an epoch is one pass over them)"
-            )
+        self.check_batch_size(train_config.batch_size, n, "sequences")
         self.train_x, self.train_len, self.train_y = _tensors(data.train)
         self.test_x, self.test_len, self.test_y = _tensors(data.test)
         self.valid = _tensors(data.valid) if data.valid is not None else None
@@ -149,8 +146,6 @@ class SequenceTask:
         )
         self.steps_per_epoch = math.ceil(n / train_config.batch_size)
         self.total_steps = budget_steps(self.steps_per_epoch, train_config)
-        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
-        self.order = torch.arange(0)
 
     def describe(self) -> str:
         valid = f"{len(self.valid[0])} validation" if self.valid is not None else "no validation"
@@ -159,15 +154,6 @@ class SequenceTask:
             f"channels, lengths {int(self.train_len.min())}-{int(self.train_len.max())}, "
             f"{len(self.data.class_names)} classes"
         )
-
-    def start_epoch(self, epoch: int, step_in_epoch: int) -> None:
-        cfg = self.train_config
-        self.order = torch.randperm(
-            len(self.train_x), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-        )
-        self.model.train()
-        if step_in_epoch == 0:
-            self.loss_sum, self.correct, self.seen = 0.0, 0, 0
 
     def step(self, epoch: int, step_in_epoch: int, step: int) -> dict[str, str]:
         cfg = self.train_config
@@ -179,19 +165,7 @@ class SequenceTask:
         torch.manual_seed(cfg.seed * 100003 + 7919 * step + 1)  # dropout masks and noise: a function of the step
         if cfg.noise > 0:
             x = x + cfg.noise * torch.randn(x.shape)  # padding gets noise too: packing never reads it
-        logits = self.model(x, lengths)  # (b, C)
-        loss = nn.functional.cross_entropy(logits, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
-        self.optimizer.step()
-        self.loss_sum += loss.item() * len(y)
-        self.correct += int((logits.argmax(1) == y).sum())
-        self.seen += len(y)
-        return {"loss": f"{self.loss_sum / self.seen:.4f}", "acc": f"{self.correct / self.seen:.4f}"}
-
-    def train_record(self) -> dict[str, float]:
-        return {"loss": self.loss_sum / max(self.seen, 1), "accuracy": self.correct / max(self.seen, 1)}
+        return self.learn(self.model(x, lengths), y)  # logits (b, C)
 
     def validate(self, epoch: int) -> tuple[dict[str, float], dict[str, Any], str]:
         line = f"epoch {epoch + 1}: train loss {self.loss_sum / max(self.seen, 1):.4f}"
@@ -208,19 +182,11 @@ class SequenceTask:
 
     def checkpoint_fields(self) -> dict[str, Any]:
         return {
-            "running": {"loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen},
+            **self.running_fields(),
             "standardize": self.data.stats.to_dict(),
             "labels": list(self.data.class_names),
             "data": dict(self.data.files),
         }
-
-    def restore(self, ckpt: dict[str, Any]) -> None:
-        running = ckpt["progress"].get("running", {})
-        self.loss_sum = running.get("loss_sum", 0.0)
-        self.correct, self.seen = running.get("correct", 0), running.get("seen", 0)
-
-    def barrier(self) -> None:
-        pass
 
 
 def train_sequence_classifier(
