@@ -18,7 +18,7 @@ from .kinds import ExportKind, register
 from .quality import classifier_quality
 from .validate import Reference, magnitude, running_sum, unit
 
-__all__ = ["KIND", "classifier_fields", "classifier_reference"]
+__all__ = ["KIND", "checkpoint_labels", "classifier_fields", "classifier_reference"]
 
 # Checkpoints of kind mnist-lstm / mnist-bilstm written before checkpoints carried their own
 # preprocessing and labels were all trained on MNIST pixels with these values; only they fall back.
@@ -46,7 +46,8 @@ def _preprocessing(ckpt: Mapping[str, Any]) -> Preprocessing:
     return Preprocessing(scale=scale, mean=mean, std=std)
 
 
-def _labels(ckpt: Mapping[str, Any], num_classes: int) -> tuple[str, ...]:
+def checkpoint_labels(ckpt: Mapping[str, Any], num_classes: int) -> tuple[str, ...]:
+    """A classifier checkpoint's class names, checked against its model's number of classes."""
     raw = ckpt.get("labels")
     if raw is None and ckpt["kind"] in _MNIST_KINDS:
         return tuple(str(i) for i in range(num_classes))  # an old MNIST checkpoint: the digits
@@ -68,7 +69,7 @@ def classifier_fields(ckpt: Mapping[str, Any], model: RowLSTMClassifier) -> dict
         "causal": not cfg.bidirectional,
         "quality": {k: float(v) for k, v in metrics.items() if k in ("test_accuracy", "valid_accuracy")},
         "preprocessing": _preprocessing(ckpt),
-        "labels": _labels(ckpt, cfg.num_classes),
+        "labels": checkpoint_labels(ckpt, cfg.num_classes),
         "notes": {
             "input": "x: rows normalised as (value*scale - mean)/std; the runtime applies this from `preprocessing`",
             "outputs": "logits and probs (softmax) of the whole prefix fed so far",

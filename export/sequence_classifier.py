@@ -26,6 +26,7 @@ from rnnedge.training.models import SequenceClassifier
 from .graphs import sequence_classifier_graph
 from .kinds import ExportKind, register
 from .quality import CLASSIFY_CHUNK, Measured
+from .row_classifier import checkpoint_labels
 from .validate import Reference, magnitude, running_sum, unit
 
 __all__ = ["KIND", "sequence_classifier_fields", "sequence_classifier_reference", "sequence_file_quality"]
@@ -55,15 +56,6 @@ def _standardize(ckpt: Mapping[str, Any], channels: int) -> Standardize:
     return Standardize(parts[0], parts[1])
 
 
-def _labels(ckpt: Mapping[str, Any], num_classes: int) -> tuple[str, ...]:
-    raw = ckpt.get("labels")
-    if not isinstance(raw, (list, tuple)) or not all(isinstance(x, str) for x in raw) or len(raw) != num_classes:
-        raise CheckpointError(
-            f"checkpoint labels are {raw!r:.200}; expected {num_classes} strings, one per class of its model"
-        )
-    return tuple(raw)
-
-
 def sequence_classifier_fields(ckpt: Mapping[str, Any], model: SequenceClassifier) -> dict[str, Any]:
     """The kind's metadata fields: kind, standardize and labels from the checkpoint, training's quality, notes."""
     cfg = model.config
@@ -73,7 +65,7 @@ def sequence_classifier_fields(ckpt: Mapping[str, Any], model: SequenceClassifie
         "causal": not cfg.bidirectional,
         "quality": {k: float(v) for k, v in metrics.items() if k in ("test_accuracy", "valid_accuracy")},
         "standardize": _standardize(ckpt, cfg.input_size),
-        "labels": _labels(ckpt, cfg.num_classes),
+        "labels": checkpoint_labels(ckpt, cfg.num_classes),
         "notes": {
             "input": "x: raw values per channel become (x - mean)/std with `standardize`; lengths: valid steps of "
             "each sequence (the rest of x is padding)",
