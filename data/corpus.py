@@ -15,7 +15,6 @@ where one is to blame (bytes that are not UTF-8); impossible settings are
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 
 from rnnedge.errors import ConfigError, DataError
 
-from .ptb import EOS, UNK, build_vocabulary
+from .ptb import EOS, PTBCorpus, build_vocabulary
 from .text import TOKEN_MODES, tokenize
 
 __all__ = ["CORPUS_FILES", "TextCorpus", "corpus_files", "load_text_corpus", "read_text_file"]
@@ -33,31 +32,11 @@ MIN_VOCAB = 3  # <unk>, <eos> and one token of the text
 
 
 @dataclass(frozen=True)
-class TextCorpus:
-    """int64 token ids ``(N,)`` of each split, the vocabulary they index and how text was split."""
+class TextCorpus(PTBCorpus):
+    """A corpus of a user's text: PTB's ids and vocabulary, plus how text was split and where it came from."""
 
-    train: np.ndarray
-    valid: np.ndarray
-    test: np.ndarray
-    vocabulary: tuple[str, ...]
     tokens: str = "words"
     files: tuple[str, ...] = ()
-
-    @property
-    def unk_id(self) -> int:
-        """Id of ``<unk>``."""
-        return self.vocabulary.index(UNK)
-
-    @property
-    def eos_id(self) -> int:
-        """Id of ``<eos>``."""
-        return self.vocabulary.index(EOS)
-
-    def encode(self, tokens: Sequence[str]) -> np.ndarray:
-        """Tokens -> int64 ids ``(N,)``, unknown ones as ``<unk>``."""
-        index = {w: i for i, w in enumerate(self.vocabulary)}
-        unk = index[UNK]
-        return np.fromiter((index.get(w, unk) for w in tokens), dtype=np.int64, count=len(tokens))
 
 
 def read_text_file(path: Path) -> str:

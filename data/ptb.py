@@ -68,7 +68,7 @@ def build_vocabulary(words: Iterable[str], max_size: int | None = None, *, min_c
 
 @dataclass(frozen=True)
 class PTBCorpus:
-    """int64 token ids ``(N,)`` of each split and the vocabulary they index."""
+    """int64 token ids ``(N,)`` of each split and the vocabulary they index (any word corpus, PTB's first)."""
 
     train: np.ndarray
     valid: np.ndarray
@@ -86,7 +86,7 @@ class PTBCorpus:
         return self.vocabulary.index(EOS)
 
     def encode(self, words: Sequence[str]) -> np.ndarray:
-        """Words -> int64 ids ``(N,)``, unknown words as ``<unk>``."""
+        """Tokens -> int64 ids ``(N,)``, unknown ones as ``<unk>``."""
         index = {w: i for i, w in enumerate(self.vocabulary)}
         unk = index[UNK]
         return np.fromiter((index.get(w, unk) for w in words), dtype=np.int64, count=len(words))
