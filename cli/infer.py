@@ -106,6 +106,12 @@ def test_accuracy(model_path: Path, data: Path | None, limit: int | None, provid
     from rnnedge.data.mnist import load_mnist_test  # numpy-only: no torch, and no training files needed
 
     model = load_classifier(model_path, provider=provider)
+    if model.metadata.preprocessing is None:  # not a reader of pixel rows: its own test file is needed
+        model.close()
+        raise click.UsageError(
+            f"{model_path.name} reads {model.feature_size}-channel sequences, not MNIST images: "
+            "pass its test file with --test FILE"
+        )
     images, labels = load_mnist_test(data)
     images, labels = images[:limit], labels[:limit]
     batch, correct = 500, 0

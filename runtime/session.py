@@ -131,6 +131,11 @@ def _read_bytes(path: str | os.PathLike[str]) -> bytes:
         raise ModelFileError(f"cannot read model file {path}: {e.strerror or e}") from None
     if not data:
         raise ModelFileError(f"model file {path} is empty")
+    if data[:4] == b"PK\x03\x04":  # a zip archive, as torch.save writes: a checkpoint, not a model file
+        raise ModelFileError(
+            f"{path} is a zip archive, like a PyTorch checkpoint, not an ONNX model; make a model file from a "
+            "checkpoint with `rnnedge export CHECKPOINT -o MODEL.onnx`"
+        )
     return data
 
 

@@ -124,3 +124,9 @@ def test_classify_needs_only_the_test_files(tiny_onnx: Path, data_dir: Path, tmp
     result = CliRunner().invoke(cli, ["classify", str(tiny_onnx), "--data", str(tmp_path / "data"), "--limit", "50"])
     assert result.exit_code == 0, result.output  # before: "mnist files missing ... train-images-idx3-ubyte.gz"
     assert "test accuracy" in result.output
+
+
+def test_a_checkpoint_given_as_a_model_says_to_export_it(tiny_checkpoint: Path) -> None:
+    result = CliRunner().invoke(cli, ["info", str(tiny_checkpoint)])
+    assert result.exit_code == 1  # before: "not a valid ONNX protobuf (field number 0)"
+    assert "ModelFileError" in result.output and "rnnedge export" in result.output, result.output

@@ -107,3 +107,13 @@ def test_a_checkpoint_without_its_normalisation_is_refused(tmp_path: Path) -> No
         with pytest.raises(CheckpointError, match=message):
             export_checkpoint(tmp_path / "broken.pt", tmp_path / "broken.onnx")
         assert not (tmp_path / "broken.onnx").exists()
+
+
+def test_classify_without_its_test_file_says_to_pass_it(tmp_path: Path) -> None:
+    from rnnedge.export.exporter import export_model
+
+    model = tmp_path / "seq.onnx"
+    export_model(random_checkpoint(tmp_path / "seq.pt", channels=3), model)
+    result = CliRunner().invoke(cli, ["classify", str(model)])
+    assert result.exit_code == 2, result.output  # before: "each row must have 3 values, got ... (500, 28, 28)"
+    assert "3-channel sequences" in result.output and "--test FILE" in result.output
