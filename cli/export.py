@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from rnnedge.training.run_dir import CHECKPOINT_NAME
+
 from .common import DATA_HELP, require_training_extra
 
 if TYPE_CHECKING:
@@ -74,8 +76,8 @@ def _one_checkpoint(paths: list[Path], output: str) -> Path:
     path = paths[0]
     if not path.is_dir():
         return path
-    if (path / "checkpoint.pt").is_file():
-        return path / "checkpoint.pt"
+    if (path / CHECKPOINT_NAME).is_file():
+        return path / CHECKPOINT_NAME
     found = find_checkpoints([path])
     if len(found) == 1:
         return Path(found[0])

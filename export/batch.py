@@ -20,6 +20,7 @@ from typing import Any
 
 from rnnedge.data.atomic import atomic_output
 from rnnedge.errors import ConfigError
+from rnnedge.training.run_dir import CHECKPOINT_NAME
 
 from .exporter import export_model, variant_path
 from .files import check_output_file, output_errors
@@ -73,10 +74,15 @@ def _discover(sources: Iterable[Path]) -> dict[Path, Path]:
             path = path.resolve()
             if path in found:
                 continue
-            run = path.parent if path.name == "checkpoint.pt" else path.with_suffix("")
+            run = _run_of(path)
             below = run.relative_to(base).parts if base.is_dir() and run.is_relative_to(base) else ()
             found[path] = Path(*below) if below else Path(run.name)
     return found
+
+
+def _run_of(checkpoint: Path) -> Path:
+    """The run a checkpoint stands for: its run folder, or the file itself for one named otherwise."""
+    return checkpoint.parent if checkpoint.name == CHECKPOINT_NAME else checkpoint.with_suffix("")
 
 
 def model_names(sources: Iterable[Path]) -> dict[Path, str]:
@@ -88,7 +94,7 @@ def model_names(sources: Iterable[Path]) -> dict[Path, str]:
     folders from above until they differ (and, past the root, a number in path order).
     """
     found = _discover(sources)
-    runs = {ckpt: (ckpt.parent if ckpt.name == "checkpoint.pt" else ckpt.with_suffix("")) for ckpt in found}
+    runs = {ckpt: _run_of(ckpt) for ckpt in found}
     depth = {ckpt: max(1, len(rel.parts)) for ckpt, rel in found.items()}
 
     def name(ckpt: Path) -> str:
