@@ -170,24 +170,37 @@ class SequenceClassifier(nn.Module):
         return self.head(features), tuple(new[n] for n in self.state_names)
 
 
-class WordLanguageModel(nn.Module):
-    """Embedding -> dropout -> multi-layer LSTM (dropout between layers) -> dropout -> linear."""
+class _TokenModel(nn.Module):
+    """Embedding -> dropout -> multi-layer recurrent cell (dropout between layers) -> dropout -> linear.
 
-    state_names = ("h", "c")
+    The language models' one shape; the cell is registered under ``cell_name`` (``lstm``, ``gru``), which
+    names its weights in checkpoints. Parameters are made, and initialised uniformly, in this order.
+    """
 
-    def __init__(self, config: LanguageModelConfig) -> None:
+    def __init__(self, config: LanguageModelConfig, cell_name: str, cell: type[nn.LSTM] | type[nn.GRU]) -> None:
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.hidden_size)
         self.drop = nn.Dropout(config.dropout)
-        self.lstm = nn.LSTM(
-            config.hidden_size, config.hidden_size, config.num_layers, batch_first=True, dropout=config.dropout
+        self.add_module(
+            cell_name,
+            cell(config.hidden_size, config.hidden_size, config.num_layers, batch_first=True, dropout=config.dropout),
         )
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
         if config.tie_weights:
             self.decoder.weight = self.embedding.weight
         for p in self.parameters():
             nn.init.uniform_(p, -config.init_scale, config.init_scale)
+
+
+class WordLanguageModel(_TokenModel):
+    """The LSTM language model of Zaremba et al. (2014): words or characters, state ``(h, c)``."""
+
+    state_names = ("h", "c")
+    lstm: nn.LSTM
+
+    def __init__(self, config: LanguageModelConfig) -> None:
+        super().__init__(config, "lstm", nn.LSTM)
 
     def init_state(self, batch: int) -> LMState:
         """Zero ``(h, c)``, each ``(num_layers, batch, hidden)``."""
@@ -207,7 +220,7 @@ RNN_CLASSIFIER = register(
 SEQUENCE_CLASSIFIER = register(ModelKind("sequence_classifier", SequenceClassifierConfig, SequenceClassifier))
 
 
-class GRULanguageModel(nn.Module):
+class GRULanguageModel(_TokenModel):
     """:class:`WordLanguageModel` with GRU layers: the same embedding, dropout and output layer; state ``(h,)``.
 
     Words or characters alike (the tokens are the corpus's). A kind of its own (``gru_lm``) rather
@@ -215,20 +228,10 @@ class GRULanguageModel(nn.Module):
     """
 
     state_names = ("h",)
+    gru: nn.GRU
 
     def __init__(self, config: LanguageModelConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.embedding = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.drop = nn.Dropout(config.dropout)
-        self.gru = nn.GRU(
-            config.hidden_size, config.hidden_size, config.num_layers, batch_first=True, dropout=config.dropout
-        )
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
-        if config.tie_weights:
-            self.decoder.weight = self.embedding.weight
-        for p in self.parameters():
-            nn.init.uniform_(p, -config.init_scale, config.init_scale)
+        super().__init__(config, "gru", nn.GRU)
 
     def init_state(self, batch: int) -> tuple[Tensor]:
         """Zero ``(h,)``, ``(num_layers, batch, hidden)``."""
