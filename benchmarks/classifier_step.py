@@ -20,11 +20,11 @@ from pytorch_baseline import pytorch_contenders
 from rnnedge.bench import format_table, interleaved, summarize
 from rnnedge.runtime import load
 from rnnedge.training.checkpoint import load_checkpoint
-from rnnedge.training.train_classifier import build_classifier
+from rnnedge.training.kinds import build_from_checkpoint
 
 
 def main(checkpoint: str, model_path: str, threads: int = 1) -> None:
-    net = build_classifier(load_checkpoint(checkpoint))
+    net = build_from_checkpoint(load_checkpoint(checkpoint))
     row_u8 = (np.random.default_rng(0).random(28) * 255).astype(np.uint8)
     model = load(model_path, threads=threads)
     x = model.preprocess(row_u8[None])[None]  # (1, 1, 28)
@@ -40,11 +40,15 @@ def main(checkpoint: str, model_path: str, threads: int = 1) -> None:
     so.intra_op_num_threads = threads
     sess = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
     feeds = {"x": x, **{k: np.array(v) for k, v in model.init_state(1).items()}}
-    names = ["probs", "h_out", "c_out", "h_sum_out", "steps_out"]
+    if model.metadata.lengths is not None:  # a graph that takes each sequence's valid steps
+        feeds[model.metadata.lengths.name] = np.ones(1, np.int64)
+    parts = model.metadata.states
+    names = ["probs", *(p.output for p in parts)]
 
     def bare_ort() -> None:
         out = sess.run(names, feeds)
-        feeds["h"], feeds["c"], feeds["h_sum"], feeds["steps"] = out[1:]
+        for part, value in zip(parts, out[1:], strict=True):
+            feeds[part.name] = value
 
     core_state = [model.init_state(1)]
 

@@ -35,7 +35,7 @@ from rnnedge.bench import (
 )
 from rnnedge.runtime import ClassifierModel, LanguageModel, Model, load
 from rnnedge.training.checkpoint import load_checkpoint
-from rnnedge.training.train_classifier import build_classifier
+from rnnedge.training.kinds import build_from_checkpoint
 from rnnedge.training.train_lm import build_language_model
 
 
@@ -51,7 +51,7 @@ def torch_contenders(checkpoint: Path, model: Model, batch: int, length: int) ->
             return net(tokens, net.init_state(batch))
 
     elif isinstance(model, ClassifierModel):
-        clf = build_classifier(load_checkpoint(checkpoint))
+        clf = build_from_checkpoint(load_checkpoint(checkpoint))
         images = (rng.random((batch, length, model.feature_size)) * 255).astype(np.uint8)
         x = torch.from_numpy(model.preprocess(images))  # (B, T, F) float32
 

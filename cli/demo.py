@@ -12,7 +12,7 @@ from rnnedge.training.run_dir import CHECKPOINT_NAME
 
 from .common import DATA_HELP
 from .infer import test_accuracy
-from .train import train_classifier_run
+from .train import train_mnist_run
 
 
 @click.command()
@@ -30,7 +30,7 @@ def demo(data: Path | None, out: Path, epochs: int, max_steps: int | None, digit
     if (out / CHECKPOINT_NAME).exists():
         click.echo(f"    replacing the earlier run in {out} (the demo's folder is its own)")
     # Every other setting is the configuration's default (rnnedge.training.config).
-    metrics = train_classifier_run(False, data=data, out=out, epochs=epochs, max_steps=max_steps, overwrite=True)
+    metrics = train_mnist_run("mnist-lstm", data=data, out=out, epochs=epochs, max_steps=max_steps, overwrite=True)
     click.echo(f"    PyTorch test accuracy {metrics['test_accuracy']:.4f}")
     from rnnedge.export.exporter import export_checkpoint
 
@@ -51,6 +51,5 @@ def demo(data: Path | None, out: Path, epochs: int, max_steps: int | None, digit
                 marks.append(f"{row_index + 1:>2}:{int(np.argmax(probs))}({probs.max():.2f})")
         click.echo(f"    digit {i} (label {splits.test_labels[i]}): " + " ".join(marks))
     click.echo("4/4 runtime accuracy on the full MNIST test set")
-    click.echo(
-        f"    test accuracy {test_accuracy(onnx_path, data, None, 'cpu', False):.4f} (10000 images, onnxruntime)"
-    )
+    accuracy, count, _ = test_accuracy(onnx_path, None, data, None, "cpu", False)
+    click.echo(f"    test accuracy {accuracy:.4f} ({count} images, onnxruntime)")

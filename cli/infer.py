@@ -13,8 +13,6 @@ import click
 from rnnedge.errors import RnnEdgeError
 from rnnedge.runtime import LanguageModel, load_classifier, load_language_model, read_metadata
 
-from .common import DATA_HELP
-
 PROVIDER = click.option(
     "--provider",
     type=click.Choice(["cpu", "cuda", "auto"]),
@@ -102,65 +100,68 @@ def info(model_path: Path, as_json: bool) -> None:
             click.echo(f"{key}: {_plain(value)}")
 
 
-def test_accuracy(model_path: Path, data: Path | None, limit: int | None, provider: str, quiet: bool) -> float:
-    from rnnedge.data.mnist import load_mnist_test  # numpy-only: no torch, and no training files needed
+def test_accuracy(
+    model_path: Path,
+    test_file: Path | None,
+    data: Path | None,
+    limit: int | None,
+    provider: str,
+    quiet: bool = True,
+) -> tuple[float, int, Path]:
+    """Accuracy of a classifier on labelled sequences, how many were read, and from which file.
 
-    model = load_classifier(model_path, provider=provider)
-    if model.metadata.preprocessing is None:  # not a reader of pixel rows: its own test file is needed
-        model.close()
-        raise click.UsageError(
-            f"{model_path.name} reads {model.feature_size}-channel sequences, not MNIST images: "
-            "pass its test file with --test FILE"
-        )
-    images, labels = load_mnist_test(data)
-    images, labels = images[:limit], labels[:limit]
-    batch, correct = 500, 0
-    with click.progressbar(
-        range(0, len(images), batch), label="classifying", file=sys.stderr, hidden=quiet or not sys.stderr.isatty()
-    ) as bar:
-        for i in bar:
-            correct += int((model.predict(images[i : i + batch]).argmax(1) == labels[i : i + batch]).sum())
-    return correct / len(images)
-
-
-def file_accuracy(model_path: Path, test_file: Path, limit: int | None, provider: str) -> tuple[float, int]:
-    """Accuracy of a classifier on a ``.ts`` or ``.npz`` file of labelled sequences, and how many were read.
-
-    The file's class names are matched to the model's labels (a class the model lacks is an error);
-    sequences of any lengths go to ``predict`` 500 at a time (one onnxruntime call each).
+    ``test_file`` (``.ts``, ``.npz`` or IDX images), else the test file the model records from
+    training, looked for where it was and then under its name in ``data`` (or ``$RNNEDGE_DATA``, or
+    the cache). The file's class names are matched to the model's labels (a class the model lacks is
+    an error); sequences of any lengths go to ``predict`` 500 at a time (one onnxruntime call each).
     """
-    from rnnedge.data.sequences import read_sequences  # numpy-only
+    from rnnedge.data.datasets import recorded_test_file  # numpy-only
+    from rnnedge.data.sequences import read_sequences
 
-    model = load_classifier(model_path, provider=provider)
-    test = read_sequences(test_file, class_names=model.labels)
-    sequences, labels = list(test.sequences)[:limit], test.labels[:limit]
-    probs = model.predict(sequences, batch_size=500)
-    return float((probs.argmax(1) == labels).mean()), len(sequences)
+    with load_classifier(model_path, provider=provider) as model:
+        record = model.metadata.config.get("data")
+        if test_file is None and not (isinstance(record, dict) and isinstance(record.get("test"), str)):
+            raise click.UsageError(f"{model_path.name} records no test file: give one with --test FILE")
+        path = test_file if test_file is not None else recorded_test_file(record, data)
+        test = read_sequences(path, class_names=model.labels)
+        sequences, labels = list(test.sequences)[:limit], test.labels[:limit]
+        batch, correct = 500, 0
+        with click.progressbar(
+            range(0, len(sequences), batch),
+            label="classifying",
+            file=sys.stderr,
+            hidden=quiet or not sys.stderr.isatty(),
+        ) as bar:
+            for i in bar:
+                probs = model.predict(sequences[i : i + batch], batch_size=batch)
+                correct += int((probs.argmax(1) == labels[i : i + batch]).sum())
+    return correct / len(sequences), len(sequences), path
 
 
 @click.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP)
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to look for the test file the model records, by its name, if it is not where training read it "
+    "(default: $RNNEDGE_DATA, else the download cache).",
+)
 @click.option(
     "--test",
     "test_file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Labelled sequences (.ts or .npz) to measure instead of the MNIST test set.",
+    help="Labelled sequences (.ts, .npz, or IDX images) to measure instead of the model's own test file.",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N test images or sequences.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N test sequences.")
 @PROVIDER
 @click.option("--quiet", is_flag=True)
 def classify(
     model_path: Path, data: Path | None, test_file: Path | None, limit: int | None, provider: str, quiet: bool
 ) -> None:
-    """Accuracy of MODEL on the MNIST test set (or on --test FILE), through the runtime."""
-    if test_file is not None:
-        acc, n = file_accuracy(model_path, test_file, limit, provider)
-        click.echo(f"test accuracy {acc:.4f} ({model_path.name}, {n} sequences of {test_file.name})")
-        return
-    acc = test_accuracy(model_path, data, limit, provider, quiet)
-    click.echo(f"test accuracy {acc:.4f} ({model_path.name}, {limit or 10000} images)")
+    """Accuracy of MODEL on its test file (the one training recorded, or --test FILE), through the runtime."""
+    acc, n, path = test_accuracy(model_path, test_file, data, limit, provider, quiet)
+    click.echo(f"test accuracy {acc:.4f} ({model_path.name}, {n} sequences of {path.name})")
 
 
 @click.command()

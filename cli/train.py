@@ -19,11 +19,10 @@ from typing import Any, TypeVar
 import click
 
 from rnnedge.training.config import (
+    CLASSIFIER_PRESETS,
     PRESETS,
-    ClassifierTrainConfig,
     LanguageModelConfig,
     PTBTrainConfig,
-    RowClassifierConfig,
     SequenceClassifierConfig,
     SequenceTrainConfig,
 )
@@ -31,12 +30,11 @@ from rnnedge.training.config_checks import Rule
 
 from .common import DATA_HELP, RnnEdgeGroup, require_training_extra
 
-__all__ = ["config_options", "config_values", "plot", "run_options", "train", "train_classifier_run"]
+__all__ = ["config_options", "config_values", "plot", "run_options", "train", "train_mnist_run", "train_sequences_run"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Model fields the data or the command decides, not an option.
-_CLASSIFIER_FIXED = ("input_size", "num_classes", "bidirectional")
+# Model fields the data decides, not an option.
 _LM_FIXED = ("vocab_size",)
 
 
@@ -67,7 +65,8 @@ def _option(cls: Any, f: Field[Any], presets: Mapping[str, Any] | None) -> Calla
         values = {name: getattr(config, f.name) for name, config in presets.items()}
         if len(set(values.values())) == 1:
             value = next(iter(values.values()))
-            help_text += "" if value is None else f"  [default: {value}]"
+            shown = f"{value:g}" if isinstance(value, float) else value
+            help_text += "" if value is None else f"  [default: {shown}]"
         else:
             help_text += "  [default: " + ", ".join(f"{name} {value:g}" for name, value in values.items()) + "]"
     if rule.kind == "bool":
@@ -167,22 +166,26 @@ def train() -> None:
     """Train a model (needs the 'train' extra)."""
 
 
-def train_classifier_run(bidirectional: bool, **kw: Any) -> dict[str, Any]:
-    """``rnnedge train mnist-*``'s work, for the demo too: ``kw`` holds the command's options.
-
-    A configuration field missing from ``kw`` takes its dataclass default.
-    """
+def train_sequences_run(
+    model_cfg: SequenceClassifierConfig,
+    train_cfg: SequenceTrainConfig,
+    train_file: Path,
+    test_file: Path,
+    valid_file: Path | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
+    """``rnnedge train classifier``'s work, its presets' and the demo's: ``kw`` holds the run options."""
     require_training_extra()
-    from rnnedge.training.train_classifier import train_classifier
+    from rnnedge.training.train_sequences import train_sequence_classifier
 
-    model_cfg = config_values(RowClassifierConfig, kw, bidirectional=bidirectional)
-    train_cfg = config_values(ClassifierTrainConfig, kw)
     return _interruptible(
-        lambda: train_classifier(
+        lambda: train_sequence_classifier(
             model_cfg,
             train_cfg,
             kw["out"],
-            data=kw.get("data"),
+            train_file=train_file,
+            test_file=test_file,
+            valid_file=valid_file,
             resume=kw.get("resume", False),
             overwrite=kw.get("overwrite", False),
             quiet=kw.get("quiet", False),
@@ -191,30 +194,55 @@ def train_classifier_run(bidirectional: bool, **kw: Any) -> dict[str, Any]:
     )
 
 
-def _classifier_command(name: str, bidirectional: bool, doc: str) -> None:
+def train_mnist_run(preset: str, **kw: Any) -> dict[str, Any]:
+    """``rnnedge train mnist-*``: ``train classifier`` on the MNIST files with a preset; ``kw`` holds the options.
+
+    A configuration field missing from ``kw`` (or ``None``) takes the preset's value.
+    """
+    require_training_extra()
+    from rnnedge.data.mnist import mnist_files
+
+    chosen = CLASSIFIER_PRESETS[preset]
+    model_cfg = config_values(SequenceClassifierConfig, kw, chosen.model)
+    train_cfg = config_values(SequenceTrainConfig, kw, chosen.train)
+    train_images, test_images = mnist_files(kw.get("data"))
+    return train_sequences_run(model_cfg, train_cfg, train_images, test_images, **kw)
+
+
+# Model fields the data or the preset decides, not an option.
+_SEQUENCE_FIXED = ("input_size", "num_classes")
+
+
+def _mnist_command(name: str, doc: str) -> None:
+    chosen = CLASSIFIER_PRESETS[name]
+
     @train.command(name, help=doc)
     @run_options
-    @config_options(RowClassifierConfig, skip=_CLASSIFIER_FIXED)
-    @config_options(ClassifierTrainConfig)
+    @config_options(SequenceClassifierConfig, skip=(*_SEQUENCE_FIXED, "bidirectional"), presets={name: chosen.model})
+    @config_options(SequenceTrainConfig, presets={name: chosen.train})
     def command(**kw: Any) -> None:
-        click.echo(json.dumps(train_classifier_run(bidirectional, **kw)))
+        click.echo(json.dumps(train_mnist_run(name, **kw)))
 
 
-_classifier_command(
-    "mnist-lstm", False, "Row-by-row MNIST classifier: one LSTM layer, mean over time, linear, softmax."
+_mnist_command(
+    "mnist-lstm",
+    "MNIST read row by row: `train classifier` on the MNIST files with one LSTM layer of 128, mean over time.",
 )
-_classifier_command(
-    "mnist-bilstm", True, "Bidirectional row classifier: LSTMs top-down and bottom-up, mean over time, linear, softmax."
+_mnist_command(
+    "mnist-bilstm",
+    "MNIST read row by row both ways: `train classifier` with a bidirectional LSTM layer of 128, mean over time.",
 )
 
 _SEQUENCE_FILE = click.Path(dir_okay=False, path_type=Path)
-# Model fields the data decides, not an option.
-_SEQUENCE_FIXED = ("input_size", "num_classes")
 
 
 @train.command("classifier")
 @click.option(
-    "--train", "train_file", required=True, type=_SEQUENCE_FILE, help="Labelled training sequences (.ts or .npz)."
+    "--train",
+    "train_file",
+    required=True,
+    type=_SEQUENCE_FILE,
+    help="Labelled training sequences (.ts, .npz, or IDX images NAME-images-idx3-ubyte[.gz] read row by row).",
 )
 @click.option("--test", "test_file", required=True, type=_SEQUENCE_FILE, help="Labelled test sequences, same problem.")
 @click.option(
@@ -227,35 +255,18 @@ _SEQUENCE_FIXED = ("input_size", "num_classes")
 @config_options(SequenceClassifierConfig, skip=_SEQUENCE_FIXED)
 @config_options(SequenceTrainConfig)
 def train_sequence_classifier_command(train_file: Path, test_file: Path, valid_file: Path | None, **kw: Any) -> None:
-    """Classifier of your own labelled sequences (UEA/UCR .ts or .npz files; any lengths, any channels).
+    """Classifier of your own labelled sequences (UEA/UCR .ts, .npz or IDX image files; any lengths, any channels).
 
     LSTM or GRU layers (--cell), mean or last output (--head), linear, softmax. Channels are
     normalised with the training split's mean and std, which the checkpoint and the exported
     file carry, with the class names as the file writes them.
     """
-    require_training_extra()
-    from rnnedge.training.train_sequences import train_sequence_classifier
-
     given = click.get_current_context().get_parameter_source("valid_fraction")
     if valid_file is not None and given is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("give --valid FILE or --valid-fraction, not both")
     model_cfg = config_values(SequenceClassifierConfig, kw)
     train_cfg = config_values(SequenceTrainConfig, kw)
-    metrics = _interruptible(
-        lambda: train_sequence_classifier(
-            model_cfg,
-            train_cfg,
-            kw["out"],
-            train_file=train_file,
-            test_file=test_file,
-            valid_file=valid_file,
-            resume=kw["resume"],
-            overwrite=kw["overwrite"],
-            quiet=kw["quiet"],
-            threads=kw["threads"],
-        )
-    )
-    click.echo(json.dumps(metrics))
+    click.echo(json.dumps(train_sequences_run(model_cfg, train_cfg, train_file, test_file, valid_file, **kw)))
 
 
 _LM_CELL = click.option(

@@ -36,7 +36,6 @@ class TextCorpus(PTBCorpus):
     """A corpus of a user's text: PTB's ids and vocabulary, plus how text was split and where it came from."""
 
     tokens: str = "words"
-    files: tuple[str, ...] = ()
 
 
 def read_text_file(path: Path) -> str:
@@ -113,6 +112,6 @@ def load_text_corpus(
             f"{paths[0]}: no {tokens[:-1]} is seen {min_count} time(s) or more; the vocabulary would hold only "
             "<unk> and <eos> (lower --min-count)"
         )
-    probe = TextCorpus(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), vocab, tokens)
+    probe = TextCorpus(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), vocab, tokens=tokens)
     ids = [probe.encode(s) for s in splits]
-    return TextCorpus(ids[0], ids[1], ids[2], vocab, tokens, tuple(str(p) for p in paths))
+    return TextCorpus(ids[0], ids[1], ids[2], vocab, files=tuple(str(p) for p in paths), tokens=tokens)

@@ -21,7 +21,17 @@ from rnnedge.errors import DataError
 
 from .atomic import atomic_output
 
-__all__ = ["MNIST_FILES", "PTB_FILES", "DataFile", "default_cache_dir", "ensure_files", "md5_of", "resolve_data_dir"]
+__all__ = [
+    "MNIST_FILES",
+    "PTB_FILES",
+    "DataFile",
+    "default_cache_dir",
+    "ensure_files",
+    "find_data_file",
+    "md5_of",
+    "recorded_test_file",
+    "resolve_data_dir",
+]
 
 
 @dataclass(frozen=True)
@@ -139,3 +149,40 @@ def ensure_files(
 
 def _uncompressed(path: Path) -> Path:
     return path.with_suffix("") if path.suffix == ".gz" else path
+
+
+def find_data_file(recorded: str | os.PathLike[str], data: str | os.PathLike[str] | None = None) -> Path:
+    """The file a checkpoint or model records it was trained or tested on, here.
+
+    ``recorded`` itself when it is there; else, in the data folder (``data``, else
+    ``$RNNEDGE_DATA``, else the cache), the recorded relative path, or the file's name beside its
+    folder's name (``DIR/mnist/t10k-images-idx3-ubyte.gz``), or the file's name alone. A model
+    trained on another machine thus finds its data under the same names. :class:`DataError`
+    naming every place looked at otherwise.
+    """
+    path = Path(recorded)
+    if path.is_file():
+        return path
+    root, _ = resolve_data_dir(data)
+    candidates = [root / path.parent.name / path.name, root / path.name]
+    if not path.is_absolute():
+        candidates.insert(0, root / path)
+    for candidate in dict.fromkeys(candidates):
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in dict.fromkeys([path, *candidates]))
+    raise DataError(f"the recorded data file {path} is not here (looked at {looked}); give the file or its folder")
+
+
+def recorded_test_file(record: object, data: str | os.PathLike[str] | None = None) -> Path:
+    """The test file a model records (its metadata's ``config.data``, written by training), found here.
+
+    ``data``, when it is a file, is that file instead; when it is a folder, where to look for the
+    recorded file under its name (:func:`find_data_file`).
+    """
+    if data is not None and Path(data).is_file():
+        return Path(data)
+    test = record.get("test") if isinstance(record, dict) else None
+    if not isinstance(test, str):
+        raise DataError("the model records no test file (config.data.test in its metadata); give one")
+    return find_data_file(test, data)

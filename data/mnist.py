@@ -1,14 +1,12 @@
 """MNIST from its IDX files, read and checked with numpy alone.
 
-The IDX format is a big-endian header (magic, then one uint32 per dimension) followed
-by uint8 data; we check magic numbers, dimensions, the exact file size and the
-published MD5 of each file so that a truncated or substituted file fails loudly.
+The files are read by :func:`rnnedge.data.idx.read_idx` (magic numbers, dimensions, exact
+size); here each is also checked against its published MD5, so that a truncated or
+substituted file fails loudly, and the splits are made.
 """
 
 from __future__ import annotations
 
-import gzip
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +16,22 @@ import numpy as np
 from rnnedge.errors import DataError
 
 from .datasets import MNIST_FILES, ensure_files, md5_of
+from .idx import read_idx
 
-__all__ = ["PIXEL_MEAN", "PIXEL_STD", "VALIDATION_SIZE", "MnistSplits", "load_mnist", "load_mnist_test", "read_idx"]
+__all__ = [
+    "PIXEL_MEAN",
+    "PIXEL_STD",
+    "VALIDATION_SIZE",
+    "MnistSplits",
+    "load_mnist",
+    "load_mnist_test",
+    "mnist_files",
+    "read_idx",
+]
 
 PIXEL_MEAN = 0.1307
 PIXEL_STD = 0.3081
 VALIDATION_SIZE = 5000
-_MAGIC = {2049: 1, 2051: 3}  # labels: 1 dimension, images: 3 dimensions
 # MD5 of the decompressed IDX, for users who keep the files uncompressed.
 _RAW_MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
@@ -32,30 +39,6 @@ _RAW_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
-
-
-def read_idx(path: str | os.PathLike[str], expected_magic: int | None = None) -> np.ndarray:
-    """Read one IDX file (gzipped if its name ends in ``.gz``) into a uint8 array."""
-    path = Path(path)
-    try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"cannot read IDX file {path}: {e}") from None
-    if len(data) < 8:
-        raise DataError(f"IDX file {path} is {len(data)} bytes, too short for a header")
-    magic = int.from_bytes(data[:4], "big")
-    if magic not in _MAGIC or (expected_magic is not None and magic != expected_magic):
-        want = expected_magic if expected_magic is not None else sorted(_MAGIC)
-        raise DataError(f"IDX file {path} has magic number {magic}, expected {want}")
-    ndim = _MAGIC[magic]
-    header = 4 + 4 * ndim
-    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + math.prod(dims)  # Python ints: a forged header cannot overflow the count
-    if len(data) != expected:
-        raise DataError(f"IDX file {path} is {len(data)} bytes, expected {expected} for shape {dims}")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
 @dataclass(frozen=True)
@@ -70,7 +53,8 @@ class MnistSplits:
     test_labels: np.ndarray
 
 
-def _checked(folder: Path, name: str, md5: str, magic: int, verify: bool) -> np.ndarray:
+def _verified(folder: Path, name: str, md5: str, verify: bool) -> Path:
+    """The file ``name`` in ``folder`` (or its uncompressed twin), checked against its published MD5."""
     path = folder / name
     raw_name = name.removesuffix(".gz")
     if not path.is_file():
@@ -79,7 +63,21 @@ def _checked(folder: Path, name: str, md5: str, magic: int, verify: bool) -> np.
         raise DataError(
             f"MNIST file {path} has MD5 {got}, expected the published {md5}; the file is corrupt or not MNIST"
         )
-    return read_idx(path, magic)
+    return path
+
+
+def _checked(folder: Path, name: str, md5: str, magic: int, verify: bool) -> np.ndarray:
+    return read_idx(_verified(folder, name, md5, verify), magic)
+
+
+def mnist_files(data: str | os.PathLike[str] | None = None, *, verify: bool = True) -> tuple[Path, Path]:
+    """The training and test image files (their labels files beside them), checked against their MD5s.
+
+    What ``rnnedge train mnist-lstm`` gives ``rnnedge train classifier`` (IDX images read row by row).
+    """
+    folder = ensure_files("mnist", MNIST_FILES, data)
+    train_images, _, test_images, _ = (_verified(folder, f.name, f.md5, verify).resolve() for f in MNIST_FILES)
+    return train_images, test_images
 
 
 def load_mnist(data: str | os.PathLike[str] | None = None, *, verify: bool = True) -> MnistSplits:

@@ -68,12 +68,16 @@ def build_vocabulary(words: Iterable[str], max_size: int | None = None, *, min_c
 
 @dataclass(frozen=True)
 class PTBCorpus:
-    """int64 token ids ``(N,)`` of each split and the vocabulary they index (any word corpus, PTB's first)."""
+    """int64 token ids ``(N,)`` of each split and the vocabulary they index (any word corpus, PTB's first).
+
+    ``files``: the absolute paths of the train, valid and test files read, for the checkpoint.
+    """
 
     train: np.ndarray
     valid: np.ndarray
     test: np.ndarray
     vocabulary: tuple[str, ...]
+    files: tuple[str, ...] = ()
 
     @property
     def unk_id(self) -> int:
@@ -127,7 +131,8 @@ def load_ptb(data: str | os.PathLike[str] | None = None, *, custom: bool = False
         raise DataError(f"PTB training file has {len(vocab)} word types, expected {PTB_VOCAB_SIZE}")
     probe = PTBCorpus(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), vocab)
     train, valid, test = (probe.encode(splits[s]) for s in ("train", "valid", "test"))
-    return PTBCorpus(train, valid, test, vocab)
+    files = tuple(str((folder / f.name).resolve()) for f in PTB_FILES)
+    return PTBCorpus(train, valid, test, vocab, files)
 
 
 def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:

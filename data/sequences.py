@@ -1,8 +1,9 @@
 """A user's labelled sequences, whatever file they came from, and what training needs from them.
 
-``read_sequences(path)`` reads a UEA/UCR ``.ts`` file (:mod:`.ts`) or an ``.npz`` file (:mod:`.npz`)
-into one :class:`SequenceDataset`: a tuple of float32 ``(T_i, F)`` arrays, one per case, unpadded, so
-that nothing downstream can mistake padding for data. Beside it:
+``read_sequences(path)`` reads a UEA/UCR ``.ts`` file (:mod:`.ts`), an ``.npz`` file (:mod:`.npz`) or
+an IDX image file read row by row (:mod:`.idx`) into one :class:`SequenceDataset`: a tuple of
+``(T_i, F)`` arrays, one per case, unpadded, so that nothing downstream can mistake padding for
+data. Beside it:
 
 - :class:`ChannelStats` — per-channel mean and standard deviation over the valid steps of a
   training split (padding never counts, because the sequences hold none), to be stored with the
@@ -72,7 +73,8 @@ class SequenceFileError(DataError):  # type: ignore[misc,unused-ignore]  # Any w
 class SequenceDataset:
     """Labelled sequences of one split.
 
-    - ``sequences``: one float32 array ``(T_i, F)`` per case, ``T_i >= 1``, every value finite, read-only.
+    - ``sequences``: one array ``(T_i, F)`` per case, ``T_i >= 1``, every value finite, read-only; float32,
+      or uint8 for images (pixels stay what the file holds, as the runtime receives them).
     - ``labels``: int64 ``(N,)``, each an index into ``class_names``.
     - ``class_names``: the classes in their fixed order (a ``.ts`` file's ``@classLabel`` order, or as
       documented in :mod:`.npz`); a model's output ``k`` means ``class_names[k]``.
@@ -100,9 +102,16 @@ class SequenceDataset:
             )
         width = self.sequences[0].shape[-1] if self.sequences[0].ndim == 2 else -1
         for i, s in enumerate(self.sequences):
-            if s.dtype != np.float32 or s.ndim != 2 or s.shape[0] < 1 or s.shape[1] != width or width < 1:
+            if (
+                s.dtype not in (np.float32, np.uint8)
+                or s.ndim != 2
+                or s.shape[0] < 1
+                or s.shape[1] != width
+                or width < 1
+            ):
                 raise DataError(
-                    f"sequence {i} must be float32 of shape (T, {width}) with T >= 1, got {s.dtype} of shape {s.shape}"
+                    f"sequence {i} must be float32 or uint8 of shape (T, {width}) with T >= 1, "
+                    f"got {s.dtype} of shape {s.shape}"
                 )
             if not np.isfinite(s).all():
                 raise DataError(f"sequence {i} contains NaN or infinity")
@@ -165,7 +174,7 @@ class ChannelStats:
     std: np.ndarray
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        """float32 ``(..., F)`` in, float32 ``(..., F)`` out."""
+        """float32 or uint8 ``(..., F)`` in, float32 ``(..., F)`` out."""
         if x.shape[-1:] != self.mean.shape:
             raise DataError(f"expected values with {self.mean.shape[0]} channels, got shape {x.shape}")
         out: np.ndarray = ((x - self.mean) / self.std).astype(np.float32)
@@ -186,21 +195,26 @@ class ChannelStats:
         return cls(mean, std)
 
 
-def channel_stats(dataset: SequenceDataset) -> ChannelStats:
+def channel_stats(dataset: SequenceDataset, *, per_channel: bool = True) -> ChannelStats:
     """Mean and (population) std of each channel over every valid step of ``dataset`` — its training split.
 
     Computed in float64 over the unpadded sequences, so padding cannot count and long cases weigh
-    in proportion to their steps.
+    in proportion to their steps. ``per_channel=False`` gives every channel the statistics of all
+    values together (for channels of one kind, such as an image's pixels).
     """
     total = np.zeros(dataset.num_channels, dtype=np.float64)
     steps = 0
     for s in dataset.sequences:
         total += s.sum(axis=0, dtype=np.float64)
         steps += s.shape[0]
+    if not per_channel:
+        total, steps = np.full_like(total, total.sum()), steps * dataset.num_channels
     mean = total / steps
     squares = np.zeros(dataset.num_channels, dtype=np.float64)
     for s in dataset.sequences:
         squares += ((s.astype(np.float64) - mean) ** 2).sum(axis=0)
+    if not per_channel:
+        squares = np.full_like(squares, squares.sum())
     std = np.sqrt(squares / steps)
     std = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
     return ChannelStats(mean.astype(np.float32), std.astype(np.float32))
@@ -243,23 +257,30 @@ def read_sequences(
     max_line_bytes: int | None = None,
     max_bytes: int | None = None,
 ) -> SequenceDataset:
-    """Read a ``.ts`` or ``.npz`` file of labelled sequences, chosen by the file's suffix.
+    """Read a ``.ts``, ``.npz`` or IDX image file of labelled sequences, chosen by the file's name.
 
     ``class_names``: the training split's classes, for a test or validation file: labels are mapped
     onto them (a label outside them is an error). ``max_line_bytes`` bounds a ``.ts`` file's lines,
     ``max_bytes`` an ``.npz`` file's arrays (each reader's default when ``None``; the other is ignored).
     """
+    from .idx import is_idx_images, read_idx_sequences  # here: every reader imports this module
+
     p = Path(path)
+    idx = is_idx_images(p)
     suffix = p.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise DataError(f"{p}: cannot read sequences from a '{p.suffix}' file; expected one of {', '.join(SUFFIXES)}")
+    if not idx and suffix not in SUFFIXES:
+        raise DataError(
+            f"{p}: cannot read sequences from a '{p.suffix}' file; expected one of {', '.join(SUFFIXES)}, "
+            "or IDX images named NAME-images-idx3-ubyte[.gz]"
+        )
     if not p.exists():
         raise DataError(f"{p}: no such file")
     if not p.is_file():
         raise DataError(f"{p}: is not a file")
-    # Imported here: both readers import this module for the dataclass and the error.
+    if idx:
+        return read_idx_sequences(p, class_names=class_names)
     if suffix == ".ts":
-        from .ts import MAX_LINE_BYTES, read_ts
+        from .ts import MAX_LINE_BYTES, read_ts  # here, as above
 
         return read_ts(
             p, class_names=class_names, max_line_bytes=MAX_LINE_BYTES if max_line_bytes is None else max_line_bytes

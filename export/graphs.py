@@ -17,11 +17,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from rnnedge.training.models import GRULanguageModel, RowLSTMClassifier, SequenceClassifier, WordLanguageModel
+from rnnedge.training.models import GRULanguageModel, SequenceClassifier, WordLanguageModel
 
 __all__ = [
     "OPSET",
-    "classifier_graph",
     "gru_weights",
     "language_model_graph",
     "lstm_weights",
@@ -161,69 +160,6 @@ class _Graph:
 
 def _info(name: str, dtype: int, shape: list[int | str]) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, dtype, shape)
-
-
-def classifier_graph(model: RowLSTMClassifier) -> onnx.ModelProto:
-    """Row classifier with streaming state: the output after a chunk is the model's output on the whole prefix.
-
-    Causal state: ``h``, ``c`` ``(1, batch, H)``, ``h_sum`` ``(batch, H)`` (sum of LSTM
-    outputs so far), ``steps`` ``(batch, 1)`` (rows so far). The bidirectional model keeps
-    that state for its forward direction and adds ``prefix`` ``(batch, received, F)``: the
-    backward direction re-reads every row received so far.
-    """
-    cfg = model.config
-    hid, feat, ncls = cfg.hidden_size, cfg.input_size, cfg.num_classes
-    g = _Graph()
-    axes0 = g.const("axes0", np.array([0], np.int64))
-    axes1 = g.const("axes1", np.array([1], np.int64))
-    g.op("Transpose", ["x"], "x_tbf", perm=[1, 0, 2])  # (T, B, F)
-    y = g.lstm("fwd", "x_tbf", model.lstm, 0, "h", "c")  # (T, 1, B, H)
-    g.op("Squeeze", [y, axes1], "fwd_y")  # (T, B, H)
-    g.op("ReduceSum", ["fwd_y", axes0], "fwd_chunk_sum", keepdims=0)  # (B, H)
-    g.op("Add", ["h_sum", "fwd_chunk_sum"], "h_sum_out")
-    g.op("Shape", ["x"], "x_shape")
-    g.op("Gather", ["x_shape", axes1], "chunk_len_i")  # (1,)
-    g.op("Cast", ["chunk_len_i"], "chunk_len", to=_F32)
-    g.op("Add", ["steps", "chunk_len"], "steps_out")  # (B, 1)
-    g.op("Identity", ["fwd_h"], "h_out")
-    g.op("Identity", ["fwd_c"], "c_out")
-    total = "h_sum_out"
-    extra_in: list[onnx.ValueInfoProto] = []
-    extra_out: list[onnx.ValueInfoProto] = []
-    if cfg.bidirectional:
-        g.op("Concat", ["prefix", "x"], "prefix_out", axis=1)  # (B, P+T, F)
-        g.op("Transpose", ["prefix_out"], "rows_tbf", perm=[1, 0, 2])
-        yb = g.lstm("bwd", "rows_tbf", model.lstm, 0, reverse=True)
-        g.op("Squeeze", [yb, axes1], "bwd_y")
-        g.op("ReduceSum", ["bwd_y", axes0], "bwd_sum", keepdims=0)  # (B, H)
-        g.op("Concat", ["h_sum_out", "bwd_sum"], "both_sum", axis=1)  # (B, 2H)
-        total = "both_sum"
-        extra_in = [_info("prefix", _F32, ["batch", "received", feat])]
-        extra_out = [_info("prefix_out", _F32, ["batch", "received_out", feat])]
-    g.op("Div", [total, "steps_out"], "mean")  # (B, D*H)
-    w = model.head.weight.detach().numpy().astype(np.float32)
-    b = model.head.bias.detach().numpy().astype(np.float32)
-    g.op("Gemm", ["mean", g.const("head.weight", w), g.const("head.bias", b)], "logits", transB=1)
-    g.op("Softmax", ["logits"], "probs", axis=-1)
-    state_in = [
-        _info("h", _F32, [1, "batch", hid]),
-        _info("c", _F32, [1, "batch", hid]),
-        _info("h_sum", _F32, ["batch", hid]),
-        _info("steps", _F32, ["batch", 1]),
-    ]
-    state_out = [
-        _info("h_out", _F32, [1, "batch", hid]),
-        _info("c_out", _F32, [1, "batch", hid]),
-        _info("h_sum_out", _F32, ["batch", hid]),
-        _info("steps_out", _F32, ["batch", 1]),
-    ]
-    outputs = [_info("logits", _F32, ["batch", ncls]), _info("probs", _F32, ["batch", ncls])]
-    return g.model(
-        "rnnedge_row_bilstm" if cfg.bidirectional else "rnnedge_row_lstm",
-        [_info("x", _F32, ["batch", "sequence", feat]), *state_in, *extra_in],
-        [*outputs, *state_out, *extra_out],
-        "Row-by-row image classifier; logits/probs describe the whole prefix fed so far.",
-    )
 
 
 def language_model_graph(model: WordLanguageModel | GRULanguageModel) -> onnx.ModelProto:

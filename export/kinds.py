@@ -5,7 +5,7 @@ validation reference (PyTorch in numpy terms, with each quantity's scale), its m
 builder (the fields that differ by kind: the runtime kind, preprocessing and labels or the
 vocabulary, quality, notes) and how the quality of a file of this kind is measured. The
 exporter looks kinds up here and switches on no kind name. rnnedge's own kinds live in
-:mod:`.row_classifier` and :mod:`.word_lm`; a new kind is a module like them that calls
+:mod:`.sequence_classifier` and :mod:`.word_lm`; a new kind is a module like them that calls
 :func:`register`.
 """
 
@@ -84,4 +84,4 @@ def export_kind_for(checkpoint_kind: object) -> ExportKind:
 
 def _load_builtin_kinds() -> None:
     """Import the modules that register rnnedge's own kinds (they register on import)."""
-    from . import row_classifier, sequence_classifier, word_lm  # noqa: F401
+    from . import sequence_classifier, word_lm  # noqa: F401

@@ -17,16 +17,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rnnedge.runtime import ClassifierModel, LanguageModel, load
+from rnnedge.runtime import LanguageModel, load
 
 __all__ = [
     "CLASSIFY_CHUNK",
     "PERPLEXITY_WINDOW",
     "Measured",
-    "classifier_quality",
     "format_quality",
     "language_model_quality",
     "measure_quality",
+    "test_file_of",
 ]
 
 # What `rnnedge classify` and `rnnedge perplexity` do by default (cli/infer.py).
@@ -42,43 +42,24 @@ class Measured:
     how: dict[str, str] = field(default_factory=dict)
 
 
-def classifier_quality(model_path: Path, data: str | os.PathLike[str] | None = None) -> Measured:
-    """``test_accuracy`` on the 10,000 MNIST test images, as ``rnnedge classify FILE`` computes it."""
-    from rnnedge.data.mnist import load_mnist
+def test_file_of(model_path: Path, data: str | os.PathLike[str] | None = None) -> Path:
+    """The file a model's quality is measured on: ``data`` if it is a file, else the test file training recorded.
 
-    with load(model_path, provider="cpu") as model:
-        if not isinstance(model, ClassifierModel):
-            raise TypeError(f"{model_path} is a {model.kind}, not a classifier")
-        test = load_mnist(data)
-        images, labels = test.test_images, test.test_labels
-        correct = 0
-        for i in range(0, len(images), CLASSIFY_CHUNK):
-            correct += int(
-                (model.predict(images[i : i + CLASSIFY_CHUNK]).argmax(1) == labels[i : i + CLASSIFY_CHUNK]).sum()
-            )
-    how = (
-        f"`rnnedge classify FILE`: the {len(images):,} MNIST test images, {CLASSIFY_CHUNK} per predict call "
-        "(its default batches), CPU provider"
-    )
-    return Measured({"test_accuracy": correct / len(images)}, {"test_accuracy": how})
+    The recorded file is looked for where it was, then in the data folder ``data`` (or
+    ``$RNNEDGE_DATA``, or the cache) under its name (:func:`~rnnedge.data.datasets.recorded_test_file`).
+    """
+    from rnnedge.data.datasets import recorded_test_file
+    from rnnedge.runtime import read_metadata
+
+    return recorded_test_file(read_metadata(model_path).config.get("data"), data)
 
 
 def language_model_quality(model_path: Path, data: str | os.PathLike[str] | None = None) -> Measured:
-    """``test_perplexity`` on the model's test text, as ``rnnedge perplexity FILE TEST`` computes it.
+    """``test_perplexity`` on the model's test text (:func:`test_file_of`), as ``rnnedge perplexity FILE TEST``.
 
-    The test text is the one training read (the metadata's ``config.data.test``, for a model of
-    a user's text) when that file is here, else PTB's ``ptb.test.txt``. A character model adds
-    ``test_bpc``, bits per character.
+    A character model adds ``test_bpc``, bits per character.
     """
-    from rnnedge.data.datasets import PTB_FILES, ensure_files
-    from rnnedge.runtime import read_metadata
-
-    own = read_metadata(model_path).config.get("data")
-    own_test = own.get("test") if isinstance(own, dict) else None
-    if isinstance(own_test, str) and Path(own_test).is_file():
-        test_file = Path(own_test)
-    else:
-        test_file = ensure_files("ptb", PTB_FILES, data) / "ptb.test.txt"
+    test_file = test_file_of(model_path, data)
     with load(model_path, provider="cpu", threads=1) as model:
         if not isinstance(model, LanguageModel):
             raise TypeError(f"{model_path} is a {model.kind}, not a language model")

@@ -18,18 +18,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from rnnedge.errors import CheckpointError, DataError, ModelFileError
-from rnnedge.runtime import ClassifierModel, load, read_metadata
+from rnnedge.errors import CheckpointError
+from rnnedge.runtime import ClassifierModel, load
 from rnnedge.runtime.metadata import Standardize
 from rnnedge.training.models import SequenceClassifier
 
 from .graphs import sequence_classifier_graph
 from .kinds import ExportKind, register
-from .quality import CLASSIFY_CHUNK, Measured
-from .row_classifier import checkpoint_labels
+from .quality import CLASSIFY_CHUNK, Measured, test_file_of
 from .validate import Reference, magnitude, running_sum, unit
 
-__all__ = ["KIND", "sequence_classifier_fields", "sequence_classifier_reference", "sequence_file_quality"]
+__all__ = [
+    "KIND",
+    "checkpoint_labels",
+    "sequence_classifier_fields",
+    "sequence_classifier_reference",
+    "sequence_file_quality",
+]
 
 
 def _standardize(ckpt: Mapping[str, Any], channels: int) -> Standardize:
@@ -54,6 +59,18 @@ def _standardize(ckpt: Mapping[str, Any], channels: int) -> Standardize:
     if min(parts[1]) <= 0:
         raise CheckpointError(f"checkpoint standardize.std has {min(parts[1])}; expected every std > 0")
     return Standardize(parts[0], parts[1])
+
+
+def checkpoint_labels(ckpt: Mapping[str, Any], num_classes: int) -> tuple[str, ...]:
+    """A classifier checkpoint's class names, checked against its model's number of classes."""
+    raw = ckpt.get("labels")
+    if raw is None:
+        raise CheckpointError(f"a {ckpt['kind']!r} checkpoint must carry its class labels; this one has none")
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(x, str) for x in raw) or len(raw) != num_classes:
+        raise CheckpointError(
+            f"checkpoint labels are {raw!r:.200}; expected {num_classes} strings, one per class of its model"
+        )
+    return tuple(raw)
 
 
 def sequence_classifier_fields(ckpt: Mapping[str, Any], model: SequenceClassifier) -> dict[str, Any]:
@@ -95,31 +112,22 @@ def sequence_classifier_reference(model: SequenceClassifier) -> Reference:
 
 
 def sequence_file_quality(model_path: Path, data: str | os.PathLike[str] | None = None) -> Measured:
-    """``test_accuracy`` on the test file the model was trained with (``config.data.test``), through the runtime.
+    """``test_accuracy`` on the model's test file (:func:`~.quality.test_file_of`), through the runtime.
 
-    ``data``, when it names a ``.ts`` or ``.npz`` file, is measured instead (the same problem's
-    labelled sequences). As ``rnnedge classify FILE --test TEST`` computes it.
+    As ``rnnedge classify FILE`` computes it: the file's labelled sequences, :data:`CLASSIFY_CHUNK`
+    per ``predict`` call.
     """
     from rnnedge.data.sequences import read_sequences
 
-    meta = read_metadata(model_path)
-    recorded = meta.config.get("data")
-    test_file = data if data is not None and Path(data).is_file() else None
-    if test_file is None:
-        test_file = recorded.get("test") if isinstance(recorded, Mapping) else None
-    if not isinstance(test_file, (str, os.PathLike)):
-        raise ModelFileError(f"cannot measure {model_path}: its metadata names no test file (config.data.test)")
-    if not Path(test_file).is_file():
-        raise DataError(f"cannot measure {model_path}: its test file {test_file} is not there")
-    assert meta.labels is not None
-    test = read_sequences(test_file, class_names=meta.labels)
+    test_file = test_file_of(model_path, data)
     with load(model_path, provider="cpu") as model:
         if not isinstance(model, ClassifierModel):
             raise TypeError(f"{model_path} is a {model.kind}, not a classifier")
+        test = read_sequences(test_file, class_names=model.labels)
         probs = model.predict(list(test.sequences), batch_size=CLASSIFY_CHUNK)
     accuracy = float((probs.argmax(1) == test.labels).mean())
     how = (
-        f"`rnnedge classify FILE --test {Path(test_file).name}`: its {len(test)} sequences, {CLASSIFY_CHUNK} per "
+        f"`rnnedge classify FILE --test {test_file.name}`: its {len(test)} sequences, {CLASSIFY_CHUNK} per "
         "predict call, CPU provider"
     )
     return Measured({"test_accuracy": accuracy}, {"test_accuracy": how})

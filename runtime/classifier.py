@@ -51,6 +51,13 @@ class ClassifierCodec(Codec):
         std = metadata.standardize
         self._channel_mean = np.asarray(std.mean, dtype=np.float32) if std else None
         self._channel_std = np.asarray(std.std, dtype=np.float32) if std else None
+        self._channels = np.arange(size)
+        self._channel_values: np.ndarray | None = None  # (256, F): what each uint8 value becomes in each channel
+        if self._channel_mean is not None and self._channel_std is not None:
+            values = np.arange(256, dtype=np.float32)[:, None] - self._channel_mean  # as _standardise_channels
+            values /= self._channel_std
+            values.flags.writeable = False
+            self._channel_values = values
 
     def _standardise(self, x: np.ndarray) -> np.ndarray:
         """Subtract the mean and divide by the std, in place and in float32, in the order training applies them."""
@@ -94,6 +101,10 @@ class ClassifierCodec(Codec):
             raise InputError(f"rows must not be empty, got {describe(rows)}")
         if rows.shape[-1] != self.feature_size:
             raise InputError(f"each row must have {self.feature_size} values (channels), got {describe(rows)}")
+        if rows.dtype == _UINT8:  # pixels, say: one table look-up, the values the arithmetic below gives
+            assert self._channel_values is not None
+            looked_up: np.ndarray = self._channel_values[rows, self._channels]
+            return looked_up
         if rows.dtype.kind not in "iuf":
             raise InputError(f"rows must be ints or floats, got {describe(rows)}")
         if rows.dtype.kind == "f" and not all_finite(rows):
@@ -109,13 +120,12 @@ class ClassifierCodec(Codec):
 
     def to_graph(self, rows: Any) -> np.ndarray:
         """One row ``(F,)`` or rows ``(T, F)`` -> the graph input ``(1, T, F)``, normalised."""
-        if (
-            isinstance(rows, np.ndarray)
-            and rows.shape == self._row_shape
-            and rows.dtype == _UINT8
-            and self._channel_mean is None
-        ):
-            row: np.ndarray = self._pixel_values[rows[None, None]]  # one row of pixels: the streaming case
+        if isinstance(rows, np.ndarray) and rows.shape == self._row_shape and rows.dtype == _UINT8:
+            # One row of pixels: the streaming case, one table look-up.
+            if self._channel_values is not None:
+                per_channel: np.ndarray = self._channel_values[rows[None, None], self._channels]
+                return per_channel
+            row: np.ndarray = self._pixel_values[rows[None, None]]
             return row
         if not isinstance(rows, np.ndarray) or rows.ndim not in (1, 2):
             raise InputError(
@@ -126,11 +136,13 @@ class ClassifierCodec(Codec):
     def stack(self, items: list[Any]) -> np.ndarray | None:
         """One uint8 row ``(F,)`` for every stream -> ``(N, 1, F)`` normalised."""
         shape = self._row_shape
-        if self._channel_mean is not None:
-            return None
         if all(isinstance(r, np.ndarray) and r.dtype == _UINT8 and r.shape == shape for r in items):
-            rows: np.ndarray = self._pixel_values[np.stack(items)]
-            return rows[:, None]
+            stacked = np.stack(items)[:, None]  # (N, 1, F)
+            if self._channel_values is not None:
+                per_channel: np.ndarray = self._channel_values[stacked, self._channels]
+                return per_channel
+            rows: np.ndarray = self._pixel_values[stacked]
+            return rows
         return None
 
     def check_state(self, arrays: Mapping[str, Any]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 import onnxruntime as ort
@@ -22,6 +22,8 @@ from .metadata import ModelMetadata
 from .state import State
 from .stream import Stream
 from .stream_batch import StreamBatch
+
+ModelT = TypeVar("ModelT", bound="Model")
 
 __all__ = ["Model", "Outputs"]
 
@@ -87,7 +89,7 @@ class Model:
         """Release the onnxruntime session; later calls raise :class:`ModelClosedError`."""
         self.engine.close()
 
-    def __enter__(self) -> Model:
+    def __enter__(self: ModelT) -> ModelT:
         return self
 
     def __exit__(self, *exc: object) -> None:

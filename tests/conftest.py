@@ -52,15 +52,22 @@ def mnist(data_dir: Path):
 
 
 def train_tiny(data_dir: Path, out: Path, *, bidirectional: bool = False, steps: int = 40) -> Path:
+    """The MNIST row classifier (``rnnedge train mnist-lstm``'s preset) with 24 units, ``steps`` steps of 64 images."""
     pytest.importorskip("torch", reason="training a model needs the train extra")
-    from rnnedge.training.models import RowClassifierConfig
-    from rnnedge.training.train_classifier import ClassifierTrainConfig, train_classifier
+    from dataclasses import replace
 
-    train_classifier(
-        RowClassifierConfig(hidden_size=24, bidirectional=bidirectional),
-        ClassifierTrainConfig(epochs=1, max_steps=steps, batch_size=64, lr=5e-3),
+    from rnnedge.data.mnist import mnist_files
+    from rnnedge.training.config import MNIST_BILSTM, MNIST_LSTM
+    from rnnedge.training.train_sequences import train_sequence_classifier
+
+    preset = MNIST_BILSTM if bidirectional else MNIST_LSTM
+    train_images, test_images = mnist_files(data_dir)
+    train_sequence_classifier(
+        replace(preset.model, hidden_size=24),
+        replace(preset.train, epochs=1, max_steps=steps, batch_size=64, lr=5e-3),
         out,
-        data=data_dir,
+        train_file=train_images,
+        test_file=test_images,
         quiet=True,
     )
     return out / "checkpoint.pt"

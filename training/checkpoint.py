@@ -19,7 +19,9 @@ from torch import nn
 from rnnedge.data.atomic import atomic_output
 from rnnedge.errors import CheckpointError
 
-__all__ = ["build_model", "check_resumable", "load_checkpoint", "same_kind", "save_checkpoint"]
+from .old_checkpoints import upgrade_checkpoint
+
+__all__ = ["build_model", "check_not_upgraded", "check_resumable", "load_checkpoint", "same_kind", "save_checkpoint"]
 
 _REQUIRED = ("kind", "model", "config")
 _MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive; the legacy format is a bare pickle
@@ -67,6 +69,7 @@ def load_checkpoint(path: str | os.PathLike[str], kind: str | tuple[str, ...] | 
             f"checkpoint {path} has {got}; expected kind: str, model: dict of tensors, config: dict; "
             "it was not written by rnnedge"
         )
+    ckpt = upgrade_checkpoint(ckpt)  # an earlier version's kinds, read as today's
     kinds = (kind,) if isinstance(kind, str) else kind
     if kinds is not None and not any(same_kind(ckpt["kind"], k) for k in kinds):
         raise CheckpointError(f"checkpoint {path} holds a {ckpt['kind']!r} model, expected {' or '.join(kinds)}")
@@ -99,6 +102,16 @@ def build_model(ckpt: dict[str, Any], config_cls: Callable[..., Any], model_cls:
             "(did training diverge?)"
         )
     return model.eval()
+
+
+def check_not_upgraded(ckpt: dict[str, Any], path: Path) -> None:
+    """Refuse to resume a checkpoint an earlier version wrote as another kind (it exports; it does not resume)."""
+    if "upgraded_from" in ckpt:
+        raise CheckpointError(
+            f"cannot resume {path}: an earlier rnnedge wrote it as a {ckpt['upgraded_from']!r} model, which this "
+            "version reads as a sequence classifier; it exports as it is (rnnedge export), but training cannot "
+            "continue it: train into a new folder"
+        )
 
 
 def check_resumable(

@@ -9,75 +9,25 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .config import LanguageModelConfig, RowClassifierConfig, SequenceClassifierConfig
+from .config import LanguageModelConfig, SequenceClassifierConfig
 from .kinds import ModelKind, register
 
 __all__ = [
     "GRU_LM",
     "LM_KINDS",
-    "RNN_CLASSIFIER",
     "SEQUENCE_CLASSIFIER",
     "WORD_LM",
     "ClassifierState",
     "GRULanguageModel",
     "LMState",
     "LanguageModelConfig",
-    "RowClassifierConfig",
-    "RowLSTMClassifier",
     "SequenceClassifier",
     "SequenceClassifierConfig",
     "WordLanguageModel",
 ]
 
-# Causal: (h (1,B,H), c (1,B,H), running sum of outputs (B,H), steps (B,1)).
-# Bidirectional adds the rows received so far (B,P,F), which the backward direction re-reads.
-ClassifierState = tuple[Tensor, ...]
+ClassifierState = tuple[Tensor, ...]  # parts named by SequenceClassifier.state_names
 LMState = tuple[Tensor, Tensor]  # h, c: (num_layers, B, H) each
-
-
-class RowLSTMClassifier(nn.Module):
-    """LSTM (optionally bidirectional) -> mean over time -> linear; returns logits."""
-
-    def __init__(self, config: RowClassifierConfig) -> None:
-        super().__init__()
-        self.config = config
-        directions = 2 if config.bidirectional else 1
-        self.lstm = nn.LSTM(config.input_size, config.hidden_size, batch_first=True, bidirectional=config.bidirectional)
-        self.head = nn.Linear(directions * config.hidden_size, config.num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Whole-sequence logits ``(B, C)`` for preprocessed rows ``x`` ``(B, T, F)``."""
-        out, _ = self.lstm(x)  # (B, T, D*H)
-        logits: Tensor = self.head(out.mean(dim=1))  # (B, C)
-        return logits
-
-    def init_state(self, batch: int) -> ClassifierState:
-        """Zero streaming state for ``batch`` sequences (see :data:`ClassifierState`)."""
-        h = self.config.hidden_size
-        zeros = torch.zeros(1, batch, h), torch.zeros(1, batch, h), torch.zeros(batch, h), torch.zeros(batch, 1)
-        if self.config.bidirectional:
-            return (*zeros, torch.zeros(batch, 0, self.config.input_size))
-        return zeros
-
-    def forward_stream(self, x: Tensor, state: ClassifierState) -> tuple[Tensor, ClassifierState]:
-        """Logits after the prefix seen so far plus ``x``, and the state to carry on.
-
-        The causal model carries ``(h, c, sum, steps)`` so a chunk costs O(chunk). A
-        bidirectional model's backward direction depends on the whole prefix, so this
-        reference simply re-runs the full prefix: it defines what a stream must return.
-        """
-        if not self.config.bidirectional:
-            h, c, total, steps = state
-            out, (h, c) = self.lstm(x, (h, c))  # out: (B, T, H)
-            total = total + out.sum(dim=1)
-            steps = steps + x.shape[1]
-            return self.head(total / steps), (h, c, total, steps)
-        h, c, total, steps, prefix = state
-        rows = torch.cat([prefix, x], dim=1)  # (B, P+T, F)
-        out, (h_n, c_n) = self.lstm(rows)  # out: (B, P+T, 2H); h_n: (2, B, H)
-        hidden = self.config.hidden_size
-        logits = self.head(out.mean(dim=1))
-        return logits, (h_n[:1], c_n[:1], out[..., :hidden].sum(dim=1), steps + x.shape[1], rows)
 
 
 class SequenceClassifier(nn.Module):
@@ -118,15 +68,16 @@ class SequenceClassifier(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Logits ``(B, C)`` for normalised ``x`` ``(B, T, F)`` whose sequence ``b`` has ``lengths[b]`` valid steps."""
         b, t, _ = x.shape
-        if lengths is None:
+        if lengths is None or bool((lengths == t).all()):  # nothing to pack: the same values, faster
+            out, final = self.rnn(x)
             lengths = torch.full((b,), t, dtype=torch.int64)
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out_packed, final = self.rnn(packed)
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out_packed, final = self.rnn(packed)
+            if self.config.head == "mean":
+                out, _ = nn.utils.rnn.pad_packed_sequence(out_packed, batch_first=True, total_length=t)  # 0 past
         h_n = final[0] if isinstance(final, tuple) else final  # (L*D, B, H), at each sequence's last valid step
         if self.config.head == "mean":
-            out, _ = nn.utils.rnn.pad_packed_sequence(
-                out_packed, batch_first=True, total_length=t
-            )  # (B, T, D*H), 0 past
             features = out.sum(dim=1) / lengths.to(out.dtype)[:, None]  # (B, D*H)
         elif self.config.bidirectional:
             features = torch.cat([h_n[-2], h_n[-1]], dim=1)  # top layer: forward's last step, backward's first
@@ -214,9 +165,6 @@ class WordLanguageModel(_TokenModel):
         return self.decoder(self.drop(out)), (h, c)  # (B, T, V)
 
 
-RNN_CLASSIFIER = register(
-    ModelKind("rnn_classifier", RowClassifierConfig, RowLSTMClassifier, aliases=("mnist-lstm", "mnist-bilstm"))
-)
 SEQUENCE_CLASSIFIER = register(ModelKind("sequence_classifier", SequenceClassifierConfig, SequenceClassifier))
 
 

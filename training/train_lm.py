@@ -187,7 +187,7 @@ class LanguageModelTask:
         self.name = name
         self.kind = LM_KINDS[cell].name
         self.tokens: str = getattr(corpus, "tokens", "words")
-        self.files: tuple[str, ...] = getattr(corpus, "files", ())
+        self.files: tuple[str, ...] = corpus.files
         cfg = train_config
         if model_config.vocab_size != len(corpus.vocabulary):
             model_config = replace(model_config, vocab_size=len(corpus.vocabulary))
@@ -303,7 +303,7 @@ class LanguageModelTask:
         rng = world.gather(
             _rng_states(world.device)[None].to(world.device if world.device.type == "cuda" else "cpu"), 0
         )
-        # Where a user's text came from (PTB's checkpoints stay as they were): export measures files on its test text.
+        # Where the text came from: export measures the file's quality on its test text.
         files = dict(zip(("train", "valid", "test"), self.files, strict=False))
         return {
             **({"data": {"tokens": self.tokens, **files}} if files else {}),

@@ -1,8 +1,10 @@
 """Training of a sequence classifier on a user's files (``rnnedge train classifier``).
 
 The data are labelled sequences of any length read by :func:`rnnedge.data.sequences.read_sequences`
-(a UEA/UCR ``.ts`` file or an ``.npz``). The training split's per-channel mean and std
-(:func:`~rnnedge.data.sequences.channel_stats`, over valid steps only) normalise every split; the
+(a UEA/UCR ``.ts`` file, an ``.npz``, or IDX images read row by row: the MNIST presets, ``rnnedge train
+mnist-lstm``, are this trainer with :data:`~rnnedge.training.config.CLASSIFIER_PRESETS`' settings).
+The training split's mean and std (:func:`~rnnedge.data.sequences.channel_stats`, over valid steps
+only; per channel, or over all values with ``normalize="global"``) normalise every split; the
 checkpoint carries them (``standardize``), the class names as the file writes them (``labels``)
 and where the data came from (``data``), so export needs nothing else. Validation comes from a
 ``--valid`` file or a stratified ``valid_fraction`` of the training file.
@@ -27,7 +29,7 @@ from torch import nn
 from rnnedge.data.sequences import SequenceDataset, channel_stats, read_sequences, split_validation
 from rnnedge.errors import CheckpointError, ConfigError
 
-from .checkpoint import load_checkpoint
+from .checkpoint import check_not_upgraded, load_checkpoint
 from .classification import ClassificationTask
 from .config import SequenceClassifierConfig, SequenceTrainConfig
 from .loop import budget_steps, run_training, torch_threads
@@ -45,9 +47,15 @@ class SequenceData:
     """
 
     def __init__(
-        self, train: SequenceDataset, valid: SequenceDataset | None, test: SequenceDataset, files: dict[str, Any]
+        self,
+        train: SequenceDataset,
+        valid: SequenceDataset | None,
+        test: SequenceDataset,
+        files: dict[str, Any],
+        *,
+        per_channel: bool = True,
     ):
-        self.stats = channel_stats(train)
+        self.stats = channel_stats(train, per_channel=per_channel)
         self.train = train.normalized(self.stats)
         self.valid = valid.normalized(self.stats) if valid is not None else None
         self.test = test.normalized(self.stats)
@@ -66,6 +74,7 @@ def load_sequence_data(
     *,
     valid_fraction: float = 0.2,
     seed: int = 0,
+    per_channel: bool = True,
 ) -> SequenceData:
     """Read the files (the test and validation files with the training file's class names) and split."""
     train = read_sequences(train_file)
@@ -93,7 +102,7 @@ def load_sequence_data(
         "test": str(Path(test_file).resolve()),
         "valid_fraction": None if valid_file is not None or valid is None else valid_fraction,
     }
-    return SequenceData(train, valid, test, files)
+    return SequenceData(train, valid, test, files, per_channel=per_channel)
 
 
 def _tensors(data: SequenceDataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -111,6 +120,24 @@ def evaluate(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, y: torch.
         logits = model(x[i : i + batch, : int(n.max())], n)
         correct += int((logits.argmax(1) == y[i : i + batch]).sum())
     return correct / len(x)
+
+
+def random_shift(x: torch.Tensor, max_shift: int, fill: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Translate each sequence of ``x`` ``(B, T, F)`` by up to ``max_shift`` steps and channels.
+
+    What moves in from outside reads ``fill`` ``(F,)`` (each channel's value for a raw zero: an
+    image's background). The model is unchanged; this only regularises training. Shifts come from
+    ``generator`` so training stays reproducible.
+    """
+    if max_shift == 0:
+        return x
+    b, t, f = x.shape
+    padded = torch.nn.functional.pad(x, (max_shift,) * 4, value=float("nan"))  # (B, T+2s, F+2s)
+    dy, dx = torch.randint(0, 2 * max_shift + 1, (2, b), generator=generator)
+    rows = (dy[:, None] + torch.arange(t))[:, :, None]  # (B, T, 1)
+    cols = (dx[:, None] + torch.arange(f))[:, None, :]  # (B, 1, F)
+    moved = padded[torch.arange(b)[:, None, None], rows, cols]
+    return torch.where(torch.isnan(moved), fill, moved)
 
 
 def _lr_at(cfg: SequenceTrainConfig, step: int, total: int) -> float:
@@ -137,6 +164,12 @@ class SequenceTask(ClassificationTask):
         n = len(data.train)
         self.check_batch_size(train_config.batch_size, n, "sequences")
         self.train_x, self.train_len, self.train_y = _tensors(data.train)
+        if train_config.shift > 0 and bool((self.train_len != self.train_len[0]).any()):
+            raise ConfigError(
+                f"shift={train_config.shift} translates sequences of one length (images); the training sequences' "
+                f"lengths are {int(self.train_len.min())}-{int(self.train_len.max())}: give shift=0"
+            )
+        self.zero = torch.from_numpy(data.stats.apply(np.zeros((1, data.train.num_channels), np.float32))[0])
         self.test_x, self.test_len, self.test_y = _tensors(data.test)
         self.valid = _tensors(data.valid) if data.valid is not None else None
         torch.manual_seed(train_config.seed)
@@ -162,7 +195,9 @@ class SequenceTask(ClassificationTask):
         x = self.train_x[idx, : int(lengths.max())]  # (b, T_batch, F)
         for group in self.optimizer.param_groups:
             group["lr"] = _lr_at(cfg, step, self.total_steps)
-        torch.manual_seed(cfg.seed * 100003 + 7919 * step + 1)  # dropout masks and noise: a function of the step
+        step_seed = cfg.seed * 100003 + 7919 * step + 1
+        x = random_shift(x, cfg.shift, self.zero, torch.Generator().manual_seed(step_seed))
+        torch.manual_seed(step_seed)  # dropout masks and noise: a function of the step
         if cfg.noise > 0:
             x = x + cfg.noise * torch.randn(x.shape)  # padding gets noise too: packing never reads it
         return self.learn(self.model(x, lengths), y)  # logits (b, C)
@@ -208,12 +243,19 @@ def train_sequence_classifier(
     read (and every malformed one refused) before anything is written in the run folder.
     """
     data = load_sequence_data(
-        train_file, test_file, valid_file, valid_fraction=train_config.valid_fraction, seed=train_config.seed
+        train_file,
+        test_file,
+        valid_file,
+        valid_fraction=train_config.valid_fraction,
+        seed=train_config.seed,
+        per_channel=train_config.normalize == "channel",
     )
     model_config = replace(model_config, input_size=data.train.num_channels, num_classes=len(data.class_names))
     run = open_run(out_dir, resume=resume, overwrite=overwrite, quiet=quiet)
     if resume:  # the settings are checked by the loop; the files are this kind's own
-        saved = load_checkpoint(run.checkpoint).get("data") or {}
+        ckpt = load_checkpoint(run.checkpoint)
+        check_not_upgraded(ckpt, run.checkpoint)
+        saved = ckpt.get("data") or {}
         differ = [
             f"{key} (checkpoint {saved.get(key)!r}, this run {value!r})"
             for key, value in data.files.items()

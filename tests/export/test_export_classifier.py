@@ -1,4 +1,7 @@
-"""Export of the row classifiers: graph shape, determinism, parity, and refusal of a wrong graph."""
+"""Export of the MNIST row classifier (the ``mnist-lstm`` preset of the sequence classifier).
+
+Graph shape, metadata, determinism, parity, and refusal of a wrong graph.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ def test_graph_is_native_lstm_with_symbolic_shapes(tiny_onnx: Path) -> None:
         v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
         for v in [*model.graph.input, *model.graph.output]
     }
-    assert shapes["x"] == ["batch", "sequence", 28]
+    assert shapes["x"] == ["batch", "sequence", 28] and shapes["lengths"] == ["batch"]
     assert shapes["logits"] == ["batch", 10] and shapes["probs"] == ["batch", 10]
     assert shapes["h"] == shapes["h_out"] == [1, "batch", 24]
     assert shapes["h_sum"] == shapes["h_sum_out"] == ["batch", 24]
@@ -43,9 +46,14 @@ def test_metadata_describes_the_model(tiny_onnx: Path, tiny_checkpoint: Path) ->
     meta = ModelMetadata.from_json(props[METADATA_KEY])
     ckpt = load_checkpoint(tiny_checkpoint)
     assert meta.kind == "causal_classifier" and meta.causal
-    assert meta.labels == tuple("0123456789")
-    assert meta.preprocessing is not None and abs(meta.preprocessing.scale - 1 / 255) < 1e-12
-    assert meta.config["model"] == ckpt["config"]
+    assert meta.labels == tuple("0123456789") and meta.format_version == 2
+    assert meta.preprocessing is None and meta.standardize is not None
+    # normalize="global": every pixel column gets the mean and std of all training pixels (MNIST's 0.1307 and
+    # 0.3081 of 255, within the training split's sampling)
+    assert len(set(meta.standardize.mean)) == 1 and len(set(meta.standardize.std)) == 1
+    assert meta.standardize.mean[0] / 255 == pytest.approx(0.1307, abs=2e-3)
+    assert meta.standardize.std[0] / 255 == pytest.approx(0.3081, abs=2e-3)
+    assert meta.config["model"] == ckpt["config"] and meta.config["data"]["test"].endswith("t10k-images-idx3-ubyte.gz")
     assert meta.quality["test_accuracy"] == pytest.approx(ckpt["metrics"]["test_accuracy"])
     assert [s.name for s in meta.states] == ["h", "c", "h_sum", "steps"]
     assert meta.producer["opset"] == str(OPSET) and meta.producer["torch"].startswith("2.")
@@ -92,45 +100,13 @@ def test_unknown_checkpoint_kind_is_refused(tiny_checkpoint: Path, tmp_path: Pat
     assert not (tmp_path / "odd.onnx").exists()
 
 
-def test_preprocessing_and_labels_come_from_the_checkpoint(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    from rnnedge.training.checkpoint import save_checkpoint
-
-    ckpt = load_checkpoint(tiny_checkpoint)
-    own = {"scale": 1.0, "mean": 0.5, "std": 0.25}
-    labels = [f"class {c}" for c in "abcdefghij"]
-    save_checkpoint(tmp_path / "own.pt", {**ckpt, "kind": "rnn_classifier", "preprocessing": own, "labels": labels})
-    meta = build_export(load_checkpoint(tmp_path / "own.pt")).metadata
-    assert meta.preprocessing is not None and (meta.preprocessing.mean, meta.preprocessing.std) == (0.5, 0.25)
-    assert meta.labels == tuple(labels) and meta.config["checkpoint_kind"] == "rnn_classifier"
-
-
-def test_only_old_mnist_checkpoints_fall_back_to_mnist_preprocessing(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    from rnnedge.training.checkpoint import save_checkpoint
-
-    ckpt = {k: v for k, v in load_checkpoint(tiny_checkpoint).items() if k not in ("preprocessing", "labels")}
-    old = build_export({**ckpt, "kind": "mnist-lstm"}).metadata
-    assert old.preprocessing is not None and (old.preprocessing.mean, old.preprocessing.std) == (0.1307, 0.3081)
-    assert old.labels == tuple("0123456789")
-    save_checkpoint(tmp_path / "new.pt", {**ckpt, "kind": "rnn_classifier"})
-    with pytest.raises(CheckpointError, match="must carry its input preprocessing"):
-        export_checkpoint(tmp_path / "new.pt", tmp_path / "new.onnx")
-    bad = {**ckpt, "kind": "rnn_classifier", "preprocessing": {"scale": 1.0, "mean": 0.0, "std": 1.0}}
-    with pytest.raises(CheckpointError, match="expected 10 strings"):
-        build_export({**bad, "labels": ["a", "b"]})
-    with pytest.raises(CheckpointError, match="finite numbers"):
-        build_export(
-            {**bad, "preprocessing": {"scale": 1.0, "mean": float("nan"), "std": 1.0}, "labels": list("0123456789")}
-        )
-    assert not (tmp_path / "new.onnx").exists()
-
-
 def test_export_imports_neither_trainer() -> None:
     import subprocess
     import sys
 
     code = (
         "import sys; import rnnedge.export.exporter, rnnedge.export.batch; "
-        "print([m for m in sys.modules if m.endswith(('train_classifier', 'train_lm'))])"
+        "print([m for m in sys.modules if m.endswith(('train_sequences', 'train_lm'))])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout

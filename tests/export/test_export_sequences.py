@@ -74,24 +74,6 @@ def test_gru_exports_with_native_gru_nodes_and_gets_no_int8(tmp_path: Path) -> N
     assert "cell=gru" in info.output and "num_layers=2" in info.output and "format_version: 2" in info.output
 
 
-def test_files_of_the_seeds_kinds_stay_version_1(tmp_path: Path) -> None:
-    from dataclasses import asdict
-
-    from rnnedge.training.checkpoint import save_checkpoint
-    from rnnedge.training.config import RowClassifierConfig
-    from rnnedge.training.models import RowLSTMClassifier
-
-    config = RowClassifierConfig(hidden_size=6)
-    save_checkpoint(
-        tmp_path / "row.pt",
-        {"kind": "mnist-lstm", "model": RowLSTMClassifier(config).state_dict(), "config": asdict(config)},
-    )
-    export_checkpoint(tmp_path / "row.pt", tmp_path / "row.onnx")
-    text = onnx.load(str(tmp_path / "row.onnx")).metadata_props[0].value
-    assert json.loads(text)["format_version"] == 1
-    assert '"lengths"' not in text and '"standardize"' not in text and '"data"' not in text
-
-
 def test_a_checkpoint_without_its_normalisation_is_refused(tmp_path: Path) -> None:
     ckpt_path = random_checkpoint(tmp_path / "c.pt")
     ckpt = torch.load(ckpt_path, weights_only=True)

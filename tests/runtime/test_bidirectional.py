@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnnedge.errors import InputError, StateError
+from rnnedge.errors import InputError
 from rnnedge.runtime import ClassifierModel, load
 
 
@@ -23,25 +23,27 @@ def model(tiny_bi_onnx: Path) -> ClassifierModel:
 
 def test_metadata_says_non_causal(model: ClassifierModel) -> None:
     assert model.kind == "noncausal_classifier" and not model.causal
-    assert [s.name for s in model.metadata.states] == ["h", "c", "h_sum", "steps", "prefix"]
+    assert [s.name for s in model.metadata.states] == ["prefix"]
     assert model.metadata.config["model"]["bidirectional"] is True
 
 
-def test_graph_has_forward_and_reverse_native_lstms(tiny_bi_onnx: Path) -> None:
+def test_graph_has_one_native_bidirectional_lstm(tiny_bi_onnx: Path) -> None:
     onnx = pytest.importorskip("onnx")
     nodes = [n for n in onnx.load(str(tiny_bi_onnx)).graph.node if n.op_type == "LSTM"]
     directions = sorted(next(a.s.decode() for a in n.attribute if a.name == "direction") for n in nodes)
-    assert directions == ["forward", "reverse"]
+    assert directions == ["bidirectional"]
 
 
 def test_every_prefix_matches_pytorch_on_that_prefix(model: ClassifierModel, mnist, tiny_bi_checkpoint: Path) -> None:
     torch = pytest.importorskip("torch")
     from rnnedge.training.checkpoint import load_checkpoint
-    from rnnedge.training.train_classifier import build_classifier, preprocess_pixels
+    from rnnedge.training.kinds import build_from_checkpoint
 
-    torch_model = build_classifier(load_checkpoint(tiny_bi_checkpoint))
+    ckpt = load_checkpoint(tiny_bi_checkpoint)
+    torch_model = build_from_checkpoint(ckpt)
     images = mnist.test_images[:4]
-    x = preprocess_pixels(images)
+    mean, std = (np.array(ckpt["standardize"][k], np.float32) for k in ("mean", "std"))
+    x = torch.from_numpy((images.astype(np.float32) - mean) / std)
     streams = [model.stream() for _ in images]
     for t in range(28):
         with torch.no_grad():
@@ -73,13 +75,3 @@ def test_bad_input_leaves_the_prefix_unchanged(model: ClassifierModel, mnist) ->
     np.testing.assert_allclose(
         restored.feed(mnist.test_images[0][6:]), model.predict(mnist.test_images[:1])[0], atol=1e-5
     )
-
-
-def test_a_state_whose_row_count_disagrees_with_its_prefix_is_refused(model: ClassifierModel, mnist) -> None:
-    stream = model.stream()
-    stream.feed(mnist.test_images[0][:5])
-    parts = {k: np.array(v) for k, v in stream.state.items()}
-    with pytest.raises(StateError, match=r"steps says \[4.0\] rows, but the prefix holds 5"):
-        stream.state = {**parts, "steps": np.full((1, 1), 4.0, np.float32)}
-    np.testing.assert_array_equal(stream.state["steps"], parts["steps"])
-    stream.state = parts  # the consistent state is accepted

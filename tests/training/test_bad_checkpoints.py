@@ -16,9 +16,13 @@ import torch
 
 from rnnedge.errors import CheckpointError, ConfigError
 from rnnedge.training.checkpoint import load_checkpoint, save_checkpoint
-from rnnedge.training.models import LanguageModelConfig, RowClassifierConfig
-from rnnedge.training.train_classifier import ClassifierTrainConfig, build_classifier
-from rnnedge.training.train_lm import PTBTrainConfig
+from rnnedge.training.config import (
+    LanguageModelConfig,
+    PTBTrainConfig,
+    SequenceClassifierConfig,
+    SequenceTrainConfig,
+)
+from rnnedge.training.kinds import build_from_checkpoint
 
 
 class _TouchOnLoad:
@@ -86,7 +90,7 @@ def test_checkpoints_with_fields_of_the_wrong_type(
 
 
 def test_a_checkpoint_of_another_kind_is_refused(tiny_lm_checkpoint: Path, tmp_path: Path) -> None:
-    """What ``train_classifier(resume=True)`` and ``train_language_model`` ask of the run folder's checkpoint.
+    """What resuming a classifier or a language model asks of the run folder's checkpoint.
 
     New checkpoints name the registered kind (``word_lm``); one written before the registry
     names it ``ptb``, an alias of the same kind. Both are refused where a classifier is expected.
@@ -94,10 +98,10 @@ def test_a_checkpoint_of_another_kind_is_refused(tiny_lm_checkpoint: Path, tmp_p
     ckpt = load_checkpoint(tiny_lm_checkpoint)
     assert ckpt["kind"] == "word_lm"
     save_checkpoint(tmp_path / "old.pt", {**ckpt, "kind": "ptb"})
-    with pytest.raises(CheckpointError, match=r"holds a 'ptb' model, expected mnist-lstm or mnist-bilstm"):
-        load_checkpoint(tmp_path / "old.pt", ("mnist-lstm", "mnist-bilstm"))
-    with pytest.raises(CheckpointError, match=r"holds a 'word_lm' model, expected rnn_classifier"):
-        load_checkpoint(tiny_lm_checkpoint, "rnn_classifier")
+    with pytest.raises(CheckpointError, match=r"holds a 'ptb' model, expected sequence_classifier"):
+        load_checkpoint(tmp_path / "old.pt", "sequence_classifier")
+    with pytest.raises(CheckpointError, match=r"holds a 'word_lm' model, expected sequence_classifier"):
+        load_checkpoint(tiny_lm_checkpoint, "sequence_classifier")
     assert load_checkpoint(tmp_path / "old.pt", "word_lm")["kind"] == "ptb"  # an alias is the same kind
     assert load_checkpoint(tiny_lm_checkpoint, "ptb")["kind"] == "word_lm"
 
@@ -114,7 +118,7 @@ def test_a_checkpoint_of_another_kind_is_refused(tiny_lm_checkpoint: Path, tmp_p
             lambda c: {**c, "config": {**c["config"], "hidden_size": 25}}, "size mismatch", id="weights-do-not-fit"
         ),
         pytest.param(
-            lambda c: {**c, "config": {**c["config"], "layers": 2}},
+            lambda c: {**c, "config": {**c["config"], "layers": 2}},  # the field is num_layers
             "unexpected keyword argument 'layers'",
             id="unknown-config-field",
         ),
@@ -130,19 +134,21 @@ def test_weights_that_do_not_fit_or_are_not_finite(
 ) -> None:
     ckpt = edit(load_checkpoint(tiny_checkpoint))
     with pytest.raises(CheckpointError, match=message):
-        build_classifier(ckpt)
+        build_from_checkpoint(ckpt)
 
 
 @pytest.mark.parametrize(
     ("make", "names"),
     [
-        pytest.param(lambda: RowClassifierConfig(hidden_size=0), ["hidden_size=0", "an int >= 1"], id="hidden-size-0"),
-        pytest.param(lambda: RowClassifierConfig(num_classes=1), ["num_classes=1", "an int >= 2"], id="one-class"),
         pytest.param(
-            lambda: RowClassifierConfig(hidden_size=2.5), ["hidden_size=2.5", "an int"], id="hidden-size-float"
+            lambda: SequenceClassifierConfig(hidden_size=0), ["hidden_size=0", "an int >= 1"], id="hidden-size-0"
+        ),
+        pytest.param(lambda: SequenceClassifierConfig(num_classes=1), ["num_classes=1", "an int >= 2"], id="one-class"),
+        pytest.param(
+            lambda: SequenceClassifierConfig(hidden_size=2.5), ["hidden_size=2.5", "an int"], id="hidden-size-float"
         ),  # type: ignore[arg-type]
         pytest.param(
-            lambda: RowClassifierConfig(bidirectional="yes"),
+            lambda: SequenceClassifierConfig(bidirectional="yes"),
             ["bidirectional='yes'", "True or False"],
             id="bidirectional-str",
         ),  # type: ignore[arg-type]
@@ -152,13 +158,17 @@ def test_weights_that_do_not_fit_or_are_not_finite(
             ["num_layers=0", "init_scale=0", "(0, inf)"],
             id="layers-0-init-scale-0",
         ),
-        pytest.param(lambda: ClassifierTrainConfig(batch_size=0), ["batch_size=0", "an int >= 1"], id="batch-size-0"),
-        pytest.param(lambda: ClassifierTrainConfig(lr=math.nan), ["lr=nan", "finite number"], id="lr-nan"),
+        pytest.param(lambda: SequenceTrainConfig(batch_size=0), ["batch_size=0", "an int >= 1"], id="batch-size-0"),
+        pytest.param(lambda: SequenceTrainConfig(lr=math.nan), ["lr=nan", "finite number"], id="lr-nan"),
         pytest.param(
-            lambda: ClassifierTrainConfig(epochs=True), ["epochs=True"], id="epochs-bool"
+            lambda: SequenceTrainConfig(epochs=True), ["epochs=True"], id="epochs-bool"
         ),  # a bool is not a count
         pytest.param(
-            lambda: ClassifierTrainConfig(max_steps=0), ["max_steps=0", "None or an int >= 1"], id="max-steps-0"
+            lambda: SequenceTrainConfig(max_steps=0), ["max_steps=0", "None or an int >= 1"], id="max-steps-0"
+        ),
+        pytest.param(lambda: SequenceTrainConfig(shift=-1), ["shift=-1", "an int >= 0"], id="shift-negative"),
+        pytest.param(
+            lambda: SequenceTrainConfig(normalize="pixel"), ["normalize='pixel'", "channel", "global"], id="normalize"
         ),
         pytest.param(lambda: PTBTrainConfig(lr_decay=0), ["lr_decay=0", "(0, 1]"], id="lr-decay-0"),
         pytest.param(

@@ -189,10 +189,10 @@ def test_ctrl_c_checkpoints_exits_130_and_resume_ends_as_an_uninterrupted_run(
 def test_ctrl_c_during_the_final_validation_is_validated_on_resume(
     finished: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rnnedge.training import train_classifier as module
+    from rnnedge.training import train_sequences as module
 
     run = tmp_path / "run"
-    monkeypatch.setattr(module, "evaluate_accuracy", sigint_on_call(module, "evaluate_accuracy", lambda n: n == 1))
+    monkeypatch.setattr(module, "evaluate", sigint_on_call(module, "evaluate", lambda n: n == 1))
     result = invoke(mnist_args(data_dir, run, "--max-steps", "20"), 130)
     monkeypatch.undo()
     assert "interrupted at step 20 of 20" in result.output
@@ -271,10 +271,16 @@ def test_demo_announces_the_budget_it_runs(monkeypatch: pytest.MonkeyPatch, tmp_
 def test_every_config_field_is_an_option_with_its_default_and_range() -> None:
     from dataclasses import fields
 
-    from rnnedge.training.config import ClassifierTrainConfig, LanguageModelConfig, PTBTrainConfig
+    from rnnedge.training.config import (
+        LanguageModelConfig,
+        PTBTrainConfig,
+        SequenceClassifierConfig,
+        SequenceTrainConfig,
+    )
 
     for command, classes, fixed in (
-        ("mnist-lstm", (ClassifierTrainConfig,), ()),
+        ("mnist-lstm", (SequenceTrainConfig, SequenceClassifierConfig), ("input_size", "num_classes", "bidirectional")),
+        ("classifier", (SequenceTrainConfig, SequenceClassifierConfig), ("input_size", "num_classes")),
         ("ptb", (PTBTrainConfig, LanguageModelConfig), ("vocab_size",)),
     ):
         text = invoke(["train", command, "--help"]).output

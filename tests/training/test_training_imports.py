@@ -18,7 +18,7 @@ def _modules_after(code: str) -> set[str]:
 
 def test_training_imports_neither_runtime_nor_export() -> None:
     loaded = _modules_after(
-        "import rnnedge.training.train_classifier, rnnedge.training.train_lm, rnnedge.training.loop, "
+        "import rnnedge.training.train_sequences, rnnedge.training.train_lm, rnnedge.training.loop, "
         "rnnedge.training.kinds, rnnedge.training.plots"
     )
     assert not {m for m in loaded if m.startswith(("rnnedge.runtime", "rnnedge.export", "onnx"))}
