@@ -94,6 +94,12 @@ def info(model_path: Path, as_json: bool) -> None:
             click.echo(f"{key}:")
             for item in value:
                 click.echo("  " + _plain(item))
+        elif key == "standardize":  # one mean and std for every channel is said once
+            parts = (
+                f"{k}={_plain(v[0])} (every channel)" if len(set(v)) == 1 else f"{k}={_plain(v)}"
+                for k, v in value.items()
+            )
+            click.echo(f"{key}: {', '.join(parts)}")
         elif key == "labels" and len(value) > 20:
             click.echo(f"{key}: {_plain(value[:20])}, ... ({len(value)} in all)")
         else:

@@ -190,6 +190,7 @@ def train_sequences_run(
             overwrite=kw.get("overwrite", False),
             quiet=kw.get("quiet", False),
             threads=kw.get("threads"),
+            name=kw.get("name"),
         )
     )
 
@@ -206,7 +207,7 @@ def train_mnist_run(preset: str, **kw: Any) -> dict[str, Any]:
     model_cfg = config_values(SequenceClassifierConfig, kw, chosen.model)
     train_cfg = config_values(SequenceTrainConfig, kw, chosen.train)
     train_images, test_images = mnist_files(kw.get("data"))
-    return train_sequences_run(model_cfg, train_cfg, train_images, test_images, **kw)
+    return train_sequences_run(model_cfg, train_cfg, train_images, test_images, **kw, name=preset)
 
 
 # Model fields the data or the preset decides, not an option.

@@ -385,7 +385,7 @@ class Server:
                     "limit", f"feed: {ids.size} tokens in one feed, over the limit of {limit} (--max-feed-steps)"
                 )
             return ids, int(ids.size)
-        rows = _rows(value)
+        rows = _rows(value, pixels=model.metadata.preprocessing is not None)
         length = model.stream_input(rows).shape[1]  # the runtime's checks, nothing advanced
         if length > limit:
             raise ProtocolError(
@@ -500,8 +500,13 @@ _OPS: dict[str, Callable[[Server, _Connection, Request], Any]] = {
 }
 
 
-def _rows(value: Any) -> np.ndarray:
-    """A classifier feed's JSON rows -> an array: ints are 0..255 pixels (uint8), floats intensities in [0, 1]."""
+def _rows(value: Any, pixels: bool) -> np.ndarray:
+    """A classifier feed's JSON rows -> an array of the values the model takes.
+
+    ``pixels`` (a format-1 file's ``preprocessing``): ints are 0..255 pixels, floats intensities in
+    [0, 1]. Otherwise every value is raw (the file's ``standardize`` applies); ints in 0..255 go as
+    uint8, which the runtime standardises by one table look-up, with the same values.
+    """
     if not isinstance(value, list):
         raise InputError(f"a classifier's input is one row (a list of numbers) or a list of rows, got {value!r:.60}")
     try:
@@ -510,12 +515,13 @@ def _rows(value: Any) -> np.ndarray:
         raise InputError("rows must be lists of numbers, all of one length") from None
     if rows.dtype.kind in "iu":
         lo, hi = (int(rows.min()), int(rows.max())) if rows.size else (0, 0)
-        if lo < 0 or hi > 255:
+        if 0 <= lo and hi <= 255:
+            return rows.astype(np.uint8)
+        if pixels:
             raise InputError(
                 f"pixels given as ints must be in [0, 255] (floats: in [0, 1]), got values in [{lo}, {hi}]"
             )
-        return rows.astype(np.uint8)
-    return rows  # floats (float64) are range-checked by the runtime; anything else is refused there with its dtype
+    return rows  # floats (float64), other ints: range-checked by the runtime; anything else refused there by dtype
 
 
 def run(model_paths: Sequence[Path], config: ServeConfig, ready: Callable[[Server], None] | None = None) -> None:

@@ -151,10 +151,14 @@ class SequenceTask(ClassificationTask):
     kind = SEQUENCE_CLASSIFIER.name
 
     def __init__(
-        self, model_config: SequenceClassifierConfig, train_config: SequenceTrainConfig, data: SequenceData
+        self,
+        model_config: SequenceClassifierConfig,
+        train_config: SequenceTrainConfig,
+        data: SequenceData,
+        name: str | None = None,
     ) -> None:
         super().__init__()
-        self.name = f"classifier ({data.train.name})"
+        self.name = name or f"classifier ({data.train.name})"
         if model_config.input_size != data.train.num_channels or model_config.num_classes != len(data.class_names):
             raise ConfigError(
                 f"the model takes {model_config.input_size} channels and {model_config.num_classes} classes; the data "
@@ -236,11 +240,13 @@ def train_sequence_classifier(
     overwrite: bool = False,
     quiet: bool = False,
     threads: int | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Train on the files in the run folder ``out_dir``; return the final metrics (with test accuracy).
 
     ``model_config``'s ``input_size`` and ``num_classes`` are replaced by the data's. The files are
-    read (and every malformed one refused) before anything is written in the run folder.
+    read (and every malformed one refused) before anything is written in the run folder. ``name``
+    (a preset's, say) is what the log calls the run.
     """
     data = load_sequence_data(
         train_file,
@@ -267,5 +273,5 @@ def train_sequence_classifier(
                 "own files, or train into a new folder"
             )
     with torch_threads(threads):
-        task = SequenceTask(model_config, train_config, data)
+        task = SequenceTask(model_config, train_config, data, name)
         return run_training(task, run, resume=resume, quiet=quiet)

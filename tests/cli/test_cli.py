@@ -68,7 +68,7 @@ def test_train_export_info_classify(data_dir: Path, tmp_path: Path) -> None:
     assert info["kind"] == "causal_classifier" and info["labels"] == list("0123456789")
     assert [s["input"] for s in info["state"]] == ["h", "c", "h_sum", "steps"]
     result = runner.invoke(cli, ["info", str(model)])
-    assert result.exit_code == 0 and "preprocessing" in result.output
+    assert result.exit_code == 0 and "standardize: mean=" in result.output and "(every channel)" in result.output
 
     result = runner.invoke(cli, ["classify", str(model), "--data", str(data_dir), "--limit", "500", "--quiet"])
     assert result.exit_code == 0, result.output

@@ -166,10 +166,21 @@ def test_checkpoints_the_export_command_refuses(files: Path, tmp_path: Path) -> 
     assert not marker.exists() and not (tmp_path / "m.onnx").exists()
 
 
-def test_a_missing_data_folder_for_classify(tiny_onnx: Path, files: Path) -> None:
+def test_a_test_file_that_moved_is_looked_for_by_name(tiny_onnx: Path, files: Path, data_dir: Path) -> None:
+    """A model records its test file; moved (another machine), it is found by name in --data, else a DataError."""
+    import json
+
+    import onnx
+
+    graph = onnx.load(str(tiny_onnx))
+    meta = json.loads(graph.metadata_props[0].value)
+    meta["config"]["data"]["test"] = "/elsewhere/mnist/t10k-images-idx3-ubyte.gz"
+    graph.metadata_props[0].value = json.dumps(meta)
+    moved = files / "moved.onnx"
+    onnx.save(graph, str(moved))
+    result = run(["classify", str(moved), "--data", str(files / "nowhere"), "--limit", "5"], 1, "DataError")
+    assert "is not here (looked at /elsewhere/mnist/t10k-images-idx3-ubyte.gz" in result.output
+    assert str(files / "nowhere" / "mnist" / "t10k-images-idx3-ubyte.gz") in result.output
     run(
-        ["classify", str(tiny_onnx), "--data", str(files / "nowhere"), "--limit", "5"],
-        1,
-        "DataError",
-        "Put the files in",
+        ["classify", str(moved), "--data", str(data_dir), "--limit", "5"], 0, "5 sequences of t10k-images-idx3-ubyte.gz"
     )

@@ -108,7 +108,7 @@ def test_the_dataset_is_frozen_and_read_only() -> None:
         ((), np.zeros(0, np.int64), ("a",), "holds no sequences"),
         ((np.zeros((2, 1), np.float32),), np.array([1]), ("a",), r"labels must be in \[0, 1\)"),
         ((np.zeros((2, 1), np.float32),), np.array([0]), ("a", "a"), "distinct and not empty"),
-        ((np.zeros((2, 1)),), np.array([0]), ("a",), r"sequence 0 must be float32 of shape \(T, 1\)"),
+        ((np.zeros((2, 1)),), np.array([0]), ("a",), r"sequence 0 must be float32 or uint8 of shape \(T, 1\)"),
         ((np.zeros((2, 1), np.float32), np.zeros((2, 2), np.float32)), np.array([0, 0]), ("a",), "sequence 1"),
         ((np.zeros((0, 1), np.float32),), np.array([0]), ("a",), "T >= 1"),
         ((np.full((2, 1), np.nan, np.float32),), np.array([0]), ("a",), "sequence 0 contains NaN"),

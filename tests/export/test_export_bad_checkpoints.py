@@ -47,10 +47,10 @@ def test_a_malicious_checkpoint_is_never_run_by_export(tmp_path: Path) -> None:
 def test_weights_that_are_not_finite_are_not_exported(tiny_checkpoint: Path, tmp_path: Path) -> None:
     ckpt = load_checkpoint(tiny_checkpoint)
     weights = dict(ckpt["model"])
-    weights["lstm.weight_hh_l0"] = weights["lstm.weight_hh_l0"].clone()
-    weights["lstm.weight_hh_l0"][0, 0] = math.inf
+    weights["rnn.weight_hh_l0"] = weights["rnn.weight_hh_l0"].clone()
+    weights["rnn.weight_hh_l0"][0, 0] = math.inf
     save_checkpoint(tmp_path / "diverged.pt", {**ckpt, "model": weights})
-    _export_fails(tmp_path / "diverged.pt", CheckpointError, "NaN or infinity in lstm.weight_hh_l0")
+    _export_fails(tmp_path / "diverged.pt", CheckpointError, "NaN or infinity in rnn.weight_hh_l0")
 
 
 def test_a_vocabulary_that_does_not_fit_the_model(tiny_lm_checkpoint: Path, tmp_path: Path) -> None:

@@ -98,4 +98,4 @@ def test_classify_without_its_test_file_says_to_pass_it(tmp_path: Path) -> None:
     export_model(random_checkpoint(tmp_path / "seq.pt", channels=3), model)
     result = CliRunner().invoke(cli, ["classify", str(model)])
     assert result.exit_code == 2, result.output  # before: "each row must have 3 values, got ... (500, 28, 28)"
-    assert "3-channel sequences" in result.output and "--test FILE" in result.output
+    assert "records no test file" in result.output and "--test FILE" in result.output

@@ -94,12 +94,11 @@ def assign_state(state: Any) -> Any:
 
 
 # -- classifier streams -----------------------------------------------------------------------------
-BAD_ROWS = {
-    "int32": (np.zeros((3, 28), np.int32), InputError, ["int32", "uint8"]),
-    "bool": (np.zeros((3, 28), bool), InputError, ["bool", "uint8"]),
-    "object": (np.zeros((3, 28), object), InputError, ["object", "uint8"]),
-    "complex": (np.zeros((3, 28), np.complex64), InputError, ["complex64", "uint8"]),
-    "strings": (np.full((3, 28), "7"), InputError, ["<U1", "uint8"]),
+BAD_ROWS = {  # refused by every classifier
+    "bool": (np.zeros((3, 28), bool), InputError, ["bool"]),
+    "object": (np.zeros((3, 28), object), InputError, ["object"]),
+    "complex": (np.zeros((3, 28), np.complex64), InputError, ["complex64"]),
+    "strings": (np.full((3, 28), "7"), InputError, ["<U1"]),
     "trailing 27": (np.zeros((3, 27), np.uint8), InputError, ["(3, 27)", "28"]),
     "trailing 29 float": (np.zeros((2, 29), np.float32), InputError, ["(2, 29)", "28"]),
     "rank 3": (np.zeros((2, 3, 28), np.uint8), InputError, ["(2, 3, 28)", "(T, 28)"]),
@@ -108,29 +107,44 @@ BAD_ROWS = {
     "empty row": (np.zeros(0, np.uint8), InputError, ["empty"]),
     "NaN": (np.full((2, 28), np.nan, np.float32), InputError, ["NaN", "float32"]),
     "inf": (np.full((2, 28), np.inf), InputError, ["infinity", "float64"]),
-    "above 1": (np.full((2, 28), 200.0), InputError, ["200", "[0, 1]"]),
-    "negative": (np.full((1, 28), -0.5, np.float32), InputError, ["-0.5", "[0, 1]"]),
     "list": ([[0] * 28], InputError, ["list", "(28,)"]),
     "str": ("row", InputError, ["str", "(28,)"]),
     "None": (None, InputError, ["NoneType", "(28,)"]),
 }
+PIXEL_ROWS = {  # refused by a format-1 file, which reads pixels: uint8, or floats in [0, 1]
+    "int32": (np.zeros((3, 28), np.int32), InputError, ["int32", "uint8 pixels or float16/32/64"]),
+    "above 1": (np.full((2, 28), 200.0), InputError, ["200", "[0, 1]"]),
+    "negative": (np.full((1, 28), -0.5, np.float32), InputError, ["-0.5", "[0, 1]"]),
+}
+CASES = [
+    *(pytest.param("clf", c, id=c) for c in BAD_ROWS),
+    *(pytest.param("format1_clf", c, id=f"format1-{c}") for c in [*BAD_ROWS, *PIXEL_ROWS]),
+]
 
 
-@pytest.mark.parametrize("case", list(BAD_ROWS))
-def test_bad_rows_leave_the_stream_exactly_as_it_was(clf: ClassifierModel, image: np.ndarray, case: str) -> None:
-    rows, error, names = BAD_ROWS[case]
+@pytest.mark.parametrize(("model", "case"), CASES)
+def test_bad_rows_leave_the_stream_exactly_as_it_was(
+    request: pytest.FixtureRequest, image: np.ndarray, model: str, case: str
+) -> None:
+    clf: ClassifierModel = request.getfixturevalue(model)
+    rows, error, names = {**BAD_ROWS, **PIXEL_ROWS}[case]
     stream = clf.stream()
     stream.feed(image[:5])
     fails_cleanly(stream, feed(rows), error, *names, good=image[5:9])
 
 
-def test_finite_float64_beyond_float32_is_out_of_range(clf: ClassifierModel, image: np.ndarray) -> None:
-    stream = clf.stream()
+@pytest.mark.parametrize(
+    ("model", "names"), [("clf", ["1e+300", "float32's range"]), ("format1_clf", ["1e+300", "[0, 1]"])]
+)
+def test_finite_float64_beyond_float32_is_out_of_range(
+    request: pytest.FixtureRequest, image: np.ndarray, model: str, names: list[str]
+) -> None:
+    stream = request.getfixturevalue(model).stream()
     stream.feed(image[:5])
-    fails_cleanly(stream, feed(np.full((1, 28), 1e300)), InputError, "1e+300", "[0, 1]", good=image[5])
+    fails_cleanly(stream, feed(np.full((1, 28), 1e300)), InputError, *names, good=image[5])
 
 
-@pytest.mark.parametrize("case", ["int32", "trailing 27", "NaN", "zero rows"])
+@pytest.mark.parametrize("case", ["bool", "trailing 27", "NaN", "zero rows"])
 def test_bad_rows_leave_the_bidirectional_prefix_exactly_as_it_was(
     bi: ClassifierModel, image: np.ndarray, case: str
 ) -> None:
@@ -147,7 +161,7 @@ def test_non_contiguous_read_only_and_fortran_rows_are_read_correctly(clf: Class
     strided = wide[:, ::2]  # (28, 28) view, not contiguous
     frozen = image.copy()
     frozen.flags.writeable = False
-    fortran = np.asfortranarray(image / 255.0)
+    fortran = np.asfortranarray(image.astype(np.float64))  # raw values: the file standardises them
     want = clf.predict(image[None])[0]
     for rows in (strided, frozen, fortran):
         kept = rows.copy()
@@ -223,7 +237,7 @@ def test_init_state_refuses_an_absurd_batch_size(clf: ClassifierModel) -> None:
 def test_predict_refuses_bad_images(clf: ClassifierModel, image: np.ndarray) -> None:
     for images, names in [
         (image, ["(28, 28)", "(N, T, 28)"]),
-        (image[None].astype(np.int32), ["int32", "uint8"]),
+        (image[None].astype(bool), ["bool", "ints or floats"]),
         (np.full((1, 2, 28), np.nan), ["NaN"]),
         (np.zeros((0, 28, 28), np.uint8), ["(0, 28, 28)", "at least one"]),
         (image[None].tolist(), ["list", "(N, T, 28)"]),
@@ -518,8 +532,10 @@ def _should_accept(rows: Any) -> bool:
 @PROPERTY
 @given(rows=row_arrays())
 def test_any_array_fed_to_a_classifier_stream_is_answered_correctly_or_refused_cleanly(
-    clf: ClassifierModel, image: np.ndarray, rows: Any
+    format1_clf: ClassifierModel, image: np.ndarray, rows: Any
 ) -> None:
+    """A format-1 file's pixels (uint8, or floats in [0, 1]), the strictest contract a classifier has."""
+    clf = format1_clf
     stream = clf.stream()
     prefix = image[:5] / 255.0  # (5, 28) float64
     stream.feed(prefix)

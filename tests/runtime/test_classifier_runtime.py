@@ -39,22 +39,37 @@ def test_predict_matches_pytorch_accuracy(model: ClassifierModel, mnist, tiny_ch
     assert accuracy == pytest.approx(load_checkpoint(tiny_checkpoint)["metrics"]["test_accuracy"], abs=2e-4)
 
 
-def test_uint8_and_float_pixels_agree(model: ClassifierModel, mnist) -> None:
+def test_uint8_int_and_float_pixels_agree(model: ClassifierModel, format1_clf: ClassifierModel, mnist) -> None:
+    """Raw pixel values in any dtype; a format-1 file takes floats as intensities in [0, 1]."""
     images = mnist.test_images[:16]
-    np.testing.assert_allclose(model.predict(images), model.predict(images / 255.0), atol=1e-6)
+    want = model.predict(images)
+    for same in (images.astype(np.int64), images.astype(np.float64), images.astype(np.float32)):
+        np.testing.assert_allclose(model.predict(same), want, atol=1e-6)
+    np.testing.assert_allclose(format1_clf.predict(images), format1_clf.predict(images / 255.0), atol=1e-6)
 
 
-def test_pixels_are_normalised_by_table_exactly_as_by_arithmetic(model: ClassifierModel) -> None:
-    pre = model.metadata.preprocessing
-    assert pre is not None
+def test_pixels_are_normalised_by_table_exactly_as_by_arithmetic(
+    model: ClassifierModel, format1_clf: ClassifierModel
+) -> None:
     pixels = np.random.default_rng(0).integers(0, 256, size=(40, 28)).astype(np.uint8)
     pixels[0, :] = 0
     pixels[1, :] = 255
+    std = model.metadata.standardize
+    assert std is not None
+    x = pixels.astype(np.float32)
+    x -= np.asarray(std.mean, np.float32)
+    x /= np.asarray(std.std, np.float32)
+    for got in (model.preprocess(pixels), model.stream_input(pixels[3])[0]):
+        assert got.dtype == np.float32 and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, x if got.shape == x.shape else x[3:4])
+    np.testing.assert_array_equal(model.preprocess(pixels), model.preprocess(pixels.astype(np.int16)))
+    pre = format1_clf.metadata.preprocessing  # a format-1 file: (pixel * scale - mean) / std
+    assert pre is not None
     x = pixels.astype(np.float32)
     x *= np.float32(pre.scale)
     x -= np.float32(pre.mean)
     x /= np.float32(pre.std)
-    got = model.preprocess(pixels)
+    got = format1_clf.preprocess(pixels)
     assert got.dtype == np.float32 and got.flags.c_contiguous
     np.testing.assert_array_equal(got, x)
 
@@ -63,6 +78,8 @@ def test_the_compiled_session_call_gives_what_the_public_run_gives(model: Classi
     from rnnedge.runtime.session import run_function
 
     feeds = {"x": model.preprocess(mnist.test_images[:3]), **model.init_state(3).arrays}
+    if model.metadata.lengths is not None:
+        feeds[model.metadata.lengths.name] = np.full(3, 28, np.int64)
     names = [o.name for o in model.session.get_outputs()]
     public = model.session.run(names, feeds)
     for fast in (run_function(model.session), model.engine._call):
@@ -122,15 +139,14 @@ def test_functional_core_with_plain_arrays(model: ClassifierModel, mnist) -> Non
 
 
 BAD_ROWS = [
-    (np.zeros((3, 28), np.int32), "uint8 pixels or float16/32/64"),
-    (np.zeros((3, 28), bool), "uint8 pixels or float16/32/64"),
-    (np.zeros((3, 28), object), "uint8 pixels or float16/32/64"),
+    (np.zeros((3, 28), bool), "ints or floats, got bool"),
+    (np.zeros((3, 28), object), "ints or floats, got object"),
     (np.zeros((3, 27), np.uint8), "28 values"),
     (np.zeros((2, 3, 28), np.uint8), "one row"),
     (np.zeros((0, 28), np.uint8), "must not be empty"),
     (np.full((2, 28), np.nan, np.float32), "NaN"),
     (np.full((2, 28), np.inf), "NaN or infinity"),
-    (np.full((2, 28), 200.0), r"in \[0, 1\]"),
+    (np.full((2, 28), 1e39), "beyond float32's range"),
     ([[0] * 28], "got list"),
     ("row", "got str"),
 ]

@@ -82,7 +82,7 @@ def test_external_data_is_refused_and_never_read(
     with pytest.raises(ModelFileError) as info:
         load(path)
     message = str(info.value)
-    assert "fwd.W" in message and "outside the file" in message and str(path) in message
+    assert "layer0.W" in message and "outside the file" in message and str(path) in message
     assert "self-contained" in message
 
 
@@ -169,7 +169,7 @@ def test_metadata_that_is_not_utf8(model_bytes: bytes, tmp_path: Path) -> None:
         ),
         pytest.param(
             lambda m: json.dumps({**m, "states": m["states"][:3]}),
-            r"graph inputs \['c', 'h', 'h_sum', 'steps', 'x'\]",
+            r"graph inputs \['c', 'h', 'h_sum', 'lengths', 'steps', 'x'\]",
             id="state-missing-from-metadata",
         ),
         pytest.param(

@@ -57,7 +57,8 @@ WAIT_S = 180.0  # for a run to reach the point of the kill, on a loaded 2-core m
 class Budget:
     """One ``rnnedge train`` command on a small budget, and the checkpoints it writes."""
 
-    kind: str
+    kind: str  # the checkpoint's
+    name: str  # the run's, as train.log says it
     args: tuple[str, ...]  # every option but --out and --resume
     total_steps: int
     first_save: int  # step of the run's first checkpoint
@@ -73,7 +74,7 @@ def budget(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         # 55 steps an epoch (55,000 training images in batches of 1,000), two epochs.
         args = ["train", "mnist-lstm", "--data", str(data), "--epochs", "2", "--batch-size", "1000"]
         args += ["--hidden-size", "8", "--checkpoint-every", "10", "--seed", "3", "--quiet"]
-        return Budget("mnist-lstm", tuple(args), total_steps=110, first_save=10)
+        return Budget("sequence_classifier", "mnist-lstm", tuple(args), total_steps=110, first_save=10)
     ptb: Path = request.getfixturevalue("ptb_data")
     # The small configuration on the first 300 lines of PTB (16 windows of 20 x 20 words an epoch,
     # 1,618 word types): the full corpus would spend most of the budget on its 10,000-word softmax.
@@ -84,7 +85,7 @@ def budget(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         (sliced / "ptb" / f"ptb.{split}.txt").write_text("".join(text))
     args = ["train", "ptb", "--config", "small", "--data", str(sliced), "--custom", "--epochs", "3"]
     args += ["--max-steps", "40", "--checkpoint-every", "5", "--seed", "3", "--threads", "1", "--quiet"]
-    return Budget("ptb", tuple(args), total_steps=40, first_save=5)
+    return Budget("word_lm", "ptb", tuple(args), total_steps=40, first_save=5)
 
 
 def _train_in_process(args: list[str]) -> dict[str, Any]:
@@ -226,7 +227,7 @@ def test_sigkill_mid_epoch_then_resume_ends_as_an_uninterrupted_run(
     progress = load_checkpoint(run / "checkpoint.pt", budget.kind)["progress"]
     assert watch.progress["step"] <= progress["step"] < budget.total_steps and not progress["done"]
     metrics = _train_in_process(budget.command(run, "--resume"))
-    assert f"resumed {budget.kind}" in (run / "train.log").read_text()
+    assert f"resumed {budget.name}" in (run / "train.log").read_text()
     _assert_same_as_uninterrupted(uninterrupted, run, metrics, budget.kind)
     assert _temporary_files(run) == []
 

@@ -123,7 +123,7 @@ def test_an_output_folder_that_cannot_be_created_is_a_message(data_dir: Path, ou
 
 def test_a_batch_larger_than_the_training_set_is_refused(data_dir: Path, tmp_path: Path) -> None:
     result = invoke(mnist_args(data_dir, tmp_path / "run", "--batch-size", "100000"), 1)
-    assert "ConfigError: batch_size=100000 is more than the 55000 training images" in result.output
+    assert "ConfigError: batch_size=100000 is more than the 54998 training sequences" in result.output
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
@@ -261,7 +261,7 @@ def test_demo_announces_the_budget_it_runs(monkeypatch: pytest.MonkeyPatch, tmp_
     def stop(*args: Any, **kw: Any) -> dict[str, Any]:
         raise click.ClickException(f"stopped with {kw['max_steps']} steps, {kw['epochs']} epochs")
 
-    monkeypatch.setattr(demo, "train_classifier_run", stop)
+    monkeypatch.setattr(demo, "train_mnist_run", stop)
     result = invoke(["demo", "--out", str(tmp_path / "demo"), "--max-steps", "60"], 1)
     assert "training the row-LSTM for at most 60 steps" in result.output and "epoch(s)" not in result.output
     result = invoke(["demo", "--out", str(tmp_path / "demo")], 1)
@@ -288,4 +288,5 @@ def test_every_config_field_is_an_option_with_its_default_and_range() -> None:
             for f in fields(cls):
                 if f.name not in fixed:
                     assert "--" + f.name.replace("_", "-") in text, (command, f.name)
-    assert "[default: 200; x>=1]" in " ".join(invoke(["train", "mnist-lstm", "--help"]).output.split())
+    assert "[default: 200; x>=1]" in " ".join(invoke(["train", "classifier", "--help"]).output.split())
+    assert "[default: 200] [x>=1]" in " ".join(invoke(["train", "mnist-lstm", "--help"]).output.split())
