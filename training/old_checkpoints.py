@@ -25,8 +25,8 @@ __all__ = ["upgrade_checkpoint"]
 
 _ROW_CLASSIFIER_KINDS = ("rnn_classifier", "mnist-lstm", "mnist-bilstm")
 _LANGUAGE_MODEL_KINDS = ("word_lm", "ptb", "gru_lm")
-# Row classifier checkpoints written before checkpoints carried their own preprocessing and labels were
-# all trained on MNIST pixels with these values and classes.
+# That kind only ever trained on MNIST: checkpoints written before they carried their own preprocessing,
+# labels and files had these.
 _MNIST_PREPROCESSING = {"scale": 1 / 255, "mean": 0.1307, "std": 0.3081}
 _MNIST_DATA = {"test": "mnist/t10k-images-idx3-ubyte.gz"}
 _PTB_DATA = {"tokens": "words", **{s: f"ptb/ptb.{s}.txt" for s in ("train", "valid", "test")}}
@@ -43,8 +43,9 @@ def upgrade_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
 
 
 def _number(value: object) -> float | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok else None  # type: ignore[arg-type]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _row_classifier(ckpt: dict[str, Any]) -> dict[str, Any]:
@@ -66,9 +67,7 @@ def _row_classifier(ckpt: dict[str, Any]) -> dict[str, Any]:
     scale, mean, std = (v for v in values if v is not None)
     if scale <= 0 or std <= 0:
         raise CheckpointError(f"checkpoint preprocessing is {raw!r:.200}; expected scale > 0 and std > 0")
-    labels = ckpt.get("labels")
-    if labels is None and "preprocessing" not in ckpt:
-        labels = [str(i) for i in range(classes)]  # an MNIST checkpoint from before labels were recorded
+    labels = ckpt.get("labels", [str(i) for i in range(classes)])
     return {
         **{k: v for k, v in ckpt.items() if k != "preprocessing"},
         "kind": "sequence_classifier",
