@@ -116,20 +116,19 @@ class _Graph:
         lengths: str = "",
         h0: str = "",
         c0: str = "",
-        bidirectional: bool = False,
+        direction: str = "forward",
     ) -> str:
-        """One native ``LSTM`` or ``GRU`` node (both directions in one if ``bidirectional``) over ``x`` ``(T, B, in)``.
+        """One native ``LSTM`` or ``GRU`` node over ``x`` ``(T, B, in)``: ``direction`` forward, reverse or bidirectional.
 
         ``lengths`` names an int32 ``(B,)`` of valid steps per sequence (``sequence_lens``): past it the
         outputs are zero and the final state is the last valid step's. Returns ``Y`` ``(T, D, B, H)``;
         the final states come out as ``{prefix}_h`` (and ``{prefix}_c``) ``(D, B, H)``. The GRU node
         (the language models' GRU reuses it) is written with ``linear_before_reset=1``, PyTorch's GRU.
         """
-        directions = (False, True) if bidirectional else (False,)
+        directions = {"forward": (False,), "reverse": (True,), "bidirectional": (False, True)}[direction]
         parts = [recurrent_weights(rnn, layer, reverse) for reverse in directions]
         w, r, b = (np.concatenate([p[i] for p in parts]) for i in range(3))
         names = [self.const(f"{prefix}.{k}", v) for k, v in (("W", w), ("R", r), ("B", b))]
-        direction = "bidirectional" if bidirectional else "forward"
         if isinstance(rnn, nn.GRU):
             self.op(
                 "GRU",
@@ -224,6 +223,45 @@ def language_model_graph(model: WordLanguageModel | GRULanguageModel) -> onnx.Mo
     )
 
 
+def _carried_layers(g: _Graph, model: SequenceClassifier, axes0: str, axes1: str) -> tuple[list[Any], list[Any]]:
+    """The forward layers over the chunk ``x``, carrying ``h`` (``c``) and, for the mean head, ``h_sum`` and ``steps``.
+
+    Writes ``h_out`` (``c_out``), ``top`` ``(T, B, H)`` (the top layer's outputs, zero past each
+    length) and, for the mean head, ``h_sum_out`` and ``steps_out``; returns the state's input and
+    output infos.
+    """
+    cfg = model.config
+    hid, layers, lstm = cfg.hidden_size, cfg.num_layers, cfg.cell == "lstm"
+    state: list[int | str] = [layers, "batch", hid]
+    g.op("Cast", ["lengths"], "seq_lens", to=TensorProto.INT32)
+    g.op("Transpose", ["x"], "x_tbf", perm=[1, 0, 2])  # (T, B, F)
+    hs, cs = ["h"], ["c"]
+    if layers > 1:  # one (1, B, H) slice of the state per layer
+        split = g.const("layer_split", np.ones(layers, np.int64))
+        hs = g.op("Split", ["h", split], [f"h{i}" for i in range(layers)], axis=0)
+        if lstm:
+            cs = g.op("Split", ["c", split], [f"c{i}" for i in range(layers)], axis=0)
+    x = "x_tbf"
+    for i in range(layers):
+        y = g.recurrent(f"layer{i}", x, model.rnn, i, lengths="seq_lens", h0=hs[i], c0=cs[i] if lstm else "")
+        x = g.op("Squeeze", [y, axes1], "top" if i == layers - 1 else f"layer{i}_out")[0]  # (T, B, H)
+    g.op("Concat", [f"layer{i}_h" for i in range(layers)], "h_out", axis=0)
+    state_in, state_out = [_info("h", _F32, state)], [_info("h_out", _F32, state)]
+    if lstm:
+        g.op("Concat", [f"layer{i}_c" for i in range(layers)], "c_out", axis=0)
+        state_in.append(_info("c", _F32, state))
+        state_out.append(_info("c_out", _F32, state))
+    if cfg.head == "mean":
+        g.op("ReduceSum", ["top", axes0], "chunk_sum", keepdims=0)  # (B, H); zero past each length
+        g.op("Add", ["h_sum", "chunk_sum"], "h_sum_out")
+        g.op("Cast", ["lengths"], "lengths_f", to=_F32)
+        g.op("Unsqueeze", ["lengths_f", axes1], "chunk_steps")  # (B, 1)
+        g.op("Add", ["steps", "chunk_steps"], "steps_out")
+        state_in += [_info("h_sum", _F32, ["batch", hid]), _info("steps", _F32, ["batch", 1])]
+        state_out += [_info("h_sum_out", _F32, ["batch", hid]), _info("steps_out", _F32, ["batch", 1])]
+    return state_in, state_out
+
+
 def sequence_classifier_graph(model: SequenceClassifier) -> onnx.ModelProto:
     """A classifier of variable-length sequences: ``x`` ``(batch, sequence, F)`` and ``lengths`` int64 ``(batch,)``.
 
@@ -233,27 +271,33 @@ def sequence_classifier_graph(model: SequenceClassifier) -> onnx.ModelProto:
 
     Causal state: ``h`` (and ``c`` for an LSTM) ``(layers, batch, H)``; the ``mean`` head adds
     ``h_sum`` ``(batch, H)`` (the top layer's outputs summed over valid steps) and ``steps``
-    ``(batch, 1)``; the ``last`` head reads the top layer's final ``h``. A bidirectional model
-    carries only ``prefix`` ``(batch, received, F)`` and re-reads it with each chunk.
+    ``(batch, 1)``; the ``last`` head reads the top layer's final ``h``. A bidirectional model keeps
+    the rows received so far, ``prefix`` ``(batch, received, F)``, and re-reads it backward with each
+    chunk; with one layer its forward direction carries the causal state beside it (a chunk costs
+    O(chunk) forward, O(prefix) backward), with more the layers above need both directions of the
+    whole prefix, so one bidirectional node per layer re-reads it.
     """
     cfg = model.config
     hid, feat, ncls, layers = cfg.hidden_size, cfg.input_size, cfg.num_classes, cfg.num_layers
-    lstm = cfg.cell == "lstm"
     g = _Graph()
-    axes0 = "axes0" if cfg.bidirectional and cfg.head == "last" else g.const("axes0", np.array([0], np.int64))
+    every_layer_both_ways = cfg.bidirectional and layers > 1
+    # (an initializer no node reads makes onnxruntime log a warning)
+    axes0 = "" if every_layer_both_ways and cfg.head == "last" else g.const("axes0", np.array([0], np.int64))
     axes1 = g.const("axes1", np.array([1], np.int64))
-    state: list[int | str] = [layers, "batch", hid]
-    if cfg.bidirectional:
+    state_in: list[Any] = []
+    state_out: list[Any] = []
+    if cfg.bidirectional:  # the received prefix, and its length per sequence
         g.op("Concat", ["prefix", "x"], "prefix_out", axis=1)  # (B, P+T, F)
         g.op("Shape", ["prefix"], "prefix_shape")
         g.op("Gather", ["prefix_shape", axes1], "received")  # (1,)
         g.op("Add", ["lengths", "received"], "total_lengths")  # (B,): the prefix is never padded
-        g.op("Cast", ["total_lengths"], "seq_lens", to=TensorProto.INT32)
-        g.op("Transpose", ["prefix_out"], "x_tbf", perm=[1, 0, 2])  # (T, B, F)
-        x = "x_tbf"
+        g.op("Cast", ["total_lengths"], "total_lens", to=TensorProto.INT32)
+        g.op("Transpose", ["prefix_out"], "prefix_tbf", perm=[1, 0, 2])  # (T, B, F)
+    if every_layer_both_ways:
+        x = "prefix_tbf"
         for i in range(layers):
-            y = g.recurrent(f"layer{i}", x, model.rnn, i, lengths="seq_lens", bidirectional=True)  # (T, 2, B, H)
-            g.op("Transpose", [y], f"layer{i}_tbdh", perm=[0, 2, 1, 3])
+            y = g.recurrent(f"layer{i}", x, model.rnn, i, lengths="total_lens", direction="bidirectional")
+            g.op("Transpose", [y], f"layer{i}_tbdh", perm=[0, 2, 1, 3])  # (T, B, 2, H)
             x = g.op(
                 "Reshape",
                 [f"layer{i}_tbdh", g.const(f"layer{i}_flat", np.array([0, 0, 2 * hid], np.int64))],
@@ -268,39 +312,25 @@ def sequence_classifier_graph(model: SequenceClassifier) -> onnx.ModelProto:
             top = f"layer{layers - 1}_h"  # (2, B, H): forward's last valid step, backward's first
             g.op("Transpose", [top], "final_bdh", perm=[1, 0, 2])
             g.op("Reshape", ["final_bdh", g.const("final_flat", np.array([0, 2 * hid], np.int64))], "features")
-        state_in = [_info("prefix", _F32, ["batch", "received", feat])]
-        state_out = [_info("prefix_out", _F32, ["batch", "received_out", feat])]
     else:
-        g.op("Cast", ["lengths"], "seq_lens", to=TensorProto.INT32)
-        g.op("Transpose", ["x"], "x_tbf", perm=[1, 0, 2])  # (T, B, F)
-        hs, cs = ["h"], ["c"]
-        if layers > 1:  # one (1, B, H) slice of the state per layer
-            split = g.const("layer_split", np.ones(layers, np.int64))
-            hs = g.op("Split", ["h", split], [f"h{i}" for i in range(layers)], axis=0)
-            if lstm:
-                cs = g.op("Split", ["c", split], [f"c{i}" for i in range(layers)], axis=0)
-        x = "x_tbf"
-        for i in range(layers):
-            y = g.recurrent(f"layer{i}", x, model.rnn, i, lengths="seq_lens", h0=hs[i], c0=cs[i] if lstm else "")
-            x = g.op("Squeeze", [y, axes1], f"layer{i}_out")[0]  # (T, B, H)
-        g.op("Concat", [f"layer{i}_h" for i in range(layers)], "h_out", axis=0)
-        state_in = [_info("h", _F32, state)]
-        state_out = [_info("h_out", _F32, state)]
-        if lstm:
-            g.op("Concat", [f"layer{i}_c" for i in range(layers)], "c_out", axis=0)
-            state_in.append(_info("c", _F32, state))
-            state_out.append(_info("c_out", _F32, state))
+        state_in, state_out = _carried_layers(g, model, axes0, axes1)
+        forward = "forward_features" if cfg.bidirectional else "features"
         if cfg.head == "mean":
-            g.op("ReduceSum", [x, axes0], "chunk_sum", keepdims=0)  # (B, H); zero past each length
-            g.op("Add", ["h_sum", "chunk_sum"], "h_sum_out")
-            g.op("Cast", ["lengths"], "lengths_f", to=_F32)
-            g.op("Unsqueeze", ["lengths_f", axes1], "chunk_steps")  # (B, 1)
-            g.op("Add", ["steps", "chunk_steps"], "steps_out")
-            g.op("Div", ["h_sum_out", "steps_out"], "features")  # (B, H)
-            state_in += [_info("h_sum", _F32, ["batch", hid]), _info("steps", _F32, ["batch", 1])]
-            state_out += [_info("h_sum_out", _F32, ["batch", hid]), _info("steps_out", _F32, ["batch", 1])]
+            g.op("Div", ["h_sum_out", "steps_out"], forward)  # (B, H)
         else:
-            g.op("Squeeze", [f"layer{layers - 1}_h", axes0], "features")  # (B, H): the last valid step's output
+            g.op("Squeeze", [f"layer{layers - 1}_h", axes0], forward)  # (B, H): the last valid step's output
+        if cfg.bidirectional:  # one layer: the backward direction over the whole prefix
+            y = g.recurrent("backward", "prefix_tbf", model.rnn, 0, lengths="total_lens", direction="reverse")
+            if cfg.head == "mean":
+                g.op("Squeeze", [y, axes1], "backward_out")  # (T, B, H), zero past each length
+                g.op("ReduceSum", ["backward_out", axes0], "backward_sum", keepdims=0)
+                g.op("Div", ["backward_sum", "steps_out"], "backward_features")
+            else:
+                g.op("Squeeze", ["backward_h", axes0], "backward_features")  # its output at the first step
+            g.op("Concat", ["forward_features", "backward_features"], "features", axis=1)  # as PyTorch orders them
+    if cfg.bidirectional:
+        state_in.append(_info("prefix", _F32, ["batch", "received", feat]))
+        state_out.append(_info("prefix_out", _F32, ["batch", "received_out", feat]))
     w = model.head.weight.detach().numpy().astype(np.float32)
     b = model.head.bias.detach().numpy().astype(np.float32)
     g.op("Gemm", ["features", g.const("head.weight", w), g.const("head.bias", b)], "logits", transB=1)

@@ -75,7 +75,8 @@ def random_checkpoint(path: Path, channels: int = 3, classes: int = 4, **model: 
 SEQUENCE_MODELS = {
     "lstm-mean": {"cell": "lstm", "head": "mean"},
     "gru2-last": {"cell": "gru", "num_layers": 2, "head": "last"},
-    "bigru-mean": {"cell": "gru", "bidirectional": True, "head": "mean"},
+    "bigru-mean": {"cell": "gru", "bidirectional": True, "head": "mean"},  # forward carried, prefix re-read
+    "bilstm2-last": {"cell": "lstm", "num_layers": 2, "bidirectional": True, "head": "last"},  # prefix alone
 }
 
 

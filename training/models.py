@@ -37,7 +37,8 @@ class SequenceClassifier(nn.Module):
     not the mean, not the last step. The streaming state (:meth:`init_state`) of a causal model is
     ``h`` (and ``c`` for an LSTM) ``(num_layers, B, H)``, plus for the ``mean`` head the running
     sum of the top layer's outputs ``h_sum`` ``(B, H)`` and the steps so far ``steps`` ``(B, 1)``;
-    a bidirectional model's is the rows received so far ``prefix`` ``(B, P, F)``, re-read each time.
+    a bidirectional model's adds the rows received so far ``prefix`` ``(B, P, F)``, re-read backward
+    each time (with more than one layer it is the whole state: every layer re-reads it both ways).
     """
 
     def __init__(self, config: SequenceClassifierConfig) -> None:
@@ -60,10 +61,11 @@ class SequenceClassifier(nn.Module):
     def state_names(self) -> tuple[str, ...]:
         """The streaming state's parts, in the order :meth:`init_state` returns them (the graph's)."""
         cfg = self.config
-        if cfg.bidirectional:
+        if cfg.bidirectional and cfg.num_layers > 1:
             return ("prefix",)
         names = ("h", "c") if cfg.cell == "lstm" else ("h",)
-        return (*names, "h_sum", "steps") if cfg.head == "mean" else names
+        carried = (*names, "h_sum", "steps") if cfg.head == "mean" else names
+        return (*carried, "prefix") if cfg.bidirectional else carried
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Logits ``(B, C)`` for normalised ``x`` ``(B, T, F)`` whose sequence ``b`` has ``lengths[b]`` valid steps."""
@@ -102,13 +104,23 @@ class SequenceClassifier(nn.Module):
     def forward_stream(self, x: Tensor, state: ClassifierState) -> tuple[Tensor, ClassifierState]:
         """Logits after the prefix seen so far plus the whole chunk ``x`` ``(B, T, F)``, and the state to carry on.
 
-        A bidirectional model simply re-runs the received prefix: it defines what a stream returns.
+        A bidirectional model simply re-runs the received prefix: it defines what a stream returns (and,
+        with one layer, the forward direction's state that the graph carries).
         """
         cfg = self.config
-        if cfg.bidirectional:
-            rows = torch.cat([state[0], x], dim=1)  # (B, P+T, F)
-            return self.forward(rows), (rows,)
         parts = dict(zip(self.state_names, state, strict=True))
+        if cfg.bidirectional:
+            rows = torch.cat([parts["prefix"], x], dim=1)  # (B, P+T, F)
+            received = {"prefix": rows}
+            if cfg.num_layers == 1:  # the forward direction's state, as if it had been carried
+                out, final = self.rnn(rows)  # out: (B, P+T, 2H); final: (2, B, H) each, forward first
+                if isinstance(final, tuple):
+                    received["h"], received["c"] = final[0][:1], final[1][:1]
+                else:
+                    received["h"] = final[:1]
+                received["h_sum"] = out[..., : cfg.hidden_size].sum(dim=1)
+                received["steps"] = parts["steps"] + x.shape[1]
+            return self.forward(rows), tuple(received[n] for n in self.state_names)
         carried = (parts["h"], parts["c"]) if cfg.cell == "lstm" else parts["h"]
         out, final = self.rnn(x, carried)  # out: (B, T, H)
         new: dict[str, Tensor] = {"h": final[0], "c": final[1]} if isinstance(final, tuple) else {"h": final}

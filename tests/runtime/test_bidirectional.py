@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnnedge.errors import InputError
+from rnnedge.errors import InputError, StateError
 from rnnedge.runtime import ClassifierModel, load
 
 
@@ -23,15 +23,16 @@ def model(tiny_bi_onnx: Path) -> ClassifierModel:
 
 def test_metadata_says_non_causal(model: ClassifierModel) -> None:
     assert model.kind == "noncausal_classifier" and not model.causal
-    assert [s.name for s in model.metadata.states] == ["prefix"]
+    assert [s.name for s in model.metadata.states] == ["h", "c", "h_sum", "steps", "prefix"]
     assert model.metadata.config["model"]["bidirectional"] is True
 
 
-def test_graph_has_one_native_bidirectional_lstm(tiny_bi_onnx: Path) -> None:
+def test_graph_has_forward_and_reverse_native_lstms(tiny_bi_onnx: Path) -> None:
+    """One layer: the forward direction carries its state over the chunk, the reverse one re-reads the prefix."""
     onnx = pytest.importorskip("onnx")
     nodes = [n for n in onnx.load(str(tiny_bi_onnx)).graph.node if n.op_type == "LSTM"]
     directions = sorted(next(a.s.decode() for a in n.attribute if a.name == "direction") for n in nodes)
-    assert directions == ["bidirectional"]
+    assert directions == ["forward", "reverse"]
 
 
 def test_every_prefix_matches_pytorch_on_that_prefix(model: ClassifierModel, mnist, tiny_bi_checkpoint: Path) -> None:
@@ -75,3 +76,13 @@ def test_bad_input_leaves_the_prefix_unchanged(model: ClassifierModel, mnist) ->
     np.testing.assert_allclose(
         restored.feed(mnist.test_images[0][6:]), model.predict(mnist.test_images[:1])[0], atol=1e-5
     )
+
+
+def test_a_state_whose_row_count_disagrees_with_its_prefix_is_refused(model: ClassifierModel, mnist) -> None:
+    stream = model.stream()
+    stream.feed(mnist.test_images[0][:5])
+    parts = {k: np.array(v) for k, v in stream.state.items()}
+    with pytest.raises(StateError, match=r"steps says \[4.0\] rows, but the prefix holds 5"):
+        stream.state = {**parts, "steps": np.full((1, 1), 4.0, np.float32)}
+    np.testing.assert_array_equal(stream.state["steps"], parts["steps"])
+    stream.state = parts  # the consistent state is accepted

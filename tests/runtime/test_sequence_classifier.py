@@ -95,9 +95,11 @@ def test_metadata_is_version_2_with_lengths_and_per_channel_standardize(files: d
     assert meta.lengths is not None and meta.lengths.dtype == "int64" and meta.lengths.shape == ("batch",)
     assert meta.standardize is not None and meta.standardize.mean == (0.0, 1.0, 2.0)
     assert meta.preprocessing is None and meta.labels == ("class 0", "class 1", "class 2", "class 3")
-    names = {read_metadata(files[n]).states[0].name for n in MODELS}
-    assert names == {"h", "prefix"}
-    assert [s.name for s in read_metadata(files["gru2-last"]).states] == ["h"]  # a GRU's state is h alone
+    names = {n: [s.name for s in read_metadata(files[n]).states] for n in MODELS}
+    assert names["lstm-mean"] == ["h", "c", "h_sum", "steps"]
+    assert names["gru2-last"] == ["h"]  # a GRU's state is h alone
+    assert names["bigru-mean"] == ["h", "h_sum", "steps", "prefix"]  # one layer: the forward direction carried
+    assert names["bilstm2-last"] == ["prefix"]  # two layers: the second reads both directions of the whole prefix
 
 
 def test_bad_sequences_and_lengths_are_refused_naming_what_is_wrong(files: dict[str, Path]) -> None:
