@@ -60,6 +60,7 @@ export async function timeBare(ort, session, model, { steps = 400, warmupMs = 20
       meta.kind === 'language_model'
         ? new ort.Tensor('int64', BigInt64Array.of(BigInt(x[0])), [1, 1])
         : new ort.Tensor('float32', Float32Array.from(x, (v) => v / 255), [1, 1, x.length]);
+    if (meta.lengths) feeds[meta.lengths.name] = new ort.Tensor('int64', BigInt64Array.of(1n), [1]); // one valid step
     return feeds;
   };
   const fetch = [model.streamOutputs[0], ...meta.states.map((s) => s.output)];
