@@ -10,7 +10,10 @@ from rnnedge.errors import MissingExtraError, RnnEdgeError
 
 __all__ = ["DATA_HELP", "RnnEdgeGroup", "require_training_extra"]
 
-DATA_HELP = "Folder holding mnist/ and ptb/ (default: $RNNEDGE_DATA, else the per-user cache)."
+DATA_HELP = (
+    "Folder holding mnist/ and ptb/, where a model's recorded data files are also looked for by name "
+    "(default: $RNNEDGE_DATA, else the per-user cache)."
+)
 
 
 class RnnEdgeGroup(click.Group):

@@ -106,6 +106,11 @@ def info(model_path: Path, as_json: bool) -> None:
             click.echo(f"{key}: {_plain(value)}")
 
 
+# Format-1 classifier files (pixels by `preprocessing`) were written by the MNIST trainer alone, and
+# record no test file: they are measured on MNIST's, found in the data folder (or fetched into the cache).
+_FORMAT_1_TEST = {"test": "mnist/t10k-images-idx3-ubyte.gz"}
+
+
 def test_accuracy(
     model_path: Path,
     test_file: Path | None,
@@ -126,6 +131,8 @@ def test_accuracy(
 
     with load_classifier(model_path, provider=provider) as model:
         record = model.metadata.config.get("data")
+        if record is None and model.metadata.preprocessing is not None:
+            record = _FORMAT_1_TEST
         if test_file is None and not (isinstance(record, dict) and isinstance(record.get("test"), str)):
             raise click.UsageError(f"{model_path.name} records no test file: give one with --test FILE")
         path = test_file if test_file is not None else recorded_test_file(record, data)

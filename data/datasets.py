@@ -73,6 +73,9 @@ PTB_FILES = _files(
 )
 
 
+_DOWNLOADABLE = {"mnist": MNIST_FILES, "ptb": PTB_FILES}  # the datasets the cache fetches, by folder name
+
+
 def default_cache_dir() -> Path:
     """The per-user data cache: ``$XDG_CACHE_HOME/rnnedge/data`` (``~/.cache`` by default)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -154,22 +157,31 @@ def _uncompressed(path: Path) -> Path:
 def find_data_file(recorded: str | os.PathLike[str], data: str | os.PathLike[str] | None = None) -> Path:
     """The file a checkpoint or model records it was trained or tested on, here.
 
-    ``recorded`` itself when it is there; else, in the data folder (``data``, else
-    ``$RNNEDGE_DATA``, else the cache), the recorded relative path, or the file's name beside its
-    folder's name (``DIR/mnist/t10k-images-idx3-ubyte.gz``), or the file's name alone. A model
-    trained on another machine thus finds its data under the same names. :class:`DataError`
-    naming every place looked at otherwise.
+    ``recorded`` itself when it is an absolute path that is there; else, in the data folder
+    (``data``, else ``$RNNEDGE_DATA``, else the cache), the recorded relative path, the file's name
+    in a folder of its folder's name (``DIR/mnist/t10k-images-idx3-ubyte.gz``), or its name alone,
+    each also uncompressed (without ``.gz``). A model trained on another machine thus finds its data
+    under the same names. A file of a dataset the cache downloads (``mnist/``, ``ptb/``) is fetched
+    and checked as on first use. :class:`DataError` naming every place looked at otherwise.
     """
+    from .idx import labels_file_for
+
     path = Path(recorded)
-    if path.is_file():
+    if path.is_absolute() and path.is_file():
         return path
     root, _ = resolve_data_dir(data)
-    candidates = [root / path.parent.name / path.name, root / path.name]
-    if not path.is_absolute():
-        candidates.insert(0, root / path)
-    for candidate in dict.fromkeys(candidates):
-        if candidate.is_file():
-            return candidate
+    relative = [] if path.is_absolute() else [path]
+    candidates = [root / p for p in dict.fromkeys([*relative, Path(path.parent.name) / path.name, Path(path.name)])]
+    for candidate in candidates:
+        for twin in dict.fromkeys((candidate, _uncompressed(candidate))):
+            if twin.is_file():
+                return twin
+    dataset = path.parent.name
+    wanted = tuple(f for f in _DOWNLOADABLE.get(dataset, ()) if f.name in (path.name, labels_file_for(path).name))
+    if wanted:  # fetched into the cache (a folder the user gave is never written to: then its files are named)
+        folder = ensure_files(dataset, wanted, data)
+        found = folder / path.name
+        return found if found.is_file() else _uncompressed(found)
     looked = ", ".join(str(c) for c in dict.fromkeys([path, *candidates]))
     raise DataError(f"the recorded data file {path} is not here (looked at {looked}); give the file or its folder")
 

@@ -41,6 +41,10 @@ __all__ = [
     "model_names",
 ]
 
+# Raised whenever the same checkpoint exports to other files (2: the MNIST kind became a sequence
+# classifier), so that a re-run re-exports what an earlier version wrote instead of keeping it.
+EXPORT_REVISION = 2
+
 MANIFEST_NAME = "manifest.json"
 REPORT_NAME = "report.md"
 MANIFEST_FORMAT = 1
@@ -228,7 +232,13 @@ def export_many(
         base = {"name": name, "checkpoint": str(checkpoint), "checkpoint_sha256": ckpt_sha}
 
         def settings(variant: str) -> dict[str, Any]:
-            return {"variant": variant, "opset": OPSET, "rnnedge": made_by["version"], **tolerances.as_dict()}
+            return {
+                "variant": variant,
+                "opset": OPSET,
+                "rnnedge": made_by["version"],
+                "export_revision": EXPORT_REVISION,
+                **tolerances.as_dict(),
+            }
 
         def keep(variant: str, path: Path) -> bool:
             old = previous.get((name, variant))  # noqa: B023 (called within this iteration only)

@@ -118,7 +118,7 @@ class _Graph:
         c0: str = "",
         direction: str = "forward",
     ) -> str:
-        """One native ``LSTM`` or ``GRU`` node over ``x`` ``(T, B, in)``: ``direction`` forward, reverse or bidirectional.
+        """One native ``LSTM`` or ``GRU`` node over ``x`` ``(T, B, in)``, ``direction`` forward, reverse or both.
 
         ``lengths`` names an int32 ``(B,)`` of valid steps per sequence (``sequence_lens``): past it the
         outputs are zero and the final state is the last valid step's. Returns ``Y`` ``(T, D, B, H)``;

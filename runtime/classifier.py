@@ -1,11 +1,12 @@
-"""Sequence classifiers (row-by-row images, a user's sequences): ``predict`` and streaming of rows.
+"""Sequence classifiers (images read row by row, a user's sequences): ``predict`` and streaming of rows.
 
 Graph contract (see the metadata): input ``x`` float32 ``(batch, sequence, features)``,
 already normalised, and for format-version-2 files ``lengths`` int64 ``(batch,)``;
 outputs ``logits`` and ``probs`` float32 ``(batch, classes)`` for the whole prefix seen so
-far. Raw inputs are normalised here as the metadata says: with ``preprocessing`` uint8
-pixels are scaled by ``scale`` (1/255) and float inputs must already be in ``[0, 1]``;
-with ``standardize`` any finite real values become ``(x - mean[f]) / std[f]`` per channel.
+far. Raw inputs are normalised here as the metadata says: with ``standardize`` (every file
+since format version 2, MNIST's included) any finite real values become ``(x - mean[f]) /
+std[f]`` per channel; with ``preprocessing`` (format-1 files) uint8 pixels are scaled by
+``scale`` (1/255) and float inputs must already be in ``[0, 1]``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class ClassifierCodec(Codec):
-    """Rows in (uint8 pixels or floats in [0, 1]), normalised as the metadata says; class probabilities out."""
+    """Rows in (raw values; a format-1 file's uint8 pixels or floats in [0, 1]), normalised as the metadata says."""
 
     def __init__(self, metadata: ModelMetadata) -> None:
         super().__init__(metadata)
@@ -166,7 +167,7 @@ class ClassifierCodec(Codec):
 
 
 class ClassifierModel(Model):
-    """A row-by-row classifier; causal (LSTM) or not (bidirectional LSTM)."""
+    """A sequence classifier; causal or not (bidirectional)."""
 
     def __init__(self, engine: Engine, *, state_on_device: bool | None = None) -> None:
         super().__init__(engine, state_on_device=state_on_device)
@@ -185,7 +186,7 @@ class ClassifierModel(Model):
         return self.codec.feature_size
 
     def preprocess(self, rows: Any) -> np.ndarray:
-        """uint8 pixels or floats in [0, 1], shape ``(..., features)`` -> normalised float32."""
+        """Raw values (a format-1 file: uint8 pixels or floats in [0, 1]), shape ``(..., features)`` -> float32."""
         return self.codec.preprocess(rows)
 
     def predict(self, images: Any, batch_size: int = 256, *, lengths: Any = None) -> np.ndarray:

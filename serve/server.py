@@ -515,7 +515,7 @@ def _rows(value: Any, pixels: bool) -> np.ndarray:
         raise InputError("rows must be lists of numbers, all of one length") from None
     if rows.dtype.kind in "iu":
         lo, hi = (int(rows.min()), int(rows.max())) if rows.size else (0, 0)
-        if 0 <= lo and hi <= 255:
+        if lo >= 0 and hi <= 255:
             return rows.astype(np.uint8)
         if pixels:
             raise InputError(

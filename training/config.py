@@ -106,7 +106,7 @@ class SequenceTrainConfig:
     shift: int = _field(
         0,
         "Largest random translation of a training sequence, in steps and in channels, the uncovered part reading "
-        "as raw zeros (augmentation for images read row by row; equal lengths only).",
+        "as raw zeros (augmentation for images read row by row; equal lengths and --normalize global only).",
     )
     normalize: str = _field(
         "channel", "Standardise each channel with its own mean and std, or all with the mean and std of every value."

@@ -8,7 +8,8 @@ the ``mean`` head, and that normalisation is a standardisation with ``mean / sca
 ``std / scale`` for every channel, so such a checkpoint is read as a ``sequence_classifier`` one:
 it exports, and its file computes what the old file computed. Language-model checkpoints of
 Penn Treebank runs did not record their text: they get PTB's file names, which the data folder
-resolves (:func:`rnnedge.data.datasets.find_data_file`).
+resolves (:func:`rnnedge.data.datasets.find_data_file`). Sequence classifiers trained before
+``shift`` and ``normalize`` existed trained as their defaults say (no shift, per channel).
 
 An upgraded checkpoint exports but does not resume (``upgraded_from`` says what it was).
 """
@@ -19,6 +20,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from rnnedge.data.mnist import PIXEL_MEAN, PIXEL_STD
 from rnnedge.errors import CheckpointError
 
 __all__ = ["upgrade_checkpoint"]
@@ -27,7 +29,8 @@ _ROW_CLASSIFIER_KINDS = ("rnn_classifier", "mnist-lstm", "mnist-bilstm")
 _LANGUAGE_MODEL_KINDS = ("word_lm", "ptb", "gru_lm")
 # That kind only ever trained on MNIST: checkpoints written before they carried their own preprocessing,
 # labels and files had these.
-_MNIST_PREPROCESSING = {"scale": 1 / 255, "mean": 0.1307, "std": 0.3081}
+_MNIST_PREPROCESSING = {"scale": 1 / 255, "mean": PIXEL_MEAN, "std": PIXEL_STD}
+_SEQUENCE_TRAIN_DEFAULTS = {"shift": 0, "normalize": "channel"}  # fields added after the first such runs
 _MNIST_DATA = {"test": "mnist/t10k-images-idx3-ubyte.gz"}
 _PTB_DATA = {"tokens": "words", **{s: f"ptb/ptb.{s}.txt" for s in ("train", "valid", "test")}}
 
@@ -39,6 +42,13 @@ def upgrade_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
         return _row_classifier(ckpt)
     if kind in _LANGUAGE_MODEL_KINDS and "data" not in ckpt:
         return {**ckpt, "data": dict(_PTB_DATA)}
+    train = ckpt.get("train_config")
+    if (
+        kind == "sequence_classifier"
+        and isinstance(train, dict)
+        and not _SEQUENCE_TRAIN_DEFAULTS.keys() <= train.keys()
+    ):
+        return {**ckpt, "train_config": {**_SEQUENCE_TRAIN_DEFAULTS, **train}}
     return ckpt
 
 

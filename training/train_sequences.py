@@ -173,7 +173,13 @@ class SequenceTask(ClassificationTask):
                 f"shift={train_config.shift} translates sequences of one length (images); the training sequences' "
                 f"lengths are {int(self.train_len.min())}-{int(self.train_len.max())}: give shift=0"
             )
-        self.zero = torch.from_numpy(data.stats.apply(np.zeros((1, data.train.num_channels), np.float32))[0])
+        if train_config.shift > 0 and train_config.normalize != "global":
+            raise ConfigError(
+                f"shift={train_config.shift} moves values across channels, which needs one normalisation for every "
+                f"channel: give normalize='global' (--normalize global), or shift=0"
+            )
+        # What a raw zero becomes in each channel: what a shift moves in (an image's background).
+        self.fill = torch.from_numpy(data.stats.apply(np.zeros((1, data.train.num_channels), np.float32))[0])
         self.test_x, self.test_len, self.test_y = _tensors(data.test)
         self.valid = _tensors(data.valid) if data.valid is not None else None
         torch.manual_seed(train_config.seed)
@@ -200,7 +206,7 @@ class SequenceTask(ClassificationTask):
         for group in self.optimizer.param_groups:
             group["lr"] = _lr_at(cfg, step, self.total_steps)
         step_seed = cfg.seed * 100003 + 7919 * step + 1
-        x = random_shift(x, cfg.shift, self.zero, torch.Generator().manual_seed(step_seed))
+        x = random_shift(x, cfg.shift, self.fill, torch.Generator().manual_seed(step_seed))
         torch.manual_seed(step_seed)  # dropout masks and noise: a function of the step
         if cfg.noise > 0:
             x = x + cfg.noise * torch.randn(x.shape)  # padding gets noise too: packing never reads it

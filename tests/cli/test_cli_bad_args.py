@@ -179,8 +179,12 @@ def test_a_test_file_that_moved_is_looked_for_by_name(tiny_onnx: Path, files: Pa
     moved = files / "moved.onnx"
     onnx.save(graph, str(moved))
     result = run(["classify", str(moved), "--data", str(files / "nowhere"), "--limit", "5"], 1, "DataError")
-    assert "is not here (looked at /elsewhere/mnist/t10k-images-idx3-ubyte.gz" in result.output
-    assert str(files / "nowhere" / "mnist" / "t10k-images-idx3-ubyte.gz") in result.output
-    run(
-        ["classify", str(moved), "--data", str(data_dir), "--limit", "5"], 0, "5 sequences of t10k-images-idx3-ubyte.gz"
-    )
+    assert f"mnist files missing from {files / 'nowhere' / 'mnist'}" in result.output  # a folder given: not written
+    assert "Put the files in" in result.output
+    found = ["classify", str(moved), "--data", str(data_dir), "--limit", "5"]
+    run(found, 0, "5 sequences of t10k-images-idx3-ubyte.gz")
+    meta["config"]["data"]["test"] = "/elsewhere/sensors/test.ts"  # not a dataset the cache fetches
+    graph.metadata_props[0].value = json.dumps(meta)
+    onnx.save(graph, str(moved))
+    result = run(["classify", str(moved), "--data", str(files), "--limit", "5"], 1, "DataError")
+    assert f"is not here (looked at /elsewhere/sensors/test.ts, {files / 'sensors' / 'test.ts'}" in result.output

@@ -103,3 +103,25 @@ def test_an_old_ptb_checkpoint_records_ptb_files_by_name(tiny_lm_checkpoint: Pat
     out = export_checkpoint(tmp_path / "old.pt", tmp_path / "old.onnx").path
     meta = json.loads(onnx.load(str(out)).metadata_props[0].value)
     assert meta["format_version"] == 1 and meta["config"]["data"]["test"] == "ptb/ptb.test.txt"
+
+
+def test_a_sequence_run_from_before_shift_and_normalize_resumes(tmp_path: Path) -> None:
+    """Those fields came later: a run without them trained as their defaults say, and resumes under them."""
+    from sequence_models import vowels
+
+    from rnnedge.training.config import SequenceClassifierConfig, SequenceTrainConfig
+    from rnnedge.training.train_sequences import train_sequence_classifier
+
+    def train(epochs: int, resume: bool) -> None:
+        files = {"train_file": vowels("train"), "test_file": vowels("test")}
+        model, cfg = SequenceClassifierConfig(hidden_size=4), SequenceTrainConfig(epochs=epochs, batch_size=64)
+        train_sequence_classifier(model, cfg, tmp_path, **files, resume=resume, quiet=True, threads=1)
+
+    train(1, resume=False)
+    checkpoint = tmp_path / "checkpoint.pt"
+    ckpt = load_checkpoint(checkpoint)
+    older = {k: v for k, v in ckpt["train_config"].items() if k not in ("shift", "normalize")}
+    save_checkpoint(checkpoint, {**ckpt, "train_config": older})
+    assert load_checkpoint(checkpoint)["train_config"] == ckpt["train_config"]
+    train(2, resume=True)
+    assert load_checkpoint(checkpoint)["metrics"]["epoch"] == 2

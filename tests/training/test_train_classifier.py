@@ -190,3 +190,9 @@ def test_shift_is_refused_for_sequences_of_different_lengths(tmp_path: Path) -> 
             test_file=vowels("test"),
             quiet=True,
         )
+
+
+def test_shift_is_refused_with_per_channel_normalisation(data_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"moves values across channels.*normalize='global'"):
+        train_mnist(tmp_path, data_dir, {"hidden_size": 4}, {"max_steps": 1, "normalize": "channel"})
+    assert not (tmp_path / "checkpoint.pt").exists()
