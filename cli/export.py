@@ -130,7 +130,11 @@ def _echo_outcome(outcome: Outcome) -> None:
     multiple=True,
     help="Also write this variant (repeatable): int8 for the CPU, fp16 for the CUDA provider only.",
 )
-@click.option("--data", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP + " Measures variant quality.")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    help=DATA_HELP + " Variants' quality is measured on the recorded test file found there; or give a test file.",
+)
 @click.option(
     "--atol",
     type=float,

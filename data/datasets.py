@@ -158,11 +158,12 @@ def find_data_file(recorded: str | os.PathLike[str], data: str | os.PathLike[str
     """The file a checkpoint or model records it was trained or tested on, here.
 
     ``recorded`` itself when it is an absolute path that is there; else, in the data folder
-    (``data``, else ``$RNNEDGE_DATA``, else the cache), the recorded relative path, the file's name
-    in a folder of its folder's name (``DIR/mnist/t10k-images-idx3-ubyte.gz``), or its name alone,
-    each also uncompressed (without ``.gz``). A model trained on another machine thus finds its data
-    under the same names. A file of a dataset the cache downloads (``mnist/``, ``ptb/``) is fetched
-    and checked as on first use. :class:`DataError` naming every place looked at otherwise.
+    (``data``, else ``$RNNEDGE_DATA``, else the cache), the recorded relative path, or the last
+    folders of the recorded path and its name, longest first (``DIR/uea/JapaneseVowels/X.ts``,
+    ``DIR/JapaneseVowels/X.ts``, ``DIR/X.ts``), each also uncompressed (without ``.gz``). A model
+    trained on another machine thus finds its data under the same names. A file of a dataset the
+    cache downloads (``mnist/``, ``ptb/``) is fetched and checked as on first use. :class:`DataError`
+    naming every place looked at otherwise.
     """
     from .idx import labels_file_for
 
@@ -170,8 +171,8 @@ def find_data_file(recorded: str | os.PathLike[str], data: str | os.PathLike[str
     if path.is_absolute() and path.is_file():
         return path
     root, _ = resolve_data_dir(data)
-    relative = [] if path.is_absolute() else [path]
-    candidates = [root / p for p in dict.fromkeys([*relative, Path(path.parent.name) / path.name, Path(path.name)])]
+    tails = [Path(*path.parts[-k:]) for k in range(min(4, len(path.parts) - path.is_absolute()), 0, -1)]
+    candidates = [root / p for p in dict.fromkeys(tails)]
     for candidate in candidates:
         for twin in dict.fromkeys((candidate, _uncompressed(candidate))):
             if twin.is_file():
@@ -183,7 +184,10 @@ def find_data_file(recorded: str | os.PathLike[str], data: str | os.PathLike[str
         found = folder / path.name
         return found if found.is_file() else _uncompressed(found)
     looked = ", ".join(str(c) for c in dict.fromkeys([path, *candidates]))
-    raise DataError(f"the recorded data file {path} is not here (looked at {looked}); give the file or its folder")
+    raise DataError(
+        f"the recorded data file {path} is not here (looked at {looked}); give the file itself, or a data folder "
+        "that holds it under one of these names"
+    )
 
 
 def recorded_test_file(record: object, data: str | os.PathLike[str] | None = None) -> Path:

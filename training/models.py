@@ -118,8 +118,9 @@ class SequenceClassifier(nn.Module):
                     received["h"], received["c"] = final[0][:1], final[1][:1]
                 else:
                     received["h"] = final[:1]
-                received["h_sum"] = out[..., : cfg.hidden_size].sum(dim=1)
-                received["steps"] = parts["steps"] + x.shape[1]
+                if cfg.head == "mean":
+                    received["h_sum"] = out[..., : cfg.hidden_size].sum(dim=1)
+                    received["steps"] = parts["steps"] + x.shape[1]
             return self.forward(rows), tuple(received[n] for n in self.state_names)
         carried = (parts["h"], parts["c"]) if cfg.cell == "lstm" else parts["h"]
         out, final = self.rnn(x, carried)  # out: (B, T, H)

@@ -12,6 +12,7 @@ from sequence_models import random_checkpoint, train_tiny_sequences, vowels
 pytest.importorskip("onnx", reason="export needs the train extra")
 torch = pytest.importorskip("torch", reason="export needs the train extra")
 
+import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 
 from rnnedge.cli.main import cli  # noqa: E402
@@ -99,3 +100,33 @@ def test_classify_without_its_test_file_says_to_pass_it(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["classify", str(model)])
     assert result.exit_code == 2, result.output  # before: "each row must have 3 values, got ... (500, 28, 28)"
     assert "records no test file" in result.output and "--test FILE" in result.output
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("head", ["mean", "last"])
+def test_every_one_layer_bidirectional_model_exports_and_streams_its_prefix(
+    tmp_path: Path, cell: str, head: str
+) -> None:
+    """The forward direction carried beside the prefix, for either head and cell: parity, then a stream."""
+    ckpt = random_checkpoint(tmp_path / "bi.pt", cell=cell, bidirectional=True, head=head)
+    out = export_checkpoint(ckpt, tmp_path / "bi.onnx").path  # validated against PyTorch, chunkings included
+    parts = ["h", "c"] if cell == "lstm" else ["h"]
+    with load_classifier(out) as model:
+        assert [s.name for s in model.metadata.states] == [*parts, *(["h_sum", "steps"] * (head == "mean")), "prefix"]
+        rows = np.random.default_rng(0).standard_normal((9, 3)).astype(np.float32)
+        stream = model.stream()
+        for t in range(1, 10):
+            np.testing.assert_allclose(stream.feed(rows[t - 1]), model.predict(rows[None, :t])[0], atol=1e-5)
+
+
+def test_variants_of_a_run_whose_test_file_moved_are_measured_on_the_file_given(tmp_path: Path) -> None:
+    from rnnedge.training.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt_path = train_tiny_sequences(tmp_path / "run", epochs=1)
+    ckpt = load_checkpoint(ckpt_path)
+    save_checkpoint(ckpt_path, {**ckpt, "data": {**ckpt["data"], "test": "/gone/uea/JapaneseVowels/x_TEST.ts"}})
+    out = tmp_path / "jv.onnx"
+    args = ["export", str(ckpt_path), "-o", str(out), "--quantize", "int8", "--data", str(vowels("test"))]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert read_metadata(out.with_suffix(".int8.onnx")).quality["test_accuracy"] > 0
