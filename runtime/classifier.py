@@ -207,9 +207,12 @@ class ClassifierModel(Model):
                 raise InputError("lengths go with a padded array; a list of sequences carries its own")
             return self._predict_list(list(images), int(batch_size))
         if not isinstance(images, np.ndarray) or images.ndim != 3:
+            got = describe(images)
+            if isinstance(images, (list, tuple)) and images:  # say what the list holds, not just that it is one
+                got += f" holding {', '.join(sorted({type(s).__name__ for s in images}))}"
             raise InputError(
-                f"images must be an array of shape (N, T, {self.feature_size}) or a list of (T, {self.feature_size}) "
-                f"arrays, got {describe(images)}"
+                f"images must be an array of shape (N, T, {self.feature_size}) or a list of numpy arrays of shape "
+                f"(T, {self.feature_size}), one per sequence, got {got}"
             )
         if images.shape[0] == 0 or images.shape[1] == 0:
             raise InputError(f"images must hold at least one image of at least one row, got {describe(images)}")
