@@ -55,7 +55,7 @@ class ClassifierCodec(Codec):
         self._channels = np.arange(size)
         self._channel_values: np.ndarray | None = None  # (256, F): what each uint8 value becomes in each channel
         if self._channel_mean is not None and self._channel_std is not None:
-            values = np.arange(256, dtype=np.float32)[:, None] - self._channel_mean  # as _standardise_channels
+            values = np.arange(256, dtype=np.float32)[:, None] - self._channel_mean  # as _standardise_channels does
             values /= self._channel_std
             values.flags.writeable = False
             self._channel_values = values
@@ -70,17 +70,19 @@ class ClassifierCodec(Codec):
 
     def preprocess(self, rows: Any) -> np.ndarray:
         """uint8 pixels or floats in [0, 1] (raw real values for ``standardize``), ``(..., features)`` -> float32."""
-        if self._channel_mean is not None:
-            return self._standardise_channels(rows)
+        channels = self._channel_mean is not None
         if not isinstance(rows, np.ndarray):
-            raise InputError(f"rows must be a numpy array of uint8 pixels or floats in [0, 1], got {describe(rows)}")
+            takes = "real numbers" if channels else "uint8 pixels or floats in [0, 1]"
+            raise InputError(f"rows must be a numpy array of {takes}, got {describe(rows)}")
         if rows.size == 0:
             raise InputError(f"rows must not be empty, got {describe(rows)}")
         if rows.shape[-1] != self.feature_size:
-            raise InputError(f"each row must have {self.feature_size} values, got {describe(rows)}")
-        if rows.dtype == _UINT8:
-            pixels: np.ndarray = self._pixel_values[rows]
-            return pixels
+            values = f"{self.feature_size} values" + (" (channels)" if channels else "")
+            raise InputError(f"each row must have {values}, got {describe(rows)}")
+        if rows.dtype == _UINT8:  # pixels, say: one table look-up, the values the arithmetic would give
+            return self._look_up(rows)
+        if channels:
+            return self._standardise_channels(rows)
         if rows.dtype not in (np.float16, np.float32, np.float64):
             raise InputError(f"rows must be uint8 pixels or float16/32/64 in [0, 1], got {describe(rows)}")
         if not all_finite(rows):  # checked before the cast, which would turn 1e300 into inf
@@ -93,19 +95,17 @@ class ClassifierCodec(Codec):
             )
         return self._standardise(rows.astype(np.float32, order="C"))
 
-    def _standardise_channels(self, rows: Any) -> np.ndarray:
-        """Raw values (any finite real numbers, any int or float dtype) -> ``(x - mean[f]) / std[f]`` in float32."""
+    def _look_up(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 values ``(..., features)`` -> normalised float32, by the table of the file's normalisation."""
+        if self._channel_values is not None:
+            per_channel: np.ndarray = self._channel_values[pixels, self._channels]
+            return per_channel
+        one_for_all: np.ndarray = self._pixel_values[pixels]
+        return one_for_all
+
+    def _standardise_channels(self, rows: np.ndarray) -> np.ndarray:
+        """Raw values of an int or float dtype (checked here: finite, within float32) -> ``(x - mean[f]) / std[f]``."""
         assert self._channel_mean is not None and self._channel_std is not None
-        if not isinstance(rows, np.ndarray):
-            raise InputError(f"rows must be a numpy array of real numbers, got {describe(rows)}")
-        if rows.size == 0:
-            raise InputError(f"rows must not be empty, got {describe(rows)}")
-        if rows.shape[-1] != self.feature_size:
-            raise InputError(f"each row must have {self.feature_size} values (channels), got {describe(rows)}")
-        if rows.dtype == _UINT8:  # pixels, say: one table look-up, the values the arithmetic below gives
-            assert self._channel_values is not None
-            looked_up: np.ndarray = self._channel_values[rows, self._channels]
-            return looked_up
         if rows.dtype.kind not in "iuf":
             raise InputError(f"rows must be ints or floats, got {describe(rows)}")
         if rows.dtype.kind == "f" and not all_finite(rows):
@@ -122,12 +122,7 @@ class ClassifierCodec(Codec):
     def to_graph(self, rows: Any) -> np.ndarray:
         """One row ``(F,)`` or rows ``(T, F)`` -> the graph input ``(1, T, F)``, normalised."""
         if isinstance(rows, np.ndarray) and rows.shape == self._row_shape and rows.dtype == _UINT8:
-            # One row of pixels: the streaming case, one table look-up.
-            if self._channel_values is not None:
-                per_channel: np.ndarray = self._channel_values[rows[None, None], self._channels]
-                return per_channel
-            row: np.ndarray = self._pixel_values[rows[None, None]]
-            return row
+            return self._look_up(rows[None, None])  # one row of pixels: the streaming case
         if not isinstance(rows, np.ndarray) or rows.ndim not in (1, 2):
             raise InputError(
                 f"feed takes one row ({self.feature_size},) or rows (T, {self.feature_size}), got {describe(rows)}"
@@ -138,12 +133,7 @@ class ClassifierCodec(Codec):
         """One uint8 row ``(F,)`` for every stream -> ``(N, 1, F)`` normalised."""
         shape = self._row_shape
         if all(isinstance(r, np.ndarray) and r.dtype == _UINT8 and r.shape == shape for r in items):
-            stacked = np.stack(items)[:, None]  # (N, 1, F)
-            if self._channel_values is not None:
-                per_channel: np.ndarray = self._channel_values[stacked, self._channels]
-                return per_channel
-            rows: np.ndarray = self._pixel_values[stacked]
-            return rows
+            return self._look_up(np.stack(items)[:, None])
         return None
 
     def check_state(self, arrays: Mapping[str, Any]) -> None:
