@@ -126,16 +126,19 @@ def test_accuracy(
     the cache). The file's class names are matched to the model's labels (a class the model lacks is
     an error); sequences of any lengths go to ``predict`` 500 at a time (one onnxruntime call each).
     """
-    from rnnedge.data.datasets import recorded_test_file  # numpy-only
+    from rnnedge.data.datasets import find_data_file  # numpy-only
     from rnnedge.data.sequences import read_sequences
 
     with load_classifier(model_path, provider=provider) as model:
         record = model.metadata.config.get("data")
         if record is None and model.metadata.preprocessing is not None:
             record = _FORMAT_1_TEST
-        if test_file is None and not (isinstance(record, dict) and isinstance(record.get("test"), str)):
-            raise click.UsageError(f"{model_path.name} records no test file: give one with --test FILE")
-        path = test_file if test_file is not None else recorded_test_file(record, data)
+        path = test_file
+        if path is None:
+            recorded = record.get("test") if isinstance(record, dict) else None
+            if not isinstance(recorded, str):
+                raise click.UsageError(f"{model_path.name} records no test file: give one with --test FILE")
+            path = find_data_file(recorded, data)
         test = read_sequences(path, class_names=model.labels)
         sequences, labels = list(test.sequences)[:limit], test.labels[:limit]
         batch, correct = 500, 0

@@ -29,7 +29,6 @@ __all__ = [
     "ensure_files",
     "find_data_file",
     "md5_of",
-    "recorded_test_file",
     "resolve_data_dir",
 ]
 
@@ -188,17 +187,3 @@ def find_data_file(recorded: str | os.PathLike[str], data: str | os.PathLike[str
         f"the recorded data file {path} is not here (looked at {looked}); give the file itself, or a data folder "
         "that holds it under one of these names"
     )
-
-
-def recorded_test_file(record: object, data: str | os.PathLike[str] | None = None) -> Path:
-    """The test file a model records (its metadata's ``config.data``, written by training), found here.
-
-    ``data``, when it is a file, is that file instead; when it is a folder, where to look for the
-    recorded file under its name (:func:`find_data_file`).
-    """
-    if data is not None and Path(data).is_file():
-        return Path(data)
-    test = record.get("test") if isinstance(record, dict) else None
-    if not isinstance(test, str):
-        raise DataError("the model records no test file (config.data.test in its metadata); give one")
-    return find_data_file(test, data)

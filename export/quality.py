@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rnnedge.runtime import LanguageModel, load
+from rnnedge.runtime import LanguageModel, ModelMetadata, load
 
 __all__ = [
     "CLASSIFY_CHUNK",
@@ -42,16 +42,22 @@ class Measured:
     how: dict[str, str] = field(default_factory=dict)
 
 
-def test_file_of(model_path: Path, data: str | os.PathLike[str] | None = None) -> Path:
+def test_file_of(metadata: ModelMetadata, data: str | os.PathLike[str] | None = None) -> Path:
     """The file a model's quality is measured on: ``data`` if it is a file, else the test file training recorded.
 
-    The recorded file is looked for where it was, then in the data folder ``data`` (or
-    ``$RNNEDGE_DATA``, or the cache) under its name (:func:`~rnnedge.data.datasets.recorded_test_file`).
+    The recorded file (``config.data.test``) is looked for where it was, then in the data folder
+    ``data`` (or ``$RNNEDGE_DATA``, or the cache) under its name (:func:`~rnnedge.data.datasets.find_data_file`).
     """
-    from rnnedge.data.datasets import recorded_test_file
-    from rnnedge.runtime import read_metadata
+    from rnnedge.data.datasets import find_data_file
+    from rnnedge.errors import DataError
 
-    return recorded_test_file(read_metadata(model_path).config.get("data"), data)
+    if data is not None and Path(data).is_file():
+        return Path(data)
+    record = metadata.config.get("data")
+    test = record.get("test") if isinstance(record, dict) else None
+    if not isinstance(test, str):
+        raise DataError("the model records no test file (config.data.test in its metadata); give one")
+    return find_data_file(test, data)
 
 
 def language_model_quality(model_path: Path, data: str | os.PathLike[str] | None = None) -> Measured:
@@ -59,10 +65,10 @@ def language_model_quality(model_path: Path, data: str | os.PathLike[str] | None
 
     A character model adds ``test_bpc``, bits per character.
     """
-    test_file = test_file_of(model_path, data)
     with load(model_path, provider="cpu", threads=1) as model:
         if not isinstance(model, LanguageModel):
             raise TypeError(f"{model_path} is a {model.kind}, not a language model")
+        test_file = test_file_of(model.metadata, data)
         value = model.perplexity(test_file, window=PERPLEXITY_WINDOW)
         chars = model.tokens == "chars"
     how = (

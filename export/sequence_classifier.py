@@ -119,10 +119,10 @@ def sequence_file_quality(model_path: Path, data: str | os.PathLike[str] | None 
     """
     from rnnedge.data.sequences import read_sequences
 
-    test_file = test_file_of(model_path, data)
     with load(model_path, provider="cpu") as model:
         if not isinstance(model, ClassifierModel):
             raise TypeError(f"{model_path} is a {model.kind}, not a classifier")
+        test_file = test_file_of(model.metadata, data)
         test = read_sequences(test_file, class_names=model.labels)
         probs = model.predict(list(test.sequences), batch_size=CLASSIFY_CHUNK)
     accuracy = float((probs.argmax(1) == test.labels).mean())
