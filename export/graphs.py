@@ -21,9 +21,8 @@ from rnnedge.training.models import GRULanguageModel, SequenceClassifier, WordLa
 
 __all__ = [
     "OPSET",
-    "gru_weights",
     "language_model_graph",
-    "lstm_weights",
+    "recurrent_weights",
     "sequence_classifier_graph",
 ]
 
@@ -36,39 +35,23 @@ _TORCH_TO_ONNX_GATES = (0, 3, 1, 2)
 _TORCH_TO_ONNX_GRU_GATES = (1, 0, 2)
 
 
-def lstm_weights(lstm: nn.LSTM, layer: int, reverse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """W ``(1, 4H, in)``, R ``(1, 4H, H)``, B ``(1, 8H)`` of one layer and direction, in ONNX gate order."""
-    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
-
-    def gates(name: str) -> np.ndarray:
-        w = getattr(lstm, name + suffix).detach().cpu().numpy().astype(np.float32)
-        return np.concatenate([np.split(w, 4)[g] for g in _TORCH_TO_ONNX_GATES])
-
-    w, r = gates("weight_ih"), gates("weight_hh")
-    b = np.concatenate([gates("bias_ih"), gates("bias_hh")])
-    return w[None], r[None], b[None]
-
-
-def gru_weights(gru: nn.GRU, layer: int, reverse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """W ``(1, 3H, in)``, R ``(1, 3H, H)``, B ``(1, 6H)`` of one GRU layer and direction, in ONNX gate order.
-
-    PyTorch's ``nn.GRU`` applies the reset gate after the recurrent product
-    (``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``): ONNX's ``GRU`` with ``linear_before_reset=1``.
-    """
-    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
-
-    def gates(name: str) -> np.ndarray:
-        w = getattr(gru, name + suffix).detach().cpu().numpy().astype(np.float32)
-        return np.concatenate([np.split(w, 3)[g] for g in _TORCH_TO_ONNX_GRU_GATES])
-
-    w, r = gates("weight_ih"), gates("weight_hh")
-    b = np.concatenate([gates("bias_ih"), gates("bias_hh")])
-    return w[None], r[None], b[None]
-
-
 def recurrent_weights(rnn: nn.LSTM | nn.GRU, layer: int, reverse: bool = False) -> tuple[np.ndarray, ...]:
-    """One layer and direction of an ``nn.LSTM`` or ``nn.GRU`` as the ONNX node's W, R, B."""
-    return gru_weights(rnn, layer, reverse) if isinstance(rnn, nn.GRU) else lstm_weights(rnn, layer, reverse)
+    """W ``(1, G*H, in)``, R ``(1, G*H, H)``, B ``(1, 2*G*H)`` of one layer and direction, in ONNX gate order.
+
+    G is 4 for an ``nn.LSTM``, 3 for an ``nn.GRU``. PyTorch's ``nn.GRU`` applies the reset gate after the
+    recurrent product (``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``): ONNX's ``GRU`` with
+    ``linear_before_reset=1``.
+    """
+    order = _TORCH_TO_ONNX_GRU_GATES if isinstance(rnn, nn.GRU) else _TORCH_TO_ONNX_GATES
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+
+    def gates(name: str) -> np.ndarray:
+        w = getattr(rnn, name + suffix).detach().cpu().numpy().astype(np.float32)
+        return np.concatenate([np.split(w, len(order))[g] for g in order])
+
+    w, r = gates("weight_ih"), gates("weight_hh")
+    b = np.concatenate([gates("bias_ih"), gates("bias_hh")])
+    return w[None], r[None], b[None]
 
 
 class _Graph:
@@ -95,7 +78,7 @@ class _Graph:
 
         Final states come out as ``{prefix}_h`` and ``{prefix}_c`` ``(1, B, H)``.
         """
-        w, r, b = lstm_weights(lstm, layer, reverse)
+        w, r, b = recurrent_weights(lstm, layer, reverse)
         names = [self.const(f"{prefix}.{k}", v) for k, v in (("W", w), ("R", r), ("B", b))]
         self.op(
             "LSTM",
