@@ -270,6 +270,29 @@ def train_sequence_classifier_command(train_file: Path, test_file: Path, valid_f
     click.echo(json.dumps(train_sequences_run(model_cfg, train_cfg, train_file, test_file, valid_file, **kw)))
 
 
+def _train_lm_run(
+    model_cfg: LanguageModelConfig, train_cfg: PTBTrainConfig, kw: Mapping[str, Any], **text: Any
+) -> None:
+    """``train ptb``'s and ``train lm``'s run: the run options in ``kw``, the text in ``text`` (PTB's or a corpus)."""
+    from rnnedge.training.train_lm import train_language_model
+
+    metrics = _interruptible(
+        lambda: train_language_model(
+            model_cfg,
+            train_cfg,
+            kw["out"],
+            resume=kw["resume"],
+            overwrite=kw["overwrite"],
+            quiet=kw["quiet"],
+            threads=kw["threads"],
+            cell=kw["cell"],
+            **text,
+        )
+    )
+    if metrics:  # empty on every process of a distributed job but the first
+        click.echo(json.dumps(metrics))
+
+
 _LM_CELL = click.option(
     "--cell",
     type=click.Choice(["lstm", "gru"]),
@@ -296,27 +319,10 @@ _LM_CELL = click.option(
 def train_ptb(preset: str, **kw: Any) -> None:
     """Penn Treebank word language model (2-layer LSTM; --config small|medium|large); works under torchrun."""
     require_training_extra()
-    from rnnedge.training.train_lm import train_language_model
-
     chosen = PRESETS[preset]
     model_cfg = config_values(LanguageModelConfig, kw, chosen.model)
     train_cfg = config_values(PTBTrainConfig, kw, chosen.train)
-    metrics = _interruptible(
-        lambda: train_language_model(
-            model_cfg,
-            train_cfg,
-            kw["out"],
-            data=kw["data"],
-            resume=kw["resume"],
-            overwrite=kw["overwrite"],
-            quiet=kw["quiet"],
-            custom_corpus=kw["custom"],
-            threads=kw["threads"],
-            cell=kw["cell"],
-        )
-    )
-    if metrics:
-        click.echo(json.dumps(metrics))
+    _train_lm_run(model_cfg, train_cfg, kw, data=kw["data"], custom_corpus=kw["custom"])
 
 
 _TEXT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -379,27 +385,11 @@ def train_lm(
         )
     require_training_extra()
     from rnnedge.data.corpus import corpus_files, load_text_corpus
-    from rnnedge.training.train_lm import train_language_model
 
     paths = corpus_files(corpus) if corpus is not None else tuple(f for f in files if f is not None)
     text = load_text_corpus(*paths, tokens=tokens, max_vocab=max_vocab, min_count=min_count)
     model_cfg = config_values(LanguageModelConfig, kw, vocab_size=len(text.vocabulary))
-    train_cfg = config_values(PTBTrainConfig, kw)
-    metrics = _interruptible(
-        lambda: train_language_model(
-            model_cfg,
-            train_cfg,
-            kw["out"],
-            resume=kw["resume"],
-            overwrite=kw["overwrite"],
-            quiet=kw["quiet"],
-            threads=kw["threads"],
-            corpus=text,
-            cell=kw["cell"],
-        )
-    )
-    if metrics:
-        click.echo(json.dumps(metrics))
+    _train_lm_run(model_cfg, config_values(PTBTrainConfig, kw), kw, corpus=text)
 
 
 @click.command()
