@@ -25,7 +25,7 @@ import os
 import platform
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +156,19 @@ class Results:
         """A new table, in the order the page shows them."""
         table = Table(title, list(columns), note=note)
         self.tables.append(table)
+        return table
+
+    def summaries(
+        self, title: str, summaries: Mapping[str, Any], baseline: str | None, *, scale: float = 1e6, unit: str = "µs"
+    ) -> Table:
+        """A table of timing summaries (``rnnedge.bench.Summary``) with each one's ratio to ``baseline``."""
+        columns = ["contender", f"median ({unit})", f"IQR ({unit})"]
+        if baseline is not None:
+            columns.append(f"× {baseline}")
+        table = self.table(title, columns)
+        for name, s in summaries.items():
+            ratio = [s.median / summaries[baseline].median] if baseline is not None else []
+            table.add(name, s.median * scale, s.iqr * scale, *ratio)
         return table
 
     def note(self, text: str) -> None:
