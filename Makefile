@@ -51,8 +51,8 @@ demo: setup
 	$(VENV)/bin/rnnedge demo
 
 lint: setup
-	$(VENV)/bin/ruff check errors data training export runtime bench serve cli tests benchmarks
-	$(VENV)/bin/ruff format --check errors data training export runtime bench serve cli tests benchmarks
+	$(VENV)/bin/ruff check errors data training export runtime bench serve cli tests benchmarks docs/gen_benchmarks.py
+	$(VENV)/bin/ruff format --check errors data training export runtime bench serve cli tests benchmarks docs/gen_benchmarks.py
 	$(VENV)/bin/mypy --strict errors data runtime bench
 	$(VENV)/bin/mypy training export serve cli
 
