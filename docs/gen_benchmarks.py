@@ -63,7 +63,7 @@ def render(record: dict[str, Any]) -> str:
     machine = record["machine"]
     versions = ", ".join(f"{k} {machine[k]}" for k in ("python", "numpy", "onnxruntime", "torch") if k in machine)
     lines = [
-        f"# {record['title']}",
+        f"# {record['title'].rstrip('.')}",
         "",
         "| | |",
         "| --- | --- |",
@@ -92,7 +92,8 @@ def index(records: list[dict[str, Any]]) -> str:
     lines = ["| benchmark | date (UTC) | machine |", "| --- | --- | --- |"]
     for record in sorted(records, key=lambda r: r["title"]):
         cpus = record["machine"].get("usable_cpus", record["machine"].get("logical_cpus", "?"))
-        lines.append(f"| [{record['title']}]({record['benchmark']}.md) | {record['date'][:10]} | {cpus} CPUs |")
+        title = record["title"].rstrip(".")
+        lines.append(f"| [{title}]({record['benchmark']}.md) | {record['date'][:10]} | {cpus} CPUs |")
     if not records:
         lines.append("| (no results yet: run a benchmark with `--json`) | | |")
     return "\n".join(lines) + "\n"

@@ -42,10 +42,10 @@ def test_results_round_trip_into_a_page(tmp_path: Path, monkeypatch: pytest.Monk
     assert record["tables"][0]["rows"] == [[64, 6325.4, None, 4.93]]  # NaN is an empty cell, numbers stay numbers
     assert record["machine"]["logical_cpus"] >= 1 and record["date"].endswith("+00:00")
     page = gen.render(record)
-    assert page.startswith("# Many streams: one call.\n")
+    assert page.startswith("# Many streams: one call\n")
     assert "| 64 | 6,325 |  | 4.93 |" in page
     assert "python benchmarks/stream_batch.py" in page
-    assert "| [Many streams: one call.](stream_batch.md) |" in gen.index([record])
+    assert "| [Many streams: one call](stream_batch.md) |" in gen.index([record])
     assert run.write(None) is None
 
 
