@@ -268,7 +268,9 @@ class LanguageModel(Model):
             raise InputError(f"seed must be None or an int in [0, 2**64), got {seed!r}")
         return self._generate(ids, max_words, temperature, top_k, Pcg32(None if seed is None else int(seed)))
 
-    def _generate(self, ids: np.ndarray, max_words: int, temperature: float, top_k: int | None, rng: Pcg32) -> Iterator[str]:
+    def _generate(
+        self, ids: np.ndarray, max_words: int, temperature: float, top_k: int | None, rng: Pcg32
+    ) -> Iterator[str]:
         """The sampler of docs/metadata.md (section 6) on each step's ``next_probs``."""
         state = self.init_state(1)
         tokens = ids[None]  # (1, T)

@@ -28,8 +28,8 @@ __all__ = [
     "MODEL_KINDS",
     "SCHEMA",
     "ModelMetadata",
-    "StateSpec",
     "Standardize",
+    "StateSpec",
     "TensorSpec",
     "kind_section",
     "register_kind_check",
@@ -275,7 +275,9 @@ def _parse(raw: Any) -> ModelMetadata:
             f"{FORMAT_VERSION}; upgrade rnnedge to load it"
         )
     if version != FORMAT_VERSION:
-        raise ModelFileError(f"model metadata has invalid format version {version}; this rnnedge reads {FORMAT_VERSION}")
+        raise ModelFileError(
+            f"model metadata has invalid format version {version}; this rnnedge reads {FORMAT_VERSION}"
+        )
     kind = r.get("kind", str)
     if kind not in MODEL_KINDS:
         raise ModelFileError(f"metadata field kind is {kind!r}, expected one of {MODEL_KINDS}")

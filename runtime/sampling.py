@@ -66,7 +66,8 @@ def top_k_ids(probs: np.ndarray, k: int, *, overwrite: bool = False) -> np.ndarr
     ``argpartition``, and a row whose k-th value ties with an id outside the pick is sorted whole.
     """
     if probs.ndim == 1:
-        return top_k_ids(probs[None], k, overwrite=overwrite)[0]
+        row: np.ndarray = top_k_ids(probs[None], k, overwrite=overwrite)[0]
+        return row
     n, v = probs.shape
     k = min(k, v)
     if k <= _ARGMAX_UP_TO:

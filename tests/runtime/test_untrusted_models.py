@@ -199,9 +199,7 @@ def test_more_malformed_metadata(tiny_onnx: Path, tmp_path: Path, edit: Any, mes
             id="unk-id-out-of-range",
         ),
         pytest.param(lambda m: {**m, "eos_id": None}, "eos_id is None", id="eos-id-null"),
-        pytest.param(
-            lambda m: {k: v for k, v in m.items() if k != "eos_id"}, "eos_id is missing", id="eos-id-missing"
-        ),
+        pytest.param(lambda m: {k: v for k, v in m.items() if k != "eos_id"}, "eos_id is missing", id="eos-id-missing"),
         pytest.param(
             lambda m: {**m, "vocabulary": m["vocabulary"][:-1]},
             r"logits \(batch, sequence, 9999\)",
