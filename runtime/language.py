@@ -265,7 +265,7 @@ class LanguageModel(Model):
         if seed is not None and (
             isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64
         ):
-            raise InputError(f"seed must be None or an int in [0, 2**64), got {seed!r}")
+            raise InputError(f"seed must be None or an int >= 0 and < 2**64, got {seed!r}")
         return self._generate(ids, max_words, temperature, top_k, Pcg32(None if seed is None else int(seed)))
 
     def _generate(

@@ -256,7 +256,7 @@ export class LanguageModel extends Model {
     }
     const validSeed =
       (typeof seed === 'bigint' && seed >= 0n && seed < 1n << 64n) || (Number.isSafeInteger(seed) && seed >= 0);
-    if (seed !== null && !validSeed) throw new InputError(`seed must be null or an integer in [0, 2^64), got ${seed}`);
+    if (seed !== null && !validSeed) throw new InputError(`seed must be null or an integer >= 0 and < 2^64, got ${seed}`);
     const random = new Pcg32(seed ?? BigInt(Math.floor(Math.random() * 2 ** 32)) * 2n ** 32n + BigInt(Math.floor(Math.random() * 2 ** 32)));
     return this.#generate(ids, maxWords, temperature, topK, random);
   }
