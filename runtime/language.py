@@ -271,7 +271,7 @@ class LanguageModel(Model):
     def _generate(
         self, ids: np.ndarray, max_words: int, temperature: float, top_k: int | None, rng: Pcg32
     ) -> Iterator[str]:
-        """The sampler of docs/metadata.md (section 6) on each step's ``next_probs``."""
+        """The sampler of docs/metadata.md (section 5) on each step's ``next_probs``."""
         state = self.init_state(1)
         tokens = ids[None]  # (1, T)
         for _ in range(max_words):

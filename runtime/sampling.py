@@ -1,6 +1,6 @@
 """The one sampler of rnnedge: top-k, a portable random generator, and a draw from next-token probabilities.
 
-Specified in docs/metadata.md (section 6) and written the same way in the JavaScript runtime
+Specified in docs/metadata.md (section 5) and written the same way in the JavaScript runtime
 (``js/src/sampling.js``); ``rnnedge serve`` calls these functions. Everything works from the
 probabilities a language model's stream returns (the graph's ``next_probs``, float32), so the
 runtimes and the server draw from the same numbers: with the same seed, prompt, temperature and
@@ -103,7 +103,7 @@ def check_sampling(temperature: object, top_k: object, vocab_size: int) -> tuple
 
 
 def sample(probs: np.ndarray, temperature: float, top_k: int | None, rng: Pcg32) -> int:
-    """One id drawn from next-token probabilities ``probs`` ``(V,)`` (docs/metadata.md, section 6).
+    """One id drawn from next-token probabilities ``probs`` ``(V,)`` (docs/metadata.md, section 5).
 
     Weights ``w[i] = (p[i] / max(p)) ** (1 / temperature)`` in float64 (no power at temperature 1);
     with ``top_k`` only the ids :func:`top_k_ids` picks keep theirs (the rest weigh 0); then

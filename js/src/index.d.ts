@@ -173,7 +173,7 @@ export declare function tokenizeLines(text: string, eos?: string): string[];
 export declare function tokenize(text: string, tokens?: 'words' | 'chars', eos?: string, options?: { closeLines?: boolean }): string[];
 export declare function joinTokens(tokens: string[], mode?: 'words' | 'chars', eos?: string): string;
 
-/** PCG32 (XSH-RR), seeded as the reference's pcg32_srandom_r(seed, 54): the sampler's generator (docs/metadata.md, section 6). */
+/** PCG32 (XSH-RR), seeded as the reference's pcg32_srandom_r(seed, 54): the sampler's generator (docs/metadata.md, section 5). */
 export declare class Pcg32 {
   constructor(seed: number | bigint);
   /** The next 32 random bits, in [0, 2^32). */
@@ -183,7 +183,7 @@ export declare class Pcg32 {
 }
 /** The k likeliest ids of `probs`, likeliest first, equal probabilities in order of id. */
 export declare function topKIds(probs: ArrayLike<number>, k: number): number[];
-/** One id drawn from next-token probabilities, as docs/metadata.md (section 6) specifies. */
+/** One id drawn from next-token probabilities, as docs/metadata.md (section 5) specifies. */
 export declare function sample(probs: ArrayLike<number>, temperature: number, topK: number | null, rng: Pcg32): number;
 
 export declare class RnnEdgeError extends Error {}

@@ -241,7 +241,7 @@ export class LanguageModel extends Model {
 
   /**
    * Sampled words, yielded one by one as produced (an async generator), after `prompt`
-   * (null: at the start of a sentence, after <eos>). The sampler of docs/metadata.md (section 6):
+   * (null: at the start of a sentence, after <eos>). The sampler of docs/metadata.md (section 5):
    * for the same seed (an integer in [0, 2^64), a Number or a BigInt), prompt, temperature and
    * topK, the words the Python runtime and `rnnedge serve` give. temperature < 1 sharpens, > 1 flattens.
    */

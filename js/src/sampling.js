@@ -1,5 +1,5 @@
 // The one sampler of rnnedge: top-k, a portable random generator, and a draw from next-token
-// probabilities, exactly as docs/metadata.md (section 6) specifies and runtime/sampling.py does:
+// probabilities, exactly as docs/metadata.md (section 5) specifies and runtime/sampling.py does:
 // the same seed, prompt, temperature and top-k give the same tokens in Python, here and through
 // `rnnedge serve`. Every step is exact IEEE arithmetic except x ** (1 / temperature) at a
 // temperature other than 1, which each language's pow rounds within an ulp.

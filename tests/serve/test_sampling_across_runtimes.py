@@ -1,4 +1,4 @@
-"""One sampler (docs/metadata.md, section 5): the same words for a seed in Python, in JavaScript (node) and through serve."""
+"""One sampler (docs/metadata.md, section 5): the same words for a seed in Python, JavaScript (node) and serve."""
 
 from __future__ import annotations
 
