@@ -114,17 +114,14 @@ def sample(probs: np.ndarray, temperature: float, top_k: int | None, rng: Pcg32)
     peak = float(p.max()) if p.size else math.nan
     if p.ndim != 1 or not (math.isfinite(peak) and peak > 0) or float(p.min()) < 0:
         raise InputError(f"probabilities must be finite, >= 0 and not all 0 (V,), got shape {p.shape} max {peak}")
-    weights = p / peak
+    # Ids outside top-k weigh 0, which adds nothing to a running sum: only the kept ids, in id order, are summed.
+    kept = np.sort(top_k_ids(p, top_k)) if top_k is not None and top_k < p.size else None  # (k,)
+    weights = (p if kept is None else p[kept]) / peak
     if temperature != 1.0:
         weights = weights ** (1.0 / temperature)
-    if top_k is not None and top_k < p.size:
-        kept = np.zeros_like(weights)
-        ids = top_k_ids(p, top_k)
-        kept[ids] = weights[ids]
-        weights = kept
     running = np.cumsum(weights)  # sequential, in id order
     target = rng.uniform() * float(running[-1])
-    choice = int(np.searchsorted(running, target, side="right"))  # the first id whose running sum > target
-    if choice >= p.size:
-        choice = int(np.flatnonzero(weights > 0)[-1])
-    return choice
+    j = int(np.searchsorted(running, target, side="right"))  # the first whose running sum > target
+    if j >= weights.size:
+        j = int(np.flatnonzero(weights > 0)[-1])
+    return j if kept is None else int(kept[j])
