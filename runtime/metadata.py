@@ -60,8 +60,8 @@ BATCH_AXIS = "batch"
 _SHAPE_ENTRY = SCHEMA["$defs"]["tensor"]["properties"]["shape"]["items"]["anyOf"][0]
 MAX_FIXED_DIM: int = _SHAPE_ENTRY["maximum"]  # larger sizes are not a model of ours: refused, not allocated
 # Standardisation outside these bounds turns values into infinities in float32: refused rather than run.
-MAX_PREPROCESSING_VALUE: float = SCHEMA["$defs"]["standardize"]["properties"]["std"]["items"]["maximum"]
-MIN_PREPROCESSING_STD: float = SCHEMA["$defs"]["standardize"]["properties"]["std"]["items"]["minimum"]
+MAX_STANDARDIZE_VALUE: float = SCHEMA["$defs"]["standardize"]["properties"]["std"]["items"]["maximum"]
+MIN_STANDARDIZE_STD: float = SCHEMA["$defs"]["standardize"]["properties"]["std"]["items"]["minimum"]
 _DTYPES: tuple[str, ...] = tuple(SCHEMA["$defs"]["tensor"]["properties"]["dtype"]["enum"])
 
 
@@ -345,17 +345,17 @@ def _standardize(r: _Reader) -> Standardize | None:
         if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             raise ModelFileError(f"metadata field standardize.{key} must be a non-empty list of numbers")
         numbers = tuple(_number(v, f"standardize.{key}") for v in values)
-        if not all(abs(v) <= MAX_PREPROCESSING_VALUE for v in numbers):
+        if not all(abs(v) <= MAX_STANDARDIZE_VALUE for v in numbers):
             raise ModelFileError(
-                f"metadata field standardize.{key} has values outside [-{MAX_PREPROCESSING_VALUE:g}, "
-                f"{MAX_PREPROCESSING_VALUE:g}] or not finite"
+                f"metadata field standardize.{key} has values outside [-{MAX_STANDARDIZE_VALUE:g}, "
+                f"{MAX_STANDARDIZE_VALUE:g}] or not finite"
             )
         parts.append(numbers)
     mean, std = parts
     if len(mean) != len(std):
         raise ModelFileError(f"metadata field standardize has {len(mean)} means and {len(std)} stds")
-    if min(std) < MIN_PREPROCESSING_STD:
-        raise ModelFileError(f"metadata field standardize.std has {min(std):g}, expected >= {MIN_PREPROCESSING_STD:g}")
+    if min(std) < MIN_STANDARDIZE_STD:
+        raise ModelFileError(f"metadata field standardize.std has {min(std):g}, expected >= {MIN_STANDARDIZE_STD:g}")
     return Standardize(mean, std)
 
 

@@ -36,8 +36,8 @@ export const SECTION_OF = Object.freeze({
   language_model: 'language_model',
 });
 const MAX_FIXED_DIM = 1 << 20;
-const MAX_PREPROCESSING_VALUE = 1e6;
-const MIN_PREPROCESSING_STD = 1e-6;
+const MAX_STANDARDIZE_VALUE = 1e6;
+const MIN_STANDARDIZE_STD = 1e-6;
 const DTYPES = ['float32', 'float16', 'int64'];
 
 function typeName(value) {
@@ -235,9 +235,9 @@ function standardize(r) {
     if (!values.length || !values.every((v) => typeof v === 'number')) {
       throw new ModelFileError(`metadata field standardize.${key} must be a non-empty list of numbers`);
     }
-    if (!values.every((v) => Number.isFinite(v) && Math.abs(v) <= MAX_PREPROCESSING_VALUE)) {
+    if (!values.every((v) => Number.isFinite(v) && Math.abs(v) <= MAX_STANDARDIZE_VALUE)) {
       throw new ModelFileError(
-        `metadata field standardize.${key} has values outside [-${MAX_PREPROCESSING_VALUE}, ${MAX_PREPROCESSING_VALUE}] or not finite`,
+        `metadata field standardize.${key} has values outside [-${MAX_STANDARDIZE_VALUE}, ${MAX_STANDARDIZE_VALUE}] or not finite`,
       );
     }
     return Object.freeze([...values]);
@@ -245,8 +245,8 @@ function standardize(r) {
   if (mean.length !== std.length) {
     throw new ModelFileError(`metadata field standardize has ${mean.length} means and ${std.length} stds`);
   }
-  if (Math.min(...std) < MIN_PREPROCESSING_STD) {
-    throw new ModelFileError(`metadata field standardize.std has ${Math.min(...std)}, expected >= ${MIN_PREPROCESSING_STD}`);
+  if (Math.min(...std) < MIN_STANDARDIZE_STD) {
+    throw new ModelFileError(`metadata field standardize.std has ${Math.min(...std)}, expected >= ${MIN_STANDARDIZE_STD}`);
   }
   return Object.freeze({ mean, std });
 }

@@ -156,6 +156,9 @@ def test_each_kind_section_of_the_schema_has_checks_and_kinds() -> None:
     assert set(metadata._SECTION_OF) == set(metadata.MODEL_KINDS)
     assert set(metadata._SECTION_OF.values()) == sections == set(metadata._KIND_CHECKS)
     assert metadata.FORMAT_VERSION == 1
+    from rnnedge.data.text import TOKEN_MODES
+
+    assert TOKEN_MODES == metadata.TOKEN_MODES  # the tokeniser splits as the schema's modes say
 
 
 def test_pcg32_gives_the_reference_outputs() -> None:
