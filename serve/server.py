@@ -49,7 +49,7 @@ from .protocol import (
     Request,
     parse_request,
 )
-from .sampling import sample
+from .sampling import Pcg32, sample
 from .tokens import decode_state, encode_state
 
 __all__ = ["ServeConfig", "Server", "run"]
@@ -431,7 +431,7 @@ class Server:
             s.last = (await s.worker.feed(s.key, x, length, 1, False)).probs
         if s.last is None:
             raise InputError("generate continues from the session's last prediction: feed words first or pass a prompt")
-        rng = np.random.default_rng(f.get("seed"))
+        rng = Pcg32(f.get("seed"))
         words: list[str] = []
         stopped = "max_words"
         for _ in range(max_words):
