@@ -114,4 +114,4 @@ def load_text_corpus(
         )
     probe = TextCorpus(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), vocab, tokens=tokens)
     ids = [probe.encode(s) for s in splits]
-    return TextCorpus(ids[0], ids[1], ids[2], vocab, files=tuple(str(p) for p in paths), tokens=tokens)
+    return TextCorpus(ids[0], ids[1], ids[2], vocab, files=tuple(str(p.resolve()) for p in paths), tokens=tokens)

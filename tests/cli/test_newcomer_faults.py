@@ -1,0 +1,75 @@
+"""What a new user hit trying rnnedge from its README (issue 22), each held by a test (docs/bad_input.md).
+
+The runs are real and tiny: a one-layer LSTM of 32 on a few hundred lines of PTB's text, one
+torch thread, a few dozen steps, driven through the ``rnnedge`` command (click's ``CliRunner``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from rnnedge.cli.main import cli
+
+TINY_LM = ["--hidden-size", "32", "--num-layers", "1", "--batch-size", "8", "--max-steps", "20", "--threads", "1"]
+
+
+def invoke(args: list[str], status: int = 0) -> Result:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == status, (result.output, result.exception)
+    assert "Traceback" not in result.output
+    return result
+
+
+def write_text_corpus(ptb_data: Path, folder: Path, lines: tuple[int, int, int] = (400, 40, 40)) -> Path:
+    """``folder/{train,valid,test}.txt``: the first lines of PTB's three files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in zip(("train", "valid", "test"), lines, strict=True):
+        text = (ptb_data / "ptb" / f"ptb.{split}.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+        (folder / f"{split}.txt").write_text("".join(text[:n]), encoding="utf-8")
+    return folder
+
+
+# -- 1: a language model on a relative corpus path gets its int8 file ------------------------------
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_a_language_model_of_a_relative_corpus_path_exports_its_int8_file(ptb_data: Path, in_tmp: Path) -> None:
+    """`train lm --corpus lee` then `export ... --quantize int8` in the same folder, single and batch."""
+    write_text_corpus(ptb_data, in_tmp / "lee")
+    invoke(["train", "lm", "--corpus", "lee", "--out", "runs/lee-words", *TINY_LM, "--quiet"])
+    result = invoke(["export", "runs/lee-words/checkpoint.pt", "-o", "lee-words.onnx", "--quantize", "int8"])
+    assert "failed" not in result.output and (in_tmp / "lee-words.int8.onnx").is_file()
+    batch = invoke(["export", "runs", "-o", "dist", "--quantize", "int8"])
+    entries = json.loads((in_tmp / "dist" / "manifest.json").read_text())["models"]
+    assert [(e["variant"], e["status"]) for e in entries] == [("float32", "ok"), ("int8", "ok")], batch.output
+    # The run records where its text is wherever the command runs next.
+    from rnnedge.training.checkpoint import load_checkpoint
+
+    data = load_checkpoint(in_tmp / "runs" / "lee-words" / "checkpoint.pt")["data"]
+    assert data["test"] == str(in_tmp / "lee" / "test.txt") and Path(data["test"]).is_absolute()
+
+
+def test_a_missing_recorded_file_names_only_the_places_looked_at(in_tmp: Path) -> None:
+    from rnnedge.data.datasets import find_data_file
+    from rnnedge.errors import DataError
+
+    data = in_tmp / "data"
+    data.mkdir()
+    with pytest.raises(DataError) as caught:
+        find_data_file("lee/test.txt", data)
+    looked = str(caught.value).split("(looked at ")[1].split(");")[0].split(", ")
+    assert looked == [str(in_tmp / "lee" / "test.txt"), str(data / "lee" / "test.txt"), str(data / "test.txt")]
+    # A run recorded before paths were absolute finds its text from the folder it ran in.
+    write_corpus = in_tmp / "lee"
+    write_corpus.mkdir()
+    (write_corpus / "test.txt").write_text("a b\n")
+    assert find_data_file("lee/test.txt", data) == Path("lee/test.txt")
