@@ -23,7 +23,7 @@ import numpy as np
 from rnnedge.errors import ConfigError, DataError
 
 from .ptb import EOS, PTBCorpus, build_vocabulary
-from .text import TOKEN_MODES, tokenize
+from .text import TOKEN_MODES, read_text_file, tokenize
 
 __all__ = ["CORPUS_FILES", "TextCorpus", "corpus_files", "load_text_corpus", "read_text_file"]
 
@@ -36,28 +36,6 @@ class TextCorpus(PTBCorpus):
     """A corpus of a user's text: PTB's ids and vocabulary, plus how text was split and where it came from."""
 
     tokens: str = "words"
-
-
-def read_text_file(path: Path) -> str:
-    """A file's text, decoded as UTF-8 (a leading byte-order mark dropped).
-
-    Bytes that are not UTF-8 are a :class:`DataError` naming the line and column (1-based,
-    the column counted in bytes) of the first bad byte.
-    """
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"cannot read text file {path}: {e.strerror or e}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
-        raise DataError(
-            f"{path}, line {line}, column {column}: byte 0x{raw[e.start]:02x} is not UTF-8 ({e.reason}); "
-            "save the file as UTF-8"
-        ) from None
-    return text.removeprefix("\ufeff")
 
 
 def _tokens_of(path: Path, tokens: str) -> list[str]:

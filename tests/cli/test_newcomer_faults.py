@@ -73,3 +73,21 @@ def test_a_missing_recorded_file_names_only_the_places_looked_at(in_tmp: Path) -
     write_corpus.mkdir()
     (write_corpus / "test.txt").write_text("a b\n")
     assert find_data_file("lee/test.txt", data) == Path("lee/test.txt")
+
+
+# -- 9: perplexity of a file with a byte that is not UTF-8 says where, as training does ------------
+
+
+def test_perplexity_of_a_file_that_is_not_utf8_names_line_and_column_as_training_does(
+    tiny_lm_onnx: Path, tmp_path: Path
+) -> None:
+    from rnnedge.data.corpus import load_text_corpus
+    from rnnedge.errors import DataError
+
+    text = tmp_path / "latin1.txt"
+    text.write_bytes("the company said\nit will\nsell caf\xe9 shares\n".encode("latin-1"))
+    result = invoke(["perplexity", str(tiny_lm_onnx), str(text)], 1)
+    assert f"InputError: {text}, line 3, column 9: byte 0xe9 is not UTF-8" in result.output
+    with pytest.raises(DataError) as training:
+        load_text_corpus(text, text, text)
+    assert str(training.value) in result.output  # the same words, from the same reader
