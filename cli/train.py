@@ -143,15 +143,19 @@ def _run_options(func: F, *, data: bool) -> F:
     return func
 
 
-def _interruptible(train: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``train``; a Ctrl-C ends the command with status 130 and says how to continue (not 'Aborted!')."""
+def _interruptible(train: Callable[[], dict[str, Any]], quiet: bool = False) -> dict[str, Any]:
+    """Run ``train``; a Ctrl-C ends the command with status 130 and says how to continue (not 'Aborted!').
+
+    The run's log has already printed where its checkpoint is, unless ``quiet``: then it is said here.
+    """
     try:
         return train()
     except KeyboardInterrupt as e:
         from rnnedge.training.loop import TrainingInterrupted
 
         if isinstance(e, TrainingInterrupted):
-            click.echo(f"Interrupted: {e}", err=True)
+            if quiet:
+                click.echo(f"Interrupted: {e}", err=True)
         else:
             click.echo(
                 "Interrupted: no checkpoint written at the interrupt; the run folder keeps its last one, if it has "
@@ -191,7 +195,8 @@ def train_sequences_run(
             quiet=kw.get("quiet", False),
             threads=kw.get("threads"),
             name=kw.get("name"),
-        )
+        ),
+        kw.get("quiet", False),
     )
 
 
@@ -287,7 +292,8 @@ def _train_lm_run(
             threads=kw["threads"],
             cell=kw["cell"],
             **text,
-        )
+        ),
+        kw["quiet"],
     )
     if metrics:  # empty on every process of a distributed job but the first
         click.echo(json.dumps(metrics))

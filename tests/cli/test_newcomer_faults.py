@@ -7,7 +7,13 @@ torch thread, a few dozen steps, driven through the ``rnnedge`` command (click's
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -91,3 +97,55 @@ def test_perplexity_of_a_file_that_is_not_utf8_names_line_and_column_as_training
     with pytest.raises(DataError) as training:
         load_text_corpus(text, text, text)
     assert str(training.value) in result.output  # the same words, from the same reader
+
+
+# -- 11: messages said once, and said right ----------------------------------------------------------
+
+
+def sigint_on_first_call(real: Callable[..., Any]) -> Callable[..., Any]:
+    """``real``, whose first call receives a SIGINT first (the handler runs at the next bytecode, as a Ctrl-C's)."""
+    calls = []
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    return wrapped
+
+
+def test_a_ctrl_c_is_reported_once_and_a_resumed_epoch_reports_its_whole_time(
+    ptb_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not --quiet: the log's line says where to resume (it was said twice, once with 'Interrupted:').
+
+    Five steps of at least 0.25 s each, a Ctrl-C in the validation, then --resume: the validation the
+    resumed run makes reports the epoch's seconds, the first session's included (it said "(0 s)").
+    """
+    import torch
+
+    from rnnedge.training import train_lm as module
+
+    corpus = write_text_corpus(ptb_data, tmp_path / "lee")
+    run = tmp_path / "run"
+    args = ["train", "lm", "--corpus", str(corpus), "--out", str(run), *TINY_LM[:-4], "--max-steps", "5"]
+    clip = torch.nn.utils.clip_grad_norm_
+
+    def slow_clip(*a: Any, **k: Any) -> Any:  # one call a training step
+        time.sleep(0.25)
+        return clip(*a, **k)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", slow_clip)
+    monkeypatch.setattr(module, "evaluate_perplexity", sigint_on_first_call(module.evaluate_perplexity))
+    interrupted = invoke([*args, "--threads", "1"], 130)
+    monkeypatch.undo()
+    assert interrupted.output.count("interrupted at step 5 of 5: checkpoint written to") == 1, interrupted.output
+    assert "Interrupted:" not in interrupted.output
+
+    resumed = invoke([*args, "--threads", "1", "--resume"])
+    valid = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    seconds = next(r["epoch_seconds"] for r in valid if r["event"] == "valid")
+    assert seconds >= 1.2, seconds
+    said = re.search(r"epoch 1: .* valid perplexity [\d.]+ \((\d+) s\)", resumed.output)
+    assert said and int(said.group(1)) >= 1, resumed.output
