@@ -310,8 +310,9 @@ class LanguageModelTask:
         )
         # Where the text came from: export measures the file's quality on its test text.
         files = dict(zip(("train", "valid", "test"), self.files, strict=False))
+        split = getattr(self.corpus, "split", None)  # one file cut in three (--split): how
         return {
-            **({"data": {"tokens": self.tokens, **files}} if files else {}),
+            **({"data": {"tokens": self.tokens, **files, **({"split": split} if split else {})}} if files else {}),
             # rank 0's running cost, and the epoch's seconds so far (a resumed epoch reports its whole time)
             "running": {"cost_sum": self.cost_sum, "counted": self.counted, "epoch_seconds": self._epoch_seconds()},
             "vocabulary": list(self.corpus.vocabulary),

@@ -149,3 +149,78 @@ def test_a_ctrl_c_is_reported_once_and_a_resumed_epoch_reports_its_whole_time(
     assert seconds >= 1.2, seconds
     said = re.search(r"epoch 1: .* valid perplexity [\d.]+ \((\d+) s\)", resumed.output)
     assert said and int(said.group(1)) >= 1, resumed.output
+
+
+# -- 12: one text file split in three; the --corpus error says each thing once ---------------------
+
+
+def test_train_lm_splits_one_file_by_lines_and_records_how(ptb_data: Path, tmp_path: Path) -> None:
+    from rnnedge.data.corpus import split_text_file
+    from rnnedge.training.checkpoint import load_checkpoint
+
+    one = tmp_path / "one_file.txt"
+    lines = (ptb_data / "ptb" / "ptb.train.txt").read_text(encoding="utf-8").splitlines(keepends=True)[:500]
+    one.write_text("".join(lines), encoding="utf-8")
+    run = tmp_path / "run"
+    args = ["train", "lm", "--train", str(one), "--split", "0.8,0.1,0.1", "--out", str(run), *TINY_LM, "--quiet"]
+    metrics = json.loads(invoke(args).stdout.strip().splitlines()[-1])
+    assert metrics["test_perplexity"] > 1
+    parts = [(run / "text" / f"{name}.txt").read_text(encoding="utf-8") for name in ("train", "valid", "test")]
+    assert parts == ["".join(lines[:400]), "".join(lines[400:450]), "".join(lines[450:])]  # in order, by lines
+    assert split_text_file(one, (0.8, 0.1, 0.1)) == tuple(parts)  # the same file, the same parts
+    data = load_checkpoint(run / "checkpoint.pt")["data"]
+    assert data["split"] == {"file": str(one), "fractions": [0.8, 0.1, 0.1], "lines": [400, 50, 50]}
+    assert data["test"] == str(run / "text" / "test.txt")
+    # The int8 export measures the test part; a resume finds its parts unchanged.
+    exported = invoke(["export", str(run / "checkpoint.pt"), "-o", str(tmp_path / "one.onnx"), "--quantize", "int8"])
+    assert "quality: float_test_perplexity" in exported.output and "failed" not in exported.output
+    invoke([*args[:-1], "--max-steps", "25", "--resume", "--quiet"])
+
+
+@pytest.mark.parametrize(
+    ("more", "said"),
+    [
+        (["--split", "0.8,0.1"], "expected three fractions > 0 that sum to 1"),
+        (["--split", "0.8,0.3,0.1"], "expected three fractions > 0 that sum to 1"),
+        (["--split", "1,0,0"], "expected three fractions > 0 that sum to 1"),
+        (["--split", "0.8,0.1,0.1", "--test", "ONE"], "give --train FILE alone with it"),
+    ],
+)
+def test_bad_splits_are_usage_errors(tmp_path: Path, more: list[str], said: str) -> None:
+    one = tmp_path / "one.txt"
+    one.write_text("a b c\n" * 10)
+    more = [str(one) if m == "ONE" else m for m in more]
+    result = invoke(["train", "lm", "--train", str(one), *more, "--out", str(tmp_path / "r")], 2)
+    assert said in result.output and not (tmp_path / "r").exists()
+
+
+def test_a_file_too_short_to_split_says_which_part_is_empty(tmp_path: Path) -> None:
+    one = tmp_path / "one.txt"
+    one.write_text("a b c\nd e f\n")
+    result = invoke(["train", "lm", "--train", str(one), "--split", "0.8,0.1,0.1", "--out", str(tmp_path / "r")], 1)
+    assert "splitting the 2 line(s) of" in result.output and "leaves no line for valid and test" in result.output
+
+
+def test_an_earlier_split_in_the_run_folder_is_not_replaced_without_overwrite(tmp_path: Path) -> None:
+    from rnnedge.data.corpus import write_corpus_files
+    from rnnedge.errors import ConfigError
+
+    folder = tmp_path / "text"
+    write_corpus_files(("a\n", "b\n", "c\n"), folder)
+    write_corpus_files(("a\n", "b\n", "c\n"), folder)  # the same text: nothing to replace
+    with pytest.raises(ConfigError, match=r"test.txt already hold\(s\) other text"):
+        write_corpus_files(("a\n", "b\n", "d\n"), folder)
+    assert (folder / "test.txt").read_text() == "c\n"
+    write_corpus_files(("a\n", "b\n", "d\n"), folder, replace=True)
+    assert (folder / "test.txt").read_text() == "d\n"
+
+
+def test_the_corpus_folder_error_lists_each_file_once(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = invoke(["train", "lm", "--corpus", str(empty), "--out", str(tmp_path / "r")], 1)
+    assert "holds none of train.txt, valid.txt, test.txt; put the three texts there" in result.output
+    assert result.output.count("train.txt") == 1 and "--split" in result.output
+    (empty / "train.txt").write_text("a\n")
+    result = invoke(["train", "lm", "--corpus", str(empty), "--out", str(tmp_path / "r")], 1)
+    assert "lacks valid.txt, test.txt (it holds train.txt)" in result.output
