@@ -240,7 +240,7 @@ class _Reader:
                 number,
                 len(text.rstrip()) + 1,
                 f"the class label is missing: the case ends with {self.channels} channel(s) of values (from "
-                f"{self.channels_from}) and no ':' and label from @classLabel {_shown(self.header.labels or [])}",
+                f"{self.channels_from}); add ':' and a label of @classLabel {_shown(self.header.labels or [])}",
             )
         if count != self.channels:
             column = starts[self.channels] + 1 if count > self.channels else starts[-1] + 1

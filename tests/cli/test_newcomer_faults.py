@@ -57,7 +57,7 @@ def test_a_language_model_of_a_relative_corpus_path_exports_its_int8_file(ptb_da
     batch = invoke(["export", "runs", "-o", "dist", "--quantize", "int8"])
     entries = json.loads((in_tmp / "dist" / "manifest.json").read_text())["models"]
     assert [(e["variant"], e["status"]) for e in entries] == [("float32", "ok"), ("int8", "ok")], batch.output
-    # The run records where its text is wherever the command runs next.
+    # The run records its text's absolute paths: found from any folder.
     from rnnedge.training.checkpoint import load_checkpoint
 
     data = load_checkpoint(in_tmp / "runs" / "lee-words" / "checkpoint.pt")["data"]
@@ -75,9 +75,8 @@ def test_a_missing_recorded_file_names_only_the_places_looked_at(in_tmp: Path) -
     looked = str(caught.value).split("(looked at ")[1].split(");")[0].split(", ")
     assert looked == [str(in_tmp / "lee" / "test.txt"), str(data / "lee" / "test.txt"), str(data / "test.txt")]
     # A run recorded before paths were absolute finds its text from the folder it ran in.
-    write_corpus = in_tmp / "lee"
-    write_corpus.mkdir()
-    (write_corpus / "test.txt").write_text("a b\n")
+    (in_tmp / "lee").mkdir()
+    (in_tmp / "lee" / "test.txt").write_text("a b\n")
     assert find_data_file("lee/test.txt", data) == Path("lee/test.txt")
 
 
