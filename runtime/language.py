@@ -15,12 +15,11 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rnnedge.data.text import join_tokens, tokenize, tokenize_lines
+from rnnedge.data.text import join_tokens, read_text_file, tokenize, tokenize_lines
 
 from .codec import Codec
 from .engine import SMALL, Engine, describe
@@ -297,10 +296,7 @@ class LanguageModel(Model):
         ``progress(done, total)`` is called after each window.
         """
         if isinstance(text, os.PathLike):
-            try:
-                text = Path(text).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                raise InputError(f"cannot read text file {text}: {e}") from None
+            text = read_text_file(text, InputError)  # training's reader: a bad byte's line and column
         if not isinstance(text, str):
             raise InputError(f"text must be a str or a path to a text file, got {describe(text)}")
         if "\n" not in text and len(text) < 4096 and os.path.isfile(text.strip()):

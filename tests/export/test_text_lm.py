@@ -228,7 +228,7 @@ def test_the_command_line_names_a_bad_text_file(text_files: tuple[Path, Path, Pa
     result = runner.invoke(cli, ["train", "lm", "--corpus", str(tmp_path), "--train", train, "--out", "x"])
     assert result.exit_code == 2 and "not both" in result.output
     result = runner.invoke(cli, ["train", "lm", "--corpus", str(tmp_path), "--out", str(tmp_path / "r")])
-    assert result.exit_code == 1 and "lacks train.txt, valid.txt, test.txt" in result.output
+    assert result.exit_code == 1 and "holds none of train.txt, valid.txt, test.txt" in result.output
     result = runner.invoke(cli, [*args[:-2], "--max-vocab", "2", "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "--max-vocab" in result.output
 
