@@ -8,7 +8,7 @@ on one connection are answered in order, one at a time (a connection holds at mo
 op         fields (``?`` optional)                                                     reply ``op``
 =========  ==========================================================================  =====================
 open       model?, token?, strict?                                                     ``opened``
-feed       input, top_k?, probs?                                                       ``result``
+feed       input, top_k?, probs?, token?                                               ``result``
 top_k      k?                                                                          ``result``
 generate   max_words, temperature?, top_k?, seed?, prompt?  (language models)          ``word`` ..., ``generated``
 state      (none)                                                                      ``state``
@@ -103,7 +103,12 @@ _INPUT = (str, list)
 
 _OPS: dict[str, dict[str, _Field]] = {
     "open": {"model": _Field(_STR, check=_short_str), "token": _Field(_STR), "strict": _Field(_BOOL)},
-    "feed": {"input": _Field(_INPUT, required=True), "top_k": _Field(_INT, check=_int_in(1)), "probs": _Field(_BOOL)},
+    "feed": {
+        "input": _Field(_INPUT, required=True),
+        "top_k": _Field(_INT, check=_int_in(1)),
+        "probs": _Field(_BOOL),
+        "token": _Field(_BOOL),  # the reply carries the state token after this feed (for resuming elsewhere)
+    },
     "top_k": {"k": _Field(_INT, check=_int_in(1)), "probs": _Field(_BOOL)},
     "generate": {
         "max_words": _Field(_INT, required=True, check=_int_in(1)),

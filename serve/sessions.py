@@ -192,6 +192,8 @@ class SessionOps:
         reply: dict[str, Any] = {"op": "result", "id": request.id, "top_k": outcome.top_k}
         if f.get("probs"):
             reply["probs"] = outcome.probs.tolist()
+        if f.get("token"):
+            reply["token"] = await self._token(s)
         await conv.send(reply_text(reply))
 
     async def _top_k(self, conv: Conversation, request: Request) -> None:
