@@ -36,6 +36,7 @@ __all__ = [
     "CLOSE_SHUTDOWN",
     "CLOSE_TOO_BIG",
     "ERROR_CODES",
+    "REQUEST_FIELDS",
     "ProtocolError",
     "Request",
     "parse_request",
@@ -120,6 +121,10 @@ _OPS: dict[str, dict[str, _Field]] = {
     "state": {},
     "close": {},
 }
+
+
+REQUEST_FIELDS: dict[str, dict[str, bool]] = {op: {n: f.required for n, f in fs.items()} for op, fs in _OPS.items()}
+"""Each op's fields, ``True`` for a required one: what docs/serving.md's protocol table is checked against."""
 
 
 class ProtocolError(Exception):
