@@ -68,6 +68,7 @@ class SessionOps:
         self.config = config
         self.metrics = metrics
         self._keys = itertools.count(1)
+        self._timers: dict[str, Any] = {}
         self._ops: dict[str, Callable[[Conversation, Request], Awaitable[None]]] = {
             "open": self._open,
             "feed": self._feed,
@@ -98,7 +99,10 @@ class SessionOps:
             log.exception("request failed")  # a bug: logged, reported, the state is unchanged
             await self._error(conv, "internal", f"{type(e).__name__}: {e}", request_id)
         finally:
-            self.metrics.request_seconds.labels(op).observe(time.perf_counter() - arrived)
+            timer = self._timers.get(op)
+            if timer is None:  # one labelled child per op, looked up once (labels() takes a lock each call)
+                timer = self._timers[op] = self.metrics.request_seconds.labels(op)
+            timer.observe(time.perf_counter() - arrived)
 
     async def end(self, conv: Conversation) -> None:
         """The connection is gone: drop its session (its state is lost unless the client kept a token)."""
