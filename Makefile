@@ -11,7 +11,7 @@ export RNNEDGE_DATA ?= $(abspath ../shared/data)
 endif
 CONSTRAINTS := constraints/cpu-torch.txt
 
-.PHONY: setup test test-js demo lint clean
+.PHONY: setup test test-js demo lint docs clean
 
 WHEEL = $(VENV)/dist/rnnedge-*.whl
 
@@ -51,10 +51,20 @@ demo: setup
 	$(VENV)/bin/rnnedge demo
 
 lint: setup
-	$(VENV)/bin/ruff check errors data training export runtime bench serve cli tests benchmarks
-	$(VENV)/bin/ruff format --check errors data training export runtime bench serve cli tests benchmarks
+	$(VENV)/bin/ruff check errors data training export runtime bench serve cli tests benchmarks docs/gen_benchmarks.py
+	$(VENV)/bin/ruff format --check errors data training export runtime bench serve cli tests benchmarks docs/gen_benchmarks.py
 	$(VENV)/bin/mypy --strict errors data runtime bench
 	$(VENV)/bin/mypy training export serve cli
 
+# The documentation site in site/: guides from docs/, the API from the installed package's docstrings,
+# the benchmark pages from docs/benchmarks/data/*.json (docs/gen_benchmarks.py). --strict: a warning, a
+# missing page or a broken link or anchor fails the build.
+$(VENV)/.docs-deps: pyproject.toml | $(VENV)/.deps
+	$(PY) -m pip install --quiet "$$(ls $(WHEEL))[docs]"
+	touch $@
+
+docs: setup $(VENV)/.docs-deps
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) build runs *.egg-info
+	rm -rf $(VENV) build runs site *.egg-info
