@@ -1,7 +1,7 @@
 """Load on `rnnedge serve` over loopback: N concurrent clients streaming words, batched against --max-batch 1.
 
     python benchmarks/serve_load.py ptb-small.onnx --text $RNNEDGE_DATA/ptb/ptb.test.txt \
-        [--clients 1 8 64 256] [--seconds 8] [--window-ms 2] [--soak 300] [--json out.json] \
+        [--clients 1 8 64 256] [--seconds 8] [--window-ms 2] [--soak 300] [--json [PATH]] \
         [--baseline-python OTHER/.venv/bin/python] [--server-flags="--switch-interval-ms 0.5"]
 
 ``--baseline-python`` adds a third server, the same command run by another interpreter (another
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from results import Results, add_json_option
 from websockets.asyncio.client import connect
 
 from rnnedge.runtime import LanguageModel, load
@@ -256,21 +257,13 @@ def main() -> None:
     parser.add_argument(
         "--plain-too", action="store_true", help="also a server without uvloop and orjson (RNNEDGE_SERVE_PLAIN=1)"
     )
-    parser.add_argument("--json", type=Path, default=None, help="write every figure here (for the docs' pages)")
+    add_json_option(parser)
     args = parser.parse_args()
     words = Path(args.text).read_text().split()[:50_000]
 
+    results = Results("serve_load", __doc__, models=[args.model])
+    report: dict[str, Any] = {"modes": {}}
     ceiling, engine_cpu = stream_batch_steps(args.model, sorted(set(args.clients) | {64}))
-    report: dict[str, Any] = {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": sys.version.split()[0]},
-        "model": args.model,
-        "seconds_per_level": args.seconds,
-        "stream_batch_step_s": ceiling,
-        "stream_batch_cpu_s": engine_cpu,
-        "modes": {},
-    }
     print(f"{args.model}; {os.cpu_count()} CPUs; {args.seconds:g} s per level; loopback; load {os.getloadavg()}")
     print(
         "StreamBatch without the network: "
@@ -306,6 +299,51 @@ def main() -> None:
             )
     finally:
         statuses = {mode: served.stop() for mode, served in servers.items()}
+    engine = results.table("StreamBatch without the network", ["N", "step (ms)", "tokens/s", "CPU per token (µs)"])
+    for n, step in ceiling.items():
+        engine.add(n, step * 1e3, n / step, engine_cpu[n] / n * 1e6)
+    columns = ["server", "N", "tokens/s", "p50 (ms)", "p99 (ms)", "mean batch", "step (ms)", "errors"]
+    columns += ["server CPU per token (µs)", "load generator CPU per token (µs)"]
+    levels = results.table("Clients over loopback, one word per request", columns)
+    target_table = results.table(
+        "Targets at N=64 (256 for errors)",
+        [
+            "server",
+            "tokens/s ÷ StreamBatch's (≥ 0.5)",
+            "p99 ÷ StreamBatch step (≤ 3)",
+            "CPU per token ÷ engine's (≤ 2)",
+            "errors at N=256 (0)",
+        ],
+    )
+    for mode in modes:
+        for r in rows[mode]:
+            levels.add(
+                mode, r["clients"], r["tokens_per_s"], r["p50_ms"], r["p99_ms"], r["mean_batch"], r["server_step_ms"],
+                r["errors"], r["server_cpu_us_per_token"], r["client_cpu_us_per_token"],
+            )  # fmt: skip
+        by_n = {r["clients"]: r for r in rows[mode]}
+        t = _targets(by_n, ceiling, engine_cpu)
+        if t:
+            target_table.add(
+                mode,
+                t.get("share_of_stream_batch_64"),
+                t.get("p99_over_step_64"),
+                t.get("cpu_per_token_over_engine_64"),
+                t.get("errors_256"),
+            )
+        if statuses[mode] != 0:
+            results.note(f"{mode}: the server's exit status after SIGTERM was {statuses[mode]}")
+    if "soak" in report:
+        soak = report["soak"]
+        results.note(
+            f"soak {args.soak:g} s, {args.soak_clients} clients coming and going: {soak['sessions']} sessions, "
+            f"{soak['tokens']} tokens, {soak['errors']} errors, {soak['failures']} failures; server RSS (MB) "
+            + " ".join(f"{m:.0f}" for _, m in soak["rss_mb"])
+        )
+    results.note(
+        "Every level runs each server in turn (the machine's load drifts over all alike); CPU per token is the "
+        "server process's user + system time from /proc over the level, divided by the tokens answered."
+    )
     for mode in modes:
         by_n = {r["clients"]: r for r in rows[mode]}
         targets = _targets(by_n, ceiling, engine_cpu)
@@ -322,8 +360,7 @@ def main() -> None:
     u = {r["clients"]: r for r in rows.get("max-batch 1", [])}
     if 64 in b and 64 in u:
         print(f"N=64: batched / max-batch 1 = {b[64]['tokens_per_s'] / u[64]['tokens_per_s']:.2f}x (target >= 3)")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
+    results.write(args.json)
 
 
 if __name__ == "__main__":
