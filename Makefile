@@ -37,7 +37,8 @@ test: lint
 	$(MAKE) test-js
 
 # The JavaScript runtime (js/): unit tests, parity with the Python runtime's fixtures (written by
-# tests/export/test_js_fixtures.py, which pytest runs above; here only when they are missing), and
+# tests/export/test_js_fixtures.py, which pytest runs above; here only when they are missing), the
+# shared contract corpus (tests/contract/test_contract_corpus.py, likewise), and
 # the demo page in headless Chromium (/usr/bin/chromium: .ci/run installs it from Debian).
 js/node_modules/.installed: js/package-lock.json
 	cd js && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
@@ -45,6 +46,7 @@ js/node_modules/.installed: js/package-lock.json
 
 test-js: js/node_modules/.installed
 	test -f js/test/fixtures/index.json || $(PY) -m pytest -q tests/export/test_js_fixtures.py
+	test -f js/test/fixtures/contract/corpus.json || $(PY) -m pytest -q tests/contract/test_contract_corpus.py
 	cd js && npm test
 
 demo: setup

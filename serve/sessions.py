@@ -23,7 +23,7 @@ from .batcher import ModelWorker, top_k_pairs
 from .config import ServeConfig
 from .metrics import Metrics
 from .protocol import ProtocolError, Request, parse_request, reply_text
-from .sampling import sample
+from .sampling import Pcg32, sample
 from .tokens import decode_state, encode_state
 
 __all__ = ["Conversation", "Session", "SessionOps"]
@@ -231,7 +231,7 @@ class SessionOps:
             s.last = (await worker.feed(s.key, x, length, 1)).probs
         if s.last is None:
             raise InputError("generate continues from the session's last prediction: feed words first or pass a prompt")
-        rng = np.random.default_rng(f.get("seed"))
+        rng = Pcg32(f.get("seed"))  # the specified generator: the same words as the runtimes for a seed
         words: list[str] = []
         stopped = "max_words"
         for _ in range(max_words):

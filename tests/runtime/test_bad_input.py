@@ -453,6 +453,7 @@ def test_generate_perplexity_and_top_k_refuse_bad_arguments(lm: LanguageModel, t
         ({"max_words": -1}, ["max_words", ">= 0", "-1"]),
         ({"max_words": 2.5}, ["max_words", "2.5"]),
         ({"seed": -1}, ["seed", ">= 0", "-1"]),
+        ({"seed": 2**64}, ["seed", "< 2**64", str(2**64)]),
         ({"prompt": ""}, ["no words"]),
         ({"prompt": "zzqxw", "strict": True}, ["'zzqxw'"]),
     ]:
