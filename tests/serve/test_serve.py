@@ -137,7 +137,7 @@ BAD_LM = [
     ({"op": "generate", "max_words": 0}, "bad_request", "max_words must be an int >= 1"),
     ({"op": "generate", "max_words": 5000}, "limit", "max_words 5000 over the limit of 256"),
     ({"op": "generate", "max_words": 2, "temperature": 0}, "bad_request", "temperature must be a finite number > 0"),
-    ({"op": "open"}, "no_session", "already holds a session"),
+    ({"op": "open"}, "already_open", "already holds a session"),
 ]
 
 
