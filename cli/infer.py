@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from rnnedge.errors import RnnEdgeError
-from rnnedge.runtime import LanguageModel, load_classifier, load_language_model, read_metadata
+from rnnedge.runtime import LanguageModel, load_classifier, load_language_model, read_metadata, runtime_kind
 
 PROVIDER = click.option(
     "--provider",
@@ -44,24 +44,7 @@ def describe_model(path: Path) -> dict[str, Any]:
         "format_version": meta.format_version,
         "config": meta.config,
     }
-    if meta.preprocessing:
-        p = meta.preprocessing
-        info["preprocessing"] = {"scale": p.scale, "mean": p.mean, "std": p.std}
-    if meta.standardize:
-        info["standardize"] = {"mean": list(meta.standardize.mean), "std": list(meta.standardize.std)}
-    if meta.lengths:
-        info["lengths"] = meta.lengths.as_dict()
-    if meta.labels:
-        info["labels"] = list(meta.labels)
-    if meta.vocabulary:
-        info["tokens"] = meta.tokens or "words"
-        info["vocab_size"] = len(meta.vocabulary)
-        if meta.unk_id is not None:
-            info["unk_id"] = meta.unk_id
-            info["unk"] = meta.vocabulary[meta.unk_id]
-        if meta.eos_id is not None:
-            info["eos_id"] = meta.eos_id
-            info["eos"] = meta.vocabulary[meta.eos_id]
+    info.update(runtime_kind(meta).model.info_fields(meta))  # the kind's own fields (labels, vocabulary...)
     return info
 
 
@@ -106,11 +89,6 @@ def info(model_path: Path, as_json: bool) -> None:
             click.echo(f"{key}: {_plain(value)}")
 
 
-# Format-1 classifier files (pixels by `preprocessing`) were written by the MNIST trainer alone, and
-# record no test file: they are measured on MNIST's, found in the data folder (or fetched into the cache).
-_FORMAT_1_TEST = {"test": "mnist/t10k-images-idx3-ubyte.gz"}
-
-
 def test_accuracy(
     model_path: Path,
     test_file: Path | None,
@@ -131,8 +109,6 @@ def test_accuracy(
 
     with load_classifier(model_path, provider=provider) as model:
         record = model.metadata.config.get("data")
-        if record is None and model.metadata.preprocessing is not None:
-            record = _FORMAT_1_TEST
         path = test_file
         if path is None:
             recorded = record.get("test") if isinstance(record, dict) else None

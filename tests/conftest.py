@@ -167,21 +167,6 @@ def bi(tiny_bi_onnx: Path) -> Iterator[ClassifierModel]:
     yield from _loaded(tiny_bi_onnx, ClassifierModel)
 
 
-FORMAT1 = REPO / "tests" / "fixtures" / "format1"  # files an earlier rnnedge wrote (see its README)
-
-
-@pytest.fixture(scope="module")
-def format1_clf() -> Iterator[ClassifierModel]:
-    """A format-1 row-LSTM: pixels by ``preprocessing`` (uint8, or floats in [0, 1]), no ``lengths``."""
-    yield from _loaded(FORMAT1 / "row-lstm.onnx", ClassifierModel)
-
-
-@pytest.fixture(scope="module")
-def format1_bi() -> Iterator[ClassifierModel]:
-    """A format-1 bidirectional row-LSTM: five state parts, ``prefix`` among them."""
-    yield from _loaded(FORMAT1 / "row-bilstm.onnx", ClassifierModel)
-
-
 @pytest.fixture(scope="module")
 def lm(tiny_lm_onnx: Path) -> Iterator[LanguageModel]:
     """The tiny language model."""

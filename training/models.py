@@ -205,6 +205,6 @@ class GRULanguageModel(_TokenModel):
         return self.decoder(self.drop(out)), (h,)  # (B, T, V)
 
 
-WORD_LM = register(ModelKind("word_lm", LanguageModelConfig, WordLanguageModel, aliases=("ptb",)))
+WORD_LM = register(ModelKind("word_lm", LanguageModelConfig, WordLanguageModel))
 GRU_LM = register(ModelKind("gru_lm", LanguageModelConfig, GRULanguageModel))
 LM_KINDS = {"lstm": WORD_LM, "gru": GRU_LM}  # the language models' kinds by --cell

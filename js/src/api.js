@@ -10,9 +10,11 @@ export {
   StateError,
   TokenError,
 } from './errors.js';
+// The built-in kinds: each module registers its kind on import (kinds.js); this is their one list.
 export { ClassifierModel } from './classifier.js';
 export { LanguageModel, LanguageStream, joinTokens, splitWords, tokenize, tokenizeLines } from './language.js';
 export { FORMAT_VERSION, METADATA_KEY, parseMetadata } from './metadata.js';
 export { Model, Stream } from './model.js';
 export { State } from './state.js';
 export { readMetadata } from './load.js';
+export { registerKind, registeredKinds } from './kinds.js';

@@ -196,9 +196,8 @@ def test_write_js_fixtures(
     clf_int8 = quantize_int8(tiny_onnx, tmp_path / "clf.int8.onnx").path
     lm_int8 = quantize_int8(tiny_lm_onnx, tmp_path / "lm.int8.onnx").path
     labels = mnist.test_labels[:DIGITS].tolist()
-    old = Path(__file__).resolve().parents[1] / "fixtures" / "format1"  # files an earlier rnnedge wrote
     classifiers = [("clf", tiny_onnx), ("bi", tiny_bi_onnx), ("clf-int8", clf_int8)]
-    for name, path in [*classifiers, ("clf-v1", old / "row-lstm.onnx"), ("bi-v1", old / "row-bilstm.onnx")]:
+    for name, path in classifiers:
         with load(path, threads=1) as model:
             assert isinstance(model, ClassifierModel)
             cases = _classifier_cases(model, images)
@@ -226,7 +225,7 @@ def test_write_js_fixtures(
     with load(chars, threads=1) as lm:
         assert isinstance(lm, LanguageModel) and lm.metadata.tokens == "chars"
         _write("chars", chars, _char_cases(lm))
-    models = ["clf", "bi", "clf-int8", "clf-v1", "bi-v1", "lm", "lm-int8", "seq", "chars"]
+    models = ["clf", "bi", "clf-int8", "lm", "lm-int8", "seq", "chars"]
     index = {"written_by": "tests/export/test_js_fixtures.py", "models": models}
     (OUT / "index.json").write_text(json.dumps(index, indent=1))
     assert all((OUT / f"{m}.json").is_file() for m in index["models"])
