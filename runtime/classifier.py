@@ -235,8 +235,8 @@ class ClassifierModel(Model):
                 s = _array_of_numbers(s, f"sequence {i}")
             if not isinstance(s, np.ndarray) or s.ndim != 2 or s.shape[0] == 0:
                 raise InputError(
-                    f"sequence {i} must be an array (or a list of rows) of shape (T, {self.feature_size}) with T >= 1, "
-                    f"got {describe(s)}"
+                    f"sequence {i} must be an array of shape (T, {self.feature_size}) with T >= 1 (or a list of "
+                    f"rows), got {describe(s)}"
                 )
             try:
                 rows.append(self.preprocess(s))

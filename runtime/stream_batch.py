@@ -39,7 +39,8 @@ class StreamBatch:
         self.model = model
         self.strict = strict
         self._streams: dict[Hashable, Stream] = {}
-        self._exclusive = Exclusive(threading.Lock(), "stream batch")
+        self._lock = threading.Lock()
+        self._exclusive = Exclusive(self._lock, "stream batch")
 
     def __len__(self) -> int:
         return len(self._streams)

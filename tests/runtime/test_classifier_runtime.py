@@ -136,7 +136,7 @@ BAD_ROWS = [
     (np.full((2, 28), np.nan, np.float32), "NaN"),
     (np.full((2, 28), np.inf), "NaN or infinity"),
     (np.full((2, 28), 1e39), "beyond float32's range"),
-    ([[0] * 28], "got list"),
+    ([[0] * 27], "(1, 27)"),
     ("row", "got str"),
 ]
 

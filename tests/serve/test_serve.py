@@ -15,7 +15,6 @@ from rnnedge.runtime import ClassifierModel, LanguageModel
 from rnnedge.serve.sampling import sample
 
 
-
 @pytest.fixture(scope="module")
 def server(tiny_lm_onnx: Path, tiny_onnx: Path) -> Iterator[ServerProcess]:
     """One process serving the tiny language model and the tiny classifier; a 5 ms window."""
