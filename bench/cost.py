@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rnnedge.runtime import ModelMetadata
-    from rnnedge.runtime.network import Network
+    from rnnedge.runtime import ModelMetadata, Network
 
 __all__ = ["GemmShape", "flops_per_position", "lstm_gemm_shapes", "weights_per_step"]
 

@@ -36,6 +36,7 @@ from .kinds import RuntimeKind, register_kind, registered_kinds, runtime_kind
 from .language import LanguageModel
 from .metadata import FORMAT_VERSION, ModelMetadata
 from .model import Model, Stream
+from .network import Network
 from .session import (
     SessionOptions,
     available_providers,
@@ -64,6 +65,7 @@ __all__ = [
     "ModelClosedError",
     "ModelFileError",
     "ModelMetadata",
+    "Network",
     "NotPicklableError",
     "ProviderError",
     "RnnEdgeError",

@@ -561,12 +561,12 @@ class _Rows:
         self.arrays, self.axes, self.size = arrays, axes, size
 
     def row(self, i: int) -> dict[str, np.ndarray]:
-        """Row ``i`` of every part (a view, batch 1)."""
+        """Row ``i`` of every part (batch 1; a view where the batch axis comes first, else a copy)."""
         out = {}
         for name, a in self.arrays.items():
             index: list[Any] = [slice(None)] * a.ndim
             index[self.axes[name]] = slice(i, i + 1)
-            out[name] = a[tuple(index)]
+            out[name] = np.ascontiguousarray(a[tuple(index)])
         return out
 
 

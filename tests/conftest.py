@@ -119,14 +119,16 @@ def ptb_data(data_dir: Path) -> Path:
 
 def train_tiny_lm(data_dir: Path, out: Path, *, steps: int = TINY_LM_STEPS, **model: object) -> Path:
     pytest.importorskip("torch", reason="training a model needs the train extra")
+    from rnnedge.data.ptb import load_ptb
     from rnnedge.training.models import LanguageModelConfig
-    from rnnedge.training.train_lm import PTBTrainConfig, train_language_model
+    from rnnedge.training.train_lm import LanguageTrainConfig, train_language_model
 
     train_language_model(
         LanguageModelConfig(**{"hidden_size": 32, "num_layers": 1, **model}),  # type: ignore[arg-type]
-        PTBTrainConfig(num_steps=10, lr=2.0, max_steps=steps, checkpoint_every=1000),
+        LanguageTrainConfig(num_steps=10, lr=2.0, max_steps=steps, checkpoint_every=1000),
         out,
-        data=data_dir,
+        corpus=load_ptb(data_dir),
+        name="ptb",
         quiet=True,
         threads=1,
     )
