@@ -10,6 +10,7 @@ metadata's ``standardize`` says.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -42,7 +43,7 @@ class ClassifierModel(Model):
         self,
         session: ort.InferenceSession,
         metadata: ModelMetadata,
-        path: Any,
+        path: Path,
         provider: str,
         *,
         state_on_device: bool | None = None,

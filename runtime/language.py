@@ -59,7 +59,7 @@ class LanguageModel(Model):
         self,
         session: ort.InferenceSession,
         metadata: ModelMetadata,
-        path: Any,
+        path: Path,
         provider: str,
         *,
         state_on_device: bool | None = None,
