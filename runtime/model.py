@@ -481,11 +481,15 @@ class Model:
         return self._advance_streams(streams, x)
 
     def _check_streams(self, streams: Sequence[Stream]) -> list[Stream]:
-        if not isinstance(streams, Sequence) or not streams or not all(isinstance(s, Stream) for s in streams):
+        if not isinstance(streams, Sequence) or not streams:
             raise InputError(f"feed takes a stream or a non-empty list of streams, got {describe(streams)}")
-        if any(s.model is not self for s in streams):
+        try:
+            models = {s.model for s in streams}
+        except AttributeError:  # not streams at all
+            raise InputError(f"feed takes a stream or a non-empty list of streams, got {describe(streams)}") from None
+        if models != {self}:
             raise InputError("every stream of one call must be a stream of this model")
-        if len({id(s) for s in streams}) != len(streams):
+        if len(set(map(id, streams))) != len(streams):
             raise InputError("a stream appears twice in one call; advance it once per call")
         if not self.metadata.causal:
             raise ConfigError(
@@ -522,43 +526,64 @@ class Model:
 
     def _advance_streams(self, streams: list[Stream], x: np.ndarray) -> np.ndarray:
         """Stack the streams' states, run once, and hand each stream its row: all or nothing."""
-        held: list[threading.Lock] = []
+        locks = [s._lock for s in streams]
+        taken = [lock.acquire(False) for lock in locks]
         try:
-            for s in streams:
-                if not s._lock.acquire(blocking=False):
-                    raise ConcurrentUseError(
-                        "a stream of this call is being used by another thread; give each thread its own stream"
-                    )
-                held.append(s._lock)
-            results, state = self._advance(x, self._stacked_state(streams), on_device=False)
-            rows = _Rows(state, self._axes, len(streams))
-            for i, s in enumerate(streams):  # nothing here can fail: every stream changes, or none did
-                s._held, s._held_on_device, s._state, s._last = (rows, i), False, None, results[i]
+            if not all(taken):
+                raise ConcurrentUseError(
+                    "a stream of this call is being used by another thread; give each thread its own stream"
+                )
+            same = self._same_group(streams)
+            stacked = same.arrays if same is not None else self._stack_states(streams)
+            results, state = self._advance(x, stacked, on_device=False)
+            # Nothing below can fail: every stream changes, or (above) none did.
+            if same is not None:  # the streams keep their rows, which now hold the new state
+                same.arrays, same.results, same.states, same.lasts = state, results, {}, {}
+                return results
+            rows = _Rows(state, self._axes, streams, results)
+            for i, s in enumerate(streams):
+                held = s._held
+                if isinstance(held, tuple):
+                    held[0].left += 1
+                s._held, s._state = (rows, i), None
             return results
         finally:
-            for lock in held:
-                lock.release()
+            for lock, got in zip(locks, taken, strict=True):
+                if got:
+                    lock.release()
 
-    def _stacked_state(self, streams: list[Stream]) -> Mapping[str, Any]:
-        """The streams' states stacked on the batch axis: a previous call's as they are when it was this group."""
+    @staticmethod
+    def _same_group(streams: list[Stream]) -> _Rows | None:
+        """The rows of the previous call when it advanced exactly these streams, in this order, and all still
+        hold them: their state is then stacked already."""
         first = streams[0]._held
         if isinstance(first, tuple):
             rows = first[0]
-            if rows.size == len(streams) and all(
-                isinstance(s._held, tuple) and s._held[0] is rows and s._held[1] == i for i, s in enumerate(streams)
-            ):
-                return rows.arrays
+            if rows.left == 0 and rows.owners == streams:
+                return rows
+        return None
+
+    def _stack_states(self, streams: list[Stream]) -> dict[str, np.ndarray]:
+        """The streams' states stacked on the batch axis."""
         parts = [s._host_rows() for s in streams]
         return {n: np.concatenate([p[n] for p in parts], axis=axis) for n, axis in self._axes.items()}
 
 
 class _Rows:
-    """The state a batch call left: stacked arrays, of which each of its streams holds one row."""
+    """What a batch call left: the stacked state and results, of which each of its streams holds one row.
 
-    __slots__ = ("arrays", "axes", "size")
+    ``left`` counts the streams that have since moved on (fed alone, restored, called with others):
+    while it is 0, the same streams in the same order can be advanced from ``arrays`` as they are.
+    """
 
-    def __init__(self, arrays: dict[str, np.ndarray], axes: Mapping[str, int], size: int) -> None:
-        self.arrays, self.axes, self.size = arrays, axes, size
+    __slots__ = ("arrays", "axes", "lasts", "left", "owners", "results", "states")
+
+    def __init__(
+        self, arrays: dict[str, np.ndarray], axes: Mapping[str, int], owners: list[Stream], results: np.ndarray
+    ) -> None:
+        self.arrays, self.axes, self.owners, self.results, self.left = arrays, axes, owners, results, 0
+        self.states: dict[int, State] = {}  # the rows' States made so far (Stream.state), by row
+        self.lasts: dict[int, np.ndarray] = {}  # and their results' rows (Stream.last)
 
     def row(self, i: int) -> dict[str, np.ndarray]:
         """Row ``i`` of every part (batch 1; a view where the batch axis comes first, else a copy)."""
@@ -597,10 +622,19 @@ class Stream:
     @property
     def state(self) -> State:
         """The current state: an immutable value, safe to keep and restore later (with its prediction)."""
+        held = self._held
+        if isinstance(held, tuple):  # a row of a batch call's state: its State is kept with the rows
+            rows, i = held
+            found = rows.states.get(i)
+            if found is None:
+                with self._exclusive:
+                    found = self.model._freeze(rows.row(i), 1, rows.results[i])
+                rows.states[i] = found
+            return found
         state = self._state
         if state is None:
             with self._exclusive:
-                state = self.model._freeze(self._host_rows(), 1, self._last)
+                state = self.model._freeze(self._host_rows(), 1, self.last)
                 self._state = state
         return state
 
@@ -608,12 +642,25 @@ class Stream:
     def state(self, state: State) -> None:
         with self._exclusive:
             checked = self.model.check_state(state, 1)
+            held = self._held
+            if isinstance(held, tuple):
+                held[0].left += 1
             self._state, self._held, self._last = checked, dict(checked.arrays), checked.prediction
             self._held_on_device = False
 
     @property
     def last(self) -> np.ndarray | None:
-        """What the latest ``feed`` returned, or the prediction stored with a restored state (else ``None``)."""
+        """What the latest ``feed`` returned, or the prediction stored with a restored state (else ``None``).
+
+        After a call with other streams: this stream's row of the call's stacked results (a view).
+        """
+        held = self._held
+        if isinstance(held, tuple):
+            rows, i = held
+            last = rows.lasts.get(i)
+            if last is None:
+                last = rows.lasts[i] = rows.results[i]
+            return last
         return self._last
 
     def reset(self) -> None:
@@ -640,12 +687,13 @@ class Stream:
 
     def top_k(self, k: int = 5) -> list[tuple[str, float]]:
         """The ``k`` likeliest entries of the last result (next words, classes), with their probabilities."""
-        if self._last is None:
+        last = self.last
+        if last is None:
             raise InputError(
                 "no prediction yet: feed at least one input after creating or resetting the stream, or restore "
                 "a state that carries one"
             )
-        return self.model.top_k(self._last, k)
+        return self.model.top_k(last, k)
 
     def feed(self, x: Any) -> np.ndarray:
         """Advance the state by ``x`` and return the model's result after everything fed so far."""
@@ -663,6 +711,8 @@ class Stream:
             else:
                 results, new = model._advance(graph_input, self._host_rows(), on_device=False)
             result: np.ndarray = results[0]
+            if isinstance(held, tuple):  # it leaves the rows of its last call with others
+                held[0].left += 1
             self._held, self._held_on_device, self._state, self._last = new, self._on_device, None, result
             return result
 

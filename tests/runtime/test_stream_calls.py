@@ -20,6 +20,8 @@ def test_a_list_of_streams_advances_in_one_call_as_each_alone(lm: LanguageModel)
         for i, (s, a) in enumerate(zip(streams, alone, strict=True)):
             np.testing.assert_array_equal(stacked[i], a.feed(step[i]))
             assert s.last is not None and np.array_equal(s.last, stacked[i])
+            for name in a.state:  # read between calls of the same group: never a stale state
+                np.testing.assert_array_equal(s.state[name], a.state[name])
     # a stream of a batch call goes on alone, and joins another group
     np.testing.assert_array_equal(streams[1].feed("fell"), alone[1].feed("fell"))
     got = lm.feed([streams[2], streams[0]], [[4], [5]])
