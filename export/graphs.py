@@ -17,7 +17,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from rnnedge.training.models import GRULanguageModel, SequenceClassifier, WordLanguageModel
+from rnnedge.training.models import RecurrentLanguageModel, SequenceClassifier
 
 __all__ = [
     "OPSET",
@@ -144,14 +144,14 @@ def _info(name: str, dtype: int, shape: list[int | str]) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, dtype, shape)
 
 
-def language_model_graph(model: WordLanguageModel | GRULanguageModel) -> onnx.ModelProto:
+def language_model_graph(model: RecurrentLanguageModel) -> onnx.ModelProto:
     """Language model: ``tokens`` int64 ``(batch, sequence)`` and ``h``/``c`` ``(layers, batch, H)`` (GRU: ``h``).
 
     Outputs ``logits`` ``(batch, sequence, vocab)``, ``next_probs`` ``(batch, vocab)`` (the softmax of
     the last position: what a stream returns) and the new ``h_out``/``c_out``. A GRU model has one
     native ``GRU`` node per layer (``linear_before_reset=1``, PyTorch's GRU) and no ``c``.
     """
-    gru = isinstance(model, GRULanguageModel)
+    gru = model.config.cell == "gru"
     cfg = model.config
     layers, hid, vocab = cfg.num_layers, cfg.hidden_size, cfg.vocab_size
     g = _Graph()

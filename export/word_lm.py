@@ -13,20 +13,20 @@ import numpy as np
 import torch
 
 from rnnedge.errors import CheckpointError
-from rnnedge.training.models import GRULanguageModel, WordLanguageModel
+from rnnedge.training.models import RecurrentLanguageModel
 
 from .graphs import language_model_graph
 from .kinds import ExportKind, register
 from .quality import language_model_quality
 from .validate import Reference, magnitude, unit
 
-__all__ = ["GRU_KIND", "KIND", "language_model_fields", "language_model_reference"]
+__all__ = ["KIND", "language_model_fields", "language_model_reference"]
 
 
 _QUALITY_KEYS = ("valid_perplexity", "test_perplexity", "valid_bpc", "test_bpc")
 
 
-def language_model_fields(ckpt: Mapping[str, Any], model: WordLanguageModel | GRULanguageModel) -> dict[str, Any]:
+def language_model_fields(ckpt: Mapping[str, Any], model: RecurrentLanguageModel) -> dict[str, Any]:
     """The language model's own metadata fields: the checkpoint's vocabulary with its <unk> and <eos>, quality.
 
     ``tokens`` says how text is split: ``"words"`` or ``"chars"``.
@@ -64,7 +64,7 @@ def language_model_fields(ckpt: Mapping[str, Any], model: WordLanguageModel | GR
     }
 
 
-def language_model_reference(model: WordLanguageModel | GRULanguageModel) -> Reference:
+def language_model_reference(model: RecurrentLanguageModel) -> Reference:
     """PyTorch's forward in numpy terms, with each quantity's scale for validation (state ``h``, ``c``; GRU ``h``)."""
     names = model.state_names
 
@@ -79,24 +79,14 @@ def language_model_reference(model: WordLanguageModel | GRULanguageModel) -> Ref
         return rng.integers(0, model.config.vocab_size, (batch, length), dtype=np.int64)
 
     scales = {"logits": magnitude, "next_probs": unit, "h": unit, "c": magnitude}
-    if isinstance(model, GRULanguageModel):
+    if model.config.cell == "gru":
         del scales["c"]
     return Reference(run=run, make_input=make_input, sequence_outputs=frozenset({"logits"}), scales=scales)
 
 
 KIND = register(
     ExportKind(
-        name="word_lm",
-        main_input="tokens",
-        graph=language_model_graph,
-        reference=language_model_reference,
-        describe=language_model_fields,
-        measure=language_model_quality,
-    )
-)
-GRU_KIND = register(
-    ExportKind(
-        name="gru_lm",
+        name="language_model",
         main_input="tokens",
         graph=language_model_graph,
         reference=language_model_reference,
