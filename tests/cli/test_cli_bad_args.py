@@ -140,7 +140,7 @@ def test_values_the_library_refuses_are_typed_errors(tiny_lm_onnx: Path, files: 
     run(["generate", lm, "--top-k", "100000"], 1, "InputError: top_k must be None or an int in [1, 10000]")
     run(["generate", lm, "--prompt", "", "--max-words", "2"], 1, "InputError: no words given")
     run(["perplexity", lm, str(files / "empty.txt")], 1, "InputError: perplexity needs at least 2 tokens")
-    run(["perplexity", lm, str(files / "latin1.txt")], 1, "InputError: cannot read text file", "utf-8")
+    run(["perplexity", lm, str(files / "latin1.txt")], 1, "InputError:", "line 1, column 4", "is not UTF-8")
     run(["info", str(files / "missing.onnx")], 1, "ModelFileError: cannot read model file", "missing.onnx")
     run(["info", str(files / "words.txt")], 1, "ModelFileError: cannot load", "words.txt")
 
