@@ -9,7 +9,7 @@ the ``mean`` head, and that normalisation is a standardisation with ``mean / sca
 it exports, and its file computes what the old file computed. Language-model checkpoints of
 Penn Treebank runs did not record their text: they get PTB's file names, which the data folder
 resolves (:func:`rnnedge.data.datasets.find_data_file`). Sequence classifiers trained before
-``shift`` and ``normalize`` existed trained as their defaults say (no shift, per channel).
+``shift``, ``normalize`` and ``patience`` existed trained with no shift, per channel and without early stopping.
 
 An upgraded checkpoint exports but does not resume (``upgraded_from`` says what it was).
 """
@@ -30,7 +30,7 @@ _LANGUAGE_MODEL_KINDS = ("word_lm", "ptb", "gru_lm")
 # That kind only ever trained on MNIST: checkpoints written before they carried their own preprocessing,
 # labels and files had these.
 _MNIST_PREPROCESSING = {"scale": 1 / 255, "mean": PIXEL_MEAN, "std": PIXEL_STD}
-_SEQUENCE_TRAIN_DEFAULTS = {"shift": 0, "normalize": "channel"}  # fields added after the first such runs
+_SEQUENCE_TRAIN_DEFAULTS = {"shift": 0, "normalize": "channel", "patience": 0}  # fields added after the first runs
 _MNIST_DATA = {"test": "mnist/t10k-images-idx3-ubyte.gz"}
 _PTB_DATA = {"tokens": "words", **{s: f"ptb/ptb.{s}.txt" for s in ("train", "valid", "test")}}
 
