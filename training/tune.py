@@ -340,6 +340,7 @@ def tune_sequence_classifier(
         return _final(model_config, train_config, run, tuning, train_file, test_file, True, quiet, threads)
     run = open_run(out_dir, resume=resume, overwrite=overwrite, quiet=quiet, tuning=True)
     train = read_sequences(train_file)
+    model_config = replace(model_config, input_size=train.num_channels, num_classes=len(train.class_names))
     train_path = str(Path(train_file).resolve())
     cv = cv_folds(train.labels, folds, seed=train_config.seed)
     settings = {
@@ -350,7 +351,7 @@ def tune_sequence_classifier(
         "causal": causal,
         "folds": folds,
     }
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial's error reaches the user as ours
     storage = f"sqlite:///{(run.path / TUNE_DB).resolve()}"
     if resume:
         study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
