@@ -29,7 +29,7 @@ def gunpoint(split: str) -> Path:
 
 
 def first_cases(source: Path, n: int, out: Path) -> Path:
-    """A real subset: ``source``'s header and its first ``n`` cases (one per line after ``@data``), written to ``out``."""
+    """A real subset: ``source``'s header and first ``n`` cases (a line each after ``@data``), written to ``out``."""
     lines = source.read_text().splitlines(keepends=True)
     start = next(i for i, line in enumerate(lines) if line.strip().lower() == "@data") + 1
     out.write_text("".join(lines[:start] + [line for line in lines[start:] if line.strip()][:n]))

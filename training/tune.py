@@ -6,7 +6,8 @@ on every fold of :func:`~rnnedge.data.folds.cv_folds` with early stopping on the
 (``score = accuracy - 0.01 * loss``). After each fold the trial reports its running mean, and
 Optuna's median pruner drops a trial that is already worse than the median of the earlier ones at the
 same fold. The defaults are the first trial, so the search can only choose something that
-cross-validates at least as well. A trial that the budget cuts short counts for nothing.
+cross-validates at least as well. Any later trial may take a third of the time left when it starts
+(so that a slow candidate cannot eat the budget), and one cut short counts for nothing.
 
 Then the final model trains on the whole training file with the best trial's settings, for the median
 of its folds' best epochs; the test file is read once, by that training, for the reported number.
@@ -47,6 +48,7 @@ __all__ = ["SEARCHED", "TuningInterrupted", "fit_fold", "require_optuna", "searc
 SEARCHED = ("cell", "bidirectional", "hidden_size", "num_layers", "head", "dropout", "noise", "lr")
 STUDY_NAME = "rnnedge-tune"
 LOSS_WEIGHT = 0.01  # score = accuracy - LOSS_WEIGHT * loss: the loss only breaks ties of accuracy
+TRIAL_SHARE = 1 / 3  # a trial (but the first) may take this share of the time left when it starts
 _MODEL_FIELDS = {f.name for f in fields(SequenceClassifierConfig)}
 
 
@@ -78,7 +80,7 @@ def search_space(trial: Any, fixed: Mapping[str, Any], causal: bool) -> dict[str
     choices: dict[str, Callable[[], Any]] = {
         "cell": lambda: trial.suggest_categorical("cell", ["lstm", "gru"]),
         "bidirectional": lambda: False if causal else trial.suggest_categorical("bidirectional", [False, True]),
-        "hidden_size": lambda: trial.suggest_categorical("hidden_size", [32, 64, 128, 256]),
+        "hidden_size": lambda: trial.suggest_categorical("hidden_size", [16, 32, 64, 128]),
         "num_layers": lambda: trial.suggest_int("num_layers", 1, 2),
         "head": lambda: trial.suggest_categorical("head", ["mean", "last"]),
         "dropout": lambda: trial.suggest_float("dropout", 0.0, 0.5),
@@ -189,8 +191,14 @@ class _Search:
     def objective(self, trial: Any) -> float:
         optuna = require_optuna()
         params = search_space(trial, self.fixed, self.causal)
+        trial.set_user_attr("params", params)  # every setting, the fixed ones too, pruned or not
         model_config, train_config = _configs(self.model_config, self.train_config, params)
         first = not self.complete()  # the first trial always finishes: a search must have a result
+        started, allowance = time.monotonic(), self.left() * TRIAL_SHARE
+
+        def out_of_time() -> bool:
+            return not first and (self.left() <= 0 or time.monotonic() - started > allowance)
+
         self.log(f"trial {trial.number}: {_describe(params)} ...")
         results: list[dict[str, float]] = []
         per_channel = train_config.normalize == "channel"
@@ -199,11 +207,10 @@ class _Search:
                 self.train.subset(train_idx), self.train.subset(valid_idx), None, {}, per_channel=per_channel
             )
             try:
-                results.append(
-                    fit_fold(model_config, train_config, fold, out_of_time=lambda: not first and self.left() <= 0)
-                )
+                results.append(fit_fold(model_config, train_config, fold, out_of_time=out_of_time))
             except _OutOfTime:
-                self.log(f"trial {trial.number}: stopped by the budget at fold {k + 1}; it does not count")
+                why = "the budget ran out" if self.left() <= 0 else f"it took more than {_clock(allowance)}"
+                self.log(f"trial {trial.number}: stopped at fold {k + 1} ({why}); it does not count")
                 raise optuna.TrialPruned from None
             trial.report(statistics.fmean(r["accuracy"] for r in results), k)
             if trial.should_prune() and not first:
@@ -214,7 +221,6 @@ class _Search:
                 raise optuna.TrialPruned
         accuracy = statistics.fmean(r["accuracy"] for r in results)
         loss = statistics.fmean(r["loss"] for r in results)
-        trial.set_user_attr("params", params)
         trial.set_user_attr("accuracy", accuracy)
         trial.set_user_attr("loss", loss)
         trial.set_user_attr("fold_accuracy", [r["accuracy"] for r in results])
@@ -376,7 +382,7 @@ def tune_sequence_classifier(
         )
     seed = train_config.seed * 1000 + len(study.trials)  # a resumed session does not replay the first one's draws
     study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
-    study.pruner = optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+    study.pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
     search = _Search(
         study, run, train, cv, model_config, train_config, minutes * 60, fixed=fixed, causal=causal, quiet=quiet
     )
