@@ -36,7 +36,15 @@ from .loop import budget_steps, run_training, torch_threads
 from .models import SEQUENCE_CLASSIFIER, SequenceClassifier
 from .run_dir import RunDir, open_run
 
-__all__ = ["SequenceData", "SequenceTask", "load_sequence_data", "train_sequence_classifier"]
+__all__ = [
+    "SequenceData",
+    "SequenceTask",
+    "as_tensors",
+    "auto_batch_size",
+    "evaluate",
+    "load_sequence_data",
+    "train_sequence_classifier",
+]
 
 
 class SequenceData:
@@ -107,7 +115,8 @@ def load_sequence_data(
     return SequenceData(train, valid, test, files, per_channel=per_channel)
 
 
-def _tensors(data: SequenceDataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def as_tensors(data: SequenceDataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``x`` float32 ``(N, T, F)`` padded, ``lengths`` int64 ``(N,)`` and labels int64 ``(N,)``."""
     x, lengths = data.padded()  # (N, T, F), (N,)
     return torch.from_numpy(x), torch.from_numpy(lengths), torch.from_numpy(np.array(data.labels))
 
@@ -187,7 +196,7 @@ class SequenceTask(ClassificationTask):
             train_config = replace(train_config, batch_size=auto_batch_size(n))
         self.model_config, self.train_config, self.data, self.tuning = model_config, train_config, data, tuning
         self.check_batch_size(train_config.batch_size, n, "sequences")
-        self.train_x, self.train_len, self.train_y = _tensors(data.train)
+        self.train_x, self.train_len, self.train_y = as_tensors(data.train)
         if train_config.shift > 0 and bool((self.train_len != self.train_len[0]).any()):
             raise ConfigError(
                 f"shift={train_config.shift} translates sequences of one length (images); the training sequences' "
@@ -200,8 +209,8 @@ class SequenceTask(ClassificationTask):
             )
         # What a raw zero becomes in each channel: what a shift moves in (an image's background).
         self.fill = torch.from_numpy(data.stats.apply(np.zeros((1, data.train.num_channels), np.float32))[0])
-        self.tested = _tensors(data.test) if data.test is not None else None
-        self.valid = _tensors(data.valid) if data.valid is not None else None
+        self.tested = as_tensors(data.test) if data.test is not None else None
+        self.valid = as_tensors(data.valid) if data.valid is not None else None
         # The best validation so far: its epoch (1-based), accuracy, loss and weights; epochs since it.
         self.best: dict[str, Any] | None = None
         self.since_best = 0
