@@ -192,10 +192,10 @@ class SequenceTask(ClassificationTask):
                 f"has {data.train.num_channels} channels and {len(data.class_names)} classes"
             )
         n = len(data.train)
-        if train_config.batch_size is None:
-            train_config = replace(train_config, batch_size=auto_batch_size(n))
+        batch = auto_batch_size(n) if train_config.batch_size is None else train_config.batch_size
+        train_config = replace(train_config, batch_size=batch)
         self.model_config, self.train_config, self.data, self.tuning = model_config, train_config, data, tuning
-        self.check_batch_size(train_config.batch_size, n, "sequences")
+        self.check_batch_size(batch, n, "sequences")
         self.train_x, self.train_len, self.train_y = as_tensors(data.train)
         if train_config.shift > 0 and bool((self.train_len != self.train_len[0]).any()):
             raise ConfigError(
@@ -219,7 +219,7 @@ class SequenceTask(ClassificationTask):
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
         )
-        self.steps_per_epoch = math.ceil(n / train_config.batch_size)
+        self.steps_per_epoch = math.ceil(n / batch)
         self.total_steps = budget_steps(self.steps_per_epoch, train_config)
 
     def describe(self) -> str:

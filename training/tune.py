@@ -113,7 +113,8 @@ def fit_fold(
     """
     started = time.monotonic()
     task = SequenceTask(model_config, train_config, data)
-    step, epoch, last = 0, 0, {}
+    step, epoch = 0, 0
+    last: dict[str, float] = {}
     while step < task.total_steps:
         task.start_epoch(epoch, 0)
         for s in range(task.steps_per_epoch):
@@ -173,7 +174,7 @@ class _Search:
         attrs = best.user_attrs
         per_epoch = attrs["seconds"] / max(sum(attrs["fold_epochs"]), 1)
         fold_cases = len(self.train) * (1 - 1 / len(self.folds.splits))
-        return 1.2 * per_epoch * attrs["epochs"] * len(self.train) / max(fold_cases, 1)
+        return float(1.2 * per_epoch * attrs["epochs"] * len(self.train) / max(fold_cases, 1))
 
     def left(self) -> float:
         """Seconds the search may still take, the final training's share of the budget set aside."""
