@@ -259,7 +259,8 @@ _SEQUENCE_FILE = click.Path(dir_okay=False, path_type=Path)
     default=None,
     metavar="MINUTES",
     help="Choose the settings first, by cross-validation on --train alone, within MINUTES in all (the tune "
-    "extra: Optuna); the options you give are kept, the others searched. --resume continues a search.",
+    "extra: Optuna); the options you give are kept, the others searched; each fold stops early after 10 "
+    "epochs without improvement unless --patience is given. --resume continues a search.",
 )
 @click.option("--causal", is_flag=True, help="With --tune: search streamable (not bidirectional) models only.")
 @lambda func: _run_options(func, data=False)
@@ -294,10 +295,12 @@ def train_sequence_classifier_command(
         click.echo(json.dumps(train_sequences_run(model_cfg, train_cfg, train_file, test_file, valid_file, **kw)))
         return
     require_training_extra()
-    from rnnedge.training.tune import SEARCHED, require_optuna, tune_sequence_classifier
+    from rnnedge.training.tune import PATIENCE, SEARCHED, require_optuna, tune_sequence_classifier
 
     require_optuna()
     fixed = {name: kw[name] for name in SEARCHED if name in given}
+    if "patience" not in given:  # many candidates on a budget: each fold stops sooner than a plain run
+        train_cfg = replace(train_cfg, patience=PATIENCE)
     metrics = _interruptible(
         lambda: tune_sequence_classifier(
             model_cfg,

@@ -6,8 +6,8 @@ on every fold of :func:`~rnnedge.data.folds.cv_folds` with early stopping on the
 (``score = accuracy - 0.01 * loss``). After each fold the trial reports its running mean, and
 Optuna's median pruner drops a trial that is already worse than the median of the earlier ones at the
 same fold. The defaults are the first trial, so the search can only choose something that
-cross-validates at least as well. Any later trial may take a third of the time left when it starts
-(so that a slow candidate cannot eat the budget), and one cut short counts for nothing.
+cross-validates at least as well. A trial whose remaining folds would not fit in the time left stops
+after the fold that shows it; a trial cut short counts for nothing.
 
 Then the final model trains on the whole training file with the best trial's settings, for the median
 of its folds' best epochs; the test file is read once, by that training, for the reported number.
@@ -42,13 +42,21 @@ from .loop import TrainingInterrupted, torch_threads
 from .run_dir import TUNE_DB, TUNE_JSON, TUNE_LOG, RunDir, open_run
 from .train_sequences import SequenceData, SequenceTask, train_sequence_classifier
 
-__all__ = ["SEARCHED", "TuningInterrupted", "fit_fold", "require_optuna", "search_space", "tune_sequence_classifier"]
+__all__ = [
+    "PATIENCE",
+    "SEARCHED",
+    "TuningInterrupted",
+    "fit_fold",
+    "require_optuna",
+    "search_space",
+    "tune_sequence_classifier",
+]
 
 # The settings the search chooses (each unless given on the command line, which fixes it).
 SEARCHED = ("cell", "bidirectional", "hidden_size", "num_layers", "head", "dropout", "noise", "lr")
 STUDY_NAME = "rnnedge-tune"
 LOSS_WEIGHT = 0.01  # score = accuracy - LOSS_WEIGHT * loss: the loss only breaks ties of accuracy
-TRIAL_SHARE = 1 / 3  # a trial (but the first) may take this share of the time left when it starts
+PATIENCE = 10  # each fold's early stopping, unless --patience is given
 _MODEL_FIELDS = {f.name for f in fields(SequenceClassifierConfig)}
 
 
@@ -195,10 +203,9 @@ class _Search:
         trial.set_user_attr("params", params)  # every setting, the fixed ones too, pruned or not
         model_config, train_config = _configs(self.model_config, self.train_config, params)
         first = not self.complete()  # the first trial always finishes: a search must have a result
-        started, allowance = time.monotonic(), self.left() * TRIAL_SHARE
 
         def out_of_time() -> bool:
-            return not first and (self.left() <= 0 or time.monotonic() - started > allowance)
+            return not first and self.left() <= 0
 
         self.log(f"trial {trial.number}: {_describe(params)} ...")
         results: list[dict[str, float]] = []
@@ -210,9 +217,15 @@ class _Search:
             try:
                 results.append(fit_fold(model_config, train_config, fold, out_of_time=out_of_time))
             except _OutOfTime:
-                why = "the budget ran out" if self.left() <= 0 else f"it took more than {_clock(allowance)}"
-                self.log(f"trial {trial.number}: stopped at fold {k + 1} ({why}); it does not count")
+                self.log(f"trial {trial.number}: stopped at fold {k + 1}: the budget ran out; it does not count")
                 raise optuna.TrialPruned from None
+            rest = statistics.fmean(r["seconds"] for r in results) * (len(self.folds.splits) - k - 1)
+            if not first and rest > self.left():  # it would not finish: stop now rather than at the end
+                self.log(
+                    f"trial {trial.number}: stopped after fold {k + 1}: its other folds would take about "
+                    f"{_clock(rest)}, more than the {_clock(max(self.left(), 0))} left; it does not count"
+                )
+                raise optuna.TrialPruned
             trial.report(statistics.fmean(r["accuracy"] for r in results), k)
             if trial.should_prune() and not first:
                 self.log(
