@@ -132,7 +132,8 @@ def evaluate(
         n = lengths[i : i + batch]
         logits = model(x[i : i + batch, : int(n.max())], n)  # (b, C)
         correct += int((logits.argmax(1) == y[i : i + batch]).sum())
-        loss += float(nn.functional.cross_entropy(logits, y[i : i + batch], reduction="sum"))
+        log_probs = torch.log_softmax(logits, dim=1)  # (b, C)
+        loss -= float(log_probs.gather(1, y[i : i + batch, None]).sum())
     return correct / len(x), loss / len(x)
 
 
