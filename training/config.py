@@ -107,8 +107,8 @@ class SequenceTrainConfig:
     )
     patience: int = _field(
         20,
-        "Stop when validation has not improved for this many epochs, and keep the best epoch's weights "
-        "(0: train every epoch, keep the last).",
+        "Stop when validation has not improved for this many epochs (not before a quarter of --epochs), and "
+        "keep the best epoch's weights (0: train every epoch, keep the last).",
     )
     lr: float = _field(3e-3, "Adam's learning rate at the start of the cosine.")
     min_lr: float = _field(1e-5, "Learning rate at the end of the cosine.")

@@ -171,7 +171,8 @@ class SequenceTask(ClassificationTask):
     A ``batch_size`` of ``None`` becomes :func:`auto_batch_size`'s (the checkpoint records the number).
     With ``patience`` and a validation split, the task keeps the weights of its best validation (the lowest
     cross-entropy: smoother than the accuracy of a small split), stops once ``patience`` epochs have not
-    bettered it, and tests those weights.
+    bettered it (never before a quarter of ``epochs``: some problems sit at chance for a while before they
+    learn), and tests those weights.
     ``tuning`` (what ``--tune`` chose, and how) goes into the checkpoint as it is.
     """
 
@@ -215,6 +216,7 @@ class SequenceTask(ClassificationTask):
         # The best validation so far: its epoch (1-based), accuracy, loss and weights; epochs since it.
         self.best: dict[str, Any] | None = None
         self.since_best = 0
+        self.validated = 0  # epochs validated so far
         torch.manual_seed(train_config.seed)
         self.model = SequenceClassifier(model_config)
         self.optimizer = torch.optim.Adam(
@@ -253,6 +255,7 @@ class SequenceTask(ClassificationTask):
             return {}, {}, line + " (no validation split)"
         acc, loss = evaluate(self.model, *self.valid)
         self.model.train()
+        self.validated = epoch + 1
         best = self.best
         if best is None or loss < best["loss"]:
             weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -264,8 +267,9 @@ class SequenceTask(ClassificationTask):
         return metrics, {"accuracy": acc, "loss": loss}, f"{line}, valid accuracy {acc:.4f}, loss {loss:.4f}"
 
     def stop_early(self) -> bool:
-        patience = self.train_config.patience
-        return patience > 0 and self.best is not None and self.since_best >= patience
+        cfg = self.train_config
+        warm = self.validated >= cfg.epochs // 4  # a model on a plateau at chance gets a quarter of the epochs
+        return cfg.patience > 0 and self.best is not None and warm and self.since_best >= cfg.patience
 
     def keep_best(self) -> dict[str, float]:
         """With ``patience``, take back the best validation's weights; the metrics that describe them."""
@@ -299,6 +303,7 @@ class SequenceTask(ClassificationTask):
 
     def restore(self, ckpt: dict[str, Any]) -> None:
         super().restore(ckpt)
+        self.validated = int(ckpt["progress"].get("epoch", 0))
         best = ckpt.get("best")
         if isinstance(best, dict):
             self.best = {k: v for k, v in best.items() if k != "since"}
