@@ -23,7 +23,7 @@ $(VENV)/.deps: pyproject.toml
 	$(PY) -m pip install --quiet -c $(CONSTRAINTS) torch
 	rm -rf $(VENV)/dist
 	$(PY) -m pip wheel --quiet --no-deps -w $(VENV)/dist .
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) "$$(ls $(WHEEL))[train,plot,serve,serve-fast,dev]"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) "$$(ls $(WHEEL))[train,plot,serve,serve-fast,tune,dev]"
 	touch $@
 
 setup: $(VENV)/.deps

@@ -12,6 +12,7 @@ import click
 
 from rnnedge.errors import RnnEdgeError
 from rnnedge.runtime import LanguageModel, load_classifier, load_language_model, read_metadata, runtime_kind
+from rnnedge.runtime.evaluation import ClassReport, plot_confusion
 
 PROVIDER = click.option(
     "--provider",
@@ -48,6 +49,47 @@ def describe_model(path: Path) -> dict[str, Any]:
     return info
 
 
+def describe_checkpoint(path: Path) -> dict[str, Any]:
+    """A training checkpoint's settings, metrics and (for a ``--tune`` run) its search (needs the train extra)."""
+    from .common import require_training_extra
+
+    require_training_extra()
+    from rnnedge.training.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    progress = ckpt.get("progress") or {}
+    info: dict[str, Any] = {
+        "checkpoint": str(path),
+        "kind": ckpt.get("kind"),
+        "config": {"model": ckpt.get("config"), "training": ckpt.get("train_config")},
+        "progress": {k: progress[k] for k in ("epoch", "step", "done", "seconds") if k in progress},
+        "metrics": ckpt.get("metrics"),
+    }
+    for key in ("labels", "data", "tuning"):
+        if ckpt.get(key) is not None:
+            info[key] = ckpt[key]
+    return info
+
+
+def _tuning_lines(tuning: dict[str, Any]) -> list[str]:
+    """What ``--tune`` chose and how, in a few lines; every trial's numbers are in ``--json``."""
+    chosen = tuning.get("chosen") or {}
+    trials = tuning.get("trials") or []
+    done = [t for t in trials if t.get("state") == "complete"]
+    lines = [
+        f"tuning: {len(trials)} trials ({len(done)} finished) in {tuning.get('seconds', 0):.0f} s of a "
+        f"{tuning.get('minutes', 0):g}-minute budget, {tuning.get('folds')} on {tuning.get('cases')} training cases"
+    ]
+    if chosen:
+        lines.append(
+            f"  chosen: trial {chosen.get('trial')}, CV accuracy {chosen.get('accuracy', 0):.4f}: "
+            f"{_plain(chosen.get('params') or {})}, epochs={chosen.get('epochs')}"
+        )
+    for t in sorted(done, key=lambda t: -t.get("score", 0))[:5]:
+        lines.append(f"  trial {t['number']}: CV accuracy {t.get('accuracy', 0):.4f}, {_plain(t.get('params') or {})}")
+    return lines
+
+
 def _plain(value: Any) -> str:
     """A value as a person reads it: ``a=1, b=2`` for mappings, ``x, y`` for lists, numbers to 6 digits."""
     if isinstance(value, dict):
@@ -63,8 +105,12 @@ def _plain(value: Any) -> str:
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")
 def info(model_path: Path, as_json: bool) -> None:
-    """What MODEL's metadata says: inputs, outputs, state, preprocessing, labels, quality."""
-    data = describe_model(model_path)
+    """What MODEL's metadata says: inputs, outputs, state, preprocessing, labels, quality.
+
+    MODEL may also be a training checkpoint (``RUN_DIR/checkpoint.pt``, the train extra): its settings,
+    metrics and, for a ``--tune`` run, what the search chose and every trial's cross-validated score.
+    """
+    data = describe_checkpoint(model_path) if model_path.suffix == ".pt" else describe_model(model_path)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -72,6 +118,15 @@ def info(model_path: Path, as_json: bool) -> None:
         if key == "config":  # the network's shape (cell, layers, head...); the rest is in --json
             if isinstance(value.get("model"), dict):
                 click.echo(f"model: {_plain(value['model'])}")
+            if "checkpoint" in data and isinstance(value.get("training"), dict):
+                click.echo(f"training: {_plain(value['training'])}")
+            if isinstance(value.get("tuning"), dict):
+                for line in _tuning_lines(value["tuning"]):
+                    click.echo(line)
+            continue
+        if key == "tuning" and isinstance(value, dict):
+            for line in _tuning_lines(value):
+                click.echo(line)
             continue
         if isinstance(value, list) and value and isinstance(value[0], dict):
             click.echo(f"{key}:")
@@ -97,7 +152,20 @@ def test_accuracy(
     provider: str,
     quiet: bool = True,
 ) -> tuple[float, int, Path]:
-    """Accuracy of a classifier on labelled sequences, how many were read, and from which file.
+    """Accuracy of a classifier on labelled sequences, how many were read, and the file (:func:`test_report`)."""
+    report, path = test_report(model_path, test_file, data, limit, provider, quiet)
+    return report.accuracy, int(report.support.sum()), path
+
+
+def test_report(
+    model_path: Path,
+    test_file: Path | None,
+    data: Path | None,
+    limit: int | None,
+    provider: str,
+    quiet: bool = True,
+) -> tuple[ClassReport, Path]:
+    """A classifier's per-class report on labelled sequences, and the file they came from.
 
     ``test_file`` (``.ts``, ``.npz`` or IDX images), else the test file the model records from
     training (:func:`~rnnedge.runtime.evaluation.recorded_test_file`); measured by
@@ -121,7 +189,7 @@ def test_accuracy(
                 bar.update(done - bar.pos)
 
             accuracy = accuracy_on_file(model, path, limit=limit, chunk=CLASSIFY_CHUNK, progress=progress)
-    return accuracy.value, accuracy.count, path
+    return accuracy.report, path
 
 
 @click.command()
@@ -140,14 +208,49 @@ def test_accuracy(
     help="Labelled sequences (.ts, .npz, or IDX images) to measure instead of the model's own test file.",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N test sequences.")
+@click.option("--report", is_flag=True, help="Also print per-class precision, recall and F1, and the confusion matrix.")
+@click.option(
+    "--report-png",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also draw the confusion matrix to this PNG (the plot extra: matplotlib).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON for programs.")
 @PROVIDER
 @click.option("--quiet", is_flag=True)
 def classify(
-    model_path: Path, data: Path | None, test_file: Path | None, limit: int | None, provider: str, quiet: bool
+    model_path: Path,
+    data: Path | None,
+    test_file: Path | None,
+    limit: int | None,
+    report: bool,
+    report_png: Path | None,
+    as_json: bool,
+    provider: str,
+    quiet: bool,
 ) -> None:
-    """Accuracy of MODEL on its test file (the one training recorded, or --test FILE), through the runtime."""
-    acc, n, path = test_accuracy(model_path, test_file, data, limit, provider, quiet)
-    click.echo(f"test accuracy {acc:.4f} ({model_path.name}, {n} sequences of {path.name})")
+    """Accuracy of MODEL on its test file (the one training recorded, or --test FILE), through the runtime.
+
+    --report adds what each class got: precision, recall, F1 and the confusion matrix.
+    """
+    if report_png is not None and report_png.suffix.lower() != ".png":
+        raise click.UsageError(f"--report-png writes a PNG: give a path ending in .png, not {report_png.name!r}")
+    result, path = test_report(model_path, test_file, data, limit, provider, quiet)
+    n = int(result.support.sum())
+    if as_json:
+        click.echo(json.dumps({"model": str(model_path), "test": str(path), "sequences": n, **result.as_dict()}))
+    else:
+        click.echo(f"test accuracy {result.accuracy:.4f} ({model_path.name}, {n} sequences of {path.name})")
+        if report:
+            click.echo("")
+            click.echo(result.table())
+            click.echo("")
+            click.echo(result.confusion_text())
+    if report_png is not None:
+        written = plot_confusion(
+            result, report_png, title=f"{model_path.name} on {path.name}: accuracy {result.accuracy:.4f}"
+        )
+        click.echo(f"wrote {written}", err=True)
 
 
 @click.command()

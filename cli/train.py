@@ -257,22 +257,72 @@ _SEQUENCE_FILE = click.Path(dir_okay=False, path_type=Path)
     type=_SEQUENCE_FILE,
     help="Labelled validation sequences (else --valid-fraction of --train).",
 )
+@click.option(
+    "--tune",
+    "tune_minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="MINUTES",
+    help="Choose the settings first, by cross-validation on --train alone, within MINUTES in all (the tune "
+    "extra: Optuna); the options you give are kept, the others searched; each fold stops early after 10 "
+    "epochs without improvement unless --patience is given. --resume continues a search.",
+)
+@click.option("--causal", is_flag=True, help="With --tune: search streamable (not bidirectional) models only.")
 @lambda func: _run_options(func, data=False)
 @config_options(SequenceClassifierConfig, skip=_SEQUENCE_FIXED)
 @config_options(SequenceTrainConfig)
-def train_sequence_classifier_command(train_file: Path, test_file: Path, valid_file: Path | None, **kw: Any) -> None:
+def train_sequence_classifier_command(
+    train_file: Path,
+    test_file: Path,
+    valid_file: Path | None,
+    tune_minutes: float | None,
+    causal: bool,
+    **kw: Any,
+) -> None:
     """Classifier of your own labelled sequences (UEA/UCR .ts, .npz or IDX image files; any lengths, any channels).
 
     LSTM or GRU layers (--cell), mean or last output (--head), linear, softmax. Channels are
     normalised with the training split's mean and std, which the checkpoint and the exported
-    file carry, with the class names as the file writes them.
+    file carry, with the class names as the file writes them. With --tune MINUTES the settings
+    are chosen first by cross-validation on the training file; the test file is read once, at the end.
     """
-    given = click.get_current_context().get_parameter_source("valid_fraction")
-    if valid_file is not None and given is click.core.ParameterSource.COMMANDLINE:
+    ctx = click.get_current_context()
+    given = {name for name in kw if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE}
+    if valid_file is not None and "valid_fraction" in given:
         raise click.UsageError("give --valid FILE or --valid-fraction, not both")
+    if causal and kw["bidirectional"]:
+        raise click.UsageError("--causal asks for a streamable model and --bidirectional for one that is not")
+    if tune_minutes is not None and (valid_file is not None or "valid_fraction" in given):
+        raise click.UsageError("--tune validates by cross-validation on --train: give no --valid or --valid-fraction")
     model_cfg = config_values(SequenceClassifierConfig, kw)
     train_cfg = config_values(SequenceTrainConfig, kw)
-    click.echo(json.dumps(train_sequences_run(model_cfg, train_cfg, train_file, test_file, valid_file, **kw)))
+    if tune_minutes is None:
+        click.echo(json.dumps(train_sequences_run(model_cfg, train_cfg, train_file, test_file, valid_file, **kw)))
+        return
+    require_training_extra()
+    from rnnedge.training.tune import PATIENCE, SEARCHED, require_optuna, tune_sequence_classifier
+
+    require_optuna()
+    fixed = {name: kw[name] for name in SEARCHED if name in given}
+    if "patience" not in given:  # many candidates on a budget: each fold stops sooner than a plain run
+        train_cfg = replace(train_cfg, patience=PATIENCE)
+    metrics = _interruptible(
+        lambda: tune_sequence_classifier(
+            model_cfg,
+            train_cfg,
+            kw["out"],
+            minutes=tune_minutes,
+            train_file=train_file,
+            test_file=test_file,
+            fixed=fixed,
+            causal=causal,
+            resume=kw["resume"],
+            overwrite=kw["overwrite"],
+            quiet=kw["quiet"],
+            threads=kw["threads"],
+        )
+    )
+    click.echo(json.dumps(metrics))
 
 
 def _train_lm_run(

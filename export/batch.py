@@ -19,14 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from rnnedge.data.atomic import atomic_output
-from rnnedge.errors import ConfigError
+from rnnedge.errors import ConfigError, RnnEdgeError
+from rnnedge.runtime import ClassifierModel, load
+from rnnedge.runtime.evaluation import accuracy_on_file
 from rnnedge.training.run_dir import CHECKPOINT_NAME
 
 from .exporter import export_model, variant_path
 from .files import check_output_file, output_errors
 from .graphs import OPSET
 from .metadata import producer
-from .quality import format_quality
+from .quality import format_quality, test_file_of
 from .results import ExportResult
 from .validate import Tolerances
 from .variants import VARIANTS
@@ -145,6 +147,17 @@ def _describe(result: ExportResult) -> dict[str, Any]:
     }
 
 
+def _classes(result: ExportResult, data: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """A classifier file's per-class results on its test file, through the runtime, as ``classify --report``."""
+    try:
+        with load(result.path, provider="cpu") as model:
+            if not isinstance(model, ClassifierModel):
+                return {}
+            return {"classes": accuracy_on_file(model, test_file_of(model.metadata, data)).report.as_dict()}
+    except RnnEdgeError as e:
+        return {"classes_error": f"{type(e).__name__}: {e}"}
+
+
 @dataclass
 class BatchSummary:
     """What a batch export did, entry by entry (as written to the manifest), and stale files it removed."""
@@ -184,6 +197,17 @@ def _report(entries: list[dict[str, Any]]) -> str:
     for e in entries:
         if e["status"] == "failed":
             lines += ["", f"## {e['name']} ({e['variant']}) failed", "", "```", e["error"], "```"]
+    for e in entries:
+        classes = e.get("classes")
+        if classes:
+            lines += ["", f"## {e['name']} ({e['variant']}): per class, on its test file", ""]
+            lines += ["| class | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- |"]
+            lines += [
+                f"| {c['label']} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['support']} |"
+                for c in classes["classes"]
+            ]
+            macro = classes["macro"]
+            lines.append(f"| macro avg | {macro['precision']:.4f} | {macro['recall']:.4f} | {macro['f1']:.4f} | |")
     return "\n".join(lines) + "\n"
 
 
@@ -275,6 +299,8 @@ def export_many(
                 entry = {**previous[(name, outcome.variant)], "status": "unchanged"}
             elif outcome.status == "ok" and outcome.result is not None:
                 entry.update(status="ok", **_describe(outcome.result))
+                if outcome.variant != "fp16":  # fp16 files run on CUDA only
+                    entry.update(_classes(outcome.result, data))
             elif outcome.status == "skipped":
                 entry.update(status="skipped", reason=outcome.message)
             else:

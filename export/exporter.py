@@ -68,6 +68,7 @@ def build_export(ckpt: Mapping[str, Any]) -> Built:
         spec = next(i for i in graph.graph.input if i.name == kind.lengths_input)
         lengths = {"lengths": tensor_spec(spec)}
     data = ckpt.get("data")  # where a user's data came from (kinds trained on their files)
+    tuning = ckpt.get("tuning")  # what `train classifier --tune` chose, and every trial's CV score
     meta = ModelMetadata(
         model_id=model_id_of(graph),
         input=main,
@@ -78,6 +79,7 @@ def build_export(ckpt: Mapping[str, Any]) -> Built:
             "training": dict(ckpt.get("train_config") or {}),
             "checkpoint_kind": ckpt["kind"],
             **({"data": dict(data)} if isinstance(data, dict) else {}),
+            **({"tuning": dict(tuning)} if isinstance(tuning, dict) else {}),
         },
         producer=producer(),
         **lengths,

@@ -10,13 +10,17 @@ call, so the chunk and window sizes are part of the measure: these are the comma
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from rnnedge.errors import DataError
 
 from .classifier import ClassifierModel
+from .errors import InputError, MissingExtraError
 from .language import LanguageModel
 from .metadata import ModelMetadata
 
@@ -24,8 +28,11 @@ __all__ = [
     "CLASSIFY_CHUNK",
     "PERPLEXITY_WINDOW",
     "Accuracy",
+    "ClassReport",
     "accuracy_on_file",
+    "class_report",
     "perplexity_on_file",
+    "plot_confusion",
     "recorded_test_file",
 ]
 
@@ -37,11 +44,12 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class Accuracy:
-    """A classifier's accuracy on a file: the fraction right, of how many sequences, from which file."""
+    """A classifier's accuracy on a file: the fraction right, of how many sequences, from which file, per class."""
 
     value: float
     count: int
     path: Path
+    report: ClassReport
 
 
 def recorded_test_file(metadata: ModelMetadata, data: str | os.PathLike[str] | None = None) -> Path:
@@ -78,13 +86,14 @@ def accuracy_on_file(
 
     test = read_sequences(path, class_names=model.labels)
     sequences, labels = list(test.sequences)[:limit], test.labels[:limit]
-    correct = 0
+    predicted = []
     for lo in range(0, len(sequences), chunk):
         probs = model.predict(sequences[lo : lo + chunk], batch_size=chunk)  # (n, classes)
-        correct += int((probs.argmax(1) == labels[lo : lo + chunk]).sum())
+        predicted.append(probs.argmax(1))
         if progress is not None:
             progress(min(lo + chunk, len(sequences)), len(sequences))
-    return Accuracy(correct / len(sequences), len(sequences), Path(path))
+    report = class_report(labels, np.concatenate(predicted), model.labels)
+    return Accuracy(report.accuracy, len(sequences), Path(path), report)
 
 
 def perplexity_on_file(
@@ -97,3 +106,133 @@ def perplexity_on_file(
 ) -> float:
     """Perplexity of ``model`` on the text file ``path``: every line closed by ``<eos>``, state carried, batch 1."""
     return model.perplexity(Path(path), window=window, strict=strict, progress=progress)
+
+
+@dataclass(frozen=True)
+class ClassReport:
+    """``confusion[i, j]``: cases of true class ``i`` predicted as ``j`` (int64 ``(C, C)``), and what follows from it.
+
+    Per class (float64 ``(C,)``): ``precision`` (of the cases predicted as the class, the share that are),
+    ``recall`` (of the class's cases, the share found), ``f1`` (their harmonic mean) and ``support``
+    (the class's cases, int64). A share with nothing to divide (no case predicted as a class) is 0,
+    as scikit-learn's ``zero_division=0`` reads it.
+    """
+
+    labels: tuple[str, ...]
+    confusion: np.ndarray
+
+    @property
+    def support(self) -> np.ndarray:
+        out: np.ndarray = self.confusion.sum(axis=1)
+        return out
+
+    @property
+    def precision(self) -> np.ndarray:
+        return _share(np.diag(self.confusion), self.confusion.sum(axis=0))
+
+    @property
+    def recall(self) -> np.ndarray:
+        return _share(np.diag(self.confusion), self.support)
+
+    @property
+    def f1(self) -> np.ndarray:
+        p, r = self.precision, self.recall
+        return _share(2 * p * r, p + r)
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.trace(self.confusion) / max(int(self.confusion.sum()), 1))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON: accuracy, macro averages, one row per class and the confusion matrix."""
+        rows = [
+            {"label": name, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(self.labels, self.precision, self.recall, self.f1, self.support, strict=True)
+        ]
+        return {
+            "accuracy": self.accuracy,
+            "macro": {k: float(getattr(self, k).mean()) for k in ("precision", "recall", "f1")},
+            "classes": rows,
+            "confusion": self.confusion.tolist(),
+        }
+
+    def table(self) -> str:
+        """The per-class table (text, one class a line), with macro averages and accuracy."""
+        width = max(12, *(len(name) for name in self.labels))
+        lines = [f"{'class':<{width}}  precision  recall  f1      support"]
+        for name, p, r, f, s in zip(self.labels, self.precision, self.recall, self.f1, self.support, strict=True):
+            lines.append(f"{name:<{width}}  {p:9.4f}  {r:6.4f}  {f:6.4f}  {s:7d}")
+        total = int(self.support.sum())
+        macro = (self.precision.mean(), self.recall.mean(), self.f1.mean())
+        lines.append(f"{'macro avg':<{width}}  {macro[0]:9.4f}  {macro[1]:6.4f}  {macro[2]:6.4f}  {total:7d}")
+        lines.append(f"{'accuracy':<{width}}  {'':9}  {'':6}  {self.accuracy:6.4f}  {total:7d}")
+        return "\n".join(lines)
+
+    def confusion_text(self) -> str:
+        """The confusion matrix: a row per true class, a column per predicted class (numbered as the rows)."""
+        counts = self.confusion
+        cell = max(4, len(str(int(counts.max()))) + 1)
+        width = max(16, max(len(name) for name in self.labels) + len(str(len(self.labels))) + 1)
+        corner = "true / predicted"
+        head = f"{corner:<{width}}" + "".join(f"{j:>{cell}}" for j in range(len(self.labels)))
+        rows = [
+            f"{f'{i} {name}':<{width}}" + "".join(f"{int(v):>{cell}}" for v in counts[i])
+            for i, name in enumerate(self.labels)
+        ]
+        return "\n".join([head, *rows])
+
+
+def _share(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    num, den = numerator.astype(np.float64), denominator.astype(np.float64)
+    out = np.zeros_like(num)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def class_report(
+    truth: np.ndarray | Sequence[int], predicted: np.ndarray | Sequence[int], labels: Sequence[str]
+) -> ClassReport:
+    """The report of class ids ``predicted`` against ``truth`` (each ``(N,)``, values in ``[0, len(labels))``)."""
+    t, p = np.asarray(truth), np.asarray(predicted)
+    c = len(labels)
+    if t.ndim != 1 or p.shape != t.shape or len(t) == 0:
+        raise InputError(f"expected two class-id arrays of one shape (N,), N >= 1; got shapes {t.shape} and {p.shape}")
+    for name, a in (("true", t), ("predicted", p)):
+        if not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= c:
+            raise InputError(f"{name} class ids must be integers in [0, {c}); got {a.dtype} in [{a.min()}, {a.max()}]")
+    confusion = np.zeros((c, c), dtype=np.int64)
+    np.add.at(confusion, (t, p), 1)
+    return ClassReport(tuple(labels), confusion)
+
+
+def plot_confusion(report: ClassReport, path: str | os.PathLike[str], title: str = "") -> Path:
+    """Draw the confusion matrix (counts, rows normalised in colour) with the per-class F1 to a PNG; its path."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MissingExtraError("the confusion matrix PNG needs matplotlib: pip install 'rnnedge[plot]'") from None
+    counts = report.confusion
+    c = len(report.labels)
+    size = min(max(4.0, 0.5 * c + 2.5), 16.0)
+    fig, ax = plt.subplots(figsize=(size, size))
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(c):
+        for j in range(c):
+            ax.text(
+                j, i, str(int(counts[i, j])), ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black"
+            )
+    names = [f"{n} (F1 {f:.2f})" for n, f in zip(report.labels, report.f1, strict=True)]
+    ax.set_xticks(range(c), [str(n) for n in report.labels], rotation=45, ha="right")
+    ax.set_yticks(range(c), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or f"accuracy {report.accuracy:.4f}")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

@@ -28,6 +28,14 @@ def gunpoint(split: str) -> Path:
     return uea_dir() / "GunPoint" / f"GunPoint_{split.upper()}.ts"
 
 
+def first_cases(source: Path, n: int, out: Path) -> Path:
+    """A real subset: ``source``'s header and first ``n`` cases (a line each after ``@data``), written to ``out``."""
+    lines = source.read_text().splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.strip().lower() == "@data") + 1
+    out.write_text("".join(lines[:start] + [line for line in lines[start:] if line.strip()][:n]))
+    return out
+
+
 def train_tiny_sequences(
     out: Path, *, epochs: int = 3, train: Path | None = None, test: Path | None = None, **model: Any
 ) -> Path:

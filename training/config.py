@@ -89,6 +89,8 @@ class SequenceTrainConfig:
 
     RULES: ClassVar[Mapping[str, Rule]] = {
         **_COMMON_TRAINING,
+        "batch_size": optional(int_at_least(1)),
+        "patience": int_at_least(0),
         "min_lr": number_in(0),
         "weight_decay": number_in(0),
         "noise": number_in(0),
@@ -97,8 +99,17 @@ class SequenceTrainConfig:
         "valid_fraction": number_in(0, 1, high_open=True),
     }
 
-    epochs: int = _field(100, "Passes over the training sequences.")
-    batch_size: int = _field(32, "Sequences per step.")
+    epochs: int = _field(100, "Passes over the training sequences (at most, with --patience).")
+    batch_size: int | None = _field(
+        None,
+        "Sequences per step (default: a tenth of the training sequences, at least 4 and at most 32, never more "
+        "than there are).",
+    )
+    patience: int = _field(
+        20,
+        "Stop when validation has not improved for this many epochs (not before a quarter of --epochs), and "
+        "keep the best epoch's weights (0: train every epoch, keep the last).",
+    )
     lr: float = _field(3e-3, "Adam's learning rate at the start of the cosine.")
     min_lr: float = _field(1e-5, "Learning rate at the end of the cosine.")
     weight_decay: float = _field(0.0, "Adam's L2 penalty on the weights.")

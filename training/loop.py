@@ -11,6 +11,8 @@ owns everything around that, identically for every kind:
   ``max_steps``, ``checkpoint_every``), so a finished run can be extended;
 * validation after each epoch and at the end of the budget, and a validation that a Ctrl-C
   cut short runs again on ``--resume`` (the checkpoint's ``metrics`` are for an earlier step);
+* early stopping: after a validation the task may say to stop (``stop_early``); the run then
+  ends as at the end of its budget;
 * Ctrl-C: the step under way finishes, a checkpoint is written and :class:`TrainingInterrupted`
   (a ``KeyboardInterrupt``) says that ``--resume`` continues. During validation and testing,
   which change nothing, it stops at once. A second Ctrl-C stops at once, without a checkpoint.
@@ -100,6 +102,9 @@ class Task(Protocol):
 
     def validate(self, epoch: int) -> tuple[dict[str, float], dict[str, Any], str]:
         """Metrics (``valid_*``), the ``valid`` record's values and the log line (first process only)."""
+
+    def stop_early(self) -> bool:
+        """Whether validation says to stop before the budget (early stopping); asked after each validation."""
 
     def test(self) -> tuple[dict[str, float], dict[str, Any], str]:
         """Metrics (``test_*``), the ``test`` record's values and the log line (first process only)."""
@@ -282,6 +287,9 @@ def run_training(task: Task, run: RunDir, *, resume: bool = False, quiet: bool =
                 task.barrier()
                 interrupts.check()
                 if step >= task.total_steps:
+                    break
+                if task.stop_early():
+                    run.log(f"stopped early at epoch {epoch}: validation has not improved for its patience")
                     break
             bar.close()
             if lead:

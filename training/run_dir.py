@@ -2,7 +2,8 @@
 
 ``RUN_DIR/checkpoint.pt`` (the latest complete state, written atomically),
 ``RUN_DIR/metrics.jsonl`` (one JSON object per logged event), ``RUN_DIR/train.log`` and,
-with the plot extra, ``RUN_DIR/curves.png``. On ``--resume`` the metrics past the checkpoint
+with the plot extra, ``RUN_DIR/curves.png``; a run chosen by ``--tune`` adds ``tune.db``, ``tune.json`` and
+``tune.log`` (:mod:`~rnnedge.training.tune`). On ``--resume`` the metrics past the checkpoint
 are dropped, so a resumed run's log reads as if it had never been interrupted.
 
 A folder that already holds a run is never trained into by accident: without ``--resume``
@@ -20,19 +21,33 @@ from typing import Any
 
 from rnnedge.errors import CheckpointError, ConfigError
 
-__all__ = ["CHECKPOINT_NAME", "LOG_NAME", "METRICS_NAME", "PLOT_NAME", "RunDir", "open_run"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "LOG_NAME",
+    "METRICS_NAME",
+    "PLOT_NAME",
+    "TUNE_DB",
+    "TUNE_JSON",
+    "TUNE_LOG",
+    "RunDir",
+    "open_run",
+]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
 LOG_NAME = "train.log"
 PLOT_NAME = "curves.png"
+TUNE_DB = "tune.db"  # Optuna's study (SQLite)
+TUNE_JSON = "tune.json"  # every trial's score and the chosen settings
+TUNE_LOG = "tune.log"
 
 
 class RunDir:
     """The files of one training run.
 
     ``writer`` is false on every process of a distributed job but the first: such a RunDir
-    reads the folder (to resume) and writes nothing.
+    reads the folder (to resume) and writes nothing. ``keeps_tuning`` is set by ``--tune`` before its
+    final training starts, so that the training's fresh start leaves the search's files.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, quiet: bool = False, writer: bool = True) -> None:
@@ -43,15 +58,18 @@ class RunDir:
         self.plot = self.path / PLOT_NAME
         self.quiet = quiet or not writer
         self.writer = writer
+        self.tuning_files = tuple(self.path / n for n in (TUNE_DB, TUNE_JSON, TUNE_LOG))
+        self.keeps_tuning = False
 
     def holds_a_run(self) -> list[str]:
         """The names of the run files already in the folder (empty for a new or unrelated folder)."""
-        return [p.name for p in (self.checkpoint, self.metrics, self.log_file) if p.exists()]
+        return [p.name for p in (self.checkpoint, self.metrics, self.log_file, *self.tuning_files) if p.exists()]
 
     def clear(self) -> None:
         """Remove an earlier run's files (``--overwrite``); other files in the folder are left alone."""
         if self.writer:
-            for p in (self.checkpoint, self.metrics, self.log_file, self.plot):
+            tuning = () if self.keeps_tuning else self.tuning_files
+            for p in (self.checkpoint, self.metrics, self.log_file, self.plot, *tuning):
                 p.unlink(missing_ok=True)
 
     def start_metrics(self, resume_step: int | None) -> None:
@@ -108,6 +126,7 @@ def open_run(
     overwrite: bool = False,
     quiet: bool = False,
     writer: bool = True,
+    tuning: bool = False,
 ) -> RunDir:
     """Check that a run may start in ``path`` and create the folder; nothing in it is changed yet.
 
@@ -115,7 +134,8 @@ def open_run(
     folder that cannot be created or written; ``resume`` where there is no checkpoint (a
     mistyped folder must not silently start a new run); and a folder that already holds a run
     when neither ``resume`` nor ``overwrite`` is given. Every process of a distributed job runs
-    the same checks, so all refuse together; only the ``writer`` creates the folder.
+    the same checks, so all refuse together; only the ``writer`` creates the folder. ``tuning``
+    (``--tune``): a search's ``tune.db`` is a run to resume too.
     """
     run = RunDir(path, quiet=quiet, writer=writer)
     if resume and overwrite:
@@ -123,8 +143,9 @@ def open_run(
     if run.path.exists() and not run.path.is_dir():
         raise ConfigError(f"cannot use {run.path} as the run folder: it is a file")
     if resume:
-        if not run.checkpoint.is_file():
-            where = "does not exist" if not run.path.exists() else f"holds no {CHECKPOINT_NAME}"
+        if not run.checkpoint.is_file() and not (tuning and run.tuning_files[0].is_file()):
+            held = CHECKPOINT_NAME + (f" or {TUNE_DB}" if tuning else "")
+            where = "does not exist" if not run.path.exists() else f"holds no {held}"
             raise CheckpointError(
                 f"cannot resume: {run.path} {where}; check the folder, or train without --resume to start a new run"
             )

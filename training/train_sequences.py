@@ -34,13 +34,23 @@ from .classification import ClassificationTask
 from .config import SequenceClassifierConfig, SequenceTrainConfig
 from .loop import budget_steps, run_training, torch_threads
 from .models import SEQUENCE_CLASSIFIER, SequenceClassifier
-from .run_dir import open_run
+from .run_dir import RunDir, open_run
 
-__all__ = ["SequenceData", "SequenceTask", "load_sequence_data", "train_sequence_classifier"]
+__all__ = [
+    "SequenceData",
+    "SequenceTask",
+    "as_tensors",
+    "auto_batch_size",
+    "evaluate",
+    "load_sequence_data",
+    "train_sequence_classifier",
+]
 
 
 class SequenceData:
     """The splits of one problem, normalised with the training split's channel statistics.
+
+    ``test`` is ``None`` for a cross-validation fold (:mod:`~rnnedge.training.tune`), which never sees it.
 
     ``files`` records where each split came from (absolute paths; ``valid`` is ``None`` when it
     was held out of the training file), for the checkpoint.
@@ -50,7 +60,7 @@ class SequenceData:
         self,
         train: SequenceDataset,
         valid: SequenceDataset | None,
-        test: SequenceDataset,
+        test: SequenceDataset | None,
         files: dict[str, Any],
         *,
         per_channel: bool = True,
@@ -58,7 +68,7 @@ class SequenceData:
         self.stats = channel_stats(train, per_channel=per_channel)
         self.train = train.normalized(self.stats)
         self.valid = valid.normalized(self.stats) if valid is not None else None
-        self.test = test.normalized(self.stats)
+        self.test = test.normalized(self.stats) if test is not None else None
         self.files = files
 
     @property
@@ -105,21 +115,31 @@ def load_sequence_data(
     return SequenceData(train, valid, test, files, per_channel=per_channel)
 
 
-def _tensors(data: SequenceDataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def as_tensors(data: SequenceDataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``x`` float32 ``(N, T, F)`` padded, ``lengths`` int64 ``(N,)`` and labels int64 ``(N,)``."""
     x, lengths = data.padded()  # (N, T, F), (N,)
     return torch.from_numpy(x), torch.from_numpy(lengths), torch.from_numpy(np.array(data.labels))
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor, batch: int = 256) -> float:
-    """Fraction of the padded sequences ``x`` ``(N, T, F)`` (``lengths`` ``(N,)``) classified as ``y``."""
+def evaluate(
+    model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor, batch: int = 256
+) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy of the padded sequences ``x`` ``(N, T, F)`` (``lengths`` ``(N,)``) as ``y``."""
     model.eval()
-    correct = 0
+    correct, loss = 0, 0.0
     for i in range(0, len(x), batch):
         n = lengths[i : i + batch]
-        logits = model(x[i : i + batch, : int(n.max())], n)
+        logits = model(x[i : i + batch, : int(n.max())], n)  # (b, C)
         correct += int((logits.argmax(1) == y[i : i + batch]).sum())
-    return correct / len(x)
+        log_probs = torch.log_softmax(logits, dim=1)  # (b, C)
+        loss -= float(log_probs.gather(1, y[i : i + batch, None]).sum())
+    return correct / len(x), loss / len(x)
+
+
+def auto_batch_size(n: int) -> int:
+    """The default batch for ``n`` training sequences: about ten steps an epoch, 4 to 32 sequences, at most ``n``."""
+    return min(n, max(4, min(32, n // 10)))
 
 
 def random_shift(x: torch.Tensor, max_shift: int, fill: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -146,7 +166,15 @@ def _lr_at(cfg: SequenceTrainConfig, step: int, total: int) -> float:
 
 
 class SequenceTask(ClassificationTask):
-    """A sequence classifier on a user's files, for :func:`~rnnedge.training.loop.run_training`."""
+    """A sequence classifier on a user's files, for :func:`~rnnedge.training.loop.run_training`.
+
+    A ``batch_size`` of ``None`` becomes :func:`auto_batch_size`'s (the checkpoint records the number).
+    With ``patience`` and a validation split, the task keeps the weights of its best validation (the lowest
+    cross-entropy: smoother than the accuracy of a small split), stops once ``patience`` epochs have not
+    bettered it (never before a quarter of ``epochs``: some problems sit at chance for a while before they
+    learn), and tests those weights.
+    ``tuning`` (what ``--tune`` chose, and how) goes into the checkpoint as it is.
+    """
 
     kind = SEQUENCE_CLASSIFIER.name
 
@@ -156,6 +184,7 @@ class SequenceTask(ClassificationTask):
         train_config: SequenceTrainConfig,
         data: SequenceData,
         name: str | None = None,
+        tuning: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.name = name or f"classifier ({data.train.name})"
@@ -164,10 +193,12 @@ class SequenceTask(ClassificationTask):
                 f"the model takes {model_config.input_size} channels and {model_config.num_classes} classes; the data "
                 f"has {data.train.num_channels} channels and {len(data.class_names)} classes"
             )
-        self.model_config, self.train_config, self.data = model_config, train_config, data
         n = len(data.train)
-        self.check_batch_size(train_config.batch_size, n, "sequences")
-        self.train_x, self.train_len, self.train_y = _tensors(data.train)
+        batch = auto_batch_size(n) if train_config.batch_size is None else train_config.batch_size
+        train_config = replace(train_config, batch_size=batch)
+        self.model_config, self.train_config, self.data, self.tuning = model_config, train_config, data, tuning
+        self.check_batch_size(batch, n, "sequences")
+        self.train_x, self.train_len, self.train_y = as_tensors(data.train)
         if train_config.shift > 0 and bool((self.train_len != self.train_len[0]).any()):
             raise ConfigError(
                 f"shift={train_config.shift} translates sequences of one length (images); the training sequences' "
@@ -180,20 +211,25 @@ class SequenceTask(ClassificationTask):
             )
         # What a raw zero becomes in each channel: what a shift moves in (an image's background).
         self.fill = torch.from_numpy(data.stats.apply(np.zeros((1, data.train.num_channels), np.float32))[0])
-        self.test_x, self.test_len, self.test_y = _tensors(data.test)
-        self.valid = _tensors(data.valid) if data.valid is not None else None
+        self.tested = as_tensors(data.test) if data.test is not None else None
+        self.valid = as_tensors(data.valid) if data.valid is not None else None
+        # The best validation so far: its epoch (1-based), accuracy, loss and weights; epochs since it.
+        self.best: dict[str, Any] | None = None
+        self.since_best = 0
+        self.validated = 0  # epochs validated so far
         torch.manual_seed(train_config.seed)
         self.model = SequenceClassifier(model_config)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
         )
-        self.steps_per_epoch = math.ceil(n / train_config.batch_size)
+        self.steps_per_epoch = math.ceil(n / batch)
         self.total_steps = budget_steps(self.steps_per_epoch, train_config)
 
     def describe(self) -> str:
         valid = f"{len(self.valid[0])} validation" if self.valid is not None else "no validation"
+        test = f"{len(self.tested[0])} test" if self.tested is not None else "no test"
         return (
-            f"on {len(self.train_x)} sequences ({valid}, {len(self.test_x)} test) of {self.data.train.num_channels} "
+            f"on {len(self.train_x)} sequences ({valid}, {test}) of {self.data.train.num_channels} "
             f"channels, lengths {int(self.train_len.min())}-{int(self.train_len.max())}, "
             f"{len(self.data.class_names)} classes"
         ) + self._dead_classes()
@@ -230,13 +266,43 @@ class SequenceTask(ClassificationTask):
         if self.valid is None:
             self.model.train()
             return {}, {}, line + " (no validation split)"
-        acc = evaluate(self.model, *self.valid)
+        acc, loss = evaluate(self.model, *self.valid)
         self.model.train()
-        return {"valid_accuracy": acc}, {"accuracy": acc}, f"{line}, valid accuracy {acc:.4f}"
+        self.validated = epoch + 1
+        best = self.best
+        if best is None or loss < best["loss"]:
+            weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.best = {"epoch": epoch + 1, "accuracy": acc, "loss": loss, "model": weights}
+            self.since_best = 0
+        else:
+            self.since_best += 1
+        metrics = {"valid_accuracy": acc, "valid_loss": loss}
+        return metrics, {"accuracy": acc, "loss": loss}, f"{line}, valid accuracy {acc:.4f}, loss {loss:.4f}"
+
+    def stop_early(self) -> bool:
+        cfg = self.train_config
+        warm = self.validated >= cfg.epochs // 4  # a model on a plateau at chance gets a quarter of the epochs
+        return cfg.patience > 0 and self.best is not None and warm and self.since_best >= cfg.patience
+
+    def keep_best(self) -> dict[str, float]:
+        """With ``patience``, take back the best validation's weights; the metrics that describe them."""
+        if self.train_config.patience == 0 or self.best is None:
+            return {}
+        self.model.load_state_dict(self.best["model"])
+        return {
+            "best_epoch": self.best["epoch"],
+            "valid_accuracy": self.best["accuracy"],
+            "valid_loss": self.best["loss"],
+        }
 
     def test(self) -> tuple[dict[str, float], dict[str, Any], str]:
-        acc = evaluate(self.model, self.test_x, self.test_len, self.test_y)
-        return {"test_accuracy": acc}, {"accuracy": acc}, f"test accuracy {acc:.4f} on {len(self.test_x)} sequences"
+        kept = self.keep_best()
+        if self.tested is None:
+            return kept, {}, "no test split"
+        acc, _ = evaluate(self.model, *self.tested)
+        chosen = f" (weights of epoch {kept['best_epoch']}, the best validation)" if kept else ""
+        line = f"test accuracy {acc:.4f} on {len(self.tested[0])} sequences{chosen}"
+        return {**kept, "test_accuracy": acc}, {"accuracy": acc}, line
 
     def checkpoint_fields(self) -> dict[str, Any]:
         return {
@@ -244,7 +310,17 @@ class SequenceTask(ClassificationTask):
             "standardize": self.data.stats.to_dict(),
             "labels": list(self.data.class_names),
             "data": dict(self.data.files),
+            **({"best": {**self.best, "since": self.since_best}} if self.best is not None else {}),
+            **({"tuning": self.tuning} if self.tuning is not None else {}),
         }
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        super().restore(ckpt)
+        self.validated = int(ckpt["progress"].get("epoch", 0))
+        best = ckpt.get("best")
+        if isinstance(best, dict):
+            self.best = {k: v for k, v in best.items() if k != "since"}
+            self.since_best = int(best.get("since", 0))
 
 
 def train_sequence_classifier(
@@ -260,12 +336,15 @@ def train_sequence_classifier(
     quiet: bool = False,
     threads: int | None = None,
     name: str | None = None,
+    tuning: dict[str, Any] | None = None,
+    run: RunDir | None = None,
 ) -> dict[str, Any]:
     """Train on the files in the run folder ``out_dir``; return the final metrics (with test accuracy).
 
     ``model_config``'s ``input_size`` and ``num_classes`` are replaced by the data's. The files are
     read (and every malformed one refused) before anything is written in the run folder. ``name``
-    (a preset's, say) is what the log calls the run.
+    (a preset's, say) is what the log calls the run; ``tuning`` is what ``--tune`` chose, for the checkpoint,
+    and ``run`` the folder ``--tune`` already opened (``out_dir`` is then that folder).
     """
     data = load_sequence_data(
         train_file,
@@ -276,7 +355,8 @@ def train_sequence_classifier(
         per_channel=train_config.normalize == "channel",
     )
     model_config = replace(model_config, input_size=data.train.num_channels, num_classes=len(data.class_names))
-    run = open_run(out_dir, resume=resume, overwrite=overwrite, quiet=quiet)
+    if run is None:
+        run = open_run(out_dir, resume=resume, overwrite=overwrite, quiet=quiet)
     if resume:  # the settings are checked by the loop; the files are this kind's own
         ckpt = load_checkpoint(run.checkpoint)
         saved = ckpt.get("data") or {}
@@ -291,5 +371,5 @@ def train_sequence_classifier(
                 "own files, or train into a new folder"
             )
     with torch_threads(threads):
-        task = SequenceTask(model_config, train_config, data, name)
+        task = SequenceTask(model_config, train_config, data, name, tuning)
         return run_training(task, run, resume=resume, quiet=quiet)

@@ -127,6 +127,8 @@ def test_classify_needs_only_the_test_files(tiny_onnx: Path, data_dir: Path, tmp
 
 
 def test_a_checkpoint_given_as_a_model_says_to_export_it(tiny_checkpoint: Path) -> None:
-    result = CliRunner().invoke(cli, ["info", str(tiny_checkpoint)])
+    result = CliRunner().invoke(cli, ["classify", str(tiny_checkpoint)])
     assert result.exit_code == 1  # before: "not a valid ONNX protobuf (field number 0)"
     assert "ModelFileError" in result.output and "rnnedge export" in result.output, result.output
+    described = CliRunner().invoke(cli, ["info", str(tiny_checkpoint)])  # info describes a checkpoint
+    assert described.exit_code == 0 and "kind: sequence_classifier" in described.output, described.output

@@ -1,0 +1,177 @@
+"""``train classifier --tune``: real searches on a real UEA subset with tiny budgets.
+
+The problem is GunPoint's first 36 training cases (a real small problem); candidates are kept cheap by
+fixing ``--hidden 8`` and giving ``--epochs 4 --patience 2``, so a trial takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sequence_models import first_cases, gunpoint
+
+pytest.importorskip("optuna", reason="--tune needs the tune extra")
+
+from rnnedge.cli.main import cli
+from rnnedge.training.checkpoint import load_checkpoint
+
+CHEAP = ["--hidden", "8", "--epochs", "4", "--patience", "2", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """GunPoint's first 36 training cases, as a .ts file of its own."""
+    return first_cases(gunpoint("train"), 36, tmp_path_factory.mktemp("gp") / "GunPoint36_TRAIN.ts")
+
+
+def tune_args(small: Path, out: Path, minutes: str, *extra: str) -> list[str]:
+    test = str(gunpoint("test"))
+    return ["train", "classifier", "--train", str(small), "--test", test, "--out", str(out), "--tune", minutes, *extra]
+
+
+def test_tune_searches_on_the_training_file_and_reads_the_test_file_once_at_the_end(
+    small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rnnedge.training.train_sequences as train_sequences
+    import rnnedge.training.tune as tune
+
+    reads: list[tuple[str, Any]] = []  # (file, the tune.json present when it was read)
+    real = train_sequences.read_sequences
+
+    def spy(path: Any, **kw: Any) -> Any:
+        summary = tmp_path / "run" / "tune.json"
+        reads.append((str(Path(path).resolve()), json.loads(summary.read_text()) if summary.exists() else None))
+        return real(path, **kw)
+
+    monkeypatch.setattr(train_sequences, "read_sequences", spy)
+    monkeypatch.setattr(tune, "read_sequences", spy)
+    result = CliRunner().invoke(cli, tune_args(small, tmp_path / "run", "0.2", *CHEAP, "--quiet"))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output.strip().splitlines()[-1])
+    test_file = str(gunpoint("test").resolve())
+    tests = [summary for path, summary in reads if path == test_file]
+    assert len(tests) == 1, reads  # read once ...
+    assert tests[0] is not None and tests[0]["chosen"] is not None  # ... after the search had chosen
+    assert reads[-1][0] == test_file
+
+    summary = json.loads((tmp_path / "run" / "tune.json").read_text())
+    done = [t for t in summary["trials"] if t["state"] == "complete"]
+    assert done and summary["folds"] == "5 folds (stratified k-fold)" and summary["cases"] == 36
+    assert all(t["params"]["hidden_size"] == 8 and len(t["fold_accuracy"]) == 5 for t in done)  # --hidden kept
+    first = summary["trials"][0]["params"]  # the defaults are the first candidate
+    assert (first["cell"], first["head"], first["lr"]) == ("lstm", "mean", 3e-3)
+    chosen = summary["chosen"]
+    best = max(done, key=lambda t: t["score"])
+    assert chosen["trial"] == best["number"] and chosen["accuracy"] == metrics["cv_accuracy"]
+
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert ckpt["tuning"]["chosen"] == chosen and ckpt["tuning"]["trials"] == summary["trials"]
+    assert ckpt["train_config"]["epochs"] == chosen["epochs"] and ckpt["train_config"]["valid_fraction"] == 0
+    assert {k: ckpt["config"][k] for k in ("cell", "hidden_size", "head")} == {
+        k: chosen["params"][k] for k in ("cell", "hidden_size", "head")
+    }
+    assert 0 <= metrics["test_accuracy"] <= 1 and ckpt["metrics"]["test_accuracy"] == metrics["test_accuracy"]
+
+    shown = CliRunner().invoke(cli, ["info", str(tmp_path / "run" / "checkpoint.pt")])
+    assert shown.exit_code == 0, shown.output
+    assert f"chosen: trial {chosen['trial']}, CV accuracy {chosen['accuracy']:.4f}" in shown.output
+    assert "5 folds (stratified k-fold) on 36 training cases" in shown.output
+    exported = tmp_path / "tuned.onnx"
+    assert (
+        CliRunner().invoke(cli, ["export", str(tmp_path / "run" / "checkpoint.pt"), "-o", str(exported)]).exit_code == 0
+    )
+    shown = CliRunner().invoke(cli, ["info", str(exported)])
+    assert f"chosen: trial {chosen['trial']}, CV accuracy {chosen['accuracy']:.4f}" in shown.output
+    assert json.loads(CliRunner().invoke(cli, ["info", "--json", str(exported)]).output)["config"]["tuning"] == summary
+
+
+def test_causal_searches_streamable_models_only(small: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, tune_args(small, tmp_path / "run", "0.15", *CHEAP, "--causal", "--quiet"))
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "tune.json").read_text())
+    assert summary["causal"] and all(t["params"]["bidirectional"] is False for t in summary["trials"])
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["config"]["bidirectional"] is False
+
+
+def test_ctrl_c_keeps_the_finished_trials_and_resume_continues_the_search(small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "rnnedge.cli.main", *tune_args(small, out, "5", *CHEAP)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:  # wait for a finished trial, then interrupt the next one
+            summary = out / "tune.json"
+            if summary.exists() and any(t["state"] == "complete" for t in json.loads(summary.read_text())["trials"]):
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "search interrupted" in err and "--resume" in err and "Traceback" not in err
+    assert (out / "tune.db").is_file() and not (out / "checkpoint.pt").exists()
+    before = [t for t in json.loads((out / "tune.json").read_text())["trials"] if t["state"] == "complete"]
+    assert before
+
+    refused = CliRunner().invoke(cli, tune_args(small, out, "5", *CHEAP))  # the search is a run: not replaced
+    assert refused.exit_code != 0 and "already holds a training run" in refused.output and "--resume" in refused.output
+    other = CliRunner().invoke(cli, tune_args(small, out, "5", "--hidden", "16", "--epochs", "4", "--resume"))
+    assert other.exit_code == 1 and "started with other fixed" in other.output
+
+    # The budget was 5 minutes in all; resumed with 0.01 it has none left: the final model trains at once.
+    result = CliRunner().invoke(cli, tune_args(small, out, "0.01", *CHEAP, "--resume", "--quiet"))
+    assert result.exit_code == 0, result.output
+    after = json.loads((out / "tune.json").read_text())
+    assert [t for t in after["trials"] if t["state"] == "complete"] == before  # the same trials, kept
+    assert after["chosen"]["trial"] == max(before, key=lambda t: t["score"])["number"]
+    assert load_checkpoint(out / "checkpoint.pt")["tuning"]["chosen"] == after["chosen"]
+
+
+def test_tune_without_optuna_names_the_extra(small: Path, tmp_path: Path) -> None:
+    code = "import sys; sys.modules['optuna'] = None; from rnnedge.cli.main import cli; cli()"
+    args = tune_args(small, tmp_path / "run", "1")
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "pip install 'rnnedge[tune]'" in done.stderr and "without --tune" in done.stderr
+    assert not (tmp_path / "run").exists()  # nothing written
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    plain = subprocess.run(  # the plain path needs no Optuna
+        [sys.executable, "-c", code, *args[:-2], "--epochs", "1", "--hidden", "4", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert plain.returncode == 0, plain.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--valid", "VALID"], "give no --valid or --valid-fraction"),
+        (["--valid-fraction", "0.3"], "give no --valid or --valid-fraction"),
+        (["--causal", "--bidirectional"], "--causal asks for a streamable model"),
+    ],
+)
+def test_tune_refuses_options_it_cannot_honour(small: Path, tmp_path: Path, extra: list[str], message: str) -> None:
+    extra = [str(small) if e == "VALID" else e for e in extra]
+    result = CliRunner().invoke(cli, tune_args(small, tmp_path / "run", "1", *extra))
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_of_a_folder_without_a_search_is_refused(small: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(cli, tune_args(small, tmp_path / "empty", "1", "--resume"))
+    assert result.exit_code == 1 and "holds no checkpoint.pt or tune.db" in result.output
