@@ -102,9 +102,9 @@ def _echo_outcome(outcome: Outcome) -> None:
         meta, parity = result.metadata, result.parity
         if outcome.variant == "float32":
             click.echo(
-                f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB, {meta.kind}); parity with PyTorch: "
-                f"{parity.checks} checks, largest difference {parity.worst:.2e} "
-                f"({parity.margin:.0%} of its tolerance at most)"
+                f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB, {meta.kind}); parity with PyTorch "
+                f"(judged against its float64 result): {parity.checks} checks, largest difference {parity.worst:.2e} "
+                f"({parity.margin:.0%} of what is allowed at most)"
             )
         else:
             click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB, {outcome.variant})")
@@ -139,8 +139,8 @@ def _echo_outcome(outcome: Outcome) -> None:
     "--atol",
     type=float,
     default=None,
-    help="One absolute tolerance for every value compared with PyTorch, instead of each value's own "
-    "(1e-4 of its scale: 1 for probabilities, the rows summed for a running sum, the largest value for logits).",
+    help="One absolute tolerance from the exact result (PyTorch in float64) for every value, instead of the rule: "
+    "at most 16x PyTorch-float32's own distance from it, plus a floor of 2e-6 of the value's scale.",
 )
 @click.option("--force", is_flag=True, help="Batch: re-export even unchanged runs.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
