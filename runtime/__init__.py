@@ -48,6 +48,7 @@ from .session import (
 from .state import State
 from .stream import Stream
 from .stream_batch import StreamBatch
+from .tagger import TaggerCodec, TaggerModel  # registers the tagger kind
 
 __all__ = [
     "FORMAT_VERSION",
@@ -76,6 +77,8 @@ __all__ = [
     "StateError",
     "Stream",
     "StreamBatch",
+    "TaggerCodec",
+    "TaggerModel",
     "TokenError",
     "WordCodec",
     "available_providers",

@@ -34,7 +34,7 @@ VERSION_2_FIELDS = ("lengths", "standardize", "tokens")
 TOKEN_MODES = ("words", "chars")  # how a language model's text is split; absent means "words"
 METADATA_KEY = "rnnedge"
 MAX_METADATA_BYTES = 8 * 1024 * 1024
-MODEL_KINDS = ("causal_classifier", "noncausal_classifier", "language_model")
+MODEL_KINDS = ("causal_classifier", "noncausal_classifier", "language_model", "tagger")
 BATCH_AXIS = "batch"
 MAX_FIXED_DIM = 1 << 20  # larger fixed sizes are not a model of ours; refusing them avoids absurd allocations
 # Preprocessing outside these bounds turns pixels into infinities in float32: refused rather than run.
@@ -399,9 +399,14 @@ def _check_consistent(meta: ModelMetadata) -> None:
                 f"metadata field standardize has {len(meta.standardize.mean)} values per channel, the input has "
                 f"{meta.input.shape[2]} features"
             )
+    # A tagger (kind "tagger") gives one distribution per frame: (batch, sequence, classes), and is causal.
+    axes = ("batch", "sequence") if meta.kind == "tagger" else ("batch",)
+    if meta.kind == "tagger" and (not meta.causal or meta.lengths is None):
+        raise ModelFileError("a tagger's metadata must say causal: true and name its lengths input")
     for name in ("logits", "probs"):
         out = by_name.get(name)
-        if out is None or len(out.shape) != 2 or out.shape[1] != len(meta.labels):
+        if out is None or len(out.shape) != len(axes) + 1 or out.shape[-1] != len(meta.labels):
             raise ModelFileError(
-                f"a classifier needs output {name} (batch, {len(meta.labels)}) to match its labels, got {out}"
+                f"a {'tagger' if len(axes) > 1 else 'classifier'} needs output {name} ({', '.join(axes)}, "
+                f"{len(meta.labels)}) to match its labels, got {out}"
             )
