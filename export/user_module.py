@@ -45,7 +45,15 @@ from .results import ExportResult
 from .structure import Recurrent, read_structure
 from .validate import Scale, Tolerances, magnitude, unit
 
-__all__ = ["HEADS", "TASKS", "Task", "build_module_export", "export_module", "standardize_from"]
+__all__ = [
+    "HEADS",
+    "TASKS",
+    "Task",
+    "build_module_export",
+    "export_module",
+    "load_user_module",
+    "standardize_from",
+]
 
 HEADS = ("last", "mean")
 
@@ -376,3 +384,58 @@ def export_module(
         source=source,
     )
     return write_validated(built.graph, built.metadata, built.reference, Path(path), tolerances)
+
+
+def load_user_module(spec: str, weights: str | os.PathLike[str] | None = None) -> tuple[nn.Module, str]:
+    """``FILE.py:NAME`` -> the module ``NAME()`` builds, with the ``state_dict`` in ``weights`` loaded.
+
+    ``NAME`` is a class or function in the file that takes no arguments. The weights are read with
+    ``weights_only=True`` (a file can never run code); a ``{"state_dict": ...}`` or ``{"model": ...}``
+    checkpoint is unwrapped. Returns the module and how to name its source in the metadata.
+    """
+    import importlib.util
+
+    from rnnedge.errors import CheckpointError
+
+    file, sep, name = spec.rpartition(":")
+    if not sep or not file.endswith(".py") or not name.isidentifier():
+        raise ConfigError(f"--module takes FILE.py:NAME (a class or function building the module), got {spec!r}")
+    path = Path(file)
+    if not path.is_file():
+        raise ConfigError(f"--module {spec}: no such file {path}")
+    loader = importlib.util.spec_from_file_location(f"rnnedge_user_module_{path.stem}", path)
+    if loader is None or loader.loader is None:
+        raise ConfigError(f"--module {spec}: {path} cannot be imported as Python")
+    code = importlib.util.module_from_spec(loader)
+    try:
+        loader.loader.exec_module(code)
+    except Exception as e:  # the user's file: its own error, with where it came from
+        raise ConfigError(f"--module {spec}: importing {path} failed: {type(e).__name__}: {e}") from None
+    make = getattr(code, name, None)
+    if not callable(make):
+        raise ConfigError(f"--module {spec}: {path} defines no class or function named {name!r}")
+    try:
+        module = make()
+    except Exception as e:
+        raise ConfigError(f"--module {spec}: {name}() failed (it must build the module with no args): {e}") from None
+    if not isinstance(module, nn.Module):
+        raise ConfigError(f"--module {spec}: {name}() returned {type(module).__name__}, not a torch.nn.Module")
+    if weights is not None:
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise CheckpointError(f"--weights {weights}: no such file") from None
+        except Exception as e:
+            raise CheckpointError(
+                f"--weights {weights} is not a state_dict saved with torch.save (read with weights_only=True): "
+                f"{str(e).splitlines()[0]}"
+            ) from None
+        if isinstance(state, dict) and len(state) == 1 and isinstance(next(iter(state.values())), dict):
+            state = next(iter(state.values()))  # {"state_dict": {...}} or {"model": {...}}
+        if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+            raise CheckpointError(f"--weights {weights} holds {type(state).__name__}, not a state_dict of tensors")
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as e:
+            raise CheckpointError(f"--weights {weights} does not fit {name}(): {str(e).strip()[:600]}") from None
+    return module, f"{path.name}:{name}"
