@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .classifier import ClassifierCodec
-from .engine import Engine, describe
+from .engine import STREAM_WINDOW, Engine, describe
 from .errors import InputError
 from .kinds import register_kind
 from .model import Model
@@ -25,7 +25,20 @@ __all__ = ["TaggerCodec", "TaggerModel"]
 
 
 class TaggerCodec(ClassifierCodec):
-    """Frames in as a classifier's rows; a stream's result is its chunk's ``probs``, ``(T, classes)`` per stream."""
+    """Frames in as a classifier's rows; a stream's result is its chunk's ``probs``, ``(T, classes)`` per stream.
+
+    A feed holds at most :data:`STREAM_WINDOW` frames: a longer one would run in windows, and a
+    stream's step returns its last window's outputs only (fine for a prefix's one result, not for
+    one result per frame).
+    """
+
+    def to_graph(self, rows: Any) -> np.ndarray:
+        x = super().to_graph(rows)
+        if x.shape[1] > STREAM_WINDOW:
+            raise InputError(
+                f"a tagger's stream takes at most {STREAM_WINDOW} frames per feed (one result each), got {x.shape[1]}"
+            )
+        return x
 
 
 class TaggerModel(Model):

@@ -15,4 +15,5 @@ export { LanguageModel, LanguageStream, joinTokens, splitWords, tokenize, tokeni
 export { FORMAT_VERSION, METADATA_KEY, parseMetadata } from './metadata.js';
 export { Model, Stream } from './model.js';
 export { State } from './state.js';
+export { TaggerModel } from './tagger.js';
 export { readMetadata } from './load.js';

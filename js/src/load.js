@@ -8,6 +8,7 @@ import { describe, isTypedArray } from './inputs.js';
 import { LanguageModel } from './language.js';
 import { METADATA_KEY, parseMetadata } from './metadata.js';
 import { Malformed, externalTensors, graphSignature, metadataProps } from './protobuf.js';
+import { TaggerModel } from './tagger.js';
 
 export const MAX_MODEL_BYTES = 2 * 1024 ** 3; // protobuf's own limit for a single-file model
 const MAX_THREADS = 1024;
@@ -16,6 +17,7 @@ const MODEL_CLASSES = {
   causal_classifier: ClassifierModel,
   noncausal_classifier: ClassifierModel,
   language_model: LanguageModel,
+  tagger: TaggerModel,
 };
 
 /** A model's bytes from a Uint8Array, ArrayBuffer, any typed array view, Blob or Response. */

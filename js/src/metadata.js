@@ -13,7 +13,7 @@ const VERSION_2_FIELDS = ['lengths', 'standardize', 'tokens'];
 export const TOKEN_MODES = Object.freeze(['words', 'chars']);
 export const METADATA_KEY = 'rnnedge';
 export const MAX_METADATA_BYTES = 8 * 1024 * 1024;
-export const MODEL_KINDS = Object.freeze(['causal_classifier', 'noncausal_classifier', 'language_model']);
+export const MODEL_KINDS = Object.freeze(['causal_classifier', 'noncausal_classifier', 'language_model', 'tagger']);
 export const BATCH_AXIS = 'batch';
 const MAX_FIXED_DIM = 1 << 20;
 const MAX_PREPROCESSING_VALUE = 1e6;
@@ -303,11 +303,16 @@ function checkConsistent(meta) {
       );
     }
   }
+  // A tagger (kind "tagger") gives one distribution per frame: (batch, sequence, classes), and is causal.
+  const axes = meta.kind === 'tagger' ? ['batch', 'sequence'] : ['batch'];
+  if (meta.kind === 'tagger' && (!meta.causal || !meta.lengths)) {
+    throw new ModelFileError("a tagger's metadata must say causal: true and name its lengths input");
+  }
   for (const name of ['logits', 'probs']) {
     const out = byName.get(name);
-    if (!out || out.shape.length !== 2 || out.shape[1] !== meta.labels.length) {
+    if (!out || out.shape.length !== axes.length + 1 || out.shape[axes.length] !== meta.labels.length) {
       throw new ModelFileError(
-        `a classifier needs output ${name} (batch, ${meta.labels.length}) to match its labels, got ${show(out)}`,
+        `a ${axes.length > 1 ? 'tagger' : 'classifier'} needs output ${name} (${axes.join(', ')}, ${meta.labels.length}) to match its labels, got ${show(out)}`,
       );
     }
   }

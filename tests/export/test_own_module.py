@@ -32,7 +32,7 @@ from own_modules import (  # noqa: E402
 )
 from torch import nn  # noqa: E402
 
-from rnnedge.errors import ConfigError, UnsupportedModuleError  # noqa: E402
+from rnnedge.errors import ConfigError, InputError, UnsupportedModuleError  # noqa: E402
 from rnnedge.export import export_module  # noqa: E402
 from rnnedge.export.validate import ParityError  # noqa: E402
 from rnnedge.runtime import ClassifierModel, LanguageModel, TaggerModel, load  # noqa: E402
@@ -262,3 +262,54 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs its vocabulary"):
         export_module(CharGRU(3), tmp_path / "m.onnx", task="language-model")
     assert not list(tmp_path.iterdir())
+
+
+# -- the JavaScript runtime ------------------------------------------------------------------------
+JS_FIXTURES = Path(__file__).resolve().parents[2] / "js" / "test" / "fixtures" / "own"
+JS_CHUNKS = (1, 4, 2, 7)
+
+
+@pytest.mark.parametrize("name", ["gru2-tagger", "time-major-bilstm-mean", "lstm2-last"])
+def test_js_fixtures_of_own_modules(name: str) -> None:
+    """Writes ``js/test/fixtures/own/NAME.{onnx,json}``: ragged sequences, chunks, and the module's own outputs.
+
+    ``js/test/own.test.js`` (``npm test``) asserts the JavaScript runtime gives them within 1e-4.
+    """
+    import json
+
+    module, options = _module(name, trained=True)
+    JS_FIXTURES.mkdir(parents=True, exist_ok=True)
+    path = export_module(module, JS_FIXTURES / f"{name}.onnx", **options).path
+    sequences = vowels()[0][:6]
+    tagger = options["task"] == "tagger"
+    whole = [_forward_probs(module, s[None], options)[0] for s in sequences]  # (T, C) per frame, or (C,)
+    stream, start = [], 0
+    for size in JS_CHUNKS:
+        start += size
+        prefix = _forward_probs(module, sequences[0][None, :start], options)[0]
+        stream.append((prefix[start - size : start] if tagger else prefix).tolist())
+    document = {
+        "model": path.name,
+        "task": options["task"],
+        "sequences": [s.tolist() for s in sequences],
+        "predict": [w.tolist() for w in whole],
+        "chunks": list(JS_CHUNKS),
+        "stream": stream,
+    }
+    (JS_FIXTURES / f"{name}.json").write_text(json.dumps(document))
+    with load(path) as model:  # the Python runtime, on the same document
+        got = model.predict(sequences)
+        for g, w in zip(got, whole, strict=True):
+            np.testing.assert_allclose(g, w, atol=ATOL, rtol=0)
+
+
+def test_a_tagger_stream_takes_at_most_a_window_per_feed(tmp_path: Path) -> None:
+    from rnnedge.runtime.engine import STREAM_WINDOW
+
+    module, options = _module("gru2-tagger", trained=False)
+    with load(export_module(module, tmp_path / "t.onnx", **options).path) as model:
+        stream = model.stream()
+        first = stream.feed(np.zeros((3, 12)))
+        with pytest.raises(InputError, match=f"at most {STREAM_WINDOW} frames per feed"):
+            stream.feed(np.zeros((STREAM_WINDOW + 1, 12)))
+        assert first.shape == (3, 3) and stream.last is not None and np.array_equal(stream.last, first)
