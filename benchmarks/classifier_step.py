@@ -1,6 +1,6 @@
 """Per-row streaming step of a row classifier at batch 1: PyTorch vs bare onnxruntime vs rnnedge.
 
-    python benchmarks/classifier_step.py CHECKPOINT.pt MODEL.onnx
+    python benchmarks/classifier_step.py CHECKPOINT.pt MODEL.onnx [--threads 1] [--json [PATH]]
 
 Contenders, interleaved in one run: PyTorch eager with default threads, PyTorch tuned
 (1 thread, mkldnn off), a hand-written ``InferenceSession.run`` loop, rnnedge's
@@ -10,12 +10,13 @@ validation, state kept).
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import numpy as np
 import onnxruntime as ort
 import torch
 from pytorch_baseline import pytorch_contenders
+from results import Results, add_json_option
 
 from rnnedge.bench import format_table, interleaved, summarize
 from rnnedge.runtime import load
@@ -23,7 +24,8 @@ from rnnedge.training.checkpoint import load_checkpoint
 from rnnedge.training.kinds import build_from_checkpoint
 
 
-def main(checkpoint: str, model_path: str, threads: int = 1) -> None:
+def main(checkpoint: str, model_path: str, threads: int = 1, json_path: str | None = None) -> None:
+    results = Results("classifier_step", __doc__, models=[model_path])
     net = build_from_checkpoint(load_checkpoint(checkpoint))
     row_u8 = (np.random.default_rng(0).random(28) * 255).astype(np.uint8)
     model = load(model_path, threads=threads)
@@ -81,7 +83,15 @@ def main(checkpoint: str, model_path: str, threads: int = 1) -> None:
     print(f"per-row step at batch 1, {model_path}")
     summaries = {name: summarize(values) for name, values in samples.items()}
     print(format_table(summaries, f"bare onnxruntime ({threads} thread)"))
+    results.summaries("Per-row step at batch 1", summaries, f"bare onnxruntime ({threads} thread)")
+    results.write(json_path)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], *(int(a) for a in sys.argv[3:]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("model")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    add_json_option(parser)
+    args = parser.parse_args()
+    main(args.checkpoint, args.model, args.threads, args.json)

@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from results import Results, add_json_option
+
 from rnnedge.bench import BARE, cold_start, summarize
 
 
@@ -46,12 +48,31 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--steps", type=int, default=100, help="steps streamed after the first result")
+    add_json_option(parser)
     args = parser.parse_args()
+    results = Results("cold_start", __doc__, models=args.models)
 
     print(f"fresh interpreters, median of {args.runs} each, {args.threads} onnxruntime thread(s); times in ms")
-    print(f"  python -c pass:                              {process_wall('pass', args.runs) * 1e3:7.1f} ms")
+    bare_python = process_wall("pass", args.runs)
+    print(f"  python -c pass:                              {bare_python * 1e3:7.1f} ms")
     imports = process_wall("import numpy, onnxruntime", args.runs)
     print(f"  python -c 'import numpy, onnxruntime':       {imports * 1e3:7.1f} ms")
+    table = results.table(
+        f"Fresh interpreters, median of {args.runs} runs ({args.threads} onnxruntime thread(s))",
+        [
+            "model",
+            "program",
+            "import rnnedge (ms)",
+            "load (ms)",
+            "first result (ms)",
+            "cold (ms)",
+            "process (ms)",
+            "RSS (MB)",
+        ],
+        note="cold = import rnnedge.runtime + load + first result (bare: session + first run); the numpy and "
+        f"onnxruntime imports are apart: `python -c pass` {bare_python * 1e3:.0f} ms, "
+        f"`import numpy, onnxruntime` {imports * 1e3:.0f} ms.",
+    )
     header = (
         f"  {'model':<22} {'program':<17} {'numpy':>6} {'onnxrt':>7} {'rnnedge':>8} {'load':>6} {'1st':>6}"
         f" {'cold':>7} {'IQR':>6} {'process':>8} {'RSS imports':>11} {'peak RSS':>9}"
@@ -72,10 +93,21 @@ def main() -> None:
                 f" {r['max_rss_after_imports_bytes']['median_bytes'] / 1e6:>8.1f} MB"
                 f" {r['max_rss_bytes']['median_bytes'] / 1e6:>6.1f} MB"
             )
+            table.add(
+                path.name,
+                mode,
+                ms("import_rnnedge_s"),
+                ms("load_s"),
+                ms("first_result_s"),
+                ms("cold_s"),
+                ms("process_s"),
+                r["max_rss_bytes"]["median_bytes"] / 1e6,
+            )
     print(
         "  cold = import rnnedge.runtime + load + first result (bare: session + first run); "
         "the numpy and onnxruntime imports are reported apart"
     )
+    results.write(args.json)
 
 
 if __name__ == "__main__":

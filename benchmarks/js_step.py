@@ -1,6 +1,7 @@
-"""Per-step time of the JavaScript runtime beside the Python runtime, in one run (issue 14's numbers).
+"""Per-step time of the JavaScript runtime beside the Python runtime, in one run.
 
     python benchmarks/js_step.py mnist-lstm.onnx ptb-small.onnx ptb-small.int8.onnx [--steps 400] [--rounds 3]
+        [--json [PATH]]
 
 For every model: one ``Stream.feed`` of one uint8 row (classifiers) or one word id (language
 models), timed one by one after a warm-up, median, one thread everywhere: the Python runtime,
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results import Results, add_json_option
 
 from rnnedge.runtime import ClassifierModel, load
 
@@ -57,7 +59,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--no-browser", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
+    add_json_option(parser)
     args = parser.parse_args()
+    results = Results("js_step", __doc__, models=args.models)
     paths = [str(p.resolve()) for p in args.models]
     command = ["node", "bench/step.js", *paths, "--steps", str(args.steps), "--json"]
     if args.no_browser:
@@ -80,6 +84,13 @@ def main() -> None:
     print(f"per step, µs (ratio to Python), median of {args.steps} steps, best of {args.rounds} rounds [worst]")
     print("| model | Python runtime | " + " | ".join(columns) + " |")
     print("| --- " * (len(columns) + 2) + "|")
+    table = results.table(
+        f"One stream step, µs: best of {args.rounds} rounds (median of {args.steps} steps each)",
+        ["model", "Python runtime", *(f"{c} (µs)" for c in columns), *(f"{c} × Python" for c in columns)],
+        note="node: rnnedge on onnxruntime-node; node_bare: a bare onnxruntime-node session; wasm_node: "
+        "onnxruntime-web in Node; chromium_1 / chromium_2: onnxruntime-web in headless Chromium, 1 thread / 2 "
+        "threads (cross-origin isolated). An empty cell was not measured.",
+    )
     for name in report["models"]:
         py = min(python[name])
         row = [f"{py:.0f} [{max(python[name]):.0f}]"]
@@ -90,6 +101,8 @@ def main() -> None:
             else:
                 row.append("–")
         print(f"| {name} | " + " | ".join(row) + " |")
+        best = [min(cells[(name, c)]) if (name, c) in cells else None for c in columns]
+        table.add(name, py, *best, *(b / py if b is not None else None for b in best))
     print()
     for (name, c), ms in first.items():
         print(f"{name} {c}: navigation to first prediction {min(ms):.0f} ms [{max(ms):.0f}]")
@@ -102,6 +115,12 @@ def main() -> None:
     )
     for name, s in d["models"].items():
         print(f"  {name}: {s['bytes'] / mb:.2f} MB ({s['gzip_bytes'] / mb:.2f} MB gzip)")
+    sizes = results.table("What a page downloads", ["file", "MB", "MB gzipped"])
+    sizes.add("onnxruntime-web", d["onnxruntime_web"]["bytes"] / mb, d["onnxruntime_web"]["gzip_bytes"] / mb)
+    sizes.add("rnnedge js", d["rnnedge_js"]["bytes"] / mb, d["rnnedge_js"]["gzip_bytes"] / mb)
+    for name, s in d["models"].items():
+        sizes.add(name, s["bytes"] / mb, s["gzip_bytes"] / mb)
+    results.write(args.json)
 
 
 if __name__ == "__main__":

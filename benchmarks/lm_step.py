@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from machine_limits import step_bound
 from pytorch_baseline import pytorch_contenders
+from results import Results, add_json_option
 
 from rnnedge.bench import BARE, bare_session, format_table, run_workload, step_workload
 from rnnedge.runtime import LanguageModel, load
@@ -57,7 +58,9 @@ def main() -> None:
     parser.add_argument("--int8", type=Path, default=None, help="the int8 variant of MODEL")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--rounds", type=int, default=25)
+    add_json_option(parser)
     args = parser.parse_args()
+    results = Results("lm_step", __doc__, models=[args.model, *([args.int8] if args.int8 else [])])
 
     model = load(args.model, threads=args.threads)
     if not isinstance(model, LanguageModel):
@@ -78,6 +81,7 @@ def main() -> None:
     threads = f"{args.threads} onnxruntime thread{'s' if args.threads > 1 else ''}"
     print(f"per-token streaming step at batch 1, {args.model} ({threads}, {args.rounds} interleaved rounds)")
     print(format_table(summaries, BARE))
+    results.summaries(f"Per-token streaming step at batch 1 ({threads}, {args.rounds} rounds)", summaries, BARE)
 
     bounds = {variant: step_bound(path, args.threads) for variant, path in models.items()}
     print("\nlower bound of a step (weights read once at the measured read bandwidth, same thread count):")
@@ -88,6 +92,11 @@ def main() -> None:
             f"(best of any kernel / median of {bw['kernel']}) → {b['bound_s'] * 1e6:.1f} µs "
             f"({b['bound_median_s'] * 1e6:.1f} µs)"
         )
+    bound_table = results.table(
+        "Lower bound of a step: the weights read once", ["file", "MB per step", "GB/s", "bound (µs)"]
+    )
+    for variant, b in bounds.items():
+        bound_table.add(variant, b["weight_bytes"] / 1e6, b["bandwidth_gbs"]["best"], b["bound_s"] * 1e6)
     print("\nratio to the bound (median step / bound at the best bandwidth):")
     for name, s in summaries.items():
         if "pytorch" not in name:
@@ -114,6 +123,7 @@ def main() -> None:
         f"  fp32 step within 1.3× of the bandwidth bound: bare {summaries[BARE].median / fp32_bound:.2f}×, "
         f"rnnedge Model.step {summaries['rnnedge Model.step'].median / fp32_bound:.2f}×"
     )
+    results.write(args.json)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from typing import Any
 
 import onnx
 from onnx import numpy_helper
+from results import Results, add_json_option
 
 from rnnedge.bench import GemmShape, lstm_gemm_shapes, measure_limits_in_subprocess, weights_per_step
 from rnnedge.runtime import load
@@ -102,7 +103,17 @@ def main() -> None:
     parser.add_argument("models", nargs="*", type=Path, help="rnnedge .onnx files whose per-step bound to print")
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="thread counts to measure with")
     parser.add_argument("--min-time", type=float, default=0.4, help="seconds of sampling per measurement")
+    add_json_option(parser)
     args = parser.parse_args()
+    results = Results("machine_limits", __doc__, models=args.models)
+    gemm = results.table(
+        "float32 GEMM, best of the samples", ["threads", "shape", "numpy GFLOP/s", "onnxruntime GFLOP/s"]
+    )
+    memory = results.table("Main memory bandwidth (256 MB), best of the samples", ["threads", "read GB/s", "copy GB/s"])
+    steps = results.table(
+        "Lower bound of a streaming step: its weights read once",
+        ["threads", "model", "MB per step", "best GB/s", "bound (µs)"],
+    )
 
     weights = {p: weight_bytes(p) for p in args.models}
     print("per-step weights read (exact, from the initializers; the embedding table counts one row):")
@@ -127,11 +138,13 @@ def main() -> None:
                 f"  GEMM {label:<58} numpy {n['best']:6.1f} / {n['median']:6.1f}   "
                 f"onnxruntime {o['best']:6.1f} / {o['median']:6.1f} GFLOP/s"
             )
+            gemm.add(threads, label, n["best"], o["best"])
         r, c = lim["read_bandwidth_gbs_large"], lim["copy_bandwidth_gbs_large"]
         print(
             f"  main memory (256 MB): read {r['best']:.1f} / {r['median']:.1f} GB/s ({r['kernel']}), "
             f"copy {c['best']:.1f} / {c['median']:.1f} GB/s (read + write)"
         )
+        memory.add(threads, r["best"], c["best"])
         for p, wb in weights.items():
             bound = step_bound(p, threads, min_time=args.min_time)
             bw = bound["bandwidth_gbs"]
@@ -140,6 +153,8 @@ def main() -> None:
                 f"  {p.name:<22} read over {wb.per_step / 1e6:6.2f} MB: {kernels} GB/s → step lower bound "
                 f"{bound['bound_s'] * 1e6:7.1f} µs ({bound['bound_median_s'] * 1e6:.1f} µs at the median bandwidth)"
             )
+            steps.add(threads, p.name, wb.per_step / 1e6, bw["best"], bound["bound_s"] * 1e6)
+    results.write(args.json)
 
 
 if __name__ == "__main__":

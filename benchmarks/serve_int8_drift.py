@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from results import Results, add_json_option
 
 from rnnedge.runtime import LanguageModel, load
 
@@ -54,17 +55,26 @@ def main() -> None:
     parser.add_argument("--float", dest="float_model", default=None)
     parser.add_argument("--streams", type=int, default=64)
     parser.add_argument("--steps", type=int, default=50)
+    add_json_option(parser)
     args = parser.parse_args()
+    paths = [args.model, *([args.float_model] if args.float_model else [])]
+    results = Results("serve_int8_drift", __doc__, models=paths)
+    table = results.table(
+        f"{args.streams} streams × {args.steps} steps, batched against alone",
+        ["file", "largest |Δp|", "median per-step largest |Δp|", "top-1 differs", "mean |Δ log p(next word)|"],
+    )
     with load(args.model, threads=1) as model:
         assert isinstance(model, LanguageModel)
         ids = model.encode(Path(args.text).read_text().split()[:100_000])
-    for path in [args.model, *([args.float_model] if args.float_model else [])]:
+    for path in paths:
         r = drift(path, ids, args.streams, args.steps)
+        table.add(Path(path).name, *r.values())
         print(
             f"{path}: {args.streams} streams x {args.steps} steps batched vs alone: max |dp| {r['max_abs_prob']:.3g}, "
             f"median per-step max |dp| {r['median_max_abs_prob']:.3g}, top-1 differs {r['top1_differs']:.2%}, "
             f"mean |d log p(next word)| {r['mean_abs_logp_next']:.3g}"
         )
+    results.write(args.json)
 
 
 if __name__ == "__main__":

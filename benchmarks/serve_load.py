@@ -1,7 +1,12 @@
 """Load on `rnnedge serve` over loopback: N concurrent clients streaming words, batched against --max-batch 1.
 
     python benchmarks/serve_load.py ptb-small.onnx --text $RNNEDGE_DATA/ptb/ptb.test.txt \
-        [--clients 1 8 64 256] [--seconds 8] [--window-ms 2] [--soak 300] [--json out.json]
+        [--clients 1 8 64 256] [--seconds 8] [--window-ms 2] [--soak 300] [--json [PATH]] \
+        [--baseline-python OTHER/.venv/bin/python] [--server-flags="--switch-interval-ms 0.5"]
+
+``--baseline-python`` adds a third server, the same command run by another interpreter (another
+install of rnnedge, e.g. the previous release), measured level by level beside this one in the same
+run: each level runs every server in turn, so a machine's load drifts over all of them alike.
 
 Bounded: every level runs for --seconds (after a warm-up of a fifth of that), every client sends one
 word per request and waits for its reply (top-5), on 127.0.0.1 only. In the same run, without the
@@ -30,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from results import Results, add_json_option
 from websockets.asyncio.client import connect
 
 from rnnedge.runtime import LanguageModel, load
@@ -37,9 +43,10 @@ from rnnedge.runtime import LanguageModel, load
 
 # -- the server -------------------------------------------------------------------------------------
 class Served:
-    def __init__(self, model: str, *args: str) -> None:
-        cmd = [sys.executable, "-m", "rnnedge.cli.main", "serve", model, "--port", "0", "--max-sessions", "4096", *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    def __init__(self, model: str, *args: str, python: str = sys.executable, env: dict[str, str] | None = None) -> None:
+        cmd = [python, "-m", "rnnedge.cli.main", "serve", model, "--port", "0", "--max-sessions", "4096", *args]
+        env = {**os.environ, **(env or {})}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             if "listening on ws://" in line:
@@ -166,9 +173,11 @@ def _own_cpu_s() -> float:
 
 
 # -- the ceiling without the network ----------------------------------------------------------------
-def stream_batch_steps(model_path: str, sizes: list[int], rounds: int = 30) -> dict[int, float]:
-    """Median seconds of one StreamBatch step of N streams, one token each, in this process."""
-    out = {}
+def stream_batch_steps(
+    model_path: str, sizes: list[int], rounds: int = 30
+) -> tuple[dict[int, float], dict[int, float]]:
+    """Median seconds of one StreamBatch step of N streams, one token each, in this process: wall and CPU."""
+    out, cpu = {}, {}
     with load(model_path, threads=1) as model:
         assert isinstance(model, LanguageModel)
         rng = np.random.default_rng(0)
@@ -176,56 +185,61 @@ def stream_batch_steps(model_path: str, sizes: list[int], rounds: int = 30) -> d
             batch = model.stream_batch()
             for key in range(n):
                 batch.add(key)
-            times = []
+            times, cpu_times = [], []
             for _ in range(rounds + 3):
                 feeds = {k: [int(rng.integers(model.vocab_size))] for k in range(n)}
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 batch.feed(feeds)
                 times.append(time.perf_counter() - t0)
+                cpu_times.append(time.process_time() - c0)
             out[n] = statistics.median(times[3:])
+            cpu[n] = statistics.median(cpu_times[3:])
+    return out, cpu
+
+
+def _run_level(
+    served: Served, mode: str, n: int, args: argparse.Namespace, words: list[str], ceiling: dict[int, float]
+) -> dict[str, Any]:
+    before, cpu0, own0, t0 = served.metrics(), served.cpu_s(), _own_cpu_s(), time.perf_counter()
+    row = asyncio.run(_level(served.url, words, n, args.seconds))
+    after, cpu1, own1, t1 = served.metrics(), served.cpu_s(), _own_cpu_s(), time.perf_counter()
+    steps = after.get("rnnedge_serve_steps_total", 0) - before.get("rnnedge_serve_steps_total", 0)
+    step_s = after.get("rnnedge_serve_step_seconds_sum", 0) - before.get("rnnedge_serve_step_seconds_sum", 0)
+    tokens = after.get("rnnedge_serve_tokens_total", 0) - before.get("rnnedge_serve_tokens_total", 0)
+    row.update(
+        mean_batch=tokens / steps if steps else 0.0,
+        server_step_ms=step_s / steps * 1e3 if steps else 0.0,
+        rss_mb=served.rss_mb(),
+        stream_batch_step_ms=ceiling[n] * 1e3,
+        server_cpu_share=(cpu1 - cpu0) / (t1 - t0),  # cores' worth used by the server over the level
+        server_cpu_us_per_token=(cpu1 - cpu0) / tokens * 1e6 if tokens else 0.0,
+        client_cpu_share=(own1 - own0) / (t1 - t0),
+        client_cpu_us_per_token=(own1 - own0) / row["tokens_per_s"] / args.seconds * 1e6
+        if row["tokens_per_s"]
+        else 0.0,
+    )
+    print(
+        f"{mode:>18} N={n:>3}: {row['tokens_per_s']:>8,.0f} tokens/s  p50 {row['p50_ms']:6.2f} ms  "
+        f"p99 {row['p99_ms']:6.2f} ms  mean batch {row['mean_batch']:5.1f}  server step "
+        f"{row['server_step_ms']:5.2f} ms  errors {row['errors']}  RSS {row['rss_mb']:.0f} MB  "
+        f"server CPU {row['server_cpu_share']:.0%} ({row['server_cpu_us_per_token']:.0f} us/token), "
+        f"load generator {row['client_cpu_share']:.0%} ({row['client_cpu_us_per_token']:.0f} us/token)",
+        flush=True,
+    )
+    return row
+
+
+def _targets(rows: dict[int, dict[str, Any]], ceiling: dict[int, float], cpu: dict[int, float]) -> dict[str, Any]:
+    """The issue's targets at N=64 and N=256 for one server's rows."""
+    out: dict[str, Any] = {}
+    if 64 in rows:
+        r = rows[64]
+        out["share_of_stream_batch_64"] = r["tokens_per_s"] / (64 / ceiling[64])  # target >= 0.5
+        out["p99_over_step_64"] = r["p99_ms"] / (ceiling[64] * 1e3)  # target <= 3
+        out["cpu_per_token_over_engine_64"] = r["server_cpu_us_per_token"] / (cpu[64] / 64 * 1e6)  # target <= 2
+    if 256 in rows:
+        out["errors_256"] = rows[256]["errors"]  # target 0
     return out
-
-
-def _run_mode(
-    served: Served, mode: str, args: argparse.Namespace, words: list[str], ceiling: dict[int, float], report: dict
-) -> list[dict[str, Any]]:
-    rows = []
-    for n in args.clients:
-        before, cpu0, own0, t0 = served.metrics(), served.cpu_s(), _own_cpu_s(), time.perf_counter()
-        row = asyncio.run(_level(served.url, words, n, args.seconds))
-        after, cpu1, own1, t1 = served.metrics(), served.cpu_s(), _own_cpu_s(), time.perf_counter()
-        steps = after.get("rnnedge_serve_steps_total", 0) - before.get("rnnedge_serve_steps_total", 0)
-        step_s = after.get("rnnedge_serve_step_seconds_sum", 0) - before.get("rnnedge_serve_step_seconds_sum", 0)
-        tokens = after.get("rnnedge_serve_tokens_total", 0) - before.get("rnnedge_serve_tokens_total", 0)
-        row.update(
-            mean_batch=tokens / steps if steps else 0.0,
-            server_step_ms=step_s / steps * 1e3 if steps else 0.0,
-            rss_mb=served.rss_mb(),
-            stream_batch_step_ms=ceiling[n] * 1e3,
-            server_cpu_share=(cpu1 - cpu0) / (t1 - t0),  # cores' worth used by the server over the level
-            server_cpu_us_per_token=(cpu1 - cpu0) / tokens * 1e6 if tokens else 0.0,
-            client_cpu_share=(own1 - own0) / (t1 - t0),
-        )
-        rows.append(row)
-        print(
-            f"{mode:>12} N={n:>3}: {row['tokens_per_s']:>8,.0f} tokens/s  p50 {row['p50_ms']:6.2f} ms  "
-            f"p99 {row['p99_ms']:6.2f} ms  mean batch {row['mean_batch']:5.1f}  server step "
-            f"{row['server_step_ms']:5.2f} ms  (StreamBatch N={n}: {ceiling[n] * 1e3:5.2f} ms)  "
-            f"errors {row['errors']}  RSS {row['rss_mb']:.0f} MB  server CPU {row['server_cpu_share']:.0%} "
-            f"({row['server_cpu_us_per_token']:.0f} us/token), load generator {row['client_cpu_share']:.0%}",
-            flush=True,
-        )
-    if mode == "batched" and args.soak > 0:
-        soak = asyncio.run(_soak(served.url, words, args.soak_clients, args.soak, served))
-        report["soak"] = soak
-        rss = soak["rss_mb"]
-        print(
-            f"soak {args.soak:g} s, {args.soak_clients} clients coming and going: {soak['sessions']} sessions, "
-            f"{soak['tokens']:,} tokens, errors {soak['errors']}, failures {soak['failures']}; RSS (MB) "
-            + " ".join(f"{m:.0f}" for _, m in rss),
-            flush=True,
-        )
-    return rows
 
 
 def main() -> None:
@@ -237,39 +251,116 @@ def main() -> None:
     parser.add_argument("--window-ms", default="2")
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of clients coming and going (0: none)")
     parser.add_argument("--soak-clients", type=int, default=64)
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--baseline-python", default=None, help="another interpreter's rnnedge, measured beside")
+    parser.add_argument("--server-flags", default="", help="more `rnnedge serve` options for this code's servers")
+    parser.add_argument("--no-unbatched", action="store_true", help="skip the --max-batch 1 server")
+    parser.add_argument(
+        "--plain-too", action="store_true", help="also a server without uvloop and orjson (RNNEDGE_SERVE_PLAIN=1)"
+    )
+    add_json_option(parser)
     args = parser.parse_args()
     words = Path(args.text).read_text().split()[:50_000]
 
-    ceiling = stream_batch_steps(args.model, sorted(set(args.clients) | {64}))
-    report: dict[str, Any] = {"model": args.model, "cpus": os.cpu_count(), "stream_batch_step_s": ceiling, "modes": {}}
+    results = Results("serve_load", __doc__, models=[args.model])
+    report: dict[str, Any] = {"modes": {}}
+    ceiling, engine_cpu = stream_batch_steps(args.model, sorted(set(args.clients) | {64}))
     print(f"{args.model}; {os.cpu_count()} CPUs; {args.seconds:g} s per level; loopback; load {os.getloadavg()}")
     print(
         "StreamBatch without the network: "
-        + ", ".join(f"N={n}: {s * 1e3:.2f} ms/step ({n / s:,.0f} tokens/s)" for n, s in ceiling.items())
-    )
-    modes = {
-        "batched": ["--max-batch", "256", "--batch-window-ms", args.window_ms],
-        "max-batch 1": ["--max-batch", "1", "--batch-window-ms", "0"],
-    }
-    for mode, flags in modes.items():
-        served = Served(args.model, *flags)
-        try:
-            rows = _run_mode(served, mode, args, words, ceiling, report)
-        finally:
-            status = served.stop()
-        report["modes"][mode] = {"rows": rows, "exit_status": status}
-        print(f"{mode}: server exit status after SIGTERM: {status}")
-    b = {r["clients"]: r for r in report["modes"]["batched"]["rows"]}
-    u = {r["clients"]: r for r in report["modes"]["max-batch 1"]["rows"]}
-    if 64 in b and 64 in u:
-        print(
-            f"N=64: batched / max-batch 1 = {b[64]['tokens_per_s'] / u[64]['tokens_per_s']:.2f}x (target >= 3); "
-            f"batched / StreamBatch N=64 = {b[64]['tokens_per_s'] / (64 / ceiling[64]):.0%} (target >= 50 %); "
-            f"p99 / StreamBatch step = {b[64]['p99_ms'] / (ceiling[64] * 1e3):.2f} (target <= 3)"
+        + ", ".join(
+            f"N={n}: {s * 1e3:.2f} ms/step ({n / s:,.0f} tokens/s, {engine_cpu[n] / n * 1e6:.0f} us CPU/token)"
+            for n, s in ceiling.items()
         )
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
+    )
+    extra = args.server_flags.split()
+    batched = ["--max-batch", "256", "--batch-window-ms", args.window_ms]
+    plain = {"RNNEDGE_SERVE_PLAIN": "1"}
+    modes: dict[str, tuple[str, list[str], dict[str, str]]] = {"batched": (sys.executable, batched + extra, {})}
+    if args.plain_too:
+        modes["batched (plain)"] = (sys.executable, batched + extra, plain)
+    if args.baseline_python:
+        modes["batched (baseline)"] = (args.baseline_python, batched, {})
+    if not args.no_unbatched:
+        modes["max-batch 1"] = (sys.executable, ["--max-batch", "1", "--batch-window-ms", "0", *extra], {})
+    servers = {mode: Served(args.model, *flags, python=py, env=env) for mode, (py, flags, env) in modes.items()}
+    rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+    try:
+        for n in args.clients:  # each level on every server in turn: the machine's load drifts over all alike
+            for mode, served in servers.items():
+                rows[mode].append(_run_level(served, mode, n, args, words, ceiling))
+        if args.soak > 0:
+            soak = asyncio.run(_soak(servers["batched"].url, words, args.soak_clients, args.soak, servers["batched"]))
+            report["soak"] = soak
+            print(
+                f"soak {args.soak:g} s, {args.soak_clients} clients coming and going: {soak['sessions']} sessions, "
+                f"{soak['tokens']:,} tokens, errors {soak['errors']}, failures {soak['failures']}; RSS (MB) "
+                + " ".join(f"{m:.0f}" for _, m in soak["rss_mb"]),
+                flush=True,
+            )
+    finally:
+        statuses = {mode: served.stop() for mode, served in servers.items()}
+    engine = results.table("StreamBatch without the network", ["N", "step (ms)", "tokens/s", "CPU per token (µs)"])
+    for n, step in ceiling.items():
+        engine.add(n, step * 1e3, n / step, engine_cpu[n] / n * 1e6)
+    columns = ["server", "N", "tokens/s", "p50 (ms)", "p99 (ms)", "mean batch", "step (ms)", "errors"]
+    columns += ["server CPU per token (µs)", "load generator CPU per token (µs)"]
+    levels = results.table("Clients over loopback, one word per request", columns)
+    target_table = results.table(
+        "Targets at N=64 (256 for errors)",
+        [
+            "server",
+            "tokens/s ÷ StreamBatch's (≥ 0.5)",
+            "p99 ÷ StreamBatch step (≤ 3)",
+            "CPU per token ÷ engine's (≤ 2)",
+            "errors at N=256 (0)",
+        ],
+    )
+    for mode in modes:
+        for r in rows[mode]:
+            levels.add(
+                mode, r["clients"], r["tokens_per_s"], r["p50_ms"], r["p99_ms"], r["mean_batch"], r["server_step_ms"],
+                r["errors"], r["server_cpu_us_per_token"], r["client_cpu_us_per_token"],
+            )  # fmt: skip
+        by_n = {r["clients"]: r for r in rows[mode]}
+        t = _targets(by_n, ceiling, engine_cpu)
+        if t:
+            target_table.add(
+                mode,
+                t.get("share_of_stream_batch_64"),
+                t.get("p99_over_step_64"),
+                t.get("cpu_per_token_over_engine_64"),
+                t.get("errors_256"),
+            )
+        if statuses[mode] != 0:
+            results.note(f"{mode}: the server's exit status after SIGTERM was {statuses[mode]}")
+    if "soak" in report:
+        soak = report["soak"]
+        results.note(
+            f"soak {args.soak:g} s, {args.soak_clients} clients coming and going: {soak['sessions']} sessions, "
+            f"{soak['tokens']} tokens, {soak['errors']} errors, {soak['failures']} failures; server RSS (MB) "
+            + " ".join(f"{m:.0f}" for _, m in soak["rss_mb"])
+        )
+    results.note(
+        "Every level runs each server in turn (the machine's load drifts over all alike); CPU per token is the "
+        "server process's user + system time from /proc over the level, divided by the tokens answered."
+    )
+    for mode in modes:
+        by_n = {r["clients"]: r for r in rows[mode]}
+        targets = _targets(by_n, ceiling, engine_cpu)
+        report["modes"][mode] = {"rows": rows[mode], "exit_status": statuses[mode], "targets": targets}
+        print(f"{mode}: server exit status after SIGTERM: {statuses[mode]}")
+        if "share_of_stream_batch_64" in targets:
+            print(
+                f"{mode} N=64: {targets['share_of_stream_batch_64']:.0%} of StreamBatch N=64 tok/s (target >= 50 %), "
+                f"p99 / StreamBatch step = {targets['p99_over_step_64']:.2f} (target <= 3); server CPU per token / "
+                f"StreamBatch's = {targets['cpu_per_token_over_engine_64']:.2f} (target <= 2)"
+                + (f"; N=256 errors {targets['errors_256']} (target 0)" if "errors_256" in targets else "")
+            )
+    b = {r["clients"]: r for r in rows["batched"]}
+    u = {r["clients"]: r for r in rows.get("max-batch 1", [])}
+    if 64 in b and 64 in u:
+        print(f"N=64: batched / max-batch 1 = {b[64]['tokens_per_s'] / u[64]['tokens_per_s']:.2f}x (target >= 3)")
+    results.write(args.json)
 
 
 if __name__ == "__main__":

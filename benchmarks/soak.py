@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from results import Results, add_json_option
 
 from rnnedge.runtime import LanguageModel, LanguageStream, Model, load
 
@@ -135,7 +136,15 @@ class Workload:
         return tokens
 
 
-def soak(model_path: Path, minutes: float, window_s: float, threads: int, text: Path | None, seed: int) -> bool:
+def soak(
+    model_path: Path,
+    minutes: float,
+    window_s: float,
+    threads: int,
+    text: Path | None,
+    seed: int,
+    results: Results | None = None,
+) -> bool:
     model = load(model_path, threads=threads)
     workload = Workload(model, np.random.default_rng(seed), text)
     print(f"soak: {model_path.name} ({model.kind}), {minutes:g} min, windows of {window_s:g} s, {threads} thread(s)")
@@ -201,6 +210,18 @@ def soak(model_path: Path, minutes: float, window_s: float, threads: int, text: 
         print("RSS growth: n/a (no /proc/self/statm)")
     print(f"torch imported: {'yes' if 'torch' in sys.modules else 'no'}")
     print(f"{'PASS' if passed else 'FAIL'}: last-window throughput >= 0.9 x first and RSS growth < 5 %")
+    if results is not None:
+        table = results.table(
+            f"Windows of {window_s:.0f} s", ["window", "end (s)", "stream lifetimes", "tokens/s", "RSS (MB)"]
+        )
+        for i, w in enumerate(windows, start=1):
+            table.add(i, w.end - first.start, w.lifetimes, w.tokens_per_s, w.rss / 1e6 if w.rss is not None else None)
+        growth_text = f"{growth * 100:+.2f} %" if first.rss is not None and last.rss is not None else "n/a"
+        results.note(
+            f"{lifetimes:,} stream lifetimes and {tokens:,} tokens in {last.end - first.start:.0f} s; peak RSS "
+            f"{peak / 1e6:.1f} MB; throughput last window / first {ratio:.3f}; RSS growth {growth_text}; "
+            f"{'PASS' if passed else 'FAIL'} (last window >= 0.9 x first, RSS growth < 5 %)."
+        )
     return passed
 
 
@@ -213,10 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     default_text = Path(os.environ.get("RNNEDGE_DATA", REPO.parent / "shared" / "data")) / "ptb" / "ptb.valid.txt"
     parser.add_argument("--text", type=Path, default=default_text, help="text to feed a language model")
     parser.add_argument("--seed", type=int, default=0)
+    add_json_option(parser)
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.window <= 0 or args.threads < 1:
         parser.error("--minutes and --window must be positive, --threads at least 1")
-    passed = soak(args.model, args.minutes, args.window, args.threads, args.text, args.seed)
+    results = Results("soak", __doc__, models=[args.model])
+    passed = soak(args.model, args.minutes, args.window, args.threads, args.text, args.seed, results)
+    results.write(args.json)
     return 0 if passed else 1
 
 

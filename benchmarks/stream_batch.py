@@ -1,6 +1,6 @@
 """Many concurrent streams: one StreamBatch call per step vs one Stream.feed per stream.
 
-    python benchmarks/stream_batch.py MODEL.onnx [--threads 1] [--sizes 1 2 4 8 16 32 64]
+    python benchmarks/stream_batch.py MODEL.onnx [--threads 1] [--sizes 1 2 4 8 16 32 64] [--json [PATH]]
 
 For each N, interleaved in one run: a StreamBatch of N streams advancing every stream by
 one token (a row, for a classifier) per call, and N separate streams fed one after
@@ -15,6 +15,7 @@ import argparse
 import statistics
 
 import numpy as np
+from results import Results, add_json_option
 
 from rnnedge.bench import flops_per_position, interleaved, ort_gemm_gflops
 from rnnedge.runtime import LanguageModel, Model, load
@@ -44,7 +45,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
     parser.add_argument("--rounds", type=int, default=9)
+    add_json_option(parser)
     args = parser.parse_args()
+    results = Results("stream_batch", __doc__, models=[args.model])
 
     model = load(args.model, threads=args.threads)
     rng = np.random.default_rng(0)
@@ -61,6 +64,12 @@ def main() -> None:
     print(f"GEMM bound: {bound:,.0f} tokens/s ({args.threads} thread(s))\n")
     header = f"{'N':>4} {'batch step':>12} {'IQR':>9} {'tokens/s':>10} {'% bound':>8} {'N streams':>12} {'gain':>7}"
     print(header)
+    table = results.table(
+        f"N streams advancing one token each ({args.threads} thread(s), {args.rounds} rounds)",
+        ["N", "batch step (µs)", "IQR (µs)", "tokens/s", "% of GEMM bound", "N separate streams (µs)", "gain"],
+        note=f"{flops / 1e6:.2f} MFLOP per token; onnxruntime MatMul 1024³ at {peak:.1f} GFLOP/s in this run "
+        f"gives a bound of {bound:,.0f} tokens/s.",
+    )
     for n in args.sizes:
         samples = _measure(model, n, args.rounds, [one_input() for _ in range(n)])
         step = statistics.median(samples["batch"])
@@ -71,7 +80,9 @@ def main() -> None:
             f"{n:>4} {step * 1e6:>10.0f}µs {(q[2] - q[0]) * 1e6:>7.0f}µs {rate:>10,.0f} {100 * rate / bound:>7.1f}% "
             f"{alone * 1e6:>10.0f}µs {alone / step:>6.2f}x"
         )
+        table.add(n, step * 1e6, (q[2] - q[0]) * 1e6, rate, 100 * rate / bound, alone * 1e6, alone / step)
     model.close()
+    results.write(args.json)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Session options against step latency: intra-op threads and graph optimisation level, to choose the defaults.
 
-    python benchmarks/threads.py MODEL.onnx [MODEL.onnx ...] [--rounds 10] [--throughput]
+    python benchmarks/threads.py MODEL.onnx [MODEL.onnx ...] [--rounds 10] [--throughput] [--json [PATH]]
 
 For each model, the sessions ``rnnedge.runtime.load`` builds with ``threads`` in
 {1, 2, default} (optimisation "all") and, at one thread, every optimisation level
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import onnx
 import onnxruntime as ort
+from results import Results, add_json_option
 
 from rnnedge.bench import BARE, format_table, run_workload, step_workload, throughput_workload
 from rnnedge.runtime import Model, load
@@ -76,7 +77,9 @@ def main() -> None:
     parser.add_argument("models", nargs="+", type=Path)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--throughput", action="store_true", help="also whole sequences at 1 and 2 threads")
+    add_json_option(parser)
     args = parser.parse_args()
+    results = Results("threads", __doc__, models=args.models)
     for path in args.models:
         configs = configurations(path)
         contenders: dict[str, Callable[[], object]] = {}
@@ -89,6 +92,7 @@ def main() -> None:
         summaries = run_workload(workload, rounds=args.rounds, pause_s=PAUSE_S)
         print(f"\n{path.name}: step at batch 1 ({per_call} steps per sequence), {args.rounds} interleaved rounds")
         print(format_table(summaries, "threads=1 opt=all"))
+        results.summaries(f"{path.name}: step at batch 1, {args.rounds} rounds", summaries, "threads=1 opt=all")
         if args.throughput:
             tp_contenders: dict[str, Callable[[], object]] = {}
             for label in ("threads=1 opt=all", "threads=2 opt=all", "threads=2 opt=all no-spin"):
@@ -99,8 +103,12 @@ def main() -> None:
             tps = run_workload(tp, rounds=args.rounds, target_s=0.1, pause_s=PAUSE_S)
             print(f"{path.name}: whole sequences, batch {tp.batch} × {tp.length}, time per {tp.unit}")
             print(format_table(tps, "threads=1 opt=all"))
+            results.summaries(
+                f"{path.name}: whole sequences, batch {tp.batch} × {tp.length}, per {tp.unit}", tps, "threads=1 opt=all"
+            )
         print(f"{path.name}: graph after each optimisation level")
         optimised_graphs(path)
+    results.write(args.json)
 
 
 if __name__ == "__main__":

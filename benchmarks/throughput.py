@@ -1,7 +1,7 @@
 """Whole-sequence throughput: PTB batch 20 × 35 and MNIST batch 256 × 28, PyTorch vs bare onnxruntime vs rnnedge.
 
     python benchmarks/throughput.py --lm CHECKPOINT.pt MODEL.onnx [--lm ...] [--mnist CHECKPOINT.pt MODEL.onnx]
-                                    [--threads 1] [--rounds 10]
+                                    [--threads 1] [--rounds 10] [--json [PATH]]
 
 Per model, interleaved in one run: PyTorch eager with its default threads and tuned
 (1 thread, mkldnn off), a hand-written ``InferenceSession.run`` ("bare onnxruntime") from
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from pytorch_baseline import pytorch_contenders
+from results import Results, add_json_option
 
 from rnnedge.bench import (
     BARE,
@@ -68,7 +69,7 @@ def torch_contenders(checkpoint: Path, model: Model, batch: int, length: int) ->
     return pytorch_contenders(eager)
 
 
-def bench_model(checkpoint: Path, path: Path, threads: int, rounds: int) -> None:
+def bench_model(checkpoint: Path, path: Path, threads: int, rounds: int, results: Results) -> None:
     model = load(path, threads=threads)
     workload = throughput_workload(model, bare_session(path, threads))
     workload.contenders = {
@@ -97,8 +98,24 @@ def bench_model(checkpoint: Path, path: Path, threads: int, rounds: int) -> None
         f"{'GFLOP/s':>8}  {'% peak':>6}  {'× floor':>7}"
     )
     base = summaries[BARE].median
+    table = results.table(
+        f"{path.name}: batch {workload.batch} × {workload.length}, {threads} thread(s), {rounds} rounds",
+        ["contender", f"µs/{unit}", "IQR (µs)", "× bare", f"{unit}s/s", "GFLOP/s", "% of GEMM peak", "× GEMM floor"],
+        note=f"{flops / 1e6:.2f} MFLOP per {unit}; GEMM peak {peak:.1f} GFLOP/s (1024³); "
+        f"GEMM floor {floor_per_unit * 1e6:.2f} µs/{unit}.",
+    )
     for name, s in summaries.items():
         gflops = flops / s.median / 1e9
+        table.add(
+            name,
+            s.median * 1e6,
+            s.iqr * 1e6,
+            s.median / base,
+            1 / s.median,
+            gflops,
+            100 * gflops / peak,
+            s.median / floor_per_unit,
+        )
         print(
             f"  {name:<{width}}  {s.median * 1e6:>9.2f}  {s.iqr * 1e6:>7.2f}  {s.median / base:>6.2f}  "
             f"{1 / s.median:>10.0f}  {gflops:>8.1f}  {100 * gflops / peak:>6.1f}  {s.median / floor_per_unit:>7.2f}"
@@ -122,11 +139,15 @@ def main() -> None:
     parser.add_argument("--mnist", nargs=2, action="append", default=[], metavar=("CHECKPOINT", "MODEL"), type=Path)
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads and BLAS threads")
     parser.add_argument("--rounds", type=int, default=10)
+    add_json_option(parser)
     args = parser.parse_args()
     if not args.lm and not args.mnist:
         parser.error("give at least one --lm or --mnist pair")
-    for checkpoint, path in [*args.lm, *args.mnist]:
-        bench_model(checkpoint, path, args.threads, args.rounds)
+    pairs = [*args.lm, *args.mnist]
+    results = Results("throughput", __doc__, models=[path for _, path in pairs])
+    for checkpoint, path in pairs:
+        bench_model(checkpoint, path, args.threads, args.rounds, results)
+    results.write(args.json)
 
 
 if __name__ == "__main__":

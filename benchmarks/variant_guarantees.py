@@ -1,7 +1,7 @@
 """What holds for which variant: how far a result moves with the batch it runs in and the chunks it is fed in.
 
     python benchmarks/variant_guarantees.py CLASSIFIER.onnx CLASSIFIER.int8.onnx [--lm LM.onnx LM.int8.onnx]
-        [--data DIR] [--images 64]
+        [--data DIR] [--images 64] [--json [PATH]]
 
 For each file, on real MNIST test images (and PTB test text for a language model), prints the
 largest absolute difference of the probabilities between:
@@ -20,6 +20,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from results import Results, add_json_option
 
 from rnnedge.data.mnist import load_mnist_test
 from rnnedge.runtime import ClassifierModel, LanguageModel, load_classifier, load_language_model
@@ -79,7 +80,9 @@ def main() -> None:
     parser.add_argument("--lm", nargs="*", type=Path, default=[], help="language-model files")
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--images", type=int, default=64)
+    add_json_option(parser)
     args = parser.parse_args()
+    results = Results("variant_guarantees", __doc__, models=[*args.classifiers, *args.lm])
     images = load_mnist_test(args.data)[0][: args.images]
     rows: list[tuple[str, str, float]] = []
     for path in args.classifiers:
@@ -94,8 +97,13 @@ def main() -> None:
                 rows += [(path.name, what, gap) for what, gap in language_gaps(model, text, args.images).items()]
     width = max(len(r[0]) for r in rows)
     print(f"{'file':<{width}}  {'comparison':<36}  largest |difference|")
+    table = results.table(
+        "Largest absolute difference of the probabilities", ["file", "comparison", "largest |difference|"]
+    )
     for name, what, gap in rows:
         print(f"{name:<{width}}  {what:<36}  {gap:.2e}")
+        table.add(name, what, gap)
+    results.write(args.json)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ def _refuse_fp16_off_cuda(model_path: Path, provider: str) -> None:
         if "CUDAExecutionProvider" in available:
             return
         where = f"--provider auto found no CUDA here (onnxruntime offers {', '.join(available)})"
+    elif click.get_current_context().get_parameter_source("provider") == click.core.ParameterSource.DEFAULT:
+        where = f"the default provider is {provider} (no --provider was given)"
     else:
         where = f"--provider {provider} was given"
     raise ProviderError(

@@ -106,11 +106,6 @@ def info(model_path: Path, as_json: bool) -> None:
             click.echo(f"{key}: {_plain(value)}")
 
 
-# Format-1 classifier files (pixels by `preprocessing`) were written by the MNIST trainer alone, and
-# record no test file: they are measured on MNIST's, found in the data folder (or fetched into the cache).
-_FORMAT_1_TEST = {"test": "mnist/t10k-images-idx3-ubyte.gz"}
-
-
 def test_accuracy(
     model_path: Path,
     test_file: Path | None,
@@ -122,36 +117,28 @@ def test_accuracy(
     """Accuracy of a classifier on labelled sequences, how many were read, and from which file.
 
     ``test_file`` (``.ts``, ``.npz`` or IDX images), else the test file the model records from
-    training, looked for where it was and then under its name in ``data`` (or ``$RNNEDGE_DATA``, or
-    the cache). The file's class names are matched to the model's labels (a class the model lacks is
-    an error); sequences of any lengths go to ``predict`` 500 at a time (one onnxruntime call each).
+    training (:func:`~rnnedge.runtime.evaluation.recorded_test_file`); measured by
+    :func:`~rnnedge.runtime.evaluation.accuracy_on_file`, as export measures a variant.
     """
-    from rnnedge.data.datasets import find_data_file  # numpy-only
-    from rnnedge.data.sequences import read_sequences
+    from rnnedge.runtime.evaluation import CLASSIFY_CHUNK, accuracy_on_file, recorded_test_file
 
     with load_classifier(model_path, provider=provider) as model:
-        record = model.metadata.config.get("data")
-        if record is None and model.metadata.preprocessing is not None:
-            record = _FORMAT_1_TEST
         path = test_file
         if path is None:
-            recorded = record.get("test") if isinstance(record, dict) else None
-            if not isinstance(recorded, str):
+            record = model.metadata.config.get("data")
+            if not isinstance(record, dict) or not isinstance(record.get("test"), str):
                 raise click.UsageError(f"{model_path.name} records no test file: give one with --test FILE")
-            path = find_data_file(recorded, data)
-        test = read_sequences(path, class_names=model.labels)
-        sequences, labels = list(test.sequences)[:limit], test.labels[:limit]
-        batch, correct = 500, 0
+            path = recorded_test_file(model.metadata, data)
         with click.progressbar(
-            range(0, len(sequences), batch),
-            label="classifying",
-            file=sys.stderr,
-            hidden=quiet or not sys.stderr.isatty(),
+            length=1, label="classifying", file=sys.stderr, hidden=quiet or not sys.stderr.isatty()
         ) as bar:
-            for i in bar:
-                probs = model.predict(sequences[i : i + batch], batch_size=batch)
-                correct += int((probs.argmax(1) == labels[i : i + batch]).sum())
-    return correct / len(sequences), len(sequences), path
+
+            def progress(done: int, total: int) -> None:
+                bar.length = total
+                bar.update(done - bar.pos)
+
+            accuracy = accuracy_on_file(model, path, limit=limit, chunk=CLASSIFY_CHUNK, progress=progress)
+    return accuracy.value, accuracy.count, path
 
 
 @click.command()

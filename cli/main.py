@@ -7,6 +7,7 @@ missing extra if torch or onnx is absent.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,13 @@ for command in (train, export, plot, info, classify, demo, generate, perplexity,
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="onnxruntime threads.")
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.option("--token-key-file", type=click.File("rb"), default=None, help="Sign and check state tokens.")
-def serve(model_paths: tuple[Path, ...], token_key_file: Any, **options: Any) -> None:
+@click.option(
+    "--switch-interval-ms",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Set this process's Python thread switch interval (sys.setswitchinterval; Python's default: 5 ms).",
+)
+def serve(model_paths: tuple[Path, ...], token_key_file: Any, switch_interval_ms: float | None, **options: Any) -> None:
     """Serve models over WebSocket: live streams batched into one model call (needs the 'serve' extra)."""
     try:
         from rnnedge.serve import ServeConfig, print_ready, run
@@ -59,6 +66,8 @@ def serve(model_paths: tuple[Path, ...], token_key_file: Any, **options: Any) ->
             "pip install 'rnnedge[serve]'"
         ) from None
     key = token_key_file.read().strip() if token_key_file is not None else None
+    if switch_interval_ms is not None:  # this command owns its process: a library never changes it
+        sys.setswitchinterval(switch_interval_ms / 1000)
     run(list(model_paths), ServeConfig(token_key=key, **options), ready=print_ready)
 
 

@@ -143,15 +143,19 @@ def _run_options(func: F, *, data: bool) -> F:
     return func
 
 
-def _interruptible(train: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``train``; a Ctrl-C ends the command with status 130 and says how to continue (not 'Aborted!')."""
+def _interruptible(train: Callable[[], dict[str, Any]], quiet: bool = False) -> dict[str, Any]:
+    """Run ``train``; a Ctrl-C ends the command with status 130 and says how to continue (not 'Aborted!').
+
+    The run's log has already printed where its checkpoint is, unless ``quiet``: then it is said here.
+    """
     try:
         return train()
     except KeyboardInterrupt as e:
         from rnnedge.training.loop import TrainingInterrupted
 
         if isinstance(e, TrainingInterrupted):
-            click.echo(f"Interrupted: {e}", err=True)
+            if quiet:
+                click.echo(f"Interrupted: {e}", err=True)
         else:
             click.echo(
                 "Interrupted: no checkpoint written at the interrupt; the run folder keeps its last one, if it has "
@@ -191,7 +195,8 @@ def train_sequences_run(
             quiet=kw.get("quiet", False),
             threads=kw.get("threads"),
             name=kw.get("name"),
-        )
+        ),
+        kw.get("quiet", False),
     )
 
 
@@ -287,7 +292,8 @@ def _train_lm_run(
             threads=kw["threads"],
             cell=kw["cell"],
             **text,
-        )
+        ),
+        kw["quiet"],
     )
     if metrics:  # empty on every process of a distributed job but the first
         click.echo(json.dumps(metrics))
@@ -328,6 +334,23 @@ def train_ptb(preset: str, **kw: Any) -> None:
 _TEXT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
+class _Fractions(click.ParamType[tuple[float, ...]]):
+    """Three fractions > 0 that sum to 1, written ``0.8,0.1,0.1``."""
+
+    name = "fractions"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[float, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            shares = tuple(float(v) for v in str(value).split(","))
+        except ValueError:
+            shares = ()
+        if len(shares) != 3 or not all(0 < f < 1 for f in shares) or abs(sum(shares) - 1) > 1e-6:
+            self.fail(f"expected three fractions > 0 that sum to 1 (train,valid,test: 0.8,0.1,0.1), got {value!r}")
+        return shares
+
+
 @train.command("lm")
 @click.option(
     "--corpus",
@@ -337,6 +360,13 @@ _TEXT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--train", "train_file", type=_TEXT_FILE, help="Training text (UTF-8); the vocabulary comes from it.")
 @click.option("--valid", "valid_file", type=_TEXT_FILE, help="Validation text (UTF-8).")
 @click.option("--test", "test_file", type=_TEXT_FILE, help="Test text (UTF-8).")
+@click.option(
+    "--split",
+    type=_Fractions(),
+    metavar="TRAIN,VALID,TEST",
+    help="Cut the one --train file by lines, in order, into training, validation and test text (e.g. 0.8,0.1,0.1); "
+    "the parts are written to RUN_DIR/text/ and recorded in the run.",
+)
 @click.option(
     "--tokens",
     type=click.Choice(["words", "chars"]),
@@ -366,6 +396,7 @@ def train_lm(
     train_file: Path | None,
     valid_file: Path | None,
     test_file: Path | None,
+    split: tuple[float, float, float] | None,
     tokens: str,
     max_vocab: int | None,
     min_count: int,
@@ -373,23 +404,45 @@ def train_lm(
 ) -> None:
     """Language model on any UTF-8 text, by words or by characters (--tokens chars); works under torchrun.
 
-    Give --corpus FOLDER, or --train, --valid and --test. Penn Treebank's presets are `train ptb`.
+    Give --corpus FOLDER, or --train, --valid and --test, or one file cut in three: --train FILE
+    --split 0.8,0.1,0.1. Penn Treebank's presets are `train ptb`.
     """
     files = (train_file, valid_file, test_file)
     if corpus is not None and any(files):
         raise click.UsageError("give either --corpus or --train/--valid/--test, not both")
-    if corpus is None and not all(files):
+    if split is not None and (train_file is None or valid_file or test_file):
+        raise click.UsageError("--split cuts the one --train file in three: give --train FILE alone with it")
+    if corpus is None and split is None and not all(files):
         missing = [n for n, f in zip(("--train", "--valid", "--test"), files, strict=True) if f is None]
         raise click.UsageError(
-            f"give --corpus FOLDER, or all of --train, --valid and --test (missing {', '.join(missing)})"
+            f"give --corpus FOLDER, all of --train, --valid and --test (missing {', '.join(missing)}), or one file "
+            "with --train FILE --split 0.8,0.1,0.1"
         )
     require_training_extra()
     from rnnedge.data.corpus import corpus_files, load_text_corpus
 
-    paths = corpus_files(corpus) if corpus is not None else tuple(f for f in files if f is not None)
+    paths: tuple[Path, ...]
+    if corpus is not None:
+        paths = corpus_files(corpus)
+    elif split is not None and train_file is not None:
+        paths = _split_into_run(train_file, split, kw)
+    else:
+        paths = tuple(f for f in files if f is not None)
     text = load_text_corpus(*paths, tokens=tokens, max_vocab=max_vocab, min_count=min_count)
+    if split is not None and train_file is not None:
+        counts = [len(p.read_text(encoding="utf-8").splitlines()) for p in paths]
+        text = replace(text, split={"file": str(train_file.resolve()), "fractions": list(split), "lines": counts})
     model_cfg = config_values(LanguageModelConfig, kw, vocab_size=len(text.vocabulary))
     _train_lm_run(model_cfg, config_values(PTBTrainConfig, kw), kw, corpus=text)
+
+
+def _split_into_run(train_file: Path, split: tuple[float, float, float], kw: Mapping[str, Any]) -> tuple[Path, ...]:
+    """``--split``: the parts of ``train_file`` written to RUN_DIR/text/ once the run folder is accepted."""
+    from rnnedge.data.corpus import split_text_file, write_corpus_files
+    from rnnedge.training.run_dir import open_run
+
+    run = open_run(kw["out"], resume=kw["resume"], overwrite=kw["overwrite"], quiet=True)
+    return write_corpus_files(split_text_file(train_file, split), run.path / "text", replace=kw["overwrite"])
 
 
 @click.command()

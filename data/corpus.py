@@ -14,18 +14,30 @@ where one is to blame (bytes that are not UTF-8); impossible settings are
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from rnnedge.errors import ConfigError, DataError
 
+from .atomic import atomic_output
 from .ptb import EOS, PTBCorpus, build_vocabulary
-from .text import TOKEN_MODES, tokenize
+from .text import TOKEN_MODES, read_text_file, tokenize
 
-__all__ = ["CORPUS_FILES", "TextCorpus", "corpus_files", "load_text_corpus", "read_text_file"]
+__all__ = [
+    "CORPUS_FILES",
+    "TextCorpus",
+    "corpus_files",
+    "load_text_corpus",
+    "read_text_file",
+    "split_text_file",
+    "write_corpus_files",
+]
 
 CORPUS_FILES = ("train.txt", "valid.txt", "test.txt")
 MIN_VOCAB = 3  # <unk>, <eos> and one token of the text
@@ -33,31 +45,14 @@ MIN_VOCAB = 3  # <unk>, <eos> and one token of the text
 
 @dataclass(frozen=True)
 class TextCorpus(PTBCorpus):
-    """A corpus of a user's text: PTB's ids and vocabulary, plus how text was split and where it came from."""
+    """A corpus of a user's text: PTB's ids and vocabulary, plus how text was split and where it came from.
+
+    ``split`` records how one file was cut into the three (``--split``): the file, the fractions and
+    each part's line count; ``None`` for three files given.
+    """
 
     tokens: str = "words"
-
-
-def read_text_file(path: Path) -> str:
-    """A file's text, decoded as UTF-8 (a leading byte-order mark dropped).
-
-    Bytes that are not UTF-8 are a :class:`DataError` naming the line and column (1-based,
-    the column counted in bytes) of the first bad byte.
-    """
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"cannot read text file {path}: {e.strerror or e}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
-        raise DataError(
-            f"{path}, line {line}, column {column}: byte 0x{raw[e.start]:02x} is not UTF-8 ({e.reason}); "
-            "save the file as UTF-8"
-        ) from None
-    return text.removeprefix("\ufeff")
+    split: dict[str, Any] | None = None
 
 
 def _tokens_of(path: Path, tokens: str) -> list[str]:
@@ -70,12 +65,68 @@ def _tokens_of(path: Path, tokens: str) -> list[str]:
 
 
 def corpus_files(folder: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
-    """``train.txt``, ``valid.txt``, ``test.txt`` of ``folder``; a :class:`DataError` lists the missing ones."""
+    """``train.txt``, ``valid.txt``, ``test.txt`` of ``folder``; a :class:`DataError` names the missing ones."""
     root = Path(folder)
     paths = tuple(root / name for name in CORPUS_FILES)
     missing = [p.name for p in paths if not p.is_file()]
+    if len(missing) == len(CORPUS_FILES):
+        raise DataError(
+            f"corpus folder {root} holds none of {', '.join(CORPUS_FILES)}; put the three texts there, or split one "
+            "file with --train FILE --split 0.8,0.1,0.1"
+        )
     if missing:
-        raise DataError(f"corpus folder {root} lacks {', '.join(missing)} (it must hold {', '.join(CORPUS_FILES)})")
+        present = [p.name for p in paths if p.is_file()]
+        raise DataError(f"corpus folder {root} lacks {', '.join(missing)} (it holds {', '.join(present)})")
+    return paths  # type: ignore[return-value]
+
+
+def split_text_file(path: str | os.PathLike[str], fractions: Sequence[float]) -> tuple[str, str, str]:
+    """The text of ``path`` cut by lines into train, valid and test parts, in the file's order.
+
+    ``fractions`` (three numbers > 0 summing to 1, e.g. ``(0.8, 0.1, 0.1)``) give each part's share
+    of the lines: the first ``round(n * train)`` lines are the training text, the next
+    ``round(n * valid)`` the validation text, the rest the test text. Consecutive blocks, as PTB's
+    are, so no sentence of the test text sits between training sentences; the same file always
+    gives the same parts. Each part must hold a line: a :class:`ConfigError` says so otherwise.
+    """
+    shares = tuple(float(f) for f in fractions)
+    if len(shares) != 3 or not all(math.isfinite(f) and f > 0 for f in shares) or abs(sum(shares) - 1) > 1e-6:
+        raise ConfigError(
+            f"the split must be three fractions > 0 that sum to 1 (train, valid, test: 0.8,0.1,0.1), got {list(shares)}"
+        )
+    lines = read_text_file(Path(path)).splitlines(keepends=True)
+    a = round(len(lines) * shares[0])
+    b = a + round(len(lines) * shares[1])
+    parts = (lines[:a], lines[a:b], lines[b:])
+    empty = [name for name, part in zip(("train", "valid", "test"), parts, strict=True) if not part]
+    if empty:
+        raise ConfigError(
+            f"splitting the {len(lines)} line(s) of {path} by {','.join(f'{f:g}' for f in shares)} leaves no line "
+            f"for {' and '.join(empty)}; give a longer file or larger fractions"
+        )
+    return "".join(parts[0]), "".join(parts[1]), "".join(parts[2])
+
+
+def write_corpus_files(
+    texts: Sequence[str], folder: str | os.PathLike[str], *, replace: bool = False
+) -> tuple[Path, Path, Path]:
+    """Write ``texts`` (train, valid, test) as ``folder``'s ``train.txt``, ``valid.txt``, ``test.txt`` (UTF-8).
+
+    A file already there that holds other text is replaced only with ``replace``; otherwise it is a
+    :class:`ConfigError` and nothing is written. Each file is written atomically.
+    """
+    paths = tuple(Path(folder) / name for name in CORPUS_FILES)
+    data = [t.encode("utf-8") for t in texts]
+    differ = [p for p, d in zip(paths, data, strict=True) if p.exists() and (not p.is_file() or p.read_bytes() != d)]
+    if differ and not replace:
+        raise ConfigError(
+            f"{', '.join(map(str, differ))} already hold(s) other text (an earlier split); --overwrite replaces it"
+        )
+    for path, d in zip(paths, data, strict=True):
+        if path.is_file() and path.read_bytes() == d:
+            continue
+        with atomic_output(path) as tmp:
+            tmp.write_bytes(d)
     return paths  # type: ignore[return-value]
 
 
@@ -114,4 +165,4 @@ def load_text_corpus(
         )
     probe = TextCorpus(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), vocab, tokens=tokens)
     ids = [probe.encode(s) for s in splits]
-    return TextCorpus(ids[0], ids[1], ids[2], vocab, files=tuple(str(p) for p in paths), tokens=tokens)
+    return TextCorpus(ids[0], ids[1], ids[2], vocab, files=tuple(str(p.resolve()) for p in paths), tokens=tokens)

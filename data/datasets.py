@@ -156,18 +156,18 @@ def _uncompressed(path: Path) -> Path:
 def find_data_file(recorded: str | os.PathLike[str], data: str | os.PathLike[str] | None = None) -> Path:
     """The file a checkpoint or model records it was trained or tested on, here.
 
-    ``recorded`` itself when it is an absolute path that is there; else, in the data folder
+    ``recorded`` itself when it is there (a relative path: from the working directory); else, in the data folder
     (``data``, else ``$RNNEDGE_DATA``, else the cache), the recorded relative path, or the last
     folders of the recorded path and its name, longest first (``DIR/uea/JapaneseVowels/X.ts``,
     ``DIR/JapaneseVowels/X.ts``, ``DIR/X.ts``), each also uncompressed (without ``.gz``). A model
     trained on another machine thus finds its data under the same names. A file of a dataset the
     cache downloads (``mnist/``, ``ptb/``) is fetched and checked as on first use. :class:`DataError`
-    naming every place looked at otherwise.
+    naming every place looked at otherwise (and only those).
     """
     from .idx import labels_file_for
 
     path = Path(recorded)
-    if path.is_absolute() and path.is_file():
+    if path.is_file():
         return path
     root, _ = resolve_data_dir(data)
     tails = [Path(*path.parts[-k:]) for k in range(min(4, len(path.parts) - path.is_absolute()), 0, -1)]
@@ -182,7 +182,8 @@ def find_data_file(recorded: str | os.PathLike[str], data: str | os.PathLike[str
         folder = ensure_files(dataset, wanted, data)
         found = folder / path.name
         return found if found.is_file() else _uncompressed(found)
-    looked = ", ".join(str(c) for c in dict.fromkeys([path, *candidates]))
+    tried = [path.absolute(), *(p for c in candidates for p in (c, _uncompressed(c)))]
+    looked = ", ".join(str(p) for p in dict.fromkeys(tried))
     raise DataError(
         f"the recorded data file {path} is not here (looked at {looked}); give the file itself, or a data folder "
         "that holds it under one of these names"

@@ -19,7 +19,7 @@ import numpy as np
 from rnnedge.errors import ConfigError, DataError
 
 from .datasets import PTB_FILES, ensure_files, md5_of
-from .text import tokenize_lines
+from .text import read_text_file, tokenize_lines
 
 __all__ = [
     "EOS",
@@ -102,10 +102,7 @@ def _read_split(path: Path, split: str, md5: str, custom: bool) -> list[str]:
             f"PTB file {path} has MD5 {got}, expected the published {md5}; "
             "the file is corrupt or not Mikolov's PTB (pass custom=True / --custom for your own corpus)"
         )
-    try:
-        words = read_words(path.read_text(encoding="utf-8").splitlines())
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read PTB file {path}: {e}") from None
+    words = read_words(read_text_file(path).splitlines())
     want = PTB_TOKEN_COUNTS[split]
     if not custom and len(words) != want:
         raise DataError(

@@ -17,9 +17,38 @@ character stream turns each line break it meets into ``<eos>`` without adding on
 
 from __future__ import annotations
 
-__all__ = ["TOKEN_MODES", "join_tokens", "tokenize", "tokenize_lines"]
+import os
+from pathlib import Path
+
+from rnnedge.errors import DataError, RnnEdgeError
+
+__all__ = ["TOKEN_MODES", "join_tokens", "read_text_file", "tokenize", "tokenize_lines"]
 
 TOKEN_MODES = ("words", "chars")
+
+
+def read_text_file(path: str | os.PathLike[str], error: type[RnnEdgeError] = DataError) -> str:
+    """A file's text, decoded as UTF-8 (a leading byte-order mark dropped): training's and the runtime's reader.
+
+    Bytes that are not UTF-8 are an ``error`` (:class:`DataError` for training, the runtime's
+    ``InputError``) naming the line and column (1-based, the column counted in bytes) of the first
+    bad byte; a file that cannot be read names the reason.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise error(f"cannot read text file {path}: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise error(
+            f"{path}, line {line}, column {column}: byte 0x{raw[e.start]:02x} is not UTF-8 ({e.reason}); "
+            "save the file as UTF-8"
+        ) from None
+    return text.removeprefix("\ufeff")
 
 
 def tokenize_lines(text: str, eos: str = "<eos>") -> list[str]:

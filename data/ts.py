@@ -226,10 +226,22 @@ class _Reader:
         for f in fields[:-1]:
             starts.append(starts[-1] + len(f) + 1)
         if len(fields) < 2:
-            raise self.error(number, 1, "expected channels and a class label separated by ':', found no ':'")
+            raise self.error(
+                number,
+                len(text.rstrip()) + 1,
+                "the class label is missing: expected the channels, ':' and the label; found no ':'",
+            )
         count = len(fields) - 1
         if self.channels is None:
             self.channels, self.channels_from = count, f"line {number}"
+        last = fields[-1].strip()
+        if count == self.channels - 1 and last not in self.file_labels and all(map(_TOKEN.fullmatch, last.split(","))):
+            raise self.error(  # the last field holds numbers: the channels are all there, the label is not
+                number,
+                len(text.rstrip()) + 1,
+                f"the class label is missing: the case ends with {self.channels} channel(s) of values (from "
+                f"{self.channels_from}); add ':' and a label of @classLabel {_shown(self.header.labels or [])}",
+            )
         if count != self.channels:
             column = starts[self.channels] + 1 if count > self.channels else starts[-1] + 1
             raise self.error(

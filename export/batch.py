@@ -300,7 +300,8 @@ def export_many(
         stale = dist / file
         if stale.suffix == ".onnx" and stale.is_file():
             summary.removed.append(stale)
-    for stale in dict.fromkeys(summary.removed):
+    summary.removed = list(dict.fromkeys(summary.removed))  # a file found stale twice is reported once
+    for stale in summary.removed:
         with output_errors(stale):
             stale.unlink(missing_ok=True)
     _write_text(

@@ -64,9 +64,9 @@ def build_export(ckpt: Mapping[str, Any]) -> Built:
     others = (kind.lengths_input,) if kind.lengths_input else ()
     main, states, outputs = io_specs(graph, kind.main_input, others)
     lengths: dict[str, Any] = {}
-    if kind.lengths_input:  # a version-2 field: older runtimes must refuse the file, not misread it
+    if kind.lengths_input:
         spec = next(i for i in graph.graph.input if i.name == kind.lengths_input)
-        lengths = {"lengths": tensor_spec(spec), "format_version": 2}
+        lengths = {"lengths": tensor_spec(spec)}
     data = ckpt.get("data")  # where a user's data came from (kinds trained on their files)
     meta = ModelMetadata(
         model_id=model_id_of(graph),

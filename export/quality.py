@@ -5,9 +5,9 @@ the number recorded in its metadata is the number ``rnnedge classify FILE`` or `
 perplexity FILE ptb.test.txt`` prints for that file. That matters for int8 files: dynamic
 quantization picks one activation scale per tensor over the whole batch, so an int8
 classifier's accuracy depends on how the test set is split into batches, and an int8
-language model's perplexity on the window length. These functions run the same loads,
-batches and windows as those commands (``cli/infer.py``); ``tests/export`` holds both to
-the same digits. Needs only numpy and onnxruntime besides the data readers.
+language model's perplexity on the window length. Both call :mod:`rnnedge.runtime.evaluation`,
+with the same loads, batches and windows; ``tests/export`` holds both to the same digits. Needs
+only numpy and onnxruntime besides the data readers.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnnedge.runtime import LanguageModel, ModelMetadata, load
+from rnnedge.runtime.evaluation import CLASSIFY_CHUNK, PERPLEXITY_WINDOW, perplexity_on_file, recorded_test_file
 
 __all__ = [
     "CLASSIFY_CHUNK",
@@ -28,10 +29,6 @@ __all__ = [
     "measure_quality",
     "test_file_of",
 ]
-
-# What `rnnedge classify` and `rnnedge perplexity` do by default (cli/infer.py).
-CLASSIFY_CHUNK = 500  # test images per predict call
-PERPLEXITY_WINDOW = 100  # tokens per onnxruntime run
 
 
 @dataclass(frozen=True)
@@ -48,16 +45,9 @@ def test_file_of(metadata: ModelMetadata, data: str | os.PathLike[str] | None = 
     The recorded file (``config.data.test``) is looked for where it was, then in the data folder
     ``data`` (or ``$RNNEDGE_DATA``, or the cache) under its name (:func:`~rnnedge.data.datasets.find_data_file`).
     """
-    from rnnedge.data.datasets import find_data_file
-    from rnnedge.errors import DataError
-
     if data is not None and Path(data).is_file():
         return Path(data)
-    record = metadata.config.get("data")
-    test = record.get("test") if isinstance(record, dict) else None
-    if not isinstance(test, str):
-        raise DataError("the model records no test file (config.data.test in its metadata); give one")
-    return find_data_file(test, data)
+    return recorded_test_file(metadata, data)
 
 
 def language_model_quality(model_path: Path, data: str | os.PathLike[str] | None = None) -> Measured:
@@ -69,7 +59,7 @@ def language_model_quality(model_path: Path, data: str | os.PathLike[str] | None
         if not isinstance(model, LanguageModel):
             raise TypeError(f"{model_path} is a {model.kind}, not a language model")
         test_file = test_file_of(model.metadata, data)
-        value = model.perplexity(test_file, window=PERPLEXITY_WINDOW)
+        value = perplexity_on_file(model, test_file)
         chars = model.tokens == "chars"
     how = (
         f"`rnnedge perplexity FILE {test_file.name}`: batch 1, state carried, {PERPLEXITY_WINDOW} tokens per run "

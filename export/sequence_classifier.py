@@ -22,6 +22,7 @@ from torch import nn
 
 from rnnedge.errors import CheckpointError
 from rnnedge.runtime import ClassifierModel, load
+from rnnedge.runtime.evaluation import accuracy_on_file
 from rnnedge.runtime.metadata import Standardize
 from rnnedge.training.models import SequenceClassifier
 
@@ -120,20 +121,16 @@ def sequence_file_quality(model_path: Path, data: str | os.PathLike[str] | None 
     As ``rnnedge classify FILE`` computes it: the file's labelled sequences, :data:`CLASSIFY_CHUNK`
     per ``predict`` call.
     """
-    from rnnedge.data.sequences import read_sequences
-
     with load(model_path, provider="cpu") as model:
         if not isinstance(model, ClassifierModel):
             raise TypeError(f"{model_path} is a {model.kind}, not a classifier")
         test_file = test_file_of(model.metadata, data)
-        test = read_sequences(test_file, class_names=model.labels)
-        probs = model.predict(list(test.sequences), batch_size=CLASSIFY_CHUNK)
-    accuracy = float((probs.argmax(1) == test.labels).mean())
+        accuracy = accuracy_on_file(model, test_file)
     how = (
-        f"`rnnedge classify FILE --test {test_file.name}`: its {len(test)} sequences, {CLASSIFY_CHUNK} per "
+        f"`rnnedge classify FILE --test {test_file.name}`: its {accuracy.count} sequences, {CLASSIFY_CHUNK} per "
         "predict call, CPU provider"
     )
-    return Measured({"test_accuracy": accuracy}, {"test_accuracy": how})
+    return Measured({"test_accuracy": accuracy.value}, {"test_accuracy": how})
 
 
 def sequence_classifier_file_graph(model: SequenceClassifier) -> onnx.ModelProto:

@@ -188,13 +188,9 @@ def _vocabulary(vocabulary: Sequence[str] | None, net: Recurrent, tokens: str) -
         raise ConfigError("the vocabulary repeats a token; each must appear once")
     if tokens not in ("words", "chars"):
         raise ConfigError(f"tokens must be 'words' or 'chars', got {tokens!r}")
-    fields: dict[str, Any] = {"vocabulary": vocab, "unk_id": vocab.index("<unk>"), "eos_id": vocab.index("<eos>")}
-    if tokens == "chars":
-        long = [t for t in vocab if len(t) != 1 and t not in ("<unk>", "<eos>")]
-        if long:
-            raise ConfigError(f"a character vocabulary must hold single characters besides <unk>, <eos>: {long[:5]}")
-        fields["tokens"] = "chars"
-    return fields
+    if tokens == "chars" and (long := [t for t in vocab if len(t) != 1 and t not in ("<unk>", "<eos>")]):
+        raise ConfigError(f"a character vocabulary must hold single characters besides <unk>, <eos>: {long[:5]}")
+    return {"vocabulary": vocab, "unk_id": vocab.index("<unk>"), "eos_id": vocab.index("<eos>"), "tokens": tokens}
 
 
 def _forward(task: Task, time_major: bool) -> Callable[[nn.Module, Tensor, dict[str, Tensor]], Any]:
@@ -287,7 +283,7 @@ def build_module_export(
     fields: dict[str, Any] = {}
     if spec.lengths:
         lengths = next(i for i in graph.graph.input if i.name == "lengths")
-        fields.update(lengths=tensor_spec(lengths), format_version=2)
+        fields.update(lengths=tensor_spec(lengths))
     if net.embedding is None:
         channels = net.input_size
         if standardize is None:

@@ -1,9 +1,7 @@
 """Export of the ``word_lm`` kind: token ids in, next-token scores out, with the vocabulary in the metadata.
 
-A model of words (PTB, or any text split on whitespace) writes a format-version-1 file, readable
-by every runtime; a model of characters writes ``"tokens": "chars"``, a version-2 field, and
-therefore ``format_version`` 2, so that an older runtime refuses the file instead of splitting
-its text into words.
+A model of words (PTB, or any text split on whitespace) writes ``"tokens": "words"``, a model of
+characters ``"tokens": "chars"`` (docs/metadata.md, section 4).
 """
 
 from __future__ import annotations
@@ -34,8 +32,7 @@ _QUALITY_KEYS = ("valid_perplexity", "test_perplexity", "valid_bpc", "test_bpc")
 def language_model_fields(ckpt: Mapping[str, Any], model: Any) -> dict[str, Any]:
     """The language model's own metadata fields: the checkpoint's vocabulary with its <unk> and <eos>, quality.
 
-    A character model adds ``tokens: "chars"`` and ``format_version`` 2; a word model writes neither
-    field's new value (``tokens`` left out, version 1), so its file is what it always was.
+    ``tokens`` says how text is split: ``"words"`` or ``"chars"``.
     """
     tokens = ckpt.get("tokens", "words")
     if tokens not in ("words", "chars"):
@@ -53,7 +50,7 @@ def language_model_fields(ckpt: Mapping[str, Any], model: Any) -> dict[str, Any]
         if long:
             raise CheckpointError(f"a character model's vocabulary holds entries of other lengths: {long[:5]}")
     return {
-        **({"tokens": "chars", "format_version": 2} if chars else {"format_version": 1}),
+        "tokens": tokens,
         "kind": "language_model",
         "causal": True,
         "quality": {k: float(v) for k, v in metrics.items() if k in _QUALITY_KEYS},

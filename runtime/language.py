@@ -15,12 +15,11 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rnnedge.data.text import join_tokens, tokenize, tokenize_lines
+from rnnedge.data.text import join_tokens, read_text_file, tokenize, tokenize_lines
 
 from .codec import Codec
 from .engine import SMALL, Engine, describe
@@ -28,6 +27,7 @@ from .errors import InputError, TokenError
 from .kinds import register_kind
 from .metadata import ModelMetadata
 from .model import Model
+from .sampling import Pcg32, check_sampling, sample, top_k_ids
 from .state import State
 from .stream import Stream
 from .stream_batch import StreamBatch
@@ -49,8 +49,7 @@ def top_k_words(vocabulary: Sequence[str], probs: np.ndarray, k: int) -> list[tu
     """The ``k`` most probable words of ``probs`` ``(vocab,)``, most probable first (ties by id)."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(vocabulary):
         raise InputError(f"k must be an int in [1, {len(vocabulary)}], got {k!r}")
-    order = np.argsort(-probs, kind="stable")[: int(k)]
-    return [(vocabulary[i], float(probs[i])) for i in order]
+    return [(vocabulary[i], float(probs[i])) for i in top_k_ids(probs, int(k)).tolist()]
 
 
 class WordCodec(Codec):
@@ -254,44 +253,29 @@ class LanguageModel(Model):
 
         :meth:`join` makes text of them. Starts after ``prompt`` (``None``: at the start of a sentence,
         i.e. after ``<eos>``).
-        Deterministic for a given ``seed``. ``top_k`` samples among the ``k`` likeliest
-        words only; ``temperature`` < 1 sharpens the distribution, > 1 flattens it.
+        Deterministic for a given ``seed`` (in ``[0, 2**64)``), and the same tokens as the JavaScript
+        runtime and ``rnnedge serve`` give for it (:mod:`.sampling`). ``top_k`` samples among the ``k``
+        likeliest tokens only; ``temperature`` < 1 sharpens the distribution, > 1 flattens it.
         """
         ids = np.array([self.eos_id], np.int64) if prompt is None else self.to_ids(prompt, strict=strict)
         if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 0:
             raise InputError(f"max_words must be an int >= 0, got {max_words!r}")
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, (int, float))
-            or not (math.isfinite(temperature) and temperature > 0)
+        temperature, top_k = check_sampling(temperature, top_k, self.vocab_size)
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64
         ):
-            raise InputError(f"temperature must be a finite number > 0, got {temperature!r}")
-        bad_k = isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.vocab_size
-        if top_k is not None and bad_k:
-            raise InputError(f"top_k must be None or an int in [1, {self.vocab_size}], got {top_k!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise InputError(f"seed must be None or an int >= 0, got {seed!r}")
-        return self._generate(ids, max_words, float(temperature), top_k, np.random.default_rng(seed))
+            raise InputError(f"seed must be None or an int >= 0 and < 2**64, got {seed!r}")
+        return self._generate(ids, max_words, temperature, top_k, Pcg32(None if seed is None else int(seed)))
 
     def _generate(
-        self, ids: np.ndarray, max_words: int, temperature: float, top_k: int | None, rng: np.random.Generator
+        self, ids: np.ndarray, max_words: int, temperature: float, top_k: int | None, rng: Pcg32
     ) -> Iterator[str]:
+        """The sampler of docs/metadata.md (section 5) on each step's ``next_probs``."""
         state = self.init_state(1)
         tokens = ids[None]  # (1, T)
         for _ in range(max_words):
             outputs, state = self.engine.run(tokens, state)
-            with np.errstate(over="ignore"):  # a tiny temperature: float64 scores, and greedy if they overflow
-                scores = outputs["logits"][0, -1].astype(np.float64) / temperature  # (V,)
-            if not np.isfinite(scores).all():
-                scores = np.where(np.arange(self.vocab_size) == int(np.argmax(outputs["logits"][0, -1])), 0.0, -np.inf)
-            logp = _log_softmax(scores)
-            if top_k is not None and top_k < self.vocab_size:
-                cut = np.partition(logp, -top_k)[-top_k]
-                logp = np.where(logp >= cut, logp, -np.inf)
-            p = np.exp(logp - logp.max())
-            cdf = np.cumsum(p)
-            choice = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
-            choice = min(choice, self.vocab_size - 1)
+            choice = sample(outputs["next_probs"][0], temperature, top_k, rng)  # next_probs (1, V)
             yield self.vocabulary[choice]
             tokens = np.array([[choice]], np.int64)
 
@@ -312,10 +296,7 @@ class LanguageModel(Model):
         ``progress(done, total)`` is called after each window.
         """
         if isinstance(text, os.PathLike):
-            try:
-                text = Path(text).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                raise InputError(f"cannot read text file {text}: {e}") from None
+            text = read_text_file(text, InputError)  # training's reader: a bad byte's line and column
         if not isinstance(text, str):
             raise InputError(f"text must be a str or a path to a text file, got {describe(text)}")
         if "\n" not in text and len(text) < 4096 and os.path.isfile(text.strip()):

@@ -1,9 +1,12 @@
 """The contract between export and runtime: what an rnnedge ``.onnx`` file says about itself.
 
 Export writes one JSON document under ``metadata_props[METADATA_KEY]``; the runtime
-reads nothing else to build initial state, check inputs and decode outputs. The JSON is
-parsed as untrusted data: size-limited, every field type-checked, and a newer
-``format_version`` is refused rather than guessed at.
+reads nothing else to build initial state, check inputs and decode outputs. Its shape is
+data: ``rnnedge.schema.json`` beside this module (a JSON Schema, one section per kind) names
+the format version, the kinds, every field and which a kind requires, and this parser takes
+those from it. The JSON is parsed as untrusted data: size-limited, every field type-checked,
+unknown fields and any other ``format_version`` refused; then each kind's checks across fields
+(what a schema cannot say) run.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from typing import Any
 
 from .errors import ModelFileError
@@ -21,26 +26,49 @@ __all__ = [
     "MAX_METADATA_BYTES",
     "METADATA_KEY",
     "MODEL_KINDS",
+    "SCHEMA",
     "ModelMetadata",
-    "Preprocessing",
     "Standardize",
     "StateSpec",
     "TensorSpec",
+    "kind_section",
+    "register_kind_check",
 ]
 
-FORMAT_VERSION = 2
-# The fields only version 2 has; export omits them when unused, so other files stay version 1.
-VERSION_2_FIELDS = ("lengths", "standardize", "tokens")
-TOKEN_MODES = ("words", "chars")  # how a language model's text is split; absent means "words"
+
+def _read_schema() -> dict[str, Any]:
+    text = resources.files(__package__).joinpath("rnnedge.schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+SCHEMA: dict[str, Any] = _read_schema()
+"""The JSON Schema of the metadata (``rnnedge.schema.json``), the one description every runtime follows."""
+FORMAT_VERSION: int = SCHEMA["properties"]["format_version"]["const"]
+MODEL_KINDS: tuple[str, ...] = tuple(SCHEMA["properties"]["kind"]["enum"])
+# Each kind's section of fields, as the schema's allOf picks it: {"language_model": "language_model", ...}.
+_SECTION_OF: dict[str, str] = {
+    kind: rule["then"]["$ref"].rsplit("/", 1)[1]
+    for rule in SCHEMA["allOf"]
+    for kind in rule["if"]["properties"]["kind"].get("enum", [rule["if"]["properties"]["kind"].get("const")])
+}
+TOKEN_MODES: tuple[str, ...] = tuple(SCHEMA["$defs"]["kinds"]["language_model"]["properties"]["tokens"]["enum"])
+VARIANTS: tuple[str, ...] = tuple(SCHEMA["properties"]["variant"]["enum"])
 METADATA_KEY = "rnnedge"
 MAX_METADATA_BYTES = 8 * 1024 * 1024
-MODEL_KINDS = ("causal_classifier", "noncausal_classifier", "language_model", "tagger")
 BATCH_AXIS = "batch"
-MAX_FIXED_DIM = 1 << 20  # larger fixed sizes are not a model of ours; refusing them avoids absurd allocations
-# Preprocessing outside these bounds turns pixels into infinities in float32: refused rather than run.
-MAX_PREPROCESSING_VALUE = 1e6
-MIN_PREPROCESSING_STD = 1e-6
-_DTYPES = ("float32", "float16", "int64")
+_SHAPE_ENTRY = SCHEMA["$defs"]["tensor"]["properties"]["shape"]["items"]["anyOf"][0]
+MAX_FIXED_DIM: int = _SHAPE_ENTRY["maximum"]  # larger sizes are not a model of ours: refused, not allocated
+# Standardisation outside these bounds turns values into infinities in float32: refused rather than run.
+MAX_STANDARDIZE_VALUE: float = SCHEMA["$defs"]["standardize"]["properties"]["std"]["items"]["maximum"]
+MIN_STANDARDIZE_STD: float = SCHEMA["$defs"]["standardize"]["properties"]["std"]["items"]["minimum"]
+_DTYPES: tuple[str, ...] = tuple(SCHEMA["$defs"]["tensor"]["properties"]["dtype"]["enum"])
+
+
+def kind_section(kind: str) -> dict[str, Any]:
+    """The schema's section of ``kind``'s own fields: ``{"title", "required", "properties", ...}``."""
+    section: dict[str, Any] = SCHEMA["$defs"]["kinds"][_SECTION_OF[kind]]
+    return section
 
 
 @dataclass(frozen=True)
@@ -92,10 +120,9 @@ class StateSpec:
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How raw inputs become the graph's float input: ``(x * scale - mean) / std``.
+    """Kept only while the runtime's classifier still reads ``ModelMetadata.preprocessing``: always None.
 
-    ``scale`` applies to integer pixels only (uint8 0..255 -> 0..1); float inputs
-    are taken as already scaled to 0..1.
+    Format 1 has no such field (classifiers carry :class:`Standardize`); remove with its last reader.
     """
 
     scale: float
@@ -105,10 +132,10 @@ class Preprocessing:
 
 @dataclass(frozen=True)
 class Standardize:
-    """Per-channel normalisation of raw input values (format version 2): ``(x - mean[f]) / std[f]``.
+    """Per-channel normalisation of raw input values: ``(x - mean[f]) / std[f]``.
 
     ``mean`` and ``std`` hold one number per feature (the training split's statistics). Input is
-    taken as raw values: any finite real numbers, not limited to [0, 1].
+    taken as raw values: any finite real numbers.
     """
 
     mean: tuple[float, ...]
@@ -117,7 +144,11 @@ class Standardize:
 
 @dataclass(frozen=True)
 class ModelMetadata:
-    """Everything the runtime knows about a model, parsed from the file alone."""
+    """Everything the runtime knows about a model, parsed from the file alone.
+
+    The fields every file has, then each kind's own (None where the file's kind has none): the
+    schema's sections say which kind has which.
+    """
 
     kind: str
     causal: bool
@@ -129,27 +160,20 @@ class ModelMetadata:
     quality: dict[str, float]
     producer: dict[str, str]
     variant: str = "float32"
-    preprocessing: Preprocessing | None = None
-    labels: tuple[str, ...] | None = None
-    vocabulary: tuple[str, ...] | None = None
-    unk_id: int | None = None
-    eos_id: int | None = None
-    # The lowest version that reads the file: 1 unless a version-2 field is used (to_json then writes 2),
-    # so files of the kinds version 1 describes stay readable by older runtimes.
-    format_version: int = 1
+    preprocessing: Preprocessing | None = None  # never set: see Preprocessing
+    labels: tuple[str, ...] | None = None  # classifiers
+    vocabulary: tuple[str, ...] | None = None  # language models
+    unk_id: int | None = None  # language models
+    eos_id: int | None = None  # language models
+    format_version: int = FORMAT_VERSION
     notes: dict[str, str] = field(default_factory=dict)
-    lengths: TensorSpec | None = None  # version 2: the graph input of per-sequence valid steps
-    standardize: Standardize | None = None  # version 2: per-channel normalisation of raw values
-    tokens: str | None = None  # version 2: "chars" for a language model of characters (None: words)
+    lengths: TensorSpec | None = None  # classifiers: the graph input of per-sequence valid steps
+    standardize: Standardize | None = None  # classifiers: per-channel normalisation of raw values
+    tokens: str | None = None  # language models: "words" or "chars"
 
     def to_json(self) -> str:
-        """Compact, key-sorted JSON: the exact text stored in the model file (unused version-2 fields left out)."""
-        values = asdict(self)
-        for key in VERSION_2_FIELDS:
-            if values[key] is None:
-                del values[key]
-            else:
-                values["format_version"] = max(values["format_version"], 2)
+        """Compact, key-sorted JSON: the exact text stored in the model file (fields that are None left out)."""
+        values = {k: v for k, v in asdict(self).items() if v is not None}
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -167,9 +191,12 @@ class ModelMetadata:
 
 def _number(value: int | float, path: str) -> float:
     try:
-        return float(value)
+        number = float(value)
     except OverflowError:
         raise ModelFileError(f"metadata field {path} is out of range: {value!r:.40}") from None
+    if not math.isfinite(number):  # JSON 1e999 parses as infinity
+        raise ModelFileError(f"metadata field {path} is {number!r}, expected a finite number")
+    return number
 
 
 def _reject_constant(name: str) -> Any:
@@ -179,32 +206,43 @@ def _reject_constant(name: str) -> Any:
 class _Reader:
     """Typed field access with error messages that name the field path."""
 
-    def __init__(self, raw: Any, path: str) -> None:
+    def __init__(self, raw: Any, path: str, fields: tuple[str, ...] | None = None) -> None:
         if not isinstance(raw, dict):
             raise ModelFileError(f"metadata field {path or '<root>'} must be an object, got {type(raw).__name__}")
         self.raw, self.path = raw, path
+        unknown = [k for k in raw if fields is not None and k not in fields]
+        if unknown:
+            raise ModelFileError(
+                f"metadata field {self._where(str(unknown[0]))} is not part of format {FORMAT_VERSION}"
+                f"{' here' if path else ''} (expected only {', '.join(fields or ())})"
+            )
 
     def _where(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
     def get(self, key: str, types: type | tuple[type, ...], *, optional: bool = False) -> Any:
-        if key not in self.raw or self.raw[key] is None:
+        if key not in self.raw:
             if optional:
                 return None
             raise ModelFileError(f"metadata field {self._where(key)} is missing")
         value = self.raw[key]
+        if value is None:
+            raise ModelFileError(f"metadata field {self._where(key)} is None (JSON null); leave out a field it lacks")
         if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
             raise ModelFileError(f"metadata field {self._where(key)} must not be a boolean")
         if not isinstance(value, types):
             raise ModelFileError(f"metadata field {self._where(key)} has type {type(value).__name__}, expected {types}")
         return value
 
-    def sub(self, key: str) -> _Reader:
-        return _Reader(self.get(key, dict), self._where(key))
+    def sub(self, key: str, fields: tuple[str, ...] | None = None) -> _Reader:
+        return _Reader(self.get(key, dict), self._where(key), fields)
+
+
+_TENSOR_FIELDS = ("name", "dtype", "shape")
 
 
 def _tensor(raw: Any, path: str) -> TensorSpec:
-    r = _Reader(raw, path)
+    r = _Reader(raw, path, _TENSOR_FIELDS)
     dtype = r.get("dtype", str)
     if dtype not in _DTYPES:
         raise ModelFileError(f"metadata field {path}.dtype is {dtype!r}, expected one of {_DTYPES}")
@@ -219,11 +257,12 @@ def _tensor(raw: Any, path: str) -> TensorSpec:
     return TensorSpec(name=r.get("name", str), dtype=dtype, shape=tuple(shape))
 
 
-def _strings(values: Any, path: str) -> tuple[str, ...] | None:
+def _strings(r: _Reader, key: str) -> tuple[str, ...] | None:
+    values = r.get(key, list, optional=True)
     if values is None:
         return None
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise ModelFileError(f"metadata field {path} must be a list of strings")
+    if not values or not all(isinstance(v, str) for v in values):
+        raise ModelFileError(f"metadata field {key} must be a list of strings (at least one)")
     return tuple(values)
 
 
@@ -232,46 +271,44 @@ def _parse(raw: Any) -> ModelMetadata:
     version = r.get("format_version", int)
     if version > FORMAT_VERSION:
         raise ModelFileError(
-            f"model metadata has format version {version}, but this rnnedge reads up to version "
+            f"model metadata has format version {version}, but this rnnedge reads version "
             f"{FORMAT_VERSION}; upgrade rnnedge to load it"
         )
-    if version < 1:
-        raise ModelFileError(f"model metadata has invalid format version {version}")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"model metadata has invalid format version {version}; this rnnedge reads {FORMAT_VERSION}"
+        )
     kind = r.get("kind", str)
     if kind not in MODEL_KINDS:
         raise ModelFileError(f"metadata field kind is {kind!r}, expected one of {MODEL_KINDS}")
+    section = kind_section(kind)
+    r = _Reader(raw, "", (*SCHEMA["properties"], *section["properties"]))  # unknown fields refused
+    for key in section["required"]:
+        if key not in r.raw:
+            raise ModelFileError(f"metadata field {key} is missing: a {section['title']}'s metadata must carry it")
     states = []
     for i, s in enumerate(r.get("states", list)):
-        sr = _Reader(s, f"states[{i}]")
+        sr = _Reader(s, f"states[{i}]", ("input", "output"))
         spec = _tensor(sr.get("input", dict), f"states[{i}].input")
         if spec.batch_axis is None:
             raise ModelFileError(f"metadata field states[{i}].input.shape has no 'batch' axis")
         states.append(StateSpec(input=spec, output=sr.get("output", str)))
-    pre = None
-    if r.get("preprocessing", dict, optional=True) is not None:
-        pr = r.sub("preprocessing")
-        values = [_number(pr.get(k, (int, float)), f"preprocessing.{k}") for k in ("scale", "mean", "std")]
-        scale, _, std = values
-        if not (
-            all(math.isfinite(v) and abs(v) <= MAX_PREPROCESSING_VALUE for v in values)
-            and scale > 0
-            and std >= MIN_PREPROCESSING_STD
-        ):
-            raise ModelFileError(
-                f"metadata field preprocessing has invalid values {values}; expected finite scale > 0, mean and std "
-                f"with |value| <= {MAX_PREPROCESSING_VALUE:g} and std >= {MIN_PREPROCESSING_STD:g}"
-            )
-        pre = Preprocessing(*values)
     quality = r.get("quality", dict)
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in quality.values()):
         raise ModelFileError("metadata field quality must map names to numbers")
-    for k, v in quality.items():
-        if not math.isfinite(_number(v, f"quality.{k}")):  # JSON 1e999 parses as infinity
-            raise ModelFileError(f"metadata field quality.{k} is {v!r}, expected a finite number")
-    producer = r.get("producer", dict)
-    notes = r.get("notes", dict, optional=True) or {}
-    lengths, standardize = _version_2_fields(r, version)
-    vocabulary = _strings(r.raw.get("vocabulary"), "vocabulary")
+    variant = r.get("variant", str)
+    if variant not in VARIANTS:
+        raise ModelFileError(f"metadata field variant is {variant!r}, expected one of {VARIANTS}")
+    tokens = r.get("tokens", str, optional=True)
+    if tokens is not None and tokens not in TOKEN_MODES:
+        raise ModelFileError(f"metadata field tokens is {tokens!r}, expected one of {TOKEN_MODES}")
+    lengths = None
+    if r.get("lengths", dict, optional=True) is not None:
+        lengths = _tensor(r.raw["lengths"], "lengths")
+        if lengths.dtype != "int64" or lengths.shape != (BATCH_AXIS,):
+            raise ModelFileError(
+                f"metadata field lengths must be int64 of shape ['batch'], got {lengths.dtype} {list(lengths.shape)}"
+            )
     meta = ModelMetadata(
         format_version=version,
         kind=kind,
@@ -282,131 +319,123 @@ def _parse(raw: Any) -> ModelMetadata:
         outputs=tuple(_tensor(o, f"outputs[{i}]") for i, o in enumerate(r.get("outputs", list))),
         config=r.get("config", dict),
         quality={k: _number(v, f"quality.{k}") for k, v in quality.items()},
-        producer={str(k): str(v) for k, v in producer.items()},
-        variant=r.get("variant", str),
-        preprocessing=pre,
-        labels=_strings(r.raw.get("labels"), "labels"),
-        vocabulary=vocabulary,
+        producer={str(k): str(v) for k, v in r.get("producer", dict).items()},
+        variant=variant,
+        labels=_strings(r, "labels"),
+        vocabulary=_strings(r, "vocabulary"),
         unk_id=r.get("unk_id", int, optional=True),
         eos_id=r.get("eos_id", int, optional=True),
-        notes={str(k): str(v) for k, v in notes.items()},
+        notes={str(k): str(v) for k, v in (r.get("notes", dict, optional=True) or {}).items()},
         lengths=lengths,
-        standardize=standardize,
-        tokens=_token_mode(r),
+        standardize=_standardize(r),
+        tokens=tokens,
     )
-    _check_consistent(meta)
+    _check_names(meta)
+    _KIND_CHECKS[_SECTION_OF[kind]](meta)
     return meta
 
 
-def _version_2_fields(r: _Reader, version: int) -> tuple[TensorSpec | None, Standardize | None]:
-    """``lengths`` and ``standardize``: present only in files of format version 2, each checked whole."""
-    for key in VERSION_2_FIELDS:
-        if r.raw.get(key) is not None and version < 2:
-            raise ModelFileError(f"metadata field {key} needs format_version 2, the file says {version}")
-    lengths = None
-    if r.get("lengths", dict, optional=True) is not None:
-        lengths = _tensor(r.raw["lengths"], "lengths")
-        if lengths.dtype != "int64" or lengths.shape != (BATCH_AXIS,):
+def _standardize(r: _Reader) -> Standardize | None:
+    if r.get("standardize", dict, optional=True) is None:
+        return None
+    sr = r.sub("standardize", ("mean", "std"))
+    parts = []
+    for key in ("mean", "std"):
+        values = sr.get(key, list)
+        if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise ModelFileError(f"metadata field standardize.{key} must be a non-empty list of numbers")
+        numbers = tuple(_number(v, f"standardize.{key}") for v in values)
+        if not all(abs(v) <= MAX_STANDARDIZE_VALUE for v in numbers):
             raise ModelFileError(
-                f"metadata field lengths must be int64 of shape ['batch'], got {lengths.dtype} {list(lengths.shape)}"
+                f"metadata field standardize.{key} has values outside [-{MAX_STANDARDIZE_VALUE:g}, "
+                f"{MAX_STANDARDIZE_VALUE:g}] or not finite"
             )
-    standardize = None
-    if r.get("standardize", dict, optional=True) is not None:
-        sr = r.sub("standardize")
-        parts = []
-        for key in ("mean", "std"):
-            values = sr.get(key, list)
-            if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-                raise ModelFileError(f"metadata field standardize.{key} must be a non-empty list of numbers")
-            numbers = tuple(_number(v, f"standardize.{key}") for v in values)
-            if not all(math.isfinite(v) and abs(v) <= MAX_PREPROCESSING_VALUE for v in numbers):
-                raise ModelFileError(
-                    f"metadata field standardize.{key} has values outside [-{MAX_PREPROCESSING_VALUE:g}, "
-                    f"{MAX_PREPROCESSING_VALUE:g}] or not finite"
-                )
-            parts.append(numbers)
-        mean, std = parts
-        if len(mean) != len(std):
-            raise ModelFileError(f"metadata field standardize has {len(mean)} means and {len(std)} stds")
-        if min(std) < MIN_PREPROCESSING_STD:
-            raise ModelFileError(
-                f"metadata field standardize.std has {min(std):g}, expected >= {MIN_PREPROCESSING_STD:g}"
-            )
-        standardize = Standardize(mean, std)
-    return lengths, standardize
+        parts.append(numbers)
+    mean, std = parts
+    if len(mean) != len(std):
+        raise ModelFileError(f"metadata field standardize has {len(mean)} means and {len(std)} stds")
+    if min(std) < MIN_STANDARDIZE_STD:
+        raise ModelFileError(f"metadata field standardize.std has {min(std):g}, expected >= {MIN_STANDARDIZE_STD:g}")
+    return Standardize(mean, std)
 
 
-def _token_mode(r: _Reader) -> str | None:
-    """``tokens``: how a language model splits text (absent: words, as every version-1 file)."""
-    tokens = r.get("tokens", str, optional=True)
-    if tokens is not None and tokens not in TOKEN_MODES:
-        raise ModelFileError(f"metadata field tokens is {tokens!r}, expected one of {TOKEN_MODES}")
-    return tokens  # type: ignore[no-any-return]
-
-
-def _check_consistent(meta: ModelMetadata) -> None:
-    """What each kind of model needs from its metadata, so the runtime never meets a contradiction."""
+def _check_names(meta: ModelMetadata) -> None:
     names = [meta.input.name] + [s.name for s in meta.states] + ([meta.lengths.name] if meta.lengths else [])
     outputs = [o.name for o in meta.outputs] + [s.output for s in meta.states]
     if len(set(names)) != len(names) or len(set(outputs)) != len(outputs):
         raise ModelFileError(f"metadata names inputs {names} and outputs {outputs}; each name must appear once")
+
+
+_KIND_CHECKS: dict[str, Callable[[ModelMetadata], None]] = {}
+
+
+def register_kind_check(section: str) -> Callable[[Callable[[ModelMetadata], None]], Callable[[ModelMetadata], None]]:
+    """Make a function the checks across fields of the schema section ``section`` (what JSON Schema cannot say).
+
+    Every section of ``rnnedge.schema.json``'s ``$defs/kinds`` has exactly one; a test holds them equal.
+    """
+
+    def add(check: Callable[[ModelMetadata], None]) -> Callable[[ModelMetadata], None]:
+        if section not in SCHEMA["$defs"]["kinds"] or section in _KIND_CHECKS:
+            raise ValueError(f"{section!r} is not a schema section without checks")
+        _KIND_CHECKS[section] = check
+        return check
+
+    return add
+
+
+@register_kind_check("language_model")
+def _check_language_model(meta: ModelMetadata) -> None:
+    vocabulary = meta.vocabulary
+    assert vocabulary is not None and meta.unk_id is not None and meta.eos_id is not None  # required fields
+    repeated = [w for w, n in Counter(vocabulary).items() if n > 1]
+    if repeated:
+        raise ModelFileError(
+            f"metadata field vocabulary repeats {len(repeated)} word(s), e.g. {repeated[:5]}; expected each once"
+        )
+    for key in ("unk_id", "eos_id"):
+        value = getattr(meta, key)
+        if not 0 <= value < len(vocabulary):
+            raise ModelFileError(f"metadata field {key} is {value}, expected an id in [0, {len(vocabulary)})")
+    if meta.tokens == "chars":
+        specials = {meta.unk_id, meta.eos_id}
+        long = [w for i, w in enumerate(vocabulary) if len(w) != 1 and i not in specials]
+        if long or meta.unk_id == meta.eos_id:
+            raise ModelFileError(
+                f"metadata field vocabulary of a character model (tokens 'chars') must hold single characters "
+                f"besides <unk> and <eos> (two different ids), got {long[:5]}"
+            )
     by_name = {o.name: o for o in meta.outputs}
-    if meta.kind == "language_model":
-        vocabulary = meta.vocabulary
-        if not vocabulary:
-            raise ModelFileError("a language model's metadata must carry its vocabulary")
-        repeated = [w for w, n in Counter(vocabulary).items() if n > 1]
-        if repeated:
-            raise ModelFileError(
-                f"metadata field vocabulary repeats {len(repeated)} word(s), e.g. {repeated[:5]}; expected each once"
-            )
-        for key in ("unk_id", "eos_id"):
-            value = getattr(meta, key)
-            if value is None or not 0 <= value < len(vocabulary):
-                raise ModelFileError(f"metadata field {key} is {value}, expected an id in [0, {len(vocabulary)})")
-        if meta.tokens == "chars":
-            specials = {meta.unk_id, meta.eos_id}
-            long = [w for i, w in enumerate(vocabulary) if len(w) != 1 and i not in specials]
-            if long or meta.unk_id == meta.eos_id:
-                raise ModelFileError(
-                    f"metadata field vocabulary of a character model (tokens 'chars') must hold single characters "
-                    f"besides <unk> and <eos> (two different ids), got {long[:5]}"
-                )
-        logits = by_name.get("logits")
-        if meta.input.dtype != "int64" or len(meta.input.shape) != 2:
-            raise ModelFileError(f"a language model's input must be int64 (batch, sequence), got {meta.input}")
-        if logits is None or len(logits.shape) != 3 or logits.shape[2] != len(vocabulary):
-            raise ModelFileError(
-                f"a language model needs output logits (batch, sequence, {len(vocabulary)}) to match its "
-                f"vocabulary, got {logits}"
-            )
-        probs = by_name.get("next_probs")  # optional: files from before it existed lack it
-        if probs is not None and (len(probs.shape) != 2 or probs.shape[1] != len(vocabulary)):
-            raise ModelFileError(
-                f"a language model needs output next_probs (batch, {len(vocabulary)}) to match its vocabulary, "
-                f"got {probs}"
-            )
-        return
-    if meta.labels is None:
-        raise ModelFileError("a classifier's metadata must carry its class labels")
+    logits = by_name.get("logits")
+    if meta.input.dtype != "int64" or len(meta.input.shape) != 2:
+        raise ModelFileError(f"a language model's input must be int64 (batch, sequence), got {meta.input}")
+    if logits is None or len(logits.shape) != 3 or logits.shape[2] != len(vocabulary):
+        raise ModelFileError(
+            f"a language model needs output logits (batch, sequence, {len(vocabulary)}) to match its "
+            f"vocabulary, got {logits}"
+        )
+    probs = by_name.get("next_probs")
+    if probs is None or len(probs.shape) != 2 or probs.shape[1] != len(vocabulary):
+        raise ModelFileError(
+            f"a language model needs output next_probs (batch, {len(vocabulary)}) to match its vocabulary, got {probs}"
+        )
+
+
+@register_kind_check("classifier")
+def _check_classifier(meta: ModelMetadata) -> None:
+    labels, standardize = meta.labels, meta.standardize
+    assert labels is not None and standardize is not None  # required fields
     if meta.input.dtype != "float32" or len(meta.input.shape) != 3 or not isinstance(meta.input.shape[2], int):
         raise ModelFileError(f"a classifier's input must be float32 (batch, sequence, features), got {meta.input}")
-    if meta.standardize is not None:
-        if meta.preprocessing is not None:
-            raise ModelFileError("metadata has both preprocessing and standardize; a classifier takes one of them")
-        if len(meta.standardize.mean) != meta.input.shape[2]:
-            raise ModelFileError(
-                f"metadata field standardize has {len(meta.standardize.mean)} values per channel, the input has "
-                f"{meta.input.shape[2]} features"
-            )
-    # A tagger (kind "tagger") gives one distribution per frame: (batch, sequence, classes), and is causal.
-    axes = ("batch", "sequence") if meta.kind == "tagger" else ("batch",)
-    if meta.kind == "tagger" and (not meta.causal or meta.lengths is None):
-        raise ModelFileError("a tagger's metadata must say causal: true and name its lengths input")
+    if len(standardize.mean) != meta.input.shape[2]:
+        raise ModelFileError(
+            f"metadata field standardize has {len(standardize.mean)} values per channel, the input has "
+            f"{meta.input.shape[2]} features"
+        )
+    by_name = {o.name: o for o in meta.outputs}
     for name in ("logits", "probs"):
         out = by_name.get(name)
-        if out is None or len(out.shape) != len(axes) + 1 or out.shape[-1] != len(meta.labels):
+        if out is None or len(out.shape) != 2 or out.shape[1] != len(labels):
             raise ModelFileError(
-                f"a {'tagger' if len(axes) > 1 else 'classifier'} needs output {name} ({', '.join(axes)}, "
-                f"{len(meta.labels)}) to match its labels, got {out}"
+                f"a classifier needs output {name} (batch, {len(labels)}) to match its labels, got {out}"
             )

@@ -110,6 +110,14 @@ class StreamBatch:
         each). Returns ``{key: prediction}``, as each stream's ``feed`` would. Streams
         not named keep their state. If anything is wrong no stream changes.
         """
+        return dict(zip(inputs, self.feed_stacked(inputs), strict=True))
+
+    def feed_stacked(self, inputs: Mapping[Hashable, Any]) -> np.ndarray:
+        """:meth:`feed`, its predictions stacked in one array ``(N, ...)``, row ``i`` for ``inputs``' ``i``-th key.
+
+        A caller that handles all rows at once (a server's top-k of every stream) gets the array
+        the model made, without a dict of row views or a copy.
+        """
         with self._exclusive:
             if not isinstance(inputs, Mapping) or not inputs:
                 raise InputError(f"feed takes a non-empty mapping {{stream key: input}}, got {inputs!r:.80}")
@@ -124,7 +132,7 @@ class StreamBatch:
             after = dict(before.arrays)
             results = self.codec.results(self.engine.advance(x, after))
             self._state = self._stacked(after, len(rows)) if everyone else self._put(rows, after)
-            return dict(zip(keys, results, strict=True))
+            return results
 
     def _one_by_one(self, keys: list[Hashable], inputs: Mapping[Hashable, Any]) -> np.ndarray:
         """The stacked graph input, each stream's input converted and checked on its own."""

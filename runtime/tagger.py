@@ -16,8 +16,9 @@ import numpy as np
 
 from .classifier import ClassifierCodec
 from .engine import STREAM_WINDOW, Engine, describe
-from .errors import InputError
+from .errors import InputError, ModelFileError
 from .kinds import register_kind
+from .metadata import ModelMetadata, register_kind_check
 from .model import Model
 from .stream import Stream
 
@@ -112,6 +113,30 @@ class TaggerModel(Model):
     def stream(self) -> Stream:
         """A stream fed frames as they arrive: ``feed`` of a frame ``(F,)`` or frames ``(T, F)`` -> ``(T, classes)``."""
         return Stream(self.engine, state_on_device=self.state_on_device)
+
+
+@register_kind_check("tagger")
+def _check_tagger(meta: ModelMetadata) -> None:
+    """The tagger section's checks across fields: frames in, one distribution per frame out, causal."""
+    labels, standardize = meta.labels, meta.standardize
+    assert labels is not None and standardize is not None  # required fields
+    shape = meta.input.shape
+    if meta.input.dtype != "float32" or len(shape) != 3 or not isinstance(shape[2], int):
+        raise ModelFileError(f"a tagger's input must be float32 (batch, sequence, features), got {meta.input}")
+    if len(standardize.mean) != shape[2]:
+        raise ModelFileError(
+            f"metadata field standardize has {len(standardize.mean)} values per channel, the input has {shape[2]} "
+            "features"
+        )
+    if not meta.causal:
+        raise ModelFileError("a tagger's metadata must say causal: true (each frame's result from the frames up to it)")
+    by_name = {o.name: o for o in meta.outputs}
+    for name in ("logits", "probs"):
+        out = by_name.get(name)
+        if out is None or len(out.shape) != 3 or out.shape[2] != len(labels):
+            raise ModelFileError(
+                f"a tagger needs output {name} (batch, sequence, {len(labels)}) to match its labels, got {out}"
+            )
 
 
 register_kind("tagger", TaggerCodec, TaggerModel)

@@ -3,9 +3,15 @@
 The event loop never runs the model. A connection hands its session's feed to the model's
 :class:`ModelWorker` and awaits an asyncio future; the worker thread waits for the first pending
 feed, then up to ``window`` seconds for more (stopping early at ``max_batch`` feeds, or when every
-session of the model has one pending), and advances them all in one ``StreamBatch.feed``. Feeds
-arriving while a step runs form the next step. Sessions join and leave (``add``, ``remove``) and
-their states are read between steps, in the same thread: a ``StreamBatch`` is used by one thread only.
+session of the model has one pending), and advances them all in one ``StreamBatch.feed_stacked``.
+Feeds arriving while a step runs form the next step. Sessions join and leave (``add``, ``remove``)
+and their states are read between steps, in the same thread: a ``StreamBatch`` is used by one thread
+only.
+
+The event loop never waits for the worker: a feed is appended to a deque (atomic), and the loop takes
+the condition's lock only to wake the worker when the worker waits for that many feeds (the first
+one, or a full batch), so a burst of 64 feeds costs one wake-up, not 64. Each step's results come
+back in one ``call_soon_threadsafe``.
 
 A feed advances its session by one or more steps; one call advances every stream by the same number,
 so each step takes the oldest feed's length and the pending feeds of that length (the others wait
@@ -28,51 +34,40 @@ from typing import Any
 
 import numpy as np
 
-from rnnedge.runtime import ClassifierModel, LanguageModel, Model, RnnEdgeError, StreamBatch
+from rnnedge.runtime import Model, RnnEdgeError, StreamBatch
 
+from .kinds import ServeKind, serve_kind
 from .metrics import Metrics
 from .sampling import top_k_rows
 
-__all__ = ["FeedOutcome", "ModelWorker"]
+__all__ = ["FeedOutcome", "ModelWorker", "top_k_pairs"]
 
 log = logging.getLogger("rnnedge.serve")
+
+_NEVER = 1 << 62  # a feed count the queue never reaches: the worker needs no wake-up
 
 
 @dataclass(frozen=True)
 class FeedOutcome:
-    """What one feed gave: the probabilities ``(V,)`` (a copy the session keeps) and the reply's fields."""
+    """What one feed gave: the probabilities ``(V,)`` (a copy the session keeps) and its ``top_k`` pairs."""
 
     probs: np.ndarray
-    fields: dict[str, Any]
+    top_k: list[list[Any]]  # [[label, probability], ...], likeliest first
 
 
 @dataclass
 class _Feed:
     key: str
-    x: np.ndarray  # ids (T,) int64, or rows (F,) / (T, F) as the client sent them, already checked
+    x: np.ndarray  # what the kind's read_input made: ids (T,) int64, or rows, already checked
     length: int
     k: int
-    want_probs: bool
     future: asyncio.Future[Any]
     arrived: float = field(default_factory=time.perf_counter)
 
 
-def labels_of(model: Model) -> tuple[str, ...]:
-    """The names of a prediction's entries: the vocabulary of a language model, a classifier's labels."""
-    if isinstance(model, LanguageModel):
-        return tuple(model.vocabulary)
-    if isinstance(model, ClassifierModel):
-        return tuple(model.labels)
-    raise TypeError(f"cannot serve a {type(model).__name__}")
-
-
-def result_fields(probs: np.ndarray, labels: tuple[str, ...], k: int, want_probs: bool) -> dict[str, Any]:
-    """A ``result`` reply's fields from probabilities ``(V,)``: ``top_k`` pairs, and ``probs`` if asked."""
-    ids = top_k_rows(probs[None], k)[0]
-    fields: dict[str, Any] = {"top_k": [[labels[i], float(probs[i])] for i in ids]}
-    if want_probs:
-        fields["probs"] = probs.tolist()
-    return fields
+def top_k_pairs(probs: np.ndarray, labels: tuple[str, ...], k: int) -> list[list[Any]]:
+    """``[[label, probability], ...]`` of the ``k`` likeliest entries of ``probs`` ``(V,)``."""
+    return [[labels[i], float(probs[i])] for i in top_k_rows(probs[None], k)[0]]
 
 
 class ModelWorker:
@@ -83,15 +78,18 @@ class ModelWorker:
     ) -> None:
         self.name = name
         self.model = model
-        self.labels = labels_of(model)
-        self._batch: StreamBatch = model.stream_batch()  # ids reach it checked: strict mode is the session's
+        self.kind: ServeKind = serve_kind(model)
+        self.labels = self.kind.labels(model)
+        self._batch: StreamBatch = model.stream_batch()  # inputs reach it checked: strict mode is the session's
         self._loop = loop
         self._metrics = metrics
         self._max_batch = max_batch
         self._window = window
+        self._sessions = 0  # sessions in the batch, counted in the worker thread
         self._cond = threading.Condition()
-        self._feeds: deque[_Feed] = deque()
+        self._feeds: deque[_Feed] = deque()  # appended by the loop, taken by the worker: deque ops are atomic
         self._control: deque[tuple[Callable[[StreamBatch], Any], asyncio.Future[Any]]] = deque()
+        self._wake_at = _NEVER  # the loop wakes the worker once this many feeds are pending
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=f"rnnedge-serve-{name}", daemon=True)
         self._thread.start()
@@ -100,17 +98,26 @@ class ModelWorker:
     def call(self, fn: Callable[[StreamBatch], Any]) -> asyncio.Future[Any]:
         """Run ``fn(batch)`` in the worker between steps (add, remove, read a state); its result or error."""
         future = self._loop.create_future()
+        self._control.append((fn, future))
         with self._cond:
-            self._control.append((fn, future))
             self._cond.notify()
         return future
 
-    def feed(self, key: str, x: np.ndarray, length: int, k: int, want_probs: bool) -> asyncio.Future[FeedOutcome]:
+    def add(self, key: str, state: Any) -> asyncio.Future[Any]:
+        """Start session ``key`` (from ``state``, or the initial state when ``None``)."""
+        return self.call(lambda b: self._add(b, key, state))
+
+    def remove(self, key: str) -> asyncio.Future[Any]:
+        """End session ``key``; resolves to its last state."""
+        return self.call(lambda b: self._remove(b, key))
+
+    def feed(self, key: str, x: np.ndarray, length: int, k: int) -> asyncio.Future[FeedOutcome]:
         """Queue one feed of ``length`` steps for session ``key``; resolves to a :class:`FeedOutcome`."""
         future: asyncio.Future[FeedOutcome] = self._loop.create_future()
-        with self._cond:
-            self._feeds.append(_Feed(key, x, length, k, want_probs, future))
-            self._cond.notify()
+        self._feeds.append(_Feed(key, x, length, k, future))
+        if len(self._feeds) >= self._wake_at:
+            with self._cond:
+                self._cond.notify()
         return future
 
     def stop(self, timeout: float) -> None:
@@ -121,16 +128,28 @@ class ModelWorker:
         self._thread.join(timeout)
 
     # -- in the worker thread ------------------------------------------------------------------
+    def _add(self, batch: StreamBatch, key: str, state: Any) -> None:
+        batch.add(key, state)
+        self._sessions += 1
+
+    def _remove(self, batch: StreamBatch, key: str) -> Any:
+        state = batch.remove(key)
+        self._sessions -= 1
+        return state
+
     def _run(self) -> None:
         while True:
             with self._cond:
+                self._wake_at = 1  # set before looking: a feed appended after the look notifies
                 while not self._feeds and not self._control and not self._stopping:
                     self._cond.wait()
+                self._wake_at = _NEVER
                 if self._stopping and not self._feeds and not self._control:
                     return
-                control = list(self._control)
-                self._control.clear()
-            settled = [self._control_op(fn, fut) for fn, fut in control]
+            settled = []
+            while self._control:
+                fn, future = self._control.popleft()
+                settled.append(self._control_op(fn, future))
             if settled:
                 self._settle(settled)
             group = self._next_group()
@@ -145,30 +164,34 @@ class ModelWorker:
 
     def _next_group(self) -> list[_Feed]:
         """The feeds of the next step: wait out the window, then the oldest feed's length, up to max_batch."""
+        if not self._feeds:
+            return []
+        full = max(1, min(self._max_batch, self._sessions))
+        deadline = self._feeds[0].arrived + self._window
         with self._cond:
-            if not self._feeds:
-                return []
-            deadline = self._feeds[0].arrived + self._window
-            while (
-                len(self._feeds) < min(self._max_batch, len(self._batch)) and not self._control and not self._stopping
-            ):
+            self._wake_at = full
+            while len(self._feeds) < full and not self._control and not self._stopping:
                 left = deadline - time.perf_counter()
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            length = self._feeds[0].length
-            group: list[_Feed] = []
-            rest: deque[_Feed] = deque()
-            while self._feeds:
-                f = self._feeds.popleft()
-                (group if f.length == length and len(group) < self._max_batch else rest).append(f)
-            self._feeds = rest
-            return group
+            self._wake_at = _NEVER
+        length = self._feeds[0].length
+        group: list[_Feed] = []
+        rest: list[_Feed] = []
+        for _ in range(len(self._feeds)):  # feeds appended meanwhile stay behind these, in order
+            f = self._feeds.popleft()
+            (group if f.length == length and len(group) < self._max_batch else rest).append(f)
+        self._feeds.extendleft(reversed(rest))
+        return group
 
     def _step(self, group: list[_Feed]) -> list[tuple[Any, ...]]:
         start = time.perf_counter()
         try:
-            results = self._batch.feed({f.key: f.x for f in group})
+            if len(group) == 1:
+                results = self._batch.feed_stacked({group[0].key: group[0].x})
+            else:
+                results = self._batch.feed_stacked({f.key: f.x for f in group})  # (N, V)
         except RnnEdgeError as e:
             if len(group) == 1:
                 return [(group[0].future, False, e)]
@@ -186,17 +209,16 @@ class ModelWorker:
         m.batch_size.labels(name).observe(len(group))
         m.step_seconds.labels(name).observe(elapsed)
         queue = m.queue_seconds.labels(name)
-        # Each session keeps its own copy of its row (a view would pin the whole (N, V) result).
-        rows = [results[f.key].copy() for f in group]  # N x (V,)
-        top = top_k_rows(np.stack(rows), max(f.k for f in group), overwrite=True).tolist()  # (N, k) for all rows
+        # Each session keeps its own copy of its row (a view would pin a whole (N, V) array while the
+        # session idles); then the result itself is the top-k's scratch space.
+        rows = [r.copy() for r in results]  # N x (V,)
+        top = top_k_rows(results, max(f.k for f in group), overwrite=True).tolist()  # (N, k)
         labels = self.labels
         settled = []
         for f, row, ids in zip(group, rows, top, strict=True):
             queue.observe(start - f.arrived)
-            fields: dict[str, Any] = {"top_k": [[labels[i], float(row[i])] for i in ids[: f.k]]}
-            if f.want_probs:
-                fields["probs"] = row.tolist()
-            settled.append((f.future, True, FeedOutcome(row, fields)))
+            pairs = [[labels[i], float(row[i])] for i in ids[: f.k]]
+            settled.append((f.future, True, FeedOutcome(row, pairs)))
         return settled
 
     def _settle(self, settled: list[tuple[Any, ...]]) -> None:

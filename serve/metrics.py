@@ -12,7 +12,7 @@ _STEP_BUCKETS = (1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1
 
 
 class Metrics:
-    """Sessions, connections, steps, batch sizes, step latency, queue wait, errors and closes."""
+    """Sessions, connections, steps, batch sizes, step latency, queue wait, request time, errors and closes."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -47,9 +47,19 @@ class Metrics:
             buckets=_STEP_BUCKETS,
             registry=r,
         )
+        self.request_seconds = Histogram(
+            "rnnedge_serve_request_seconds",
+            "Server time of one request, by op: from its message's arrival to its last reply's send.",
+            ["op"],
+            buckets=_STEP_BUCKETS,
+            registry=r,
+        )
         self.errors = Counter("rnnedge_serve_errors", "Requests refused, by error code.", ["code"], registry=r)
         self.closes = Counter(
-            "rnnedge_serve_closes", "Connections the server closed, by close code.", ["code"], registry=r
+            "rnnedge_serve_closes",
+            "Connections the server closed, by close code (every code it sends, 1009 included).",
+            ["code"],
+            registry=r,
         )
 
     def start_model(self, name: str) -> None:

@@ -8,7 +8,7 @@ on one connection are answered in order, one at a time (a connection holds at mo
 op         fields (``?`` optional)                                                     reply ``op``
 =========  ==========================================================================  =====================
 open       model?, token?, strict?                                                     ``opened``
-feed       input, top_k?, probs?                                                       ``result``
+feed       input, top_k?, probs?, token?                                               ``result``
 top_k      k?                                                                          ``result``
 generate   max_words, temperature?, top_k?, seed?, prompt?  (language models)          ``word`` ..., ``generated``
 state      (none)                                                                      ``state``
@@ -26,6 +26,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .speedups import dumps
+
 __all__ = [
     "CLOSE_BINARY",
     "CLOSE_CODES",
@@ -34,9 +36,11 @@ __all__ = [
     "CLOSE_SHUTDOWN",
     "CLOSE_TOO_BIG",
     "ERROR_CODES",
+    "REQUEST_FIELDS",
     "ProtocolError",
     "Request",
     "parse_request",
+    "reply_text",
 ]
 
 CLOSE_SHUTDOWN = 1001  # going away: the server is shutting down (a "shutdown" message with the state token came first)
@@ -56,7 +60,8 @@ CLOSE_CODES = {
 ERROR_CODES = {
     "malformed": "the message is not a JSON object (or holds NaN or Infinity)",
     "bad_request": "unknown op, unknown field, missing field, or a field of the wrong type or range",
-    "no_session": "this op needs an open session (send open first), or open came while one is open",
+    "no_session": "this op needs an open session: send open first",
+    "already_open": "open came while this connection holds a session: close it first (one session per connection)",
     "unknown_model": "no model of that name is served",
     "input": "the model refused the input (the runtime's message); the session's state is unchanged",
     "state": "the state token is malformed, changed, unsigned, or of another model",
@@ -99,7 +104,12 @@ _INPUT = (str, list)
 
 _OPS: dict[str, dict[str, _Field]] = {
     "open": {"model": _Field(_STR, check=_short_str), "token": _Field(_STR), "strict": _Field(_BOOL)},
-    "feed": {"input": _Field(_INPUT, required=True), "top_k": _Field(_INT, check=_int_in(1)), "probs": _Field(_BOOL)},
+    "feed": {
+        "input": _Field(_INPUT, required=True),
+        "top_k": _Field(_INT, check=_int_in(1)),
+        "probs": _Field(_BOOL),
+        "token": _Field(_BOOL),  # the reply carries the state token after this feed (for resuming elsewhere)
+    },
     "top_k": {"k": _Field(_INT, check=_int_in(1)), "probs": _Field(_BOOL)},
     "generate": {
         "max_words": _Field(_INT, required=True, check=_int_in(1)),
@@ -111,6 +121,10 @@ _OPS: dict[str, dict[str, _Field]] = {
     "state": {},
     "close": {},
 }
+
+
+REQUEST_FIELDS: dict[str, dict[str, bool]] = {op: {n: f.required for n, f in fs.items()} for op, fs in _OPS.items()}
+"""Each op's fields, ``True`` for a required one: what docs/serving.md's protocol table is checked against."""
 
 
 class ProtocolError(Exception):
@@ -135,10 +149,20 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)  # one decoder: json.loads with a hook builds one per call
+
+
+def reply_text(reply: dict[str, Any]) -> str:
+    """A reply object -> its compact JSON text (an ``id`` of ``None`` is left out)."""
+    if "id" in reply and reply["id"] is None:
+        del reply["id"]
+    return dumps(reply)
+
+
 def parse_request(text: str) -> Request:
     """A text frame -> a :class:`Request`; :class:`ProtocolError` naming what is wrong and what is allowed."""
     try:
-        message = json.loads(text, parse_constant=_refuse_constant)
+        message = _DECODER.decode(text)
     except ValueError as e:  # JSONDecodeError, NaN/Infinity, a lone surrogate
         raise ProtocolError("malformed", f"not JSON: {str(e)[:120]}") from None
     except RecursionError:

@@ -212,6 +212,7 @@ class LanguageModelTask:
         self.lr = cfg.lr
         self.batches: Any = iter(())
         self.epoch_start = self.window_start = time.time()
+        self.earlier_seconds = 0.0  # this epoch's seconds in the sessions before a resume
         self.timed = 0  # windows since window_start, for words/s
 
     def describe(self) -> str:
@@ -231,6 +232,7 @@ class LanguageModelTask:
         if step_in_epoch == 0:
             self.state = tuple(torch.zeros_like(s) for s in self.state)
             self.cost_sum, self.counted = 0.0, 0
+            self.earlier_seconds = 0.0
         self.batches = windows(self.rows, self.train_config.num_steps, step_in_epoch)
 
     def step(self, epoch: int, step_in_epoch: int, step: int) -> dict[str, str] | None:
@@ -260,6 +262,9 @@ class LanguageModelTask:
         words_per_step = self.train_config.batch_size * self.train_config.num_steps
         return words_per_step * self.timed / max(time.time() - self.window_start, 1e-9)
 
+    def _epoch_seconds(self) -> float:
+        return self.earlier_seconds + time.time() - self.epoch_start
+
     def train_record(self) -> dict[str, float]:
         return {
             "perplexity": math.exp(self.cost_sum / max(self.counted, 1)),
@@ -269,7 +274,7 @@ class LanguageModelTask:
 
     def validate(self, epoch: int) -> tuple[dict[str, float], dict[str, Any], str]:
         cfg = self.train_config
-        epoch_seconds = time.time() - self.epoch_start
+        epoch_seconds = self._epoch_seconds()
         valid_ppl = evaluate_perplexity(self.model, self.corpus.valid, cfg.batch_size, cfg.num_steps, self.world.device)
         train_ppl = math.exp(self.cost_sum / max(self.counted, 1))
         record = {
@@ -305,9 +310,11 @@ class LanguageModelTask:
         )
         # Where the text came from: export measures the file's quality on its test text.
         files = dict(zip(("train", "valid", "test"), self.files, strict=False))
+        split = getattr(self.corpus, "split", None)  # one file cut in three (--split): how
         return {
-            **({"data": {"tokens": self.tokens, **files}} if files else {}),
-            "running": {"cost_sum": self.cost_sum, "counted": self.counted},  # rank 0's
+            **({"data": {"tokens": self.tokens, **files, **({"split": split} if split else {})}} if files else {}),
+            # rank 0's running cost, and the epoch's seconds so far (a resumed epoch reports its whole time)
+            "running": {"cost_sum": self.cost_sum, "counted": self.counted, "epoch_seconds": self._epoch_seconds()},
             "vocabulary": list(self.corpus.vocabulary),
             "tokens": self.tokens,
             "lm_state": parts,  # each (layers, B, H)
@@ -324,6 +331,7 @@ class LanguageModelTask:
         # The epoch's running cost, so a resumed run logs the same training perplexity (older checkpoints lack it).
         running = ckpt["progress"].get("running", {})
         self.cost_sum, self.counted = running.get("cost_sum", 0.0), running.get("counted", 0)
+        self.earlier_seconds = running.get("epoch_seconds", 0.0)
         mine = slice(self.rank * self.rows_per_rank, (self.rank + 1) * self.rows_per_rank)
         device = self.world.device
         self.state = tuple(ckpt["lm_state"][n][:, mine].to(device) for n in self.model.state_names)

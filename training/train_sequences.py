@@ -196,6 +196,19 @@ class SequenceTask(ClassificationTask):
             f"on {len(self.train_x)} sequences ({valid}, {len(self.test_x)} test) of {self.data.train.num_channels} "
             f"channels, lengths {int(self.train_len.min())}-{int(self.train_len.max())}, "
             f"{len(self.data.class_names)} classes"
+        ) + self._dead_classes()
+
+    def _dead_classes(self) -> str:
+        """A warning line for classes the file declares but no training sequence has (outputs never learnt)."""
+        counts = np.bincount(self.train_y.numpy(), minlength=len(self.data.class_names))
+        dead = [name for name, count in zip(self.data.class_names, counts, strict=True) if count == 0]
+        if not dead:
+            return ""
+        held_out = " (after the validation split)" if self.data.files.get("valid_fraction") else ""
+        return (
+            f"\nwarning: no training sequence{held_out} has class {', '.join(map(repr, dead))} of "
+            f"{len(self.data.class_names)}; the model keeps an output for it that it never learns: remove the "
+            "class from the file's class list (a .ts file's @classLabel, an .npz's class_names) or add sequences of it"
         )
 
     def step(self, epoch: int, step_in_epoch: int, step: int) -> dict[str, str]:

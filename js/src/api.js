@@ -13,6 +13,7 @@ export {
 export { ClassifierModel } from './classifier.js';
 export { LanguageModel, LanguageStream, joinTokens, splitWords, tokenize, tokenizeLines } from './language.js';
 export { FORMAT_VERSION, METADATA_KEY, parseMetadata } from './metadata.js';
+export { Pcg32, sample, topKIds } from './sampling.js';
 export { Model, Stream } from './model.js';
 export { State } from './state.js';
 export { TaggerModel } from './tagger.js';

@@ -127,10 +127,10 @@ export interface Suggestion {
 export interface GenerateOptions {
   maxWords?: number;
   temperature?: number;
-  /** Sample among the k likeliest words only; 1 is greedy (the Python runtime's words). */
+  /** Sample among the k likeliest words only; 1 is greedy. */
   topK?: number | null;
-  /** Deterministic for a seed (sampled words differ from Python's, whose generator differs). */
-  seed?: number | null;
+  /** In [0, 2^64): the same words as the Python runtime and `rnnedge serve` give for this seed. */
+  seed?: number | bigint | null;
   strict?: boolean;
 }
 
@@ -172,6 +172,19 @@ export declare function tokenizeLines(text: string, eos?: string): string[];
 /** Text as words or characters (rnnedge.data.text.tokenize). */
 export declare function tokenize(text: string, tokens?: 'words' | 'chars', eos?: string, options?: { closeLines?: boolean }): string[];
 export declare function joinTokens(tokens: string[], mode?: 'words' | 'chars', eos?: string): string;
+
+/** PCG32 (XSH-RR), seeded as the reference's pcg32_srandom_r(seed, 54): the sampler's generator (docs/metadata.md, section 5). */
+export declare class Pcg32 {
+  constructor(seed: number | bigint);
+  /** The next 32 random bits, in [0, 2^32). */
+  nextUint32(): number;
+  /** A number in [0, 1) from 53 random bits. */
+  uniform(): number;
+}
+/** The k likeliest ids of `probs`, likeliest first, equal probabilities in order of id. */
+export declare function topKIds(probs: ArrayLike<number>, k: number): number[];
+/** One id drawn from next-token probabilities, as docs/metadata.md (section 5) specifies. */
+export declare function sample(probs: ArrayLike<number>, temperature: number, topK: number | null, rng: Pcg32): number;
 
 export declare class RnnEdgeError extends Error {}
 export declare class InputError extends RnnEdgeError {}

@@ -9,6 +9,7 @@
 import { InputError, TokenError } from './errors.js';
 import { describe, elementType, isTypedArray } from './inputs.js';
 import { Model, Stream } from './model.js';
+import { Pcg32, sample, topKIds } from './sampling.js';
 
 const MAX_SHOWN = 5;
 // The characters for which Python's str.isspace() is true: what str.split() splits on.
@@ -61,34 +62,6 @@ export function joinTokens(tokens, mode = 'words', eos = '<eos>') {
     else out[out.length - 1].push(t);
   }
   return out.map((line) => line.join(sep)).join('\n');
-}
-
-/** A deterministic generator of doubles in [0, 1) from a seed (sfc32, seeded through splitmix32). */
-export function seededRandom(seed) {
-  let s = Number(BigInt.asUintN(32, BigInt(seed))) ^ 0x9e3779b9;
-  const hi = Number(BigInt.asUintN(32, BigInt(seed) >> 32n));
-  const splitmix = () => {
-    s = (s + 0x9e3779b9) | 0;
-    let z = s ^ hi;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-  let a = splitmix();
-  let b = splitmix();
-  let c = splitmix();
-  let d = splitmix();
-  const next = () => {
-    const t = (((a + b) | 0) + d) | 0;
-    d = (d + 1) | 0;
-    a = b ^ (b >>> 9);
-    b = (c + (c << 3)) | 0;
-    c = (c << 21) | (c >>> 11);
-    c = (c + t) | 0;
-    return t >>> 0;
-  };
-  for (let i = 0; i < 12; i++) next();
-  return () => ((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992; // 53 random bits
 }
 
 export class LanguageModel extends Model {
@@ -229,16 +202,7 @@ export class LanguageModel extends Model {
     if (!probs || probs.length !== this.vocabSize) {
       throw new InputError(`probs must hold ${this.vocabSize} values, got ${describe(probs)}`);
     }
-    const best = []; // ids, most probable first; ties keep the lower id first
-    for (let i = 0; i < probs.length; i++) {
-      const p = probs[i];
-      if (best.length === k && !(p > probs[best[k - 1]])) continue;
-      let j = best.length === k ? k - 1 : best.length;
-      while (j > 0 && p > probs[best[j - 1]]) j--;
-      best.splice(j, 0, i);
-      if (best.length > k) best.pop();
-    }
-    return best.map((i) => ({ word: this.vocabulary[i], probability: probs[i] }));
+    return topKIds(probs, k).map((i) => ({ word: this.vocabulary[i], probability: probs[i] }));
   }
 
   /**
@@ -277,8 +241,9 @@ export class LanguageModel extends Model {
 
   /**
    * Sampled words, yielded one by one as produced (an async generator), after `prompt`
-   * (null: at the start of a sentence, after <eos>). Deterministic for a given seed; topK 1
-   * is greedy and gives the Python runtime's words. temperature < 1 sharpens, > 1 flattens.
+   * (null: at the start of a sentence, after <eos>). The sampler of docs/metadata.md (section 5):
+   * for the same seed (an integer in [0, 2^64), a Number or a BigInt), prompt, temperature and
+   * topK, the words the Python runtime and `rnnedge serve` give. temperature < 1 sharpens, > 1 flattens.
    */
   generate(prompt = null, { maxWords = 50, temperature = 1, topK = null, seed = null, strict = false } = {}) {
     const ids = prompt === null ? Int32Array.of(this.eosId) : this.toIds(prompt, { strict });
@@ -289,49 +254,20 @@ export class LanguageModel extends Model {
     if (topK !== null && (!Number.isInteger(topK) || topK < 1 || topK > this.vocabSize)) {
       throw new InputError(`topK must be null or an integer in [1, ${this.vocabSize}], got ${topK}`);
     }
-    if (seed !== null && (!Number.isSafeInteger(seed) || seed < 0)) throw new InputError(`seed must be null or an integer >= 0, got ${seed}`);
-    const random = seededRandom(seed ?? Math.floor(Math.random() * 2 ** 52));
+    const validSeed =
+      (typeof seed === 'bigint' && seed >= 0n && seed < 1n << 64n) || (Number.isSafeInteger(seed) && seed >= 0);
+    if (seed !== null && !validSeed) throw new InputError(`seed must be null or an integer >= 0 and < 2^64, got ${seed}`);
+    const random = new Pcg32(seed ?? BigInt(Math.floor(Math.random() * 2 ** 32)) * 2n ** 32n + BigInt(Math.floor(Math.random() * 2 ** 32)));
     return this.#generate(ids, maxWords, temperature, topK, random);
   }
 
   async *#generate(ids, maxWords, temperature, topK, random) {
     let state = this.initState(1);
     let tokens = { data: BigInt64Array.from(ids, (i) => BigInt(i)), dims: [1, ids.length] };
-    const v = this.vocabSize;
-    const logp = new Float64Array(v);
     for (let n = 0; n < maxWords; n++) {
-      const result = await this.runState(tokens, state, ['logits']);
+      const result = await this.runState(tokens, state, ['next_probs']);
       state = result.state;
-      const { dims, data } = result.outputs.logits; // (1, T, V)
-      const last = data.subarray((dims[1] - 1) * v, dims[1] * v);
-      let max = -Infinity;
-      let argmax = 0;
-      for (let i = 0; i < v; i++) {
-        logp[i] = last[i] / temperature;
-        if (logp[i] > max) [max, argmax] = [logp[i], i];
-      }
-      if (!Number.isFinite(max)) {
-        logp.fill(-Infinity); // a tiny temperature overflowed the scores: greedy
-        logp[argmax] = 0;
-        max = 0;
-      }
-      if (topK !== null && topK < v) {
-        const cut = Float64Array.from(logp).sort()[v - topK]; // the k-th largest score
-        for (let i = 0; i < v; i++) if (logp[i] < cut) logp[i] = -Infinity;
-      }
-      // p = exp(score - max), sampled through its running sum as the Python runtime does.
-      let total = 0;
-      const cdf = new Float64Array(v);
-      for (let i = 0; i < v; i++) cdf[i] = total += Math.exp(logp[i] - max);
-      const target = random() * total;
-      let lo = 0;
-      let hi = v; // first index with cdf > target
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (cdf[mid] > target) hi = mid;
-        else lo = mid + 1;
-      }
-      const choice = Math.min(lo, v - 1);
+      const choice = sample(result.outputs.next_probs.data, temperature, topK, random); // next_probs (1, V)
       yield this.vocabulary[choice];
       tokens = { data: BigInt64Array.of(BigInt(choice)), dims: [1, 1] };
     }

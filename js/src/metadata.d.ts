@@ -1,7 +1,15 @@
 // Types of the rnnedge metadata as the JavaScript runtime parses it (docs/metadata.md).
 
-export declare const FORMAT_VERSION: 2;
+export declare const FORMAT_VERSION: 1;
 export declare const TOKEN_MODES: readonly ['words', 'chars'];
+export declare const VARIANTS: readonly ['float32', 'int8', 'fp16'];
+export declare const BATCH_AXIS: 'batch';
+/** The fields every file has (runtime/rnnedge.schema.json's "properties"). */
+export declare const COMMON_FIELDS: readonly string[];
+/** Each kind's section of the schema: its title and its own fields (all required). */
+export declare const KIND_SECTIONS: Readonly<Record<'classifier' | 'language_model', { readonly title: string; readonly fields: readonly string[] }>>;
+/** The section each kind's fields are in. */
+export declare const SECTION_OF: Readonly<Record<ModelKind, 'classifier' | 'language_model'>>;
 export declare const METADATA_KEY: 'rnnedge';
 export declare const MAX_METADATA_BYTES: number;
 export declare const MODEL_KINDS: readonly ['causal_classifier', 'noncausal_classifier', 'language_model'];
@@ -23,13 +31,6 @@ export interface StateSpec {
   readonly output: string;
 }
 
-/** uint8 pixels become ((pixel * scale) - mean) / std in float32; floats in [0, 1] skip the scale. */
-export interface Preprocessing {
-  readonly scale: number;
-  readonly mean: number;
-  readonly std: number;
-}
-
 export interface ModelMetadata {
   readonly formatVersion: number;
   readonly kind: ModelKind;
@@ -42,19 +43,20 @@ export interface ModelMetadata {
   readonly config: Readonly<Record<string, unknown>>;
   readonly quality: Readonly<Record<string, number>>;
   readonly producer: Readonly<Record<string, string>>;
-  /** "float32", "int8" or "fp16". */
-  readonly variant: string;
-  readonly preprocessing: Preprocessing | null;
+  readonly variant: 'float32' | 'int8' | 'fp16';
+  /** Not part of format 1: always null. */
+  readonly preprocessing: null;
+  /** Classifiers: class names, indexed like probs. */
   readonly labels: readonly string[] | null;
   readonly vocabulary: readonly string[] | null;
   readonly unkId: number | null;
   readonly eosId: number | null;
   readonly notes: Readonly<Record<string, string>>;
-  /** Version 2: the graph input of per-sequence valid steps, int64 ["batch"]. */
+  /** Classifiers: the graph input of per-sequence valid steps, int64 ["batch"]. */
   readonly lengths: TensorSpec | null;
-  /** Version 2: per-channel normalisation of raw values, (x - mean[f]) / std[f]. */
+  /** Classifiers: per-channel normalisation of raw values, (x - mean[f]) / std[f]. */
   readonly standardize: { readonly mean: readonly number[]; readonly std: readonly number[] } | null;
-  /** Version 2: "chars" for a character model; null means words. */
+  /** Language models: how text is split into tokens. */
   readonly tokens: 'words' | 'chars' | null;
 }
 

@@ -7,28 +7,38 @@ import { chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
+/** Why Chromium cannot run here (no file at CHROMIUM), or null when it is there. */
+export function chromiumMissing() {
+  return existsSync(CHROMIUM) ? null : `no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`;
+}
+
 /** Launch headless Chromium with a fresh profile (and `extraArgs`); resolves to {context, close()}. */
 export async function launch({ extraArgs = [] } = {}) {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
-  }
+  const missing = chromiumMissing();
+  if (missing) throw new Error(missing);
   const profile = mkdtempSync(join(tmpdir(), 'rnnedge-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      ...extraArgs,
-    ],
-    viewport: { width: 1180, height: 720 },
-  });
+  let context;
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        ...extraArgs,
+      ],
+      viewport: { width: 1180, height: 720 },
+    });
+  } catch (e) {
+    rmSync(profile, { recursive: true, force: true }); // a browser that did not start leaves no profile
+    throw e;
+  }
   return {
     context,
     close: async () => {

@@ -41,7 +41,7 @@ for (const backend of BACKENDS) {
       });
 
       if (fx.cases.sequences) {
-        // A classifier of a user's sequences (format version 2): raw values standardised per channel,
+        // A classifier of a user's sequences: raw values standardised per channel,
         // a lengths input, sequences of different lengths in one predict.
         const c = fx.cases;
         test('predict of real sequences of different lengths (padded, with lengths)', async () => {
@@ -195,6 +195,13 @@ for (const backend of BACKENDS) {
           const start = [];
           for await (const w of model.generate(null, { maxWords: c.greedy.from_start.length, topK: 1 })) start.push(w);
           assert.deepEqual(start, c.greedy.from_start);
+        });
+
+        test('seeded generation gives the same words (one sampler: PCG32, top-k by probability then id)', async () => {
+          const { prompt, max_words: maxWords, top_k: topK, seed, words } = c.sampled;
+          const got = [];
+          for await (const w of model.generate(prompt, { maxWords, topK, seed })) got.push(w);
+          assert.deepEqual(got, words);
         });
       }
     });

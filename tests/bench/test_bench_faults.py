@@ -209,7 +209,12 @@ def _no_cuda() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "said"), [([], "--provider cpu was given"), (["--provider", "auto"], "found no CUDA")]
+    ("args", "said"),
+    [
+        ([], "the default provider is cpu (no --provider was given)"),  # was: "--provider cpu was given"
+        (["--provider", "cpu"], "--provider cpu was given"),
+        (["--provider", "auto"], "found no CUDA"),
+    ],
 )
 def test_fp16_off_cuda_names_the_provider_option(fp16_lm: Path, args: list[str], said: str) -> None:
     _no_cuda()

@@ -130,11 +130,3 @@ def test_a_checkpoint_given_as_a_model_says_to_export_it(tiny_checkpoint: Path) 
     result = CliRunner().invoke(cli, ["info", str(tiny_checkpoint)])
     assert result.exit_code == 1  # before: "not a valid ONNX protobuf (field number 0)"
     assert "ModelFileError" in result.output and "rnnedge export" in result.output, result.output
-
-
-def test_a_format_1_file_is_measured_on_the_mnist_test_set(data_dir: Path) -> None:
-    """Files an earlier rnnedge wrote record no test file; only the MNIST trainer wrote them."""
-    old = Path(__file__).resolve().parents[1] / "fixtures" / "format1" / "row-lstm.onnx"
-    result = CliRunner().invoke(cli, ["classify", str(old), "--data", str(data_dir), "--limit", "100", "--quiet"])
-    assert result.exit_code == 0, result.output
-    assert "(row-lstm.onnx, 100 sequences of t10k-images-idx3-ubyte.gz)" in result.output

@@ -108,7 +108,7 @@ def test_a_truncated_ptb_file_fails_its_checksum(ptb_data: Path, tmp_path: Path)
 
 
 def test_a_custom_corpus_that_is_not_utf8_or_too_short(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"cannot read PTB file .*ptb\.train\.txt: 'utf-8' codec"):
+    with pytest.raises(DataError, match=r"ptb\.train\.txt, line 1, column 4: byte 0xe9 is not UTF-8"):
         load_ptb(_ptb_folder(tmp_path / "latin", {"train": b"caf\xe9 au lait\n"}), custom=True)
     with pytest.raises(DataError, match=r"ptb\.valid\.txt holds 0 tokens; a language model needs at least 2"):
         load_ptb(_ptb_folder(tmp_path / "empty", {"valid": b""}), custom=True)

@@ -86,7 +86,7 @@ def test_a_vocabulary_that_cannot_hold_unk_and_eos_is_refused(tmp_path: Path) ->
         load_text_corpus(*paths, min_count=5)
     with pytest.raises(ConfigError, match="tokens must be one of"):
         load_text_corpus(*paths, tokens="bytes")
-    with pytest.raises(DataError, match=r"nothing lacks train.txt, valid.txt, test.txt"):
+    with pytest.raises(DataError, match=r"nothing holds none of train.txt, valid.txt, test.txt; put the three"):
         corpus_files(tmp_path / "nothing")
 
 

@@ -115,6 +115,8 @@ def test_a_reexport_without_a_variant_removes_its_file(tiny_checkpoint: Path, tm
     (dist / "good.fp16.onnx").write_bytes(b"left by an earlier export with --quantize fp16")
     result = run(["export", str(runs), "-o", str(dist), "--quiet"], 0, "removed")
     assert sorted(p.name for p in dist.iterdir()) == ["good.onnx", "manifest.json", "report.md"], result.output
+    for name in ("good.int8.onnx", "good.fp16.onnx"):  # each said once (the int8 file was said twice)
+        assert result.output.count(f"removed  {dist / name} ") == 1, result.output
     listed = {e["file"] for e in json.loads((dist / "manifest.json").read_text())["models"]}
     assert listed == {"good.onnx"}
 

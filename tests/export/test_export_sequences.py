@@ -36,7 +36,7 @@ def test_train_export_int8_info_and_classify_end_to_end(trained: Path, tmp_path:
     assert result.exit_code == 0, result.output
     assert "causal_classifier" in result.output and "quality: float_test_accuracy" in result.output
     meta, int8 = read_metadata(out), read_metadata(out.with_suffix(".int8.onnx"))
-    assert meta.format_version == 2 and int8.format_version == 2 and int8.variant == "int8"
+    assert meta.format_version == 1 and int8.format_version == 1 and int8.variant == "int8"
     assert meta.config["data"]["test"] == str(vowels("test").resolve())
     ops = {n.op_type for n in onnx.load(str(out.with_suffix(".int8.onnx"))).graph.node}
     assert "DynamicQuantizeLSTM" in ops and "LSTM" not in ops
@@ -47,7 +47,7 @@ def test_train_export_int8_info_and_classify_end_to_end(trained: Path, tmp_path:
         assert f"test accuracy {int8.quality[key]:.4f}" in shown.output and "370 sequences" in shown.output
     info = runner.invoke(cli, ["info", str(out), "--json"])
     described = json.loads(info.output)
-    assert described["format_version"] == 2 and described["lengths"]["dtype"] == "int64"
+    assert described["format_version"] == 1 and described["lengths"]["dtype"] == "int64"
     assert len(described["standardize"]["mean"]) == 12 and described["labels"][0] == "1"
 
 
@@ -57,7 +57,7 @@ def test_batch_export_of_a_run_folder(trained: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     models = json.loads((dist / "manifest.json").read_text())["models"]
     assert [(m["variant"], m["status"], m["kind"]) for m in models] == [("float32", "ok", "causal_classifier")]
-    assert read_metadata(dist / Path(models[0]["file"]).name).format_version == 2
+    assert read_metadata(dist / Path(models[0]["file"]).name).format_version == 1
 
 
 def test_gru_exports_with_native_gru_nodes_and_gets_no_int8(tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_gru_exports_with_native_gru_nodes_and_gets_no_int8(tmp_path: Path) -> N
     assert all({a.name: a for a in n.attribute}["linear_before_reset"].i == 1 for n in nodes)
     assert [s.name for s in load_classifier(out).metadata.states] == ["prefix"]
     info = CliRunner().invoke(cli, ["info", str(out)])
-    assert "cell=gru" in info.output and "num_layers=2" in info.output and "format_version: 2" in info.output
+    assert "cell=gru" in info.output and "num_layers=2" in info.output and "format_version: 1" in info.output
 
 
 def test_a_checkpoint_without_its_normalisation_is_refused(tmp_path: Path) -> None:

@@ -2,10 +2,10 @@
 
 Writes ``js/test/fixtures/`` (git-ignored): the exported files of every kind the runtime
 serves (causal and bidirectional classifiers, a word language model, and an int8 variant of
-each causal kind), a classifier of a user's sequences and a character model (format version 2), and one
+each causal kind), a GRU classifier of a user's sequences and a character model, and one
 JSON file per model with inputs and the Python runtime's outputs:
 batch predictions, row-by-row and chunked streams, states saved and restored, next-word
-probabilities, top-k, greedy generation and perplexity. ``npm test`` in js/ reads them and asserts the
+probabilities, top-k, greedy and seeded generation and perplexity. ``npm test`` in js/ reads them and asserts the
 JavaScript runtime agrees to 1e-4 (and gives the same words). Run alone with
 ``python -m pytest tests/export/test_js_fixtures.py``; ``make test-js`` does when they are missing.
 """
@@ -111,13 +111,21 @@ def _lm_cases(lm: LanguageModel, sentence: list[str], text: str) -> dict[str, An
         "words": list(lm.generate(PROMPT, max_words=12, top_k=1, seed=0)),
         "from_start": list(lm.generate(None, max_words=8, top_k=1, seed=0)),
     }
+    # The one sampler (docs/metadata.md, section 5): the JavaScript runtime must draw these words for this seed.
+    cases["sampled"] = {
+        "prompt": PROMPT,
+        "max_words": 30,
+        "top_k": 50,
+        "seed": 1,
+        "words": list(lm.generate(PROMPT, max_words=30, top_k=50, seed=1)),
+    }
     cases["sentence"] = _sentence(lm, sentence)
     cases["perplexity"] = {"text": text, "window": 7, "value": lm.perplexity(text, window=7)}
     return cases
 
 
 def _sequence_cases(model: ClassifierModel, sequences: list[np.ndarray]) -> dict[str, Any]:
-    """A classifier of a user's sequences (format version 2: lengths, standardize): raw float values in."""
+    """A classifier of a user's sequences (lengths, standardize): raw float values in, of different lengths."""
     stream = model.stream()
     rows = [stream.feed(row).tolist() for row in sequences[0]]  # row by row
     stream, chunked, lo = model.stream(), [], 0
@@ -133,7 +141,7 @@ def _sequence_cases(model: ClassifierModel, sequences: list[np.ndarray]) -> dict
 
 
 def _char_cases(lm: LanguageModel) -> dict[str, Any]:
-    """A character model (format version 2, tokens 'chars')."""
+    """A character model (tokens 'chars')."""
     text = "The END.\r\nÇa coûte"
     stream = lm.stream()
     probs = stream.feed(text)
@@ -196,9 +204,8 @@ def test_write_js_fixtures(
     clf_int8 = quantize_int8(tiny_onnx, tmp_path / "clf.int8.onnx").path
     lm_int8 = quantize_int8(tiny_lm_onnx, tmp_path / "lm.int8.onnx").path
     labels = mnist.test_labels[:DIGITS].tolist()
-    old = Path(__file__).resolve().parents[1] / "fixtures" / "format1"  # files an earlier rnnedge wrote
     classifiers = [("clf", tiny_onnx), ("bi", tiny_bi_onnx), ("clf-int8", clf_int8)]
-    for name, path in [*classifiers, ("clf-v1", old / "row-lstm.onnx"), ("bi-v1", old / "row-bilstm.onnx")]:
+    for name, path in classifiers:
         with load(path, threads=1) as model:
             assert isinstance(model, ClassifierModel)
             cases = _classifier_cases(model, images)
@@ -226,7 +233,7 @@ def test_write_js_fixtures(
     with load(chars, threads=1) as lm:
         assert isinstance(lm, LanguageModel) and lm.metadata.tokens == "chars"
         _write("chars", chars, _char_cases(lm))
-    models = ["clf", "bi", "clf-int8", "clf-v1", "bi-v1", "lm", "lm-int8", "seq", "chars"]
+    models = ["clf", "bi", "clf-int8", "lm", "lm-int8", "seq", "chars"]
     index = {"written_by": "tests/export/test_js_fixtures.py", "models": models}
     (OUT / "index.json").write_text(json.dumps(index, indent=1))
     assert all((OUT / f"{m}.json").is_file() for m in index["models"])

@@ -32,7 +32,7 @@ def test_an_old_row_classifier_checkpoint_exports_and_computes_what_its_old_file
     assert ckpt["kind"] == "sequence_classifier" and ckpt["upgraded_from"] == "rnn_classifier"
     out = export_checkpoint(FIXTURES / f"{name}.pt", tmp_path / "new.onnx").path
     with load_classifier(out) as model, load_classifier(FIXTURES / f"{name}.onnx") as old:
-        assert model.metadata.format_version == 2 and model.metadata.standardize is not None
+        assert model.metadata.format_version == 1 and model.metadata.standardize is not None
         assert model.labels == old.labels
         images = EXPECTED["images"]
         np.testing.assert_allclose(model.predict(images), EXPECTED[f"{name}_probs"], atol=1e-5)

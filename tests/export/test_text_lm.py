@@ -96,13 +96,13 @@ def _metadata(path: Path) -> dict:
     return json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}[METADATA_KEY])
 
 
-def test_a_character_file_is_version_2_and_a_word_file_stays_version_1(char_onnx: Path, word_onnx: Path) -> None:
+def test_a_character_file_says_chars_and_a_word_file_words(char_onnx: Path, word_onnx: Path) -> None:
     meta = _metadata(char_onnx)
-    assert meta["format_version"] == 2 and meta["tokens"] == "chars"
+    assert meta["format_version"] == 1 and meta["tokens"] == "chars"
     assert "€" in meta["vocabulary"] and "Ç" in meta["vocabulary"] and "\r" not in meta["vocabulary"]
     assert math.isclose(meta["quality"]["test_bpc"], math.log2(meta["quality"]["test_perplexity"]))
     word = _metadata(word_onnx)
-    assert word["format_version"] == 1 and "tokens" not in word and "test_bpc" not in word["quality"]
+    assert word["format_version"] == 1 and word["tokens"] == "words" and "test_bpc" not in word["quality"]
     assert len(word["vocabulary"]) == 300
 
 
@@ -167,8 +167,8 @@ def test_character_metadata_the_runtime_refuses(char_onnx: Path, tmp_path: Path)
         onnx.save(model, str(path))
         return path
 
-    with pytest.raises(ModelFileError, match="tokens needs format_version 2, the file says 1"):
-        load(edited("v1.onnx", lambda m: m.update(format_version=1)))
+    with pytest.raises(ModelFileError, match="tokens is missing: a language model's metadata must carry it"):
+        load(edited("no-tokens.onnx", lambda m: m.pop("tokens")))
     with pytest.raises(ModelFileError, match="tokens is 'bytes', expected one of"):
         load(edited("bytes.onnx", lambda m: m.update(tokens="bytes")))
 
@@ -228,7 +228,7 @@ def test_the_command_line_names_a_bad_text_file(text_files: tuple[Path, Path, Pa
     result = runner.invoke(cli, ["train", "lm", "--corpus", str(tmp_path), "--train", train, "--out", "x"])
     assert result.exit_code == 2 and "not both" in result.output
     result = runner.invoke(cli, ["train", "lm", "--corpus", str(tmp_path), "--out", str(tmp_path / "r")])
-    assert result.exit_code == 1 and "lacks train.txt, valid.txt, test.txt" in result.output
+    assert result.exit_code == 1 and "holds none of train.txt, valid.txt, test.txt" in result.output
     result = runner.invoke(cli, [*args[:-2], "--max-vocab", "2", "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "--max-vocab" in result.output
 

@@ -453,6 +453,7 @@ def test_generate_perplexity_and_top_k_refuse_bad_arguments(lm: LanguageModel, t
         ({"max_words": -1}, ["max_words", ">= 0", "-1"]),
         ({"max_words": 2.5}, ["max_words", "2.5"]),
         ({"seed": -1}, ["seed", ">= 0", "-1"]),
+        ({"seed": 2**64}, ["seed", "< 2**64", str(2**64)]),
         ({"prompt": ""}, ["no words"]),
         ({"prompt": "zzqxw", "strict": True}, ["'zzqxw'"]),
     ]:
@@ -464,7 +465,7 @@ def test_generate_perplexity_and_top_k_refuse_bad_arguments(lm: LanguageModel, t
         (lambda: lm.perplexity(""), ["at least 2 tokens", "got 0"]),
         (lambda: lm.perplexity("a b", window=0), ["window", ">= 1", "0"]),
         (lambda: lm.perplexity(tmp_path / "missing.txt"), ["missing.txt"]),
-        (lambda: lm.perplexity(tmp_path / "binary.txt"), ["binary.txt", "utf-8"]),
+        (lambda: lm.perplexity(tmp_path / "binary.txt"), ["binary.txt", "line 1, column 1", "not UTF-8"]),
         (lambda: lm.perplexity_of_ids([1]), ["at least 2", "got 1"]),
         (lambda: lm.top_k(np.ones(lm.vocab_size, np.float32), 0), ["k", "[1, 10000]", "0"]),
     ]:

@@ -61,9 +61,11 @@ def test_valid_onnx_without_our_metadata(tiny_onnx: Path, tmp_path: Path) -> Non
         (lambda m: json.dumps({**m, "format_version": FORMAT_VERSION + 1}), "upgrade rnnedge"),
         (lambda m: json.dumps({**m, "kind": "transformer"}), "kind is 'transformer'"),
         (lambda m: json.dumps({k: v for k, v in m.items() if k != "states"}), "states is missing"),
-        (lambda m: json.dumps({**m, "labels": None}), "class labels"),
+        (lambda m: json.dumps({**m, "labels": None}), "labels is None"),
+        (lambda m: json.dumps({k: v for k, v in m.items() if k != "labels"}), "a classifier's metadata must carry"),
         (lambda m: json.dumps({**m, "input": {**m["input"], "dtype": "complex64"}}), "dtype is 'complex64'"),
-        (lambda m: json.dumps({**m, "preprocessing": {"scale": 1, "mean": 0, "std": 0}}), "invalid values"),
+        (lambda m: json.dumps({**m, "preprocessing": {"scale": 1, "mean": 0, "std": 1}}), "not part of format 1"),
+        (lambda m: json.dumps({**m, "standardize": {**m["standardize"], "std": [0] * 28}}), "std has 0"),
         (lambda m: json.dumps({**m, "input": {**m["input"], "name": "pixels"}}), "graph and metadata disagree"),
         (lambda m: json.dumps({**m, "quality": {"acc": "high"}}), "quality must map names to numbers"),
         (lambda m: json.dumps(m) + " " * MAX_METADATA_BYTES, "over the"),
@@ -75,7 +77,7 @@ def test_valid_onnx_without_our_metadata(tiny_onnx: Path, tmp_path: Path) -> Non
         (lambda m: _resize_state(m, 10**12), "expected sizes in"),
         (lambda m: _resize_state(m, 64), "graph and metadata disagree"),
         (lambda m: json.dumps({**m, "quality": {"acc": 10**400}}), "out of range"),
-        (lambda m: json.dumps({**m, "preprocessing": {"scale": 10**400, "mean": 0, "std": 1}}), "out of range"),
+        (lambda m: json.dumps({**m, "standardize": {**m["standardize"], "mean": [10**400] * 28}}), "out of range"),
     ],
 )
 def test_malformed_metadata(tiny_onnx: Path, tmp_path: Path, edit, message: str) -> None:

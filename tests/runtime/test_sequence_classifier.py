@@ -89,9 +89,9 @@ def test_step_takes_lengths_and_each_sequence_keeps_its_own_state(files: dict[st
         )
 
 
-def test_metadata_is_version_2_with_lengths_and_per_channel_standardize(files: dict[str, Path]) -> None:
+def test_metadata_has_lengths_and_per_channel_standardize(files: dict[str, Path]) -> None:
     meta = read_metadata(files["lstm-mean"])
-    assert meta.format_version == 2
+    assert meta.format_version == 1
     assert meta.lengths is not None and meta.lengths.dtype == "int64" and meta.lengths.shape == ("batch",)
     assert meta.standardize is not None and meta.standardize.mean == (0.0, 1.0, 2.0)
     assert meta.preprocessing is None and meta.labels == ("class 0", "class 1", "class 2", "class 3")
@@ -143,7 +143,7 @@ def _edited(path: Path, tmp_path: Path, change) -> Path:  # type: ignore[no-unty
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda m: m.update(format_version=1), "metadata field lengths needs format_version 2, the file says 1"),
+        (lambda m: m.update(format_version=2), "format version 2, but this rnnedge reads version 1"),
         (lambda m: m["lengths"].update(dtype="float32"), "lengths must be int64 of shape ['batch']"),
         (lambda m: m["lengths"].update(shape=["batch", 2]), "lengths must be int64 of shape ['batch']"),
         (lambda m: m["standardize"].update(mean=[0.0, 1.0]), "standardize has 2 means and 3 stds"),
@@ -154,17 +154,17 @@ def _edited(path: Path, tmp_path: Path, change) -> Path:  # type: ignore[no-unty
         (lambda m: m.update(standardize=[1, 2]), "metadata field standardize has type list"),
         (
             lambda m: m.update(preprocessing={"scale": 1, "mean": 0, "std": 1}),
-            "both preprocessing and standardize",
+            "metadata field preprocessing is not part of format 1",
         ),
         (
             lambda m: m.update(standardize={"mean": [0.0] * 4, "std": [1.0] * 4}),
             "standardize has 4 values per channel, the input has 3 features",
         ),
-        (lambda m: m.pop("lengths"), "graph and metadata disagree"),
+        (lambda m: m.pop("lengths"), "metadata field lengths is missing: a classifier's metadata must carry it"),
         (lambda m: m.update(format_version=3), "upgrade rnnedge"),
     ],
     ids=[
-        "v2-field-in-v1",
+        "v2",
         "lengths-dtype",
         "lengths-shape",
         "std-count",
@@ -173,13 +173,13 @@ def _edited(path: Path, tmp_path: Path, change) -> Path:  # type: ignore[no-unty
         "mean-bool",
         "mean-huge",
         "standardize-list",
-        "both",
+        "preprocessing",
         "channels",
         "no-lengths",
         "v3",
     ],
 )
-def test_malformed_version_2_fields_are_refused_naming_the_field(
+def test_malformed_lengths_and_standardize_are_refused_naming_the_field(
     files: dict[str, Path],
     tmp_path: Path,
     change,
@@ -190,31 +190,31 @@ def test_malformed_version_2_fields_are_refused_naming_the_field(
     assert message in str(err.value)
 
 
-def test_files_without_version_2_features_stay_version_1() -> None:
-    meta = ModelMetadata.from_json(
-        json.dumps(
-            {
-                "format_version": 1,
-                "kind": "causal_classifier",
-                "causal": True,
-                "model_id": "0",
-                "input": {"name": "x", "dtype": "float32", "shape": ["batch", "sequence", 2]},
-                "states": [],
-                "outputs": [
-                    {"name": "logits", "dtype": "float32", "shape": ["batch", 2]},
-                    {"name": "probs", "dtype": "float32", "shape": ["batch", 2]},
-                ],
-                "config": {},
-                "quality": {},
-                "producer": {},
-                "variant": "float32",
-                "labels": ["a", "b"],
-            }
-        )
-    )
-    text = meta.to_json()
-    assert '"lengths"' not in text and '"standardize"' not in text  # unused version-2 fields are left out
-    assert ModelMetadata.from_json(text) == meta
+def test_a_classifier_without_lengths_and_standardize_is_refused() -> None:
+    """Format 1 has one classifier: lengths and standardize are part of it (no older shape is read)."""
+    raw = {
+        "format_version": 1,
+        "kind": "causal_classifier",
+        "causal": True,
+        "model_id": "0",
+        "input": {"name": "x", "dtype": "float32", "shape": ["batch", "sequence", 2]},
+        "states": [],
+        "outputs": [
+            {"name": "logits", "dtype": "float32", "shape": ["batch", 2]},
+            {"name": "probs", "dtype": "float32", "shape": ["batch", 2]},
+        ],
+        "config": {},
+        "quality": {},
+        "producer": {},
+        "variant": "float32",
+        "labels": ["a", "b"],
+    }
+    with pytest.raises(ModelFileError, match="lengths is missing: a classifier's metadata must carry it"):
+        ModelMetadata.from_json(json.dumps(raw))
+    raw["lengths"] = {"name": "lengths", "dtype": "int64", "shape": ["batch"]}
+    raw["standardize"] = {"mean": [0.0, 1.0], "std": [1.0, 2.0]}
+    meta = ModelMetadata.from_json(json.dumps(raw))
+    assert ModelMetadata.from_json(meta.to_json()) == meta
 
 
 def test_a_classifier_model_is_typed(files: dict[str, Path]) -> None:

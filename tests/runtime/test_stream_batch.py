@@ -159,3 +159,18 @@ def test_an_unhashable_key_is_an_input_error(lm: LanguageModel) -> None:
     with pytest.raises(InputError, match="hashable"):
         batch.add((1, [2]))
     assert len(batch) == 0
+
+
+def test_feed_stacked_returns_one_array_in_the_inputs_order(lm: LanguageModel) -> None:
+    """The rows ``feed`` returns by key, as one ``(N, V)`` array in the order of the inputs' keys."""
+    a, b = lm.stream_batch(), lm.stream_batch()
+    for batch in (a, b):
+        for key in ("x", "y", "z"):
+            batch.add(key)
+    inputs = {"z": [3], "x": [1]}  # a subset, in another order than the batch's
+    by_key = a.feed(inputs)
+    stacked = b.feed_stacked(inputs)
+    assert isinstance(stacked, np.ndarray) and stacked.shape == (2, lm.vocab_size)
+    np.testing.assert_array_equal(stacked[0], by_key["z"])
+    np.testing.assert_array_equal(stacked[1], by_key["x"])
+    assert _same_state(a.state("y"), b.state("y")) and _same_state(a.state("z"), b.state("z"))

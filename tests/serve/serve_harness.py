@@ -23,15 +23,17 @@ pytest.importorskip("prometheus_client", reason="rnnedge serve needs the serve e
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-__all__ = ["Client", "ConnectionClosed", "ServerProcess", "running_server"]
+__all__ = ["PLAIN", "Client", "ConnectionClosed", "ServerProcess", "running_server"]
+
+PLAIN = {"RNNEDGE_SERVE_PLAIN": "1"}  # a server without uvloop and orjson, when the serve-fast extra is installed
 
 
 class ServerProcess:
     """``python -m rnnedge.cli.main serve MODELS --port 0 ...`` with its stderr collected."""
 
-    def __init__(self, models: Sequence[Path], *args: str) -> None:
+    def __init__(self, models: Sequence[Path], *args: str, env: dict[str, str] | None = None) -> None:
         cmd = [sys.executable, "-m", "rnnedge.cli.main", "serve", *map(str, models), "--port", "0", *args]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
         self.lines: list[str] = []
         self._ready = threading.Event()
@@ -85,8 +87,8 @@ class ServerProcess:
 
 
 @contextmanager
-def running_server(models: Sequence[Path], *args: str) -> Iterator[ServerProcess]:
-    server = ServerProcess(models, *args)
+def running_server(models: Sequence[Path], *args: str, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    server = ServerProcess(models, *args, env=env)
     try:
         yield server
     finally:

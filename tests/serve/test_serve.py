@@ -12,7 +12,7 @@ import pytest
 from serve_harness import Client, ServerProcess, running_server
 
 from rnnedge.runtime import ClassifierModel, LanguageModel
-from rnnedge.serve.sampling import sample
+from rnnedge.serve.sampling import Pcg32, sample
 
 FORMAT1 = Path(__file__).resolve().parents[1] / "fixtures" / "format1" / "row-lstm.onnx"  # pixels, [0, 1] floats
 
@@ -88,13 +88,14 @@ def test_generate_sends_words_as_produced_and_continues_the_session(server: Serv
         assert reply["op"] == "generated" and reply["words"] == streamed and reply["stopped"] == "max_words"
         after = c.ok({"op": "feed", "input": "to", "probs": True})
     # The same draws from a lone stream: sampling on the stream's probabilities with the same seed.
-    alone, rng, expected = lm.stream(), np.random.default_rng(3), []
+    alone, rng, expected = lm.stream(), Pcg32(3), []
     probs = alone.feed("the company")
     for _ in range(6):
         choice = sample(probs, 0.8, 20, rng)
         expected.append(lm.vocabulary[choice])
         probs = alone.feed([choice])
     assert streamed == expected
+    assert list(lm.generate("the company", 6, temperature=0.8, top_k=20, seed=3)) == expected  # the runtime's too
     assert np.array_equal(_probs(after), alone.feed("to"))
 
 
@@ -136,7 +137,7 @@ BAD_LM = [
     ({"op": "generate", "max_words": 0}, "bad_request", "max_words must be an int >= 1"),
     ({"op": "generate", "max_words": 5000}, "limit", "max_words 5000 over the limit of 256"),
     ({"op": "generate", "max_words": 2, "temperature": 0}, "bad_request", "temperature must be a finite number > 0"),
-    ({"op": "open"}, "no_session", "already holds a session"),
+    ({"op": "open"}, "already_open", "already holds a session"),
 ]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serve_harness import Client, ConnectionClosed, running_server
+from serve_harness import PLAIN, Client, ConnectionClosed, running_server
 
 from rnnedge.runtime import LanguageModel
 from rnnedge.serve import decode_state, encode_state
@@ -19,7 +19,7 @@ from rnnedge.serve import decode_state, encode_state
 def test_limits_close_with_clear_codes_and_spare_the_other_sessions(tiny_lm_onnx: Path, lm: LanguageModel) -> None:
     """Max sessions (1013), oversized message (1009), binary frame (1003), idle (4001), a client gone mid-step."""
     args = ("--max-sessions", "3", "--max-message-bytes", "2048", "--idle-timeout", "3", "--batch-window-ms", "20")
-    with running_server([tiny_lm_onnx], *args) as server:
+    with running_server([tiny_lm_onnx], *args, env=PLAIN) as server:  # the plain path: no uvloop, no orjson
         with Client(server.url) as steady:
             steady.ok({"op": "open"})
             steady.ok({"op": "feed", "input": "the"})
@@ -69,6 +69,12 @@ def test_limits_close_with_clear_codes_and_spare_the_other_sessions(tiny_lm_onnx
         assert np.array_equal(np.array(got["probs"], np.float32), alone.feed("stock"))
         assert server.metric("rnnedge_serve_closes_total", code="1013") == 1
         assert server.metric("rnnedge_serve_closes_total", code="4001") >= 1
+        assert server.metric("rnnedge_serve_closes_total", code="1009") == 1  # closed by the library: was not counted
+        assert server.metric("rnnedge_serve_closes_total", code="1003") == 1
+        # Per-request server time, by op: two feeds of the steady session at least, and its state requests.
+        assert server.metric("rnnedge_serve_request_seconds_count", op="feed") >= 2
+        assert server.metric("rnnedge_serve_request_seconds_count", op="state") >= 2
+        assert server.metric("rnnedge_serve_request_seconds_sum", op="feed") > 0
         assert server.stop() == 0
 
 

@@ -1,4 +1,4 @@
-"""The README's serve client runs as written against a real `rnnedge serve` on a free loopback port."""
+"""The serve clients of the README and docs/ run as written against a real `rnnedge serve` on a loopback port."""
 
 from __future__ import annotations
 
@@ -8,21 +8,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+from doc_blocks import ROOT, blocks, pages
 from serve_harness import running_server
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-BLOCKS = [
-    b for b in re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), re.M | re.S) if "ws://" in b
+CLIENTS = [
+    b for page in [ROOT / "README.md", *pages()] for b in blocks(page) if b.language == "python" and "ws://" in b.code
 ]
 
 
-def test_the_readme_client_runs_against_a_real_server(tiny_lm_onnx: Path, tmp_path: Path) -> None:
-    assert BLOCKS, "the README shows a client of rnnedge serve"
-    model = tmp_path / "ptb-small.onnx"  # the name the README's client opens
-    shutil.copy(tiny_lm_onnx, model)
-    with running_server([model]) as server:
-        for block in BLOCKS:
-            code = re.sub(r"ws://127\.0\.0\.1:\d+", server.url, block)
+def test_the_readme_and_docs_clients_run_against_a_real_server(
+    tiny_onnx: Path, tiny_lm_onnx: Path, tmp_path: Path
+) -> None:
+    assert {b.page.name for b in CLIENTS} >= {"README.md", "serving.md"}, (
+        "the README and the serving guide show a client"
+    )
+    models = [tmp_path / "ptb-small.onnx", tmp_path / "digits.onnx"]  # the names the clients open
+    shutil.copy(tiny_lm_onnx, models[0])
+    shutil.copy(tiny_onnx, models[1])
+    with running_server(models) as server:
+        for block in CLIENTS:
+            code = re.sub(r"ws://127\.0\.0\.1:\d+", server.url, block.code)
             done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-            assert done.returncode == 0, f"{block}\n{done.stderr[-3000:]}"
+            assert done.returncode == 0, f"{block.where}\n{block.code}\n{done.stderr[-3000:]}"
             assert "[[" in done.stdout  # the top-k it prints

@@ -127,3 +127,18 @@ def test_an_npz_file_of_string_labels_trains_and_keeps_its_class_names(tmp_path:
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert ckpt["labels"] == ["run", "walk"] and ckpt["config"]["input_size"] == 2  # sorted, as the reader documents
     assert 0 <= metrics["test_accuracy"] <= 1
+
+
+def test_a_declared_class_without_training_sequences_is_warned_of(tmp_path: Path) -> None:
+    """GunPoint with a third class in @classLabel that no case has: a warning on stderr and in train.log."""
+    text = gunpoint("train").read_text().replace("@classLabel true 1 2", "@classLabel true 1 2 3")
+    train = tmp_path / "GunPoint3_TRAIN.ts"
+    train.write_text(text)
+    args = ["train", "classifier", "--train", str(train), "--test", str(gunpoint("test")), "--out", str(tmp_path / "r")]
+    args += ["--hidden-size", "4", "--epochs", "1", "--batch-size", "10", "--threads", "1"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    warning = "warning: no training sequence (after the validation split) has class '3' of 3"
+    assert warning in result.stderr and "remove the class" in result.stderr
+    assert warning in (tmp_path / "r" / "train.log").read_text()
+    assert load_checkpoint(tmp_path / "r" / "checkpoint.pt")["labels"] == ["1", "2", "3"]
