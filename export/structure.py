@@ -29,7 +29,7 @@ SUPPORTED = (
 
 @dataclass(frozen=True)
 class Recurrent:
-    """A network's parts: ``embedding`` (None: real-valued frames in), ``rnn``, ``head``; ``names`` as registered."""
+    """A network's parts: ``embedding`` (None: frames in), ``rnn`` (registered as ``rnn_name``), ``head``."""
 
     rnn: nn.LSTM | nn.GRU
     head: nn.Linear
