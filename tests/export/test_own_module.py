@@ -66,6 +66,7 @@ CASES: dict[str, tuple[Callable[[], nn.Module], str, dict[str, Any]]] = {
 }
 
 
+@cache  # one training run per module, shared by the runtime and the JavaScript fixtures (export copies it)
 def _module(name: str, trained: bool) -> tuple[nn.Module, dict[str, Any]]:
     make, task, options = CASES[name]
     torch.manual_seed(1)
@@ -277,7 +278,7 @@ def test_js_fixtures_of_own_modules(name: str) -> None:
     """
     import json
 
-    module, options = _module(name, trained=True)
+    module, options = _module(name, True)
     JS_FIXTURES.mkdir(parents=True, exist_ok=True)
     path = export_module(module, JS_FIXTURES / f"{name}.onnx", **options).path
     if options["task"] == "language-model":
@@ -311,7 +312,7 @@ def test_js_fixtures_of_own_modules(name: str) -> None:
 def test_a_tagger_stream_takes_at_most_a_window_per_feed(tmp_path: Path) -> None:
     from rnnedge.runtime.engine import STREAM_WINDOW
 
-    module, options = _module("gru2-tagger", trained=False)
+    module, options = _module("gru2-tagger", False)
     with load(export_module(module, tmp_path / "t.onnx", **options).path) as model:
         stream = model.stream()
         first = stream.feed(np.zeros((3, 12)))
