@@ -1,26 +1,20 @@
 """What one step or one position of a model costs: weight bytes read, FLOPs, the GEMMs run.
 
-Estimated from the configuration the model was trained with, which export stores in the
-metadata under ``config.model``. Every field is read explicitly: a file whose configuration
-lacks one, or holds it with the wrong type, is refused with a :class:`ModelFileError` that
-names the field, rather than estimated from a guess.
+Estimated from the network's shape, which the file's kind reads from the configuration the
+model was trained with (``config.model`` in the metadata; see ``rnnedge.runtime.network``):
+a file whose configuration lacks a field is refused with a :class:`ModelFileError` that names
+it, rather than estimated from a guess.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from rnnedge.errors import ModelFileError
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rnnedge.runtime import ModelMetadata
+    from rnnedge.runtime import ModelMetadata, Network
 
 __all__ = ["GemmShape", "flops_per_position", "lstm_gemm_shapes", "weights_per_step"]
-
-LANGUAGE_MODEL = "language_model"
-CLASSIFIERS = ("causal_classifier", "noncausal_classifier")
 
 
 @dataclass(frozen=True)
@@ -39,61 +33,11 @@ class GemmShape:
         return 2 * self.m * self.k * self.n * self.count
 
 
-class _ModelConfig:
-    """``config.model`` of a file's metadata, read field by field with errors that name the field."""
+def _network(meta: ModelMetadata) -> Network:
+    """The file's network as its kind reads it from ``config.model`` (the kind names a missing field)."""
+    from rnnedge.runtime import runtime_kind
 
-    def __init__(self, meta: ModelMetadata) -> None:
-        if meta.kind != LANGUAGE_MODEL and meta.kind not in CLASSIFIERS:
-            raise ModelFileError(
-                f"model kind {meta.kind!r}: its cost is estimated for {', '.join((LANGUAGE_MODEL, *CLASSIFIERS))} only"
-            )
-        model = meta.config.get("model")
-        if not isinstance(model, Mapping):
-            raise ModelFileError("metadata field config.model (the model's configuration) is missing")
-        self.raw: Mapping[str, Any] = model
-        self.kind = meta.kind
-
-    def _get(self, key: str) -> Any:
-        if key not in self.raw:
-            raise ModelFileError(f"metadata field config.model.{key} is missing ({self.kind} configurations have it)")
-        return self.raw[key]
-
-    def size(self, key: str) -> int:
-        value = self._get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ModelFileError(f"metadata field config.model.{key} must be a positive integer, got {value!r:.40}")
-        return value
-
-    def flag(self, key: str) -> bool:
-        value = self._get(key)
-        if not isinstance(value, bool):
-            raise ModelFileError(f"metadata field config.model.{key} must be true or false, got {value!r:.40}")
-        return value
-
-
-def _gates(meta: ModelMetadata) -> int:
-    """Gate blocks per layer: 4 for an LSTM, 3 for a GRU (``config.model.cell``; absent: an LSTM)."""
-    return 3 if _ModelConfig(meta).raw.get("cell") == "gru" else 4
-
-
-def _layers(meta: ModelMetadata) -> list[tuple[int, int, int]]:
-    """``(input size, hidden size, directions)`` of every recurrent layer, from the metadata's configuration."""
-    cfg = _ModelConfig(meta)
-    hidden = cfg.size("hidden_size")
-    if meta.kind == LANGUAGE_MODEL:
-        return [(hidden, hidden, 1)] * cfg.size("num_layers")
-    directions = 2 if cfg.flag("bidirectional") else 1
-    layers = cfg.size("num_layers") if "num_layers" in cfg.raw else 1  # a row classifier has one
-    return [(cfg.size("input_size") if i == 0 else directions * hidden, hidden, directions) for i in range(layers)]
-
-
-def _head(meta: ModelMetadata) -> tuple[int, int]:
-    """``(in, out)`` of the output layer."""
-    cfg = _ModelConfig(meta)
-    hidden = cfg.size("hidden_size")
-    if meta.kind == LANGUAGE_MODEL:
-        return hidden, cfg.size("vocab_size")
-    return hidden * (2 if cfg.flag("bidirectional") else 1), cfg.size("num_classes")
+    return runtime_kind(meta).model.network(meta)
 
 
 def weights_per_step(meta: ModelMetadata) -> int:
@@ -106,10 +50,11 @@ def weights_per_step(meta: ModelMetadata) -> int:
     """
     matrix_bytes = {"int8": 1, "fp16": 2}.get(meta.variant, 4)
     bias_bytes = 2 if meta.variant == "fp16" else 4
-    total, gates = 0, _gates(meta)
-    for inp, hidden, directions in _layers(meta):
+    net = _network(meta)
+    total, gates = 0, net.gates
+    for inp, hidden, directions in net.layers:
         total += directions * (gates * hidden * (inp + hidden) * matrix_bytes + 2 * gates * hidden * bias_bytes)
-    head_in, head_out = _head(meta)
+    head_in, head_out = net.head
     return total + head_in * head_out * matrix_bytes + head_out * bias_bytes
 
 
@@ -120,11 +65,10 @@ def flops_per_position(meta: ModelMetadata) -> int:
     language model, the output projection ``2 · H · V`` at every position (a classifier's
     head runs once per sequence and is left out). Element-wise gate work is not counted.
     """
-    gates = _gates(meta)
-    flops = sum(d * 2 * gates * h * (i + h) for i, h, d in _layers(meta))
-    if meta.kind == LANGUAGE_MODEL:
-        head_in, head_out = _head(meta)
-        flops += 2 * head_in * head_out
+    net = _network(meta)
+    flops = sum(d * 2 * net.gates * h * (i + h) for i, h, d in net.layers)
+    if net.head_every_step:
+        flops += 2 * net.head[0] * net.head[1]
     return flops
 
 
@@ -136,11 +80,12 @@ def lstm_gemm_shapes(meta: ModelMetadata, batch: int, length: int) -> list[GemmS
     language model, the output projection ``(B·T, H) @ (H, V)``.
     """
     shapes: list[GemmShape] = []
-    gates = _gates(meta)
-    for index, (inp, hidden, directions) in enumerate(_layers(meta)):
+    net = _network(meta)
+    gates = net.gates
+    for index, (inp, hidden, directions) in enumerate(net.layers):
         shapes.append(GemmShape(f"layer {index} input", batch * length, inp, gates * hidden, directions))
         shapes.append(GemmShape(f"layer {index} recurrent", batch, hidden, gates * hidden, directions * length))
-    if meta.kind == LANGUAGE_MODEL:
-        head_in, head_out = _head(meta)
+    if net.head_every_step:
+        head_in, head_out = net.head
         shapes.append(GemmShape("output projection", batch * length, head_in, head_out))
     return shapes

@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
 from rnnedge.errors import ProviderError
-from rnnedge.runtime import ClassifierModel, LanguageModel, Model, ModelMetadata, read_metadata
+from rnnedge.runtime import Model, ModelMetadata, read_metadata
 
-from .child import BenchError
 from .providers import ort_providers
 from .timing import BARE, Summary, interleaved, summarize
 
@@ -52,15 +50,11 @@ def _zero_state(meta: ModelMetadata, batch: int) -> dict[str, np.ndarray]:
     return {s.name: np.zeros(s.initial_shape(batch), dtype=s.input.dtype) for s in meta.states}
 
 
-def _no_workload(model: Model) -> BenchError:
-    return BenchError(f"no workload for a {model.kind}: the bench times classifiers and language models")
-
-
 def step_workload(model: Model, session: ort.InferenceSession, *, length: int | None = None, seed: int = 0) -> Workload:
     """Streaming at batch 1, one step per call: bare ``session.run`` vs ``Model.step`` vs ``Stream.feed``.
 
-    Each contender call is one sequence of ``length`` single steps (28 rows for a classifier,
-    35 words for a language model) from the initial state, so the units are steps.
+    Each contender call is one sequence of ``length`` single steps (the kind's ``WORKLOAD``: 28 rows
+    for a classifier, 35 words for a language model) from the initial state, so the units are steps.
     The bare loop feeds graph inputs (token ids, normalised rows) and carries the state by
     hand; ``Model.step`` takes the same inputs and checks them and the state; ``Stream.feed``
     takes what a user has (an id, a uint8 row) and returns the prediction (for a language
@@ -73,21 +67,10 @@ def step_workload(model: Model, session: ort.InferenceSession, *, length: int | 
     n_out = len(meta.outputs)
     state_names = [s.name for s in meta.states]
     zero = _zero_state(meta, 1)
-    user_inputs: list[Any]
-    if isinstance(model, LanguageModel):
-        length = length or 35
-        ids = rng.integers(0, model.vocab_size, size=length).astype(np.int64)
-        graph_inputs = [ids[t : t + 1][None] for t in range(length)]  # (1, 1) int64 each
-        user_inputs = [ids[t : t + 1] for t in range(length)]  # (1,) int64 ids
-        feed_label = "rnnedge Stream.feed (id → probs)"
-    elif isinstance(model, ClassifierModel):
-        length = length or 28
-        rows = (rng.random((length, model.feature_size)) * 255).astype(np.uint8)  # (T, F)
-        graph_inputs = [model.preprocess(rows[t : t + 1])[None] for t in range(length)]  # (1, 1, F) float32
-        user_inputs = list(rows)  # (F,) uint8 each
-        feed_label = "rnnedge Stream.feed (uint8 row)"
-    else:
-        raise _no_workload(model)
+    length = length or model.WORKLOAD[1]
+    user_inputs = model.example_steps(rng, length)  # what a caller feeds: an id, a uint8 row
+    graph_inputs = [model.stream_input(x) for x in user_inputs]  # (1, 1, ...) each, as the graph takes it
+    feed_label = f"rnnedge Stream.feed ({model.EXAMPLE_STEP})"
     input_name = meta.input.name
     feeds: dict[str, np.ndarray] = {}
     if meta.lengths is not None:  # a graph that takes per-sequence lengths: one valid step per call
@@ -132,28 +115,22 @@ def throughput_workload(
     """Whole sequences in one call: PTB-style 20 × 35 tokens, or MNIST-style 256 images × 28 rows.
 
     Contenders: bare ``session.run`` on graph inputs from a zero state, ``Model.step`` on the
-    same inputs, and, for a classifier, ``predict`` on uint8 images (normalisation included).
+    same inputs, and the kind's ``predict`` on what a caller has (uint8 images, ids).
     """
     meta = model.metadata
     rng = np.random.default_rng(seed)
     names = [o.name for o in meta.outputs] + [s.output for s in meta.states]
     contenders: dict[str, Callable[[], object]] = {}
-    if isinstance(model, LanguageModel):
-        batch, length, unit = batch or 20, length or 35, "token"
-        x = rng.integers(0, model.vocab_size, size=(batch, length)).astype(np.int64)  # (B, T)
-    elif isinstance(model, ClassifierModel):
-        batch, length, unit = batch or 256, length or 28, "row"
-        images = (rng.random((batch, length, model.feature_size)) * 255).astype(np.uint8)  # (B, T, F)
-        x = model.preprocess(images)  # (B, T, F) float32
-    else:
-        raise _no_workload(model)
+    batch, length, unit = batch or model.WORKLOAD[0], length or model.WORKLOAD[1], model.UNIT
+    user = model.example_batch(rng, batch, length)  # (B, T, ...) as predict takes it
+    x = model.prepare(user)  # (B, T, ...) as the graph takes it
     feeds = {meta.input.name: x, **_zero_state(meta, batch)}
     if meta.lengths is not None:  # every sequence whole
         feeds[meta.lengths.name] = np.full(batch, length, dtype=np.int64)
     contenders[BARE] = lambda: session.run(names, feeds)
     contenders["rnnedge Model.step"] = lambda: model.step(x, model.init_state(batch))
-    if isinstance(model, ClassifierModel):
-        contenders["rnnedge predict (uint8 images)"] = lambda: model.predict(images, batch_size=batch)
+    # The kind's predict on what a caller has (a classifier's standardisation included).
+    contenders[f"rnnedge predict ({model.EXAMPLE_BATCH})"] = lambda: model.predict(user, batch_size=batch)
     return Workload("throughput", unit, batch * length, batch, length, contenders)
 
 

@@ -6,7 +6,7 @@ Contenders, interleaved in one run (every contender once per round, so machine n
 all alike): PyTorch eager with its default threads, PyTorch tuned (1 thread, mkldnn off),
 a hand-written ``InferenceSession.run`` loop ("bare onnxruntime"), rnnedge's
 ``Model.step`` (ids checked against the vocabulary, state checked) and
-``LanguageStream.feed`` (an id in, next-word probabilities out: it also computes a softmax
+``Stream.feed`` (an id in, next-word probabilities out: it also computes a softmax
 over the vocabulary that the others skip); with ``--int8``, bare onnxruntime and rnnedge on
 the int8 file too. Every call is a sequence of 35 single-token steps from the zero state;
 times are per token.

@@ -18,7 +18,7 @@ import numpy as np
 from results import Results, add_json_option
 
 from rnnedge.bench import flops_per_position, interleaved, ort_gemm_gflops
-from rnnedge.runtime import LanguageModel, Model, load
+from rnnedge.runtime import Model, load
 
 
 def _measure(model: Model, n: int, rounds: int, inputs: list[object]) -> dict[str, list[float]]:
@@ -53,9 +53,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
 
     def one_input() -> object:
-        if isinstance(model, LanguageModel):
-            return [int(rng.integers(model.vocab_size))]
-        return rng.integers(0, 256, model.metadata.input.shape[-1], dtype=np.uint8)  # one row of pixels
+        return model.example_steps(rng, 1)[0]  # one step as a caller feeds it: an id, a row of pixels
 
     flops = flops_per_position(model.metadata)
     peak = ort_gemm_gflops(1024, 1024, 1024, threads=args.threads, min_time=1.0)["median"]

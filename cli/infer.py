@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from rnnedge.errors import RnnEdgeError
-from rnnedge.runtime import LanguageModel, load_classifier, load_language_model, read_metadata
+from rnnedge.runtime import LanguageModel, load_classifier, load_language_model, read_metadata, runtime_kind
 
 PROVIDER = click.option(
     "--provider",
@@ -44,24 +44,7 @@ def describe_model(path: Path) -> dict[str, Any]:
         "format_version": meta.format_version,
         "config": meta.config,
     }
-    if meta.preprocessing:
-        p = meta.preprocessing
-        info["preprocessing"] = {"scale": p.scale, "mean": p.mean, "std": p.std}
-    if meta.standardize:
-        info["standardize"] = {"mean": list(meta.standardize.mean), "std": list(meta.standardize.std)}
-    if meta.lengths:
-        info["lengths"] = meta.lengths.as_dict()
-    if meta.labels:
-        info["labels"] = list(meta.labels)
-    if meta.vocabulary:
-        info["tokens"] = meta.tokens or "words"
-        info["vocab_size"] = len(meta.vocabulary)
-        if meta.unk_id is not None:
-            info["unk_id"] = meta.unk_id
-            info["unk"] = meta.vocabulary[meta.unk_id]
-        if meta.eos_id is not None:
-            info["eos_id"] = meta.eos_id
-            info["eos"] = meta.vocabulary[meta.eos_id]
+    info.update(runtime_kind(meta).model.info_fields(meta))  # the kind's own fields (labels, vocabulary...)
     return info
 
 

@@ -22,7 +22,7 @@ from rnnedge.training.config import (
     CLASSIFIER_PRESETS,
     PRESETS,
     LanguageModelConfig,
-    PTBTrainConfig,
+    LanguageTrainConfig,
     SequenceClassifierConfig,
     SequenceTrainConfig,
 )
@@ -276,7 +276,7 @@ def train_sequence_classifier_command(train_file: Path, test_file: Path, valid_f
 
 
 def _train_lm_run(
-    model_cfg: LanguageModelConfig, train_cfg: PTBTrainConfig, kw: Mapping[str, Any], **text: Any
+    model_cfg: LanguageModelConfig, train_cfg: LanguageTrainConfig, kw: Mapping[str, Any], **text: Any
 ) -> None:
     """``train ptb``'s and ``train lm``'s run: the run options in ``kw``, the text in ``text`` (PTB's or a corpus)."""
     from rnnedge.training.train_lm import train_language_model
@@ -290,22 +290,12 @@ def _train_lm_run(
             overwrite=kw["overwrite"],
             quiet=kw["quiet"],
             threads=kw["threads"],
-            cell=kw["cell"],
             **text,
         ),
         kw["quiet"],
     )
     if metrics:  # empty on every process of a distributed job but the first
         click.echo(json.dumps(metrics))
-
-
-_LM_CELL = click.option(
-    "--cell",
-    type=click.Choice(["lstm", "gru"]),
-    default="lstm",
-    show_default=True,
-    help="Recurrent cell (GRU files have no int8 variant: onnxruntime has no int8 GRU kernel).",
-)
 
 
 @train.command("ptb")
@@ -319,16 +309,17 @@ _LM_CELL = click.option(
 )
 @run_options
 @click.option("--custom", is_flag=True, help="Accept ptb.*.txt files that are not the published corpus.")
-@_LM_CELL
 @config_options(LanguageModelConfig, skip=_LM_FIXED, presets={n: p.model for n, p in PRESETS.items()})
-@config_options(PTBTrainConfig, presets={n: p.train for n, p in PRESETS.items()})
+@config_options(LanguageTrainConfig, presets={n: p.train for n, p in PRESETS.items()})
 def train_ptb(preset: str, **kw: Any) -> None:
     """Penn Treebank word language model (2-layer LSTM; --config small|medium|large); works under torchrun."""
     require_training_extra()
     chosen = PRESETS[preset]
     model_cfg = config_values(LanguageModelConfig, kw, chosen.model)
-    train_cfg = config_values(PTBTrainConfig, kw, chosen.train)
-    _train_lm_run(model_cfg, train_cfg, kw, data=kw["data"], custom_corpus=kw["custom"])
+    train_cfg = config_values(LanguageTrainConfig, kw, chosen.train)
+    from rnnedge.data.ptb import load_ptb
+
+    _train_lm_run(model_cfg, train_cfg, kw, corpus=load_ptb(kw["data"], custom=kw["custom"]), name="ptb")
 
 
 _TEXT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -387,10 +378,9 @@ class _Fractions(click.ParamType[tuple[float, ...]]):
     show_default=True,
     help="Leave out tokens seen fewer times in the training text (they read as <unk>).",
 )
-@_LM_CELL
 @lambda func: _run_options(func, data=False)
 @config_options(LanguageModelConfig, skip=_LM_FIXED)
-@config_options(PTBTrainConfig)
+@config_options(LanguageTrainConfig)
 def train_lm(
     corpus: Path | None,
     train_file: Path | None,
@@ -433,7 +423,7 @@ def train_lm(
         counts = [len(p.read_text(encoding="utf-8").splitlines()) for p in paths]
         text = replace(text, split={"file": str(train_file.resolve()), "fractions": list(split), "lines": counts})
     model_cfg = config_values(LanguageModelConfig, kw, vocab_size=len(text.vocabulary))
-    _train_lm_run(model_cfg, config_values(PTBTrainConfig, kw), kw, corpus=text)
+    _train_lm_run(model_cfg, config_values(LanguageTrainConfig, kw), kw, corpus=text)
 
 
 def _split_into_run(train_file: Path, split: tuple[float, float, float], kw: Mapping[str, Any]) -> tuple[Path, ...]:

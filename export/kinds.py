@@ -6,7 +6,8 @@ builder (the fields that differ by kind: the runtime kind, preprocessing and lab
 vocabulary, quality, notes) and how the quality of a file of this kind is measured. The
 exporter looks kinds up here and switches on no kind name. rnnedge's own kinds live in
 :mod:`.sequence_classifier` and :mod:`.word_lm`; a new kind is a module like them that calls
-:func:`register`.
+:func:`register`: every module of this package is imported when the registry is first asked
+(:func:`rnnedge.training.kinds.load_builtin_kinds`), so no list names it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import onnx
 
 from rnnedge.errors import CheckpointError
-from rnnedge.training.kinds import kind_named
+from rnnedge.training.kinds import kind_named, load_builtin_kinds
 
 from .quality import Measured
 from .validate import Reference
@@ -63,25 +64,19 @@ def register(kind: ExportKind) -> ExportKind:
 
 def exportable_kinds() -> list[str]:
     """The names of the kinds export knows, sorted."""
-    _load_builtin_kinds()
+    load_builtin_kinds(__name__)
     return sorted(_KINDS)
 
 
 def export_kind_for(checkpoint_kind: object) -> ExportKind:
-    """The export kind for a checkpoint's ``"kind"`` (a training kind's name or alias)."""
-    _load_builtin_kinds()
+    """The export kind for a checkpoint's ``"kind"`` (a training kind's name)."""
+    load_builtin_kinds(__name__)
     try:
         name = kind_named(checkpoint_kind).name
     except CheckpointError:
         name = None
     if name not in _KINDS:
         raise CheckpointError(
-            f"cannot export a checkpoint of kind {checkpoint_kind!r}; known kinds: {exportable_kinds()} "
-            "(and their aliases)"
+            f"cannot export a checkpoint of kind {checkpoint_kind!r}; known kinds: {exportable_kinds()}"
         )
     return _KINDS[name]
-
-
-def _load_builtin_kinds() -> None:
-    """Import the modules that register rnnedge's own kinds (they register on import)."""
-    from . import sequence_classifier, word_lm  # noqa: F401

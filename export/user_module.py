@@ -304,7 +304,7 @@ def build_module_export(
         "num_layers": net.num_layers,
         "bidirectional": net.bidirectional,
         "input_size": net.input_size,
-        "outputs": net.head.out_features,
+        ("num_classes" if net.embedding is None else "vocab_size"): net.head.out_features,
         "tied": net.tied,
         **({"head": head} if task == "classifier" else {}),
     }

@@ -405,8 +405,7 @@ def _check_lengths(
     """
     lengths = np.array(RAGGED_LENGTHS, dtype=np.int64)
     x = reference.make_input(len(lengths), int(lengths.max()), rng)
-    engine = model.engine
-    got_out, got_state = engine.run(x, engine.init_state(len(lengths)), lengths)
+    got_out, got_state = model.run(x, model.init_state(len(lengths)), lengths)
     axes = {s.name: s.input.batch_axis for s in model.metadata.states}
     for b, n in enumerate(lengths.tolist()):
         out32, state32, out64, state64 = reference.both(x[b : b + 1, :n], dict(model.init_state(1)))

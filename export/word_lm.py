@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from rnnedge.errors import CheckpointError
+from rnnedge.training.models import RecurrentLanguageModel
 
 from .graphs import language_model_graph
 from .kinds import ExportKind, register
@@ -23,13 +24,13 @@ from .reference import torch_reference
 from .structure import read_structure
 from .validate import Reference, magnitude, unit
 
-__all__ = ["GRU_KIND", "KIND", "language_model_fields", "language_model_reference"]
+__all__ = ["KIND", "language_model_fields", "language_model_reference"]
 
 
 _QUALITY_KEYS = ("valid_perplexity", "test_perplexity", "valid_bpc", "test_bpc")
 
 
-def language_model_fields(ckpt: Mapping[str, Any], model: Any) -> dict[str, Any]:
+def language_model_fields(ckpt: Mapping[str, Any], model: RecurrentLanguageModel) -> dict[str, Any]:
     """The language model's own metadata fields: the checkpoint's vocabulary with its <unk> and <eos>, quality.
 
     ``tokens`` says how text is split: ``"words"`` or ``"chars"``.
@@ -99,17 +100,7 @@ def language_model_file_graph(model: nn.Module) -> onnx.ModelProto:
 
 KIND = register(
     ExportKind(
-        name="word_lm",
-        main_input="tokens",
-        graph=language_model_file_graph,
-        reference=language_model_reference,
-        describe=language_model_fields,
-        measure=language_model_quality,
-    )
-)
-GRU_KIND = register(
-    ExportKind(
-        name="gru_lm",
+        name="language_model",
         main_input="tokens",
         graph=language_model_file_graph,
         reference=language_model_reference,

@@ -1,9 +1,11 @@
 """rnnedge's runtime: load an exported ``.onnx`` and run it, batch or streaming (numpy + onnxruntime only).
 
 >>> model = load("mnist-lstm.onnx")
->>> probs = model.predict(images)            # (N, 10)
+>>> probs = model.predict(sequences)          # (N, 10)
 >>> stream = model.stream()
->>> for row in image: probs = stream.feed(row)
+>>> for row in sequence: probs = stream.feed(row)
+>>> streams = [model.stream() for _ in range(8)]
+>>> probs = model.feed(streams, rows)         # (8, 10): every stream advanced in one onnxruntime call
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ import os
 from pathlib import Path
 from typing import TypeVar
 
-from .classifier import ClassifierCodec, ClassifierModel
-from .codec import Codec
-from .engine import Engine
+# The built-in kinds: each module registers its kind on import (kinds.py), this is their one list.
+from .classifier import ClassifierModel
 from .errors import (
     CheckpointError,
     ConcurrentUseError,
@@ -31,10 +32,11 @@ from .errors import (
     StateError,
     TokenError,
 )
-from .kinds import register_kind, runtime_kind
-from .language import LanguageModel, LanguageStream, WordCodec
+from .kinds import RuntimeKind, register_kind, registered_kinds, runtime_kind
+from .language import LanguageModel
 from .metadata import FORMAT_VERSION, ModelMetadata
-from .model import Model
+from .model import Model, Stream
+from .network import Network
 from .session import (
     SessionOptions,
     available_providers,
@@ -46,47 +48,44 @@ from .session import (
     refuse_fp16_on_cpu,
 )
 from .state import State
-from .stream import Stream
 from .stream_batch import StreamBatch
-from .tagger import TaggerCodec, TaggerModel  # registers the tagger kind
+from .tagger import TaggerModel  # registers the tagger kind
 
 __all__ = [
     "FORMAT_VERSION",
     "CheckpointError",
-    "ClassifierCodec",
     "ClassifierModel",
-    "Codec",
     "ConcurrentUseError",
     "ConfigError",
     "DataError",
-    "Engine",
     "ExportValidationError",
     "InputError",
     "LanguageModel",
-    "LanguageStream",
     "MissingExtraError",
     "Model",
     "ModelClosedError",
     "ModelFileError",
     "ModelMetadata",
+    "Network",
     "NotPicklableError",
     "ProviderError",
     "RnnEdgeError",
+    "RuntimeKind",
     "SessionOptions",
     "State",
     "StateError",
     "Stream",
     "StreamBatch",
-    "TaggerCodec",
     "TaggerModel",
     "TokenError",
-    "WordCodec",
     "available_providers",
     "load",
     "load_classifier",
     "load_language_model",
     "read_metadata",
     "register_kind",
+    "registered_kinds",
+    "runtime_kind",
 ]
 
 
@@ -124,8 +123,7 @@ def load(
     if resolved == "cpu":
         refuse_fp16_on_cpu(metadata.variant, Path(path))
     session = make_session(data, Path(path), resolved, options)
-    engine = Engine(session, metadata, kind.codec(metadata), Path(path), resolved)
-    return kind.model(engine, state_on_device=state_on_device)
+    return kind.model(session, metadata, Path(path), resolved, state_on_device=state_on_device)
 
 
 def load_classifier(path: str | os.PathLike[str], provider: str = "cpu", threads: int | None = 1) -> ClassifierModel:

@@ -33,7 +33,7 @@ def download(values: DeviceValues) -> dict[str, np.ndarray]:
 def bound_run(
     session: ort.InferenceSession,
     feeds: Mapping[str, np.ndarray],
-    state: DeviceValues,
+    state: Mapping[str, ort.OrtValue],
     host_outputs: Sequence[str],
     state_outputs: Mapping[str, str],
     device: str,

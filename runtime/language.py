@@ -2,10 +2,11 @@
 
 Graph contract (see the metadata): input ``tokens`` int64 ``(batch, sequence)`` of ids
 into ``metadata.vocabulary``; state ``h``/``c`` float32 ``(layers, batch, hidden)``;
-output ``logits`` float32 ``(batch, sequence, vocab)``, the unnormalised scores of the
-next token at every position. Text is split as the metadata's ``tokens`` says
+outputs ``logits`` float32 ``(batch, sequence, vocab)``, the unnormalised scores of the
+next token at every position, and ``next_probs`` ``(batch, vocab)``, the softmax of the
+last. Text is split as the metadata's ``tokens`` says
 (:func:`rnnedge.data.text.tokenize`, the function training used): words on whitespace
-(PTB's, and every file without the field) or every character; unknown tokens are
+or every character; unknown tokens are
 ``<unk>`` (or a :class:`TokenError` in strict mode), and for perplexity every line ends
 with ``<eos>``. A character stream fed text turns each line break into ``<eos>``.
 """
@@ -15,24 +16,24 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
+import onnxruntime as ort
 
 from rnnedge.data.text import join_tokens, read_text_file, tokenize, tokenize_lines
 
-from .codec import Codec
-from .engine import SMALL, Engine, describe
-from .errors import InputError, TokenError
+from .checks import SMALL, describe
+from .errors import InputError, ModelFileError, TokenError
 from .kinds import register_kind
 from .metadata import ModelMetadata
 from .model import Model
-from .sampling import Pcg32, check_sampling, sample, top_k_ids
+from .network import ModelConfig, Network
+from .sampling import Pcg32, check_sampling, sample
 from .state import State
-from .stream import Stream
-from .stream_batch import StreamBatch
 
-__all__ = ["LanguageModel", "LanguageStream", "WordCodec", "tokenize", "tokenize_lines"]
+__all__ = ["LanguageModel", "tokenize", "tokenize_lines"]
 
 _MAX_SHOWN = 5
 
@@ -45,36 +46,68 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return out
 
 
-def top_k_words(vocabulary: Sequence[str], probs: np.ndarray, k: int) -> list[tuple[str, float]]:
-    """The ``k`` most probable words of ``probs`` ``(vocab,)``, most probable first (ties by id)."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(vocabulary):
-        raise InputError(f"k must be an int in [1, {len(vocabulary)}], got {k!r}")
-    return [(vocabulary[i], float(probs[i])) for i in top_k_ids(probs, int(k)).tolist()]
+class LanguageModel(Model):
+    """A recurrent language model of words or characters (``tokens``): streams, generation, perplexity."""
 
+    STREAM_OUTPUTS: ClassVar[tuple[str, ...] | None] = ("next_probs",)
+    DEVICE_STATE: ClassVar[bool] = True
+    UNIT: ClassVar[str] = "token"
+    WORKLOAD: ClassVar[tuple[int, int]] = (20, 35)  # PTB's 20 sequences of 35 tokens
+    EXAMPLE_STEP: ClassVar[str] = "id → probs"
+    EXAMPLE_BATCH: ClassVar[str] = "ids"
 
-class WordCodec(Codec):
-    """Words or characters, text or token ids in; next-token probabilities out."""
-
-    state_on_device = True
-
-    def __init__(self, metadata: ModelMetadata) -> None:
-        super().__init__(metadata)
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        metadata: ModelMetadata,
+        path: Path,
+        provider: str,
+        *,
+        state_on_device: bool | None = None,
+    ) -> None:
+        super().__init__(session, metadata, path, provider, state_on_device=state_on_device)
         vocab = metadata.vocabulary
-        assert vocab is not None and metadata.unk_id is not None and metadata.eos_id is not None
+        if vocab is None or metadata.unk_id is None or metadata.eos_id is None:
+            raise ModelFileError(f"{path}: a language model file must say its vocabulary, unk_id and eos_id")
         self.vocabulary: tuple[str, ...] = vocab
         self.unk_id: int = metadata.unk_id
         self.eos_id: int = metadata.eos_id
         self.tokens: str = metadata.tokens or "words"  # how text is split: "words" or "chars"
         self._index = {w: i for i, w in enumerate(vocab)}
-        # The graph's next_probs; for files exported before it existed, logits (softmax done here).
-        graph_softmax = any(o.name == "next_probs" for o in metadata.outputs)
-        self.stream_outputs = ("next_probs",) if graph_softmax else ("logits",)
-        self._graph_softmax = graph_softmax
 
     @property
     def vocab_size(self) -> int:
-        """Number of words the model predicts over."""
+        """Number of words (or characters) the model predicts over."""
         return len(self.vocabulary)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """A result's entries are the vocabulary's tokens."""
+        return self.vocabulary
+
+    @classmethod
+    def network(cls, metadata: ModelMetadata) -> Network:
+        """``num_layers`` layers of ``hidden_size`` over embeddings of the same size; the head at every token."""
+        cfg = ModelConfig(metadata)
+        hidden = cfg.size("hidden_size")
+        layers = ((hidden, hidden, 1),) * cfg.size("num_layers")
+        return Network(layers, cfg.gates(), (hidden, cfg.size("vocab_size")), head_every_step=True)
+
+    @classmethod
+    def info_fields(cls, metadata: ModelMetadata) -> dict[str, Any]:
+        """How text is split, the vocabulary's size and its special tokens."""
+        fields: dict[str, Any] = {}
+        vocab = metadata.vocabulary
+        if vocab:
+            fields["tokens"] = metadata.tokens or "words"
+            fields["vocab_size"] = len(vocab)
+            if metadata.unk_id is not None:
+                fields["unk_id"] = metadata.unk_id
+                fields["unk"] = vocab[metadata.unk_id]
+            if metadata.eos_id is not None:
+                fields["eos_id"] = metadata.eos_id
+                fields["eos"] = vocab[metadata.eos_id]
+        return fields
 
     # -- words <-> ids -------------------------------------------------------------------
     def encode(self, words: str | Sequence[str], strict: bool = False) -> np.ndarray:
@@ -149,11 +182,11 @@ class WordCodec(Codec):
         """Token ids must be inside the vocabulary."""
         self._check_range(x)
 
-    def to_graph(self, x: Any) -> np.ndarray:
+    def stream_input(self, x: Any, *, strict: bool = False) -> np.ndarray:
         """Words, text or ids -> the graph input ``(1, T)`` int64."""
-        return self.to_ids(x)[None]  # (1, T)
+        return self.to_ids(x, strict=strict)[None]  # (1, T)
 
-    def stack(self, items: list[Any]) -> np.ndarray | None:
+    def stack_inputs(self, items: Sequence[Any]) -> np.ndarray | None:
         """Ids of one length for every stream (lists of ints or integer arrays) -> ``(N, T)`` int64."""
         try:
             ids = np.array(items)
@@ -165,41 +198,42 @@ class WordCodec(Codec):
             return None  # one by one: the error names the ids
         return ids.astype(np.int64, copy=False)
 
-    def results(self, outputs: list[np.ndarray]) -> np.ndarray:
-        """Probabilities ``(batch, vocab)`` of the word after the last one fed (the graph's softmax)."""
-        if self._graph_softmax:
-            return outputs[0]
-        z = outputs[0][:, -1]  # logits (B, V) at the last position
-        e: np.ndarray = z - z.max(axis=-1, keepdims=True)
-        np.exp(e, out=e)
-        e /= e.sum(axis=-1, keepdims=True)
-        return e
+    def example_steps(self, rng: np.random.Generator, length: int) -> list[Any]:
+        """``length`` random token ids, one ``(1,)`` array per step."""
+        ids = rng.integers(0, self.vocab_size, size=length).astype(np.int64)
+        return [ids[t : t + 1] for t in range(length)]
 
+    def example_batch(self, rng: np.random.Generator, batch: int, length: int) -> Any:
+        """``batch`` random sequences of ``length`` token ids ``(batch, length)``."""
+        return rng.integers(0, self.vocab_size, size=(batch, length)).astype(np.int64)
 
-class LanguageModel(Model):
-    """An LSTM language model of words or characters (``tokens``) loaded from an rnnedge ``.onnx`` file."""
+    def predict(self, sequences: Any, batch_size: int = 256) -> np.ndarray:
+        """Next-token probabilities ``(N, vocab)`` after each of ``N`` sequences of ids, each from the start.
 
-    def __init__(self, engine: Engine, *, state_on_device: bool | None = None) -> None:
-        super().__init__(engine, state_on_device=state_on_device)
-        assert isinstance(engine.codec, WordCodec)
-        self.codec: WordCodec = engine.codec
-        self.vocabulary: tuple[str, ...] = self.codec.vocabulary
-        self.unk_id: int = self.codec.unk_id
-        self.eos_id: int = self.codec.eos_id
-        self.tokens: str = self.codec.tokens  # "words" or "chars": how text is split (the metadata's field)
-
-    @property
-    def vocab_size(self) -> int:
-        """Number of words (or characters) the model predicts over."""
-        return len(self.vocabulary)
-
-    # -- words <-> ids -------------------------------------------------------------------
-    def encode(self, words: str | Sequence[str], strict: bool = False) -> np.ndarray:
-        """Text (split as ``tokens`` says) or a list of tokens -> int64 ids ``(T,)``.
-
-        Unknown tokens become ``<unk>``; with ``strict=True`` they raise :class:`TokenError`.
+        ``sequences``: ids ``(N, T)``, or a list of sequences (ids, words or text) of any lengths;
+        each row is what a stream fed that sequence returns.
         """
-        return self.codec.encode(words, strict=strict)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise InputError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if isinstance(sequences, np.ndarray) and sequences.ndim == 2:
+            rows = [self.check_input(sequences)]
+        elif isinstance(sequences, (list, tuple)) and sequences:
+            rows = [self.to_ids(s)[None] for s in sequences]
+        else:
+            raise InputError(
+                f"sequences must be ids (N, T) or a non-empty list of sequences, got {describe(sequences)}"
+            )
+        ids = [r[i] for r in rows for i in range(r.shape[0])]
+        result = np.empty((len(ids), self.vocab_size), dtype=np.float32)
+        by_length: dict[int, list[int]] = {}
+        for i, r in enumerate(ids):
+            by_length.setdefault(r.shape[0], []).append(i)
+        for members in by_length.values():
+            for lo in range(0, len(members), batch_size):
+                idx = members[lo : lo + batch_size]
+                x = np.stack([ids[i] for i in idx])
+                result[idx] = self.run(x, self.init_state(len(idx)))[0]["next_probs"]
+        return result
 
     def tokenize(self, text: str, *, close_lines: bool = True) -> list[str]:
         """``text`` split as this model splits it (:func:`rnnedge.data.text.tokenize`; files close every line)."""
@@ -213,33 +247,7 @@ class LanguageModel(Model):
         text: str = join_tokens(list(tokens), self.tokens, self.vocabulary[self.eos_id])
         return text
 
-    def check_ids(self, ids: Any) -> np.ndarray:
-        """Token ids (a list of ints or an integer array ``(T,)``) -> int64 ``(T,)``, each in ``[0, vocab)``."""
-        return self.codec.check_ids(ids)
-
-    def decode(self, ids: Any) -> list[str]:
-        """int ids ``(T,)`` -> words."""
-        return self.codec.decode(ids)
-
-    def to_ids(self, x: Any, strict: bool = False) -> np.ndarray:
-        """Words, text or ids -> checked int64 ids ``(T,)``."""
-        return self.codec.to_ids(x, strict=strict)
-
-    # -- streams -------------------------------------------------------------------------
-    def stream(self, strict: bool = False) -> LanguageStream:
-        """A stream fed words or ids; ``feed`` returns next-word probabilities ``(vocab,)``."""
-        return LanguageStream(self.engine, strict=strict, state_on_device=self.state_on_device)
-
-    def stream_batch(self, strict: bool = False) -> StreamBatch:
-        """Many named word streams stepped together; each ``feed`` input is what a stream's ``feed`` takes."""
-        codec = self.codec
-        return StreamBatch(self.engine, lambda x: codec.to_ids(x, strict=strict)[None])
-
     # -- tasks -------------------------------------------------------------------------------
-    def top_k(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """The ``k`` most probable words of ``probs`` ``(vocab,)``, most probable first (ties by id)."""
-        return top_k_words(self.vocabulary, probs, k)
-
     def generate(
         self,
         prompt: str | Sequence[str] | None = None,
@@ -274,7 +282,7 @@ class LanguageModel(Model):
         state = self.init_state(1)
         tokens = ids[None]  # (1, T)
         for _ in range(max_words):
-            outputs, state = self.engine.run(tokens, state)
+            outputs, state = self.run(tokens, state)
             choice = sample(outputs["next_probs"][0], temperature, top_k, rng)  # next_probs (1, V)
             yield self.vocabulary[choice]
             tokens = np.array([[choice]], np.int64)
@@ -322,7 +330,7 @@ class LanguageModel(Model):
         nll = 0.0
         for lo in range(0, len(inputs), window):
             x = inputs[None, lo : lo + window]  # (1, T)
-            outputs, state = self.engine.run(x, state)
+            outputs, state = self.run(x, state)
             logp = _log_softmax(outputs["logits"][0])  # (T, V)
             nll -= float(logp[np.arange(x.shape[1]), targets[lo : lo + window]].sum())
             if progress is not None:
@@ -330,36 +338,4 @@ class LanguageModel(Model):
         return math.exp(nll / len(targets))
 
 
-class LanguageStream(Stream):
-    """One stream of words or characters: ``feed`` text, tokens or ids, get next-token probabilities ``(vocab,)``."""
-
-    codec: WordCodec
-
-    def __init__(
-        self, engine: Engine, state: State | None = None, *, strict: bool = False, state_on_device: bool = False
-    ) -> None:
-        super().__init__(engine, state, state_on_device=state_on_device)
-        self.strict = strict
-
-    def feed(self, x: Any) -> np.ndarray:
-        """Advance by text (a string: words, or characters, as the model says), a list of tokens or ids, and predict."""
-        return super().feed(x)
-
-    def _graph_input(self, x: Any) -> np.ndarray:
-        return self.codec.to_ids(x, strict=self.strict)[None]  # (1, T)
-
-    def top_k(self, k: int = 5) -> list[tuple[str, float]]:
-        """The ``k`` likeliest next words after everything fed so far, with their probabilities."""
-        if self._last is None:
-            raise InputError(
-                "no prediction yet: feed at least one word after creating or resetting the stream, or restoring "
-                "a state that was not read from a stream of this model"
-            )
-        return top_k_words(self.codec.vocabulary, self._last, k)
-
-    def copy(self) -> LanguageStream:
-        """An independent stream from this one's state (to branch a continuation)."""
-        return LanguageStream(self.engine, self.state, strict=self.strict, state_on_device=self._on_device)
-
-
-register_kind("language_model", WordCodec, LanguageModel)
+register_kind("language_model", LanguageModel)

@@ -28,8 +28,8 @@ class State(Mapping[str, np.ndarray]):
     # re-check. Not an init field: a state built or ``replace``d by hand is always checked in full.
     checked_by: object = field(default=None, init=False, repr=False, compare=False)
     # What a stream's ``feed`` returned on reaching this state (read-only), so that a stream restored
-    # to it answers ``last``/``top_k`` at once. Kept only in memory, beside checked_by: None for initial
-    # states, states built by hand and unpickled ones.
+    # to it answers ``last``/``top_k`` at once; pickled with the arrays. None for initial states and
+    # states built by hand.
     prediction: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -59,8 +59,8 @@ class State(Mapping[str, np.ndarray]):
         return state
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        """Pickled as its arrays alone: the model token and the prediction stay behind, so it is checked again."""
-        return (_restore, (self.model_id, dict(self.arrays), self.batch_size))
+        """Pickled as its arrays and prediction: the model token stays behind, so it is checked again."""
+        return (_restore, (self.model_id, dict(self.arrays), self.batch_size, self.prediction))
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]
@@ -76,5 +76,7 @@ class State(Mapping[str, np.ndarray]):
         return f"State(batch_size={self.batch_size}, {shapes})"
 
 
-def _restore(model_id: str, arrays: dict[str, np.ndarray], batch_size: int) -> State:
-    return State.of(model_id, arrays, batch_size)
+def _restore(
+    model_id: str, arrays: dict[str, np.ndarray], batch_size: int, prediction: np.ndarray | None = None
+) -> State:
+    return State.of(model_id, arrays, batch_size, prediction=prediction)

@@ -1,88 +1,79 @@
 """Per-frame taggers: one label distribution per input frame (voice activity, events, per-step flags), causal.
 
-Graph contract (see the metadata): input ``x`` float32 ``(batch, sequence, features)`` and
-``lengths`` int64 ``(batch,)``; outputs ``logits`` and ``probs`` float32 ``(batch, sequence,
-classes)``, frame ``t``'s from the frames up to ``t``; state ``h`` (``c``) ``(layers, batch,
-hidden)``. Raw frames are normalised per channel as ``standardize`` says, exactly as a
-classifier's rows are (:class:`~rnnedge.runtime.classifier.ClassifierCodec` does both). A
-stream's ``feed`` returns one distribution per frame fed: ``(T, classes)``.
+Graph contract (see the metadata, section ``tagger``): input ``x`` float32 ``(batch, sequence,
+features)`` and ``lengths`` int64 ``(batch,)``; outputs ``logits`` and ``probs`` float32 ``(batch,
+sequence, classes)``, frame ``t``'s from the frames up to ``t``; state ``h`` (``c``) ``(layers,
+batch, hidden)``. Raw frames are standardised per channel exactly as a classifier's rows are (this
+face is a :class:`~rnnedge.runtime.classifier.ClassifierModel` in all it reads). A stream's
+``feed`` returns one distribution per frame fed: ``(T, classes)``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from .classifier import ClassifierCodec
-from .engine import STREAM_WINDOW, Engine, describe
+from .checks import describe
+from .classifier import ClassifierModel
 from .errors import InputError, ModelFileError
 from .kinds import register_kind
 from .metadata import ModelMetadata, register_kind_check
-from .model import Model
-from .stream import Stream
+from .model import STREAM_WINDOW
+from .network import ModelConfig, Network
 
-__all__ = ["TaggerCodec", "TaggerModel"]
+__all__ = ["TaggerModel"]
 
 
-class TaggerCodec(ClassifierCodec):
-    """Frames in as a classifier's rows; a stream's result is its chunk's ``probs``, ``(T, classes)`` per stream.
+class TaggerModel(ClassifierModel):
+    """A per-frame tagger: ``predict`` of whole sequences (ragged lists too), and streams fed frames as they arrive."""
 
-    A feed holds at most :data:`STREAM_WINDOW` frames: a longer one would run in windows, and a
-    stream's step returns its last window's outputs only (fine for a prefix's one result, not for
-    one result per frame).
-    """
+    UNIT: ClassVar[str] = "frame"
+    EXAMPLE_STEP: ClassVar[str] = "uint8 frame"
+    EXAMPLE_BATCH: ClassVar[str] = "uint8 sequences of frames"
 
-    def to_graph(self, rows: Any) -> np.ndarray:
-        x = super().to_graph(rows)
+    @classmethod
+    def network(cls, metadata: ModelMetadata) -> Network:
+        """Stacked causal layers over ``input_size`` channels; the output layer runs at every frame."""
+        cfg = ModelConfig(metadata)
+        hidden = cfg.size("hidden_size")
+        layers = tuple((cfg.size("input_size") if i == 0 else hidden, hidden, 1) for i in range(cfg.size("num_layers")))
+        return Network(layers, cfg.gates(), (hidden, cfg.size("num_classes")), head_every_step=True)
+
+    def stream_input(self, rows: Any, *, strict: bool = False) -> np.ndarray:
+        """A frame ``(F,)`` or frames ``(T, F)`` with ``T <= STREAM_WINDOW`` -> the graph input ``(1, T, F)``.
+
+        A longer feed would run in windows, and a stream's step keeps its last window's outputs only:
+        fine for one result per feed, not for one result per frame.
+        """
+        x = super().stream_input(rows, strict=strict)
         if x.shape[1] > STREAM_WINDOW:
             raise InputError(
                 f"a tagger's stream takes at most {STREAM_WINDOW} frames per feed (one result each), got {x.shape[1]}"
             )
         return x
 
-
-class TaggerModel(Model):
-    """A per-frame tagger: ``predict`` of whole sequences, and streams fed frames as they arrive."""
-
-    def __init__(self, engine: Engine, *, state_on_device: bool | None = None) -> None:
-        super().__init__(engine, state_on_device=state_on_device)
-        assert isinstance(engine.codec, TaggerCodec)
-        self.codec: TaggerCodec = engine.codec
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        """Label names, indexed like the last axis of the probabilities."""
-        assert self.metadata.labels is not None
-        return self.metadata.labels
-
-    @property
-    def feature_size(self) -> int:
-        """Values per frame (the channels)."""
-        return self.codec.feature_size
-
-    def preprocess(self, frames: Any) -> np.ndarray:
-        """Raw frames ``(..., features)`` of any real dtype -> normalised float32."""
-        return self.codec.preprocess(frames)
-
-    def predict(self, sequences: Any, batch_size: int = 256) -> np.ndarray | list[np.ndarray]:
+    def predict(  # type: ignore[override]  # per frame: (N, T, classes), or a list for ragged sequences
+        self, sequences: Any, batch_size: int = 256, *, lengths: Any = None
+    ) -> np.ndarray | list[np.ndarray]:
         """Label probabilities for every frame of each sequence.
 
-        ``sequences``: an array ``(N, T, features)`` -> ``(N, T, classes)``; or a list of
-        ``(T_i, features)`` arrays of any lengths -> a list of ``(T_i, classes)`` arrays, run padded
-        ``batch_size`` sequences per onnxruntime call (each result is what that sequence alone gives).
+        ``sequences``: an array ``(N, T, features)`` -> ``(N, T, classes)``; or a list of ``(T_i,
+        features)`` arrays of any lengths -> a list of ``(T_i, classes)`` arrays, run padded ``batch_size``
+        sequences per onnxruntime call (each result is what that sequence alone gives).
         """
+        if lengths is not None:
+            raise InputError("a tagger's predict takes a list of sequences of their own lengths, not lengths")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise InputError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        engine = self.engine
         if isinstance(sequences, np.ndarray) and sequences.ndim == 3:
             if sequences.shape[0] == 0 or sequences.shape[1] == 0:
                 raise InputError(f"sequences must hold at least one frame each, got {describe(sequences)}")
             x = self.preprocess(sequences)
-            out = []
-            for lo in range(0, len(x), batch_size):
-                chunk = x[lo : lo + batch_size]
-                out.append(engine.run(chunk, engine.init_state(len(chunk)))[0]["probs"])
+            out = [
+                self.run(x[lo : lo + batch_size], self.init_state(len(x[lo : lo + batch_size])))[0]["probs"]
+                for lo in range(0, len(x), batch_size)
+            ]
             return np.concatenate(out)
         if not isinstance(sequences, (list, tuple)) or not sequences:
             raise InputError(
@@ -102,17 +93,13 @@ class TaggerModel(Model):
         result: list[np.ndarray] = []
         for lo in range(0, len(frames), batch_size):
             part = frames[lo : lo + batch_size]
-            lengths = np.array([f.shape[0] for f in part], dtype=np.int64)
-            x = np.zeros((len(part), int(lengths.max()), self.feature_size), dtype=np.float32)  # (B, T_max, F)
+            steps = np.array([f.shape[0] for f in part], dtype=np.int64)
+            x = np.zeros((len(part), int(steps.max()), self.feature_size), dtype=np.float32)  # (B, T_max, F)
             for j, f in enumerate(part):
                 x[j, : f.shape[0]] = f
-            probs = engine.run(x, engine.init_state(len(part)), lengths)[0]["probs"]  # (B, T_max, C)
-            result.extend(probs[j, :n] for j, n in enumerate(lengths.tolist()))
+            probs = self.run(x, self.init_state(len(part)), steps)[0]["probs"]  # (B, T_max, C)
+            result.extend(probs[j, :n] for j, n in enumerate(steps.tolist()))
         return result
-
-    def stream(self) -> Stream:
-        """A stream fed frames as they arrive: ``feed`` of a frame ``(F,)`` or frames ``(T, F)`` -> ``(T, classes)``."""
-        return Stream(self.engine, state_on_device=self.state_on_device)
 
 
 @register_kind_check("tagger")
@@ -139,4 +126,4 @@ def _check_tagger(meta: ModelMetadata) -> None:
             )
 
 
-register_kind("tagger", TaggerCodec, TaggerModel)
+register_kind("tagger", TaggerModel)

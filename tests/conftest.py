@@ -119,14 +119,16 @@ def ptb_data(data_dir: Path) -> Path:
 
 def train_tiny_lm(data_dir: Path, out: Path, *, steps: int = TINY_LM_STEPS, **model: object) -> Path:
     pytest.importorskip("torch", reason="training a model needs the train extra")
+    from rnnedge.data.ptb import load_ptb
     from rnnedge.training.models import LanguageModelConfig
-    from rnnedge.training.train_lm import PTBTrainConfig, train_language_model
+    from rnnedge.training.train_lm import LanguageTrainConfig, train_language_model
 
     train_language_model(
         LanguageModelConfig(**{"hidden_size": 32, "num_layers": 1, **model}),  # type: ignore[arg-type]
-        PTBTrainConfig(num_steps=10, lr=2.0, max_steps=steps, checkpoint_every=1000),
+        LanguageTrainConfig(num_steps=10, lr=2.0, max_steps=steps, checkpoint_every=1000),
         out,
-        data=data_dir,
+        corpus=load_ptb(data_dir),
+        name="ptb",
         quiet=True,
         threads=1,
     )
@@ -165,21 +167,6 @@ def clf(tiny_onnx: Path) -> Iterator[ClassifierModel]:
 def bi(tiny_bi_onnx: Path) -> Iterator[ClassifierModel]:
     """The tiny bidirectional classifier."""
     yield from _loaded(tiny_bi_onnx, ClassifierModel)
-
-
-FORMAT1 = REPO / "tests" / "fixtures" / "format1"  # files an earlier rnnedge wrote (see its README)
-
-
-@pytest.fixture(scope="module")
-def format1_clf() -> Iterator[ClassifierModel]:
-    """A format-1 row-LSTM: pixels by ``preprocessing`` (uint8, or floats in [0, 1]), no ``lengths``."""
-    yield from _loaded(FORMAT1 / "row-lstm.onnx", ClassifierModel)
-
-
-@pytest.fixture(scope="module")
-def format1_bi() -> Iterator[ClassifierModel]:
-    """A format-1 bidirectional row-LSTM: five state parts, ``prefix`` among them."""
-    yield from _loaded(FORMAT1 / "row-bilstm.onnx", ClassifierModel)
 
 
 @pytest.fixture(scope="module")

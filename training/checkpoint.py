@@ -19,9 +19,7 @@ from torch import nn
 from rnnedge.data.atomic import atomic_output
 from rnnedge.errors import CheckpointError
 
-from .old_checkpoints import upgrade_checkpoint
-
-__all__ = ["build_model", "check_not_upgraded", "check_resumable", "load_checkpoint", "same_kind", "save_checkpoint"]
+__all__ = ["build_model", "check_resumable", "load_checkpoint", "save_checkpoint"]
 
 _REQUIRED = ("kind", "model", "config")
 _MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive; the legacy format is a bare pickle
@@ -69,23 +67,10 @@ def load_checkpoint(path: str | os.PathLike[str], kind: str | tuple[str, ...] | 
             f"checkpoint {path} has {got}; expected kind: str, model: dict of tensors, config: dict; "
             "it was not written by rnnedge"
         )
-    ckpt = upgrade_checkpoint(ckpt)  # an earlier version's kinds, read as today's
     kinds = (kind,) if isinstance(kind, str) else kind
-    if kinds is not None and not any(same_kind(ckpt["kind"], k) for k in kinds):
+    if kinds is not None and ckpt["kind"] not in kinds:
         raise CheckpointError(f"checkpoint {path} holds a {ckpt['kind']!r} model, expected {' or '.join(kinds)}")
     return ckpt
-
-
-def same_kind(a: str, b: str) -> bool:
-    """Whether two kind names (canonical or an alias such as ``mnist-lstm``) name the same registered kind."""
-    from .kinds import kind_named
-
-    if a == b:
-        return True
-    try:
-        return kind_named(a) is kind_named(b)
-    except CheckpointError:
-        return False
 
 
 def build_model(ckpt: dict[str, Any], config_cls: Callable[..., Any], model_cls: Callable[[Any], ModelT]) -> ModelT:
@@ -102,16 +87,6 @@ def build_model(ckpt: dict[str, Any], config_cls: Callable[..., Any], model_cls:
             "(did training diverge?)"
         )
     return model.eval()
-
-
-def check_not_upgraded(ckpt: dict[str, Any], path: Path) -> None:
-    """Refuse to resume a checkpoint an earlier version wrote as another kind (it exports; it does not resume)."""
-    if "upgraded_from" in ckpt:
-        raise CheckpointError(
-            f"cannot resume {path}: an earlier rnnedge wrote it as a {ckpt['upgraded_from']!r} model, which this "
-            "version reads as a sequence classifier; it exports as it is (rnnedge export), but training cannot "
-            "continue it: train into a new folder"
-        )
 
 
 def check_resumable(

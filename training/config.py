@@ -25,8 +25,8 @@ __all__ = [
     "SMALL",
     "ClassifierPreset",
     "LanguageModelConfig",
+    "LanguageTrainConfig",
     "PTBPreset",
-    "PTBTrainConfig",
     "SequenceClassifierConfig",
     "SequenceTrainConfig",
 ]
@@ -125,9 +125,10 @@ class SequenceTrainConfig:
 
 @dataclass(frozen=True)
 class LanguageModelConfig:
-    """Word-level LSTM language model of Zaremba et al. (2014)."""
+    """A recurrent language model of words or characters (Zaremba et al. 2014's shape; LSTM or GRU layers)."""
 
     RULES: ClassVar[Mapping[str, Rule]] = {
+        "cell": one_of("lstm", "gru"),
         "vocab_size": int_at_least(2),
         "hidden_size": int_at_least(1),
         "num_layers": int_at_least(1),
@@ -136,9 +137,13 @@ class LanguageModelConfig:
         "tie_weights": BOOL,
     }
 
-    vocab_size: int = _field(10000, "Words in the vocabulary (set from the corpus).")
-    hidden_size: int = _field(200, "Embedding and LSTM hidden size.")
-    num_layers: int = _field(2, "LSTM layers.")
+    cell: str = _field(
+        "lstm",
+        "Recurrent cell: LSTM (state h, c) or GRU (state h; no int8 variant: onnxruntime has no int8 GRU kernel).",
+    )
+    vocab_size: int = _field(10000, "Tokens in the vocabulary (set from the corpus).")
+    hidden_size: int = _field(200, "Embedding and recurrent hidden size.")
+    num_layers: int = _field(2, "Recurrent layers.")
     dropout: float = _field(0.0, "Dropout probability.")
     init_scale: float = _field(0.1, "Weights start uniform in [-init_scale, init_scale].")
     tie_weights: bool = _field(False, "Share embedding and output weights (Press & Wolf 2017).")
@@ -148,8 +153,8 @@ class LanguageModelConfig:
 
 
 @dataclass(frozen=True)
-class PTBTrainConfig:
-    """Optimisation settings of the reference.
+class LanguageTrainConfig:
+    """Optimisation settings of every language model (words or characters, any corpus): Zaremba et al.'s schedule.
 
     Epoch ``e`` (from 0) runs at ``lr * lr_decay ** max(e + 1 - decay_after, 0)``.
     """
@@ -181,20 +186,20 @@ class PTBPreset:
     """A reference configuration: the network and how it is trained."""
 
     model: LanguageModelConfig
-    train: PTBTrainConfig
+    train: LanguageTrainConfig
 
 
 SMALL = PTBPreset(
     LanguageModelConfig(hidden_size=200, num_layers=2, dropout=0.0, init_scale=0.1),
-    PTBTrainConfig(epochs=13, num_steps=20, lr=1.0, lr_decay=0.5, decay_after=4, clip_norm=5.0),
+    LanguageTrainConfig(epochs=13, num_steps=20, lr=1.0, lr_decay=0.5, decay_after=4, clip_norm=5.0),
 )
 MEDIUM = PTBPreset(
     LanguageModelConfig(hidden_size=650, num_layers=2, dropout=0.5, init_scale=0.05),
-    PTBTrainConfig(epochs=39, num_steps=35, lr=1.0, lr_decay=0.8, decay_after=6, clip_norm=5.0),
+    LanguageTrainConfig(epochs=39, num_steps=35, lr=1.0, lr_decay=0.8, decay_after=6, clip_norm=5.0),
 )
 LARGE = PTBPreset(
     LanguageModelConfig(hidden_size=1500, num_layers=2, dropout=0.65, init_scale=0.04),
-    PTBTrainConfig(epochs=55, num_steps=35, lr=1.0, lr_decay=1 / 1.15, decay_after=14, clip_norm=10.0),
+    LanguageTrainConfig(epochs=55, num_steps=35, lr=1.0, lr_decay=1 / 1.15, decay_after=14, clip_norm=10.0),
 )
 PRESETS = {"small": SMALL, "medium": MEDIUM, "large": LARGE}
 

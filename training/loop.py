@@ -36,7 +36,7 @@ from torch import nn
 
 from rnnedge.errors import CheckpointError
 
-from .checkpoint import check_not_upgraded, check_resumable, load_checkpoint, same_kind, save_checkpoint
+from .checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from .plots import plot_if_available
 from .progress import progress_bar
 from .run_dir import RunDir
@@ -196,9 +196,8 @@ def run_training(task: Task, run: RunDir, *, resume: bool = False, quiet: bool =
 
     if resume:
         ckpt = load_checkpoint(run.checkpoint)
-        if not same_kind(ckpt["kind"], task.kind):
+        if ckpt["kind"] != task.kind:
             raise CheckpointError(f"cannot resume {run.checkpoint}: it holds a {ckpt['kind']!r} model, not {task.name}")
-        check_not_upgraded(ckpt, run.checkpoint)
         check_resumable(ckpt, run.checkpoint, asdict(task.model_config), asdict(cfg), BUDGET_FIELDS)
         progress = ckpt["progress"]
         if progress.get("world_size", 1) != task.world_size:

@@ -13,21 +13,16 @@ from .config import LanguageModelConfig, SequenceClassifierConfig
 from .kinds import ModelKind, register
 
 __all__ = [
-    "GRU_LM",
-    "LM_KINDS",
+    "LANGUAGE_MODEL",
     "SEQUENCE_CLASSIFIER",
-    "WORD_LM",
     "ClassifierState",
-    "GRULanguageModel",
-    "LMState",
     "LanguageModelConfig",
+    "RecurrentLanguageModel",
     "SequenceClassifier",
     "SequenceClassifierConfig",
-    "WordLanguageModel",
 ]
 
 ClassifierState = tuple[Tensor, ...]  # parts named by SequenceClassifier.state_names
-LMState = tuple[Tensor, Tensor]  # h, c: (num_layers, B, H) each
 
 
 class SequenceClassifier(nn.Module):
@@ -157,54 +152,31 @@ class _TokenModel(nn.Module):
             nn.init.uniform_(p, -config.init_scale, config.init_scale)
 
 
-class WordLanguageModel(_TokenModel):
-    """The LSTM language model of Zaremba et al. (2014): words or characters, state ``(h, c)``."""
-
-    state_names = ("h", "c")
-    lstm: nn.LSTM
-
-    def __init__(self, config: LanguageModelConfig) -> None:
-        super().__init__(config, "lstm", nn.LSTM)
-
-    def init_state(self, batch: int) -> LMState:
-        """Zero ``(h, c)``, each ``(num_layers, batch, hidden)``."""
-        shape = (self.config.num_layers, batch, self.config.hidden_size)
-        return torch.zeros(shape), torch.zeros(shape)
-
-    def forward(self, tokens: Tensor, state: LMState) -> tuple[Tensor, LMState]:
-        """Logits ``(B, T, V)`` for int64 ``tokens`` ``(B, T)``, and the new ``(h, c)``."""
-        emb = self.drop(self.embedding(tokens))  # (B, T, H)
-        out, (h, c) = self.lstm(emb, state)  # (B, T, H)
-        return self.decoder(self.drop(out)), (h, c)  # (B, T, V)
-
-
 SEQUENCE_CLASSIFIER = register(ModelKind("sequence_classifier", SequenceClassifierConfig, SequenceClassifier))
 
 
-class GRULanguageModel(_TokenModel):
-    """:class:`WordLanguageModel` with GRU layers: the same embedding, dropout and output layer; state ``(h,)``.
-
-    Words or characters alike (the tokens are the corpus's). A kind of its own (``gru_lm``) rather
-    than a field of :class:`LanguageModelConfig`, so every LSTM checkpoint keeps its config and resumes.
-    """
-
-    state_names = ("h",)
-    gru: nn.GRU
+class RecurrentLanguageModel(_TokenModel):
+    """A language model of words or characters (the tokens are the corpus's): LSTM layers, state ``(h, c)``
+    (Zaremba et al. 2014), or GRU layers (``config.cell``), state ``(h,)``."""
 
     def __init__(self, config: LanguageModelConfig) -> None:
-        super().__init__(config, "gru", nn.GRU)
+        super().__init__(config, config.cell, nn.GRU if config.cell == "gru" else nn.LSTM)
+        self.state_names: tuple[str, ...] = ("h",) if config.cell == "gru" else ("h", "c")
 
-    def init_state(self, batch: int) -> tuple[Tensor]:
-        """Zero ``(h,)``, ``(num_layers, batch, hidden)``."""
-        return (torch.zeros(self.config.num_layers, batch, self.config.hidden_size),)
+    def init_state(self, batch: int) -> tuple[Tensor, ...]:
+        """Zero state, each part ``(num_layers, batch, hidden)``."""
+        shape = (self.config.num_layers, batch, self.config.hidden_size)
+        return tuple(torch.zeros(shape) for _ in self.state_names)
 
-    def forward(self, tokens: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor]]:
-        """Logits ``(B, T, V)`` for int64 ``tokens`` ``(B, T)``, and the new ``(h,)``."""
+    def forward(self, tokens: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """Logits ``(B, T, V)`` for int64 ``tokens`` ``(B, T)``, and the new state."""
         emb = self.drop(self.embedding(tokens))  # (B, T, H)
-        out, h = self.gru(emb, state[0])  # (B, T, H)
-        return self.decoder(self.drop(out)), (h,)  # (B, T, V)
+        rnn = getattr(self, self.config.cell)
+        if self.config.cell == "gru":
+            out, h = rnn(emb, state[0])  # (B, T, H)
+            return self.decoder(self.drop(out)), (h,)
+        out, (h, c) = rnn(emb, (state[0], state[1]))
+        return self.decoder(self.drop(out)), (h, c)  # (B, T, V)
 
 
-WORD_LM = register(ModelKind("word_lm", LanguageModelConfig, WordLanguageModel, aliases=("ptb",)))
-GRU_LM = register(ModelKind("gru_lm", LanguageModelConfig, GRULanguageModel))
-LM_KINDS = {"lstm": WORD_LM, "gru": GRU_LM}  # the language models' kinds by --cell
+LANGUAGE_MODEL = register(ModelKind("language_model", LanguageModelConfig, RecurrentLanguageModel))

@@ -31,13 +31,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from rnnedge.data.corpus import TextCorpus
-from rnnedge.data.ptb import PTBCorpus, batchify, load_ptb, num_windows, windows
+from rnnedge.data.ptb import PTBCorpus, batchify, num_windows, windows
 from rnnedge.errors import CheckpointError, ConfigError
 
 from .checkpoint import build_model
-from .config import LARGE, MEDIUM, PRESETS, SMALL, LanguageModelConfig, PTBPreset, PTBTrainConfig
+from .config import LARGE, MEDIUM, PRESETS, SMALL, LanguageModelConfig, LanguageTrainConfig, PTBPreset
 from .loop import budget_steps, run_training, torch_threads
-from .models import LM_KINDS, GRULanguageModel, WordLanguageModel
+from .models import LANGUAGE_MODEL, RecurrentLanguageModel
 from .run_dir import open_run
 
 __all__ = [
@@ -46,8 +46,8 @@ __all__ = [
     "PRESETS",
     "SMALL",
     "LanguageModelTask",
+    "LanguageTrainConfig",
     "PTBPreset",
-    "PTBTrainConfig",
     "bits_per_token",
     "build_language_model",
     "evaluate_perplexity",
@@ -68,18 +68,18 @@ def _with_bits(metrics: dict[str, float], tokens: str) -> dict[str, float]:
     return {**metrics, **bits}
 
 
-def build_language_model(ckpt: dict[str, Any]) -> WordLanguageModel:
+def build_language_model(ckpt: dict[str, Any]) -> RecurrentLanguageModel:
     """Rebuild the language model a checkpoint describes, with its weights, in eval mode.
 
     Kept for callers written before the kind registry; new code calls
     :func:`rnnedge.training.kinds.build_from_checkpoint`.
     """
-    return build_model(ckpt, LanguageModelConfig, WordLanguageModel)
+    return build_model(ckpt, LanguageModelConfig, RecurrentLanguageModel)
 
 
 @torch.no_grad()
 def evaluate_perplexity(
-    model: WordLanguageModel | GRULanguageModel,
+    model: RecurrentLanguageModel,
     ids: np.ndarray,
     batch_size: int = 1,
     num_steps: int = 35,
@@ -107,7 +107,7 @@ def evaluate_perplexity(
     return math.exp(total / count)
 
 
-def _lr_at(cfg: PTBTrainConfig, epoch: int) -> float:
+def _lr_at(cfg: LanguageTrainConfig, epoch: int) -> float:
     return cfg.lr * cfg.lr_decay ** max(epoch + 1 - cfg.decay_after, 0)
 
 
@@ -169,23 +169,19 @@ def _set_rng_states(states: torch.Tensor, device: torch.device) -> None:
 class LanguageModelTask:
     """The language model on a corpus (PTB, or any text by words or characters), for :func:`run_training`.
 
-    ``cell`` "lstm" trains the ``word_lm`` kind (:class:`WordLanguageModel`), "gru" the ``gru_lm`` kind
-    (:class:`GRULanguageModel`, state ``(h,)``).
+    The ``language_model`` kind (:class:`RecurrentLanguageModel`); its config's ``cell`` says LSTM or GRU layers.
     """
 
     def __init__(
         self,
         model_config: LanguageModelConfig,
-        train_config: PTBTrainConfig,
+        train_config: LanguageTrainConfig,
         corpus: PTBCorpus | TextCorpus,
         world: _World,
-        name: str = "ptb",
-        cell: str = "lstm",
+        name: str = "lm",
     ) -> None:
-        if cell not in LM_KINDS:
-            raise ConfigError(f"cell must be one of {sorted(LM_KINDS)}, got {cell!r}")
         self.name = name
-        self.kind = LM_KINDS[cell].name
+        self.kind = LANGUAGE_MODEL.name
         self.tokens: str = getattr(corpus, "tokens", "words")
         self.files: tuple[str, ...] = corpus.files
         cfg = train_config
@@ -201,7 +197,7 @@ class LanguageModelTask:
         self.steps_per_epoch = num_windows(all_rows, cfg.num_steps)
         self.total_steps = budget_steps(self.steps_per_epoch, cfg)
         torch.manual_seed(cfg.seed)
-        self.model: WordLanguageModel | GRULanguageModel = LM_KINDS[cell].module(model_config).to(world.device)  # type: ignore[assignment]
+        self.model = RecurrentLanguageModel(model_config).to(world.device)
         torch.manual_seed(cfg.seed * 1000 + 1 + world.rank)  # dropout masks differ between ranks
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr)
         self.net: nn.Module = DistributedDataParallel(self.model) if world.distributed else self.model
@@ -343,22 +339,22 @@ class LanguageModelTask:
 
 def train_language_model(
     model_config: LanguageModelConfig,
-    train_config: PTBTrainConfig,
+    train_config: LanguageTrainConfig,
     out_dir: str | os.PathLike[str],
     *,
-    data: str | os.PathLike[str] | None = None,
+    corpus: PTBCorpus | TextCorpus,
+    name: str = "lm",
     resume: bool = False,
     overwrite: bool = False,
     quiet: bool = False,
-    custom_corpus: bool = False,
     threads: int | None = None,
-    corpus: TextCorpus | None = None,
-    cell: str = "lstm",
 ) -> dict[str, Any]:
-    """Train on PTB (or on ``corpus``) in the run folder ``out_dir``; return the final metrics (with test perplexity).
+    """Train on ``corpus`` in the run folder ``out_dir``; return the final metrics (with test perplexity).
+
+    ``corpus``: the text read by :func:`rnnedge.data.corpus.load_text_corpus` (or PTB's, by
+    :func:`rnnedge.data.ptb.load_ptb`); ``name`` is the command that trains it (``lm``, ``ptb``).
 
     A character corpus adds bits per character beside each perplexity (``valid_bpc``, ``test_bpc``).
-    ``cell="gru"`` trains GRU layers instead of LSTM ones.
 
     ``resume`` continues the folder's run; ``overwrite`` replaces it; a folder that holds a run
     is refused without one of them. ``threads`` sets torch's intra-op threads for the run: on a
@@ -369,11 +365,7 @@ def train_language_model(
         run = open_run(out_dir, resume=resume, overwrite=overwrite, quiet=quiet, writer=world.rank == 0)
         world.barrier()  # every process has looked at the folder before the first one writes in it
         with torch_threads(threads):
-            if corpus is None:
-                ptb = load_ptb(data, custom=custom_corpus)
-                task = LanguageModelTask(model_config, train_config, ptb, world, cell=cell)
-            else:
-                task = LanguageModelTask(model_config, train_config, corpus, world, name="lm", cell=cell)
+            task = LanguageModelTask(model_config, train_config, corpus, world, name=name)
             return run_training(task, run, resume=resume, quiet=quiet)
     finally:
         world.close()

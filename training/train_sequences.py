@@ -29,7 +29,7 @@ from torch import nn
 from rnnedge.data.sequences import SequenceDataset, channel_stats, read_sequences, split_validation
 from rnnedge.errors import CheckpointError, ConfigError
 
-from .checkpoint import check_not_upgraded, load_checkpoint
+from .checkpoint import load_checkpoint
 from .classification import ClassificationTask
 from .config import SequenceClassifierConfig, SequenceTrainConfig
 from .loop import budget_steps, run_training, torch_threads
@@ -279,7 +279,6 @@ def train_sequence_classifier(
     run = open_run(out_dir, resume=resume, overwrite=overwrite, quiet=quiet)
     if resume:  # the settings are checked by the loop; the files are this kind's own
         ckpt = load_checkpoint(run.checkpoint)
-        check_not_upgraded(ckpt, run.checkpoint)
         saved = ckpt.get("data") or {}
         differ = [
             f"{key} (checkpoint {saved.get(key)!r}, this run {value!r})"

@@ -10,6 +10,7 @@ export {
   StateError,
   TokenError,
 } from './errors.js';
+// The built-in kinds: each module registers its kind on import (kinds.js); this is their one list.
 export { ClassifierModel } from './classifier.js';
 export { LanguageModel, LanguageStream, joinTokens, splitWords, tokenize, tokenizeLines } from './language.js';
 export { FORMAT_VERSION, METADATA_KEY, parseMetadata } from './metadata.js';
@@ -18,3 +19,4 @@ export { Model, Stream } from './model.js';
 export { State } from './state.js';
 export { TaggerModel } from './tagger.js';
 export { readMetadata } from './load.js';
+export { registerKind, registeredKinds } from './kinds.js';

@@ -1,90 +1,41 @@
-// Sequence classifiers (the row-by-row MNIST models): predict and streams of rows.
+// Sequence classifiers (a user's sequences of rows; MNIST images read row by row): predict and streams of rows.
 //
 // Graph contract (docs/metadata.md): input float32 (batch, sequence, features), already
-// normalised; outputs logits and probs float32 (batch, classes) for the whole prefix seen so
-// far. Raw inputs are normalised here with the metadata's preprocessing, in float32 and in the
-// order the Python runtime applies it: uint8 pixels (a Uint8Array or Uint8ClampedArray) are
-// scaled by `scale`; plain numbers and float arrays must already be in [0, 1].
+// standardised; outputs logits and probs float32 (batch, classes) for the whole prefix seen so
+// far. Raw inputs (any finite real numbers: plain arrays, typed arrays) become
+// (x - mean[f]) / std[f] per channel as the metadata's standardize says, in float32 and in the
+// order the Python runtime applies it.
 
 import { InputError, StateError } from './errors.js';
 import { describe, flatten } from './inputs.js';
+import { registerKind } from './kinds.js';
 import { Model, Stream, allFinite } from './model.js';
 
-const FLOAT_SLACK = 1e-3;
 export const MAX_EXACT_ROWS = 2 ** 24; // float32 counts rows exactly up to here
 const f32 = Math.fround;
-const FLOAT_TYPES = new Set(['number', 'float32', 'float64']);
 const REAL_TYPES = new Set(['number', 'float32', 'float64', 'uint8', 'int8', 'uint16', 'int16', 'uint32', 'int32']);
 const FLOAT32_MAX = 3.4028234663852886e38;
 
 export class ClassifierModel extends Model {
-  #pixelValues; // Float32Array(256): what each uint8 pixel becomes
-
-  constructor(args) {
-    super(args);
-    const pre = this.metadata.preprocessing;
-    const scale = f32(pre ? pre.scale : 1);
-    this.#pixelValues = new Float32Array(256);
-    for (let v = 0; v < 256; v++) this.#pixelValues[v] = this.#standardise(f32(v * scale));
-  }
-
   /** Class names, indexed like the probabilities. */
   get labels() {
     return this.metadata.labels;
   }
 
-  /** Values per row (28 for MNIST). */
+  /** Values per row: the channels of a user's sequences (28 for MNIST). */
   get featureSize() {
     return this.metadata.input.shape[2];
   }
 
-  #standardise(v) {
-    const pre = this.metadata.preprocessing;
-    return pre ? f32(f32(v - f32(pre.mean)) / f32(pre.std)) : v;
-  }
-
   /**
-   * uint8 pixels or floats in [0, 1] -> normalised Float32Array. `rows` is anything `flatten`
-   * takes (nested arrays, a typed array, {data, dims}) whose last axis is featureSize.
+   * Raw values (any finite real numbers) -> (x - mean[f]) / std[f] in float32, per channel. `rows` is
+   * anything `flatten` takes (nested arrays, a typed array, {data, dims}) whose last axis is featureSize.
    * Returns {data, dims}.
    */
   preprocess(rows, what = 'rows') {
-    if (this.metadata.standardize) return this.#standardiseChannels(rows, what);
-    const { data, dims, type } = flatten(rows, what);
-    const size = data.length;
-    if (size === 0) throw new InputError(`${what} must not be empty, got ${describe(rows)}`);
-    if (dims[dims.length - 1] !== this.featureSize) {
-      throw new InputError(`each row must have ${this.featureSize} values, got ${describe(rows)}`);
-    }
-    const out = new Float32Array(size);
-    if (type === 'uint8') {
-      const table = this.#pixelValues;
-      for (let i = 0; i < size; i++) out[i] = table[data[i]];
-      return { data: out, dims };
-    }
-    if (!FLOAT_TYPES.has(type)) {
-      throw new InputError(
-        `${what} must be uint8 pixels (Uint8Array, Uint8ClampedArray) or numbers in [0, 1], got ${describe(rows)}`,
-      );
-    }
-    if (!allFinite(data)) throw new InputError(`${what} contain NaN or infinity (${describe(rows)})`);
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (let i = 0; i < size; i++) {
-      const v = data[i];
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    }
-    if (lo < -FLOAT_SLACK || hi > 1 + FLOAT_SLACK) {
-      throw new InputError(
-        `float ${what} must be pixel intensities in [0, 1], got values in [${lo}, ${hi}]; pass raw 0..255 pixels as a Uint8Array`,
-      );
-    }
-    for (let i = 0; i < size; i++) out[i] = this.#standardise(f32(data[i]));
-    return { data: out, dims };
+    return this.#standardiseChannels(rows, what);
   }
 
-  /** Raw values (any finite real numbers) -> (x - mean[f]) / std[f] in float32, per channel (format version 2). */
   #standardiseChannels(rows, what) {
     const { data, dims, type } = flatten(rows, what);
     const size = data.length;
@@ -218,3 +169,6 @@ export class ClassifierModel extends Model {
     return batch;
   }
 }
+
+registerKind('causal_classifier', ClassifierModel);
+registerKind('noncausal_classifier', ClassifierModel);

@@ -61,6 +61,10 @@ export declare function load(source: ModelSource, options?: LoadOptions): Promis
 
 /** The parsed metadata of a model's bytes, without onnxruntime. */
 export declare function readMetadata(bytes: Uint8Array, where?: string): ModelMetadata;
+/** Make files whose metadata says `kind: name` load as `model` (each kind module registers itself). */
+export declare function registerKind(name: string, model: new (...args: any[]) => Model): void;
+/** The kinds this runtime runs, sorted. */
+export declare function registeredKinds(): string[];
 
 export declare class Model {
   readonly metadata: ModelMetadata;

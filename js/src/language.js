@@ -1,13 +1,14 @@
-// Word language models (the PTB LSTM): next-word streams, top-k and generation.
+// Language models of words or characters: next-token streams, top-k and generation.
 //
 // Graph contract (docs/metadata.md): input int64 tokens (batch, sequence) of ids into the
 // metadata's vocabulary; state h/c float32 (layers, batch, hidden); outputs logits (batch,
-// sequence, vocab) and, in current files, next_probs (batch, vocab). Text is split into
+// sequence, vocab) and next_probs (batch, vocab). Text is split into
 // words exactly as the Python runtime splits it (Python's str.split(): the whitespace set
 // below, not JavaScript's \s); unknown words are <unk>, or a TokenError in strict mode.
 
 import { InputError, TokenError } from './errors.js';
 import { describe, elementType, isTypedArray } from './inputs.js';
+import { registerKind } from './kinds.js';
 import { Model, Stream } from './model.js';
 import { Pcg32, sample, topKIds } from './sampling.js';
 
@@ -89,7 +90,7 @@ export class LanguageModel extends Model {
     return this.metadata.eosId;
   }
 
-  /** How text is split into tokens: "words" (PTB's; every version-1 file) or "chars". */
+  /** How text is split into tokens: "words" or "chars". */
   get tokens() {
     return this.metadata.tokens ?? 'words';
   }
@@ -104,9 +105,9 @@ export class LanguageModel extends Model {
     return joinTokens(tokens, this.tokens, this.vocabulary[this.eosId]);
   }
 
-  /** The graph's next_probs; for files exported before it existed, logits (softmax done here). */
+  /** The graph's next_probs: the softmax of the last position's logits. */
   streamOutputNames() {
-    return this.metadata.outputs.some((o) => o.name === 'next_probs') ? ['next_probs'] : ['logits'];
+    return ['next_probs'];
   }
 
   // -- words <-> ids -------------------------------------------------------------------------
@@ -181,18 +182,7 @@ export class LanguageModel extends Model {
   }
 
   streamResult(outputs) {
-    const [name] = this.streamOutputs;
-    if (name === 'next_probs') return outputs.next_probs.data;
-    const { dims, data } = outputs.logits; // (1, T, V): softmax of the last position
-    const v = dims[2];
-    const z = data.subarray((dims[1] - 1) * v, dims[1] * v);
-    let max = -Infinity;
-    for (const s of z) max = Math.max(max, s);
-    const out = new Float32Array(v);
-    let sum = 0;
-    for (let i = 0; i < v; i++) sum += out[i] = Math.exp(z[i] - max);
-    for (let i = 0; i < v; i++) out[i] /= sum;
-    return out;
+    return outputs.next_probs.data;
   }
 
   // -- tasks --------------------------------------------------------------------------------
@@ -297,3 +287,5 @@ export class LanguageStream extends Stream {
     return this.model.topK(this.last, k);
   }
 }
+
+registerKind('language_model', LanguageModel);

@@ -2,23 +2,15 @@
 // then one onnxruntime session whose declared inputs and outputs must match the metadata.
 // Shared by the browser entry (index.js, onnxruntime-web) and the Node entry (node.js).
 
-import { ClassifierModel } from './classifier.js';
 import { ConfigError, ModelFileError, ProviderError } from './errors.js';
 import { describe, isTypedArray } from './inputs.js';
-import { LanguageModel } from './language.js';
+import { modelClassFor } from './kinds.js';
 import { METADATA_KEY, parseMetadata } from './metadata.js';
 import { Malformed, externalTensors, graphSignature, metadataProps } from './protobuf.js';
-import { TaggerModel } from './tagger.js';
 
 export const MAX_MODEL_BYTES = 2 * 1024 ** 3; // protobuf's own limit for a single-file model
 const MAX_THREADS = 1024;
 const OPTIMIZATION = { all: 'all', extended: 'extended', basic: 'basic', disabled: 'disabled' };
-const MODEL_CLASSES = {
-  causal_classifier: ClassifierModel,
-  noncausal_classifier: ClassifierModel,
-  language_model: LanguageModel,
-  tagger: TaggerModel,
-};
 
 /** A model's bytes from a Uint8Array, ArrayBuffer, any typed array view, Blob or Response. */
 export async function bytesOf(source) {
@@ -153,7 +145,7 @@ export async function openModel(ort, backend, data, where, { threads = 1, optimi
     const first = String(e?.message ?? e).trim().split('\n')[0];
     throw new ModelFileError(`onnxruntime cannot load ${where} as an ONNX model: ${first}`);
   }
-  const Kind = MODEL_CLASSES[metadata.kind];
+  const Kind = modelClassFor(metadata.kind); // the kinds register themselves (kinds.js)
   return new Kind({ ort, session, metadata, source: where, backend, threads: effectiveThreads });
 }
 

@@ -9,6 +9,7 @@
 import { ClassifierModel } from './classifier.js';
 import { InputError } from './errors.js';
 import { describe } from './inputs.js';
+import { registerKind } from './kinds.js';
 import { STREAM_WINDOW } from './model.js';
 
 export class TaggerModel extends ClassifierModel {
@@ -70,3 +71,5 @@ export class TaggerModel extends ClassifierModel {
     return this.#frames(probs.data, 0, probs.dims[1]);
   }
 }
+
+registerKind('tagger', TaggerModel);

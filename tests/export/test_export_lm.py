@@ -51,7 +51,7 @@ def test_tampered_weights_are_caught(tiny_lm_checkpoint: Path, tmp_path: Path, m
                 init.CopyFrom(onnx.numpy_helper.from_array(bias, init.name))
         return graph
 
-    monkeypatch.setitem(kinds._KINDS, "word_lm", replace(word_lm.KIND, graph=tampered))
+    monkeypatch.setitem(kinds._KINDS, "language_model", replace(word_lm.KIND, graph=tampered))
     target = tmp_path / "bad.onnx"
     with pytest.raises(ExportValidationError, match="logits differs") as info:
         export_checkpoint(tiny_lm_checkpoint, target)

@@ -164,7 +164,7 @@ def _version_2_models(ptb_data: Path, work: Path) -> tuple[Path, Path]:
 
     from rnnedge.data.corpus import load_text_corpus
     from rnnedge.export.exporter import export_checkpoint
-    from rnnedge.training.config import LanguageModelConfig, PTBTrainConfig
+    from rnnedge.training.config import LanguageModelConfig, LanguageTrainConfig
     from rnnedge.training.train_lm import train_language_model
 
     seq = export_checkpoint(train_tiny_sequences(work / "seq-run", epochs=2, cell="gru"), work / "seq.onnx").path
@@ -177,7 +177,7 @@ def _version_2_models(ptb_data: Path, work: Path) -> tuple[Path, Path]:
     corpus = load_text_corpus(*files, tokens="chars")
     train_language_model(
         LanguageModelConfig(vocab_size=len(corpus.vocabulary), hidden_size=32, num_layers=1),
-        PTBTrainConfig(batch_size=8, num_steps=20, lr=0.5, max_steps=40, checkpoint_every=1000),
+        LanguageTrainConfig(batch_size=8, num_steps=20, lr=0.5, max_steps=40, checkpoint_every=1000),
         work / "char-run",
         corpus=corpus,
         quiet=True,

@@ -39,17 +39,16 @@ def _write_corpus(ptb_data: Path, root: Path) -> tuple[Path, Path, Path]:
 
 
 def _train(corpus: TextCorpus, out: Path, cell: str = "lstm") -> Path:
-    from rnnedge.training.config import LanguageModelConfig, PTBTrainConfig
+    from rnnedge.training.config import LanguageModelConfig, LanguageTrainConfig
     from rnnedge.training.train_lm import train_language_model
 
     metrics = train_language_model(
-        LanguageModelConfig(vocab_size=len(corpus.vocabulary), hidden_size=32, num_layers=1),
-        PTBTrainConfig(batch_size=8, num_steps=20, lr=0.5, max_steps=40, checkpoint_every=1000),
+        LanguageModelConfig(cell=cell, vocab_size=len(corpus.vocabulary), hidden_size=32, num_layers=1),
+        LanguageTrainConfig(batch_size=8, num_steps=20, lr=0.5, max_steps=40, checkpoint_every=1000),
         out,
         corpus=corpus,
         quiet=True,
         threads=1,
-        cell=cell,
     )
     assert metrics["test_perplexity"] > 1
     return out / "checkpoint.pt"
@@ -243,7 +242,7 @@ def test_a_gru_language_model_exports_streams_and_scores_as_pytorch(
 
     ckpt_path = _train(char_corpus, tmp_path / "run", cell="gru")
     ckpt = load_checkpoint(ckpt_path)
-    assert ckpt["kind"] == "gru_lm" and set(ckpt["lm_state"]) == {"h"}
+    assert ckpt["kind"] == "language_model" and ckpt["config"]["cell"] == "gru" and set(ckpt["lm_state"]) == {"h"}
     outcomes = export_model(ckpt_path, tmp_path / "gru.onnx", variants=["int8"])
     assert [o.status for o in outcomes] == ["ok", "skipped"] and "no int8 GRU kernel" in outcomes[1].message
     graph = onnx.load(str(tmp_path / "gru.onnx")).graph

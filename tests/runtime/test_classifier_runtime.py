@@ -39,18 +39,16 @@ def test_predict_matches_pytorch_accuracy(model: ClassifierModel, mnist, tiny_ch
     assert accuracy == pytest.approx(load_checkpoint(tiny_checkpoint)["metrics"]["test_accuracy"], abs=2e-4)
 
 
-def test_uint8_int_and_float_pixels_agree(model: ClassifierModel, format1_clf: ClassifierModel, mnist) -> None:
-    """Raw pixel values in any dtype; a format-1 file takes floats as intensities in [0, 1]."""
+def test_uint8_int_and_float_pixels_agree(model: ClassifierModel, mnist) -> None:
+    """Raw pixel values in any dtype, as arrays or as plain lists."""
     images = mnist.test_images[:16]
     want = model.predict(images)
     for same in (images.astype(np.int64), images.astype(np.float64), images.astype(np.float32)):
         np.testing.assert_allclose(model.predict(same), want, atol=1e-6)
-    np.testing.assert_allclose(format1_clf.predict(images), format1_clf.predict(images / 255.0), atol=1e-6)
+    np.testing.assert_allclose(model.predict([s.tolist() for s in images]), want, atol=1e-6)
 
 
-def test_pixels_are_normalised_by_table_exactly_as_by_arithmetic(
-    model: ClassifierModel, format1_clf: ClassifierModel
-) -> None:
+def test_pixels_are_normalised_by_table_exactly_as_by_arithmetic(model: ClassifierModel) -> None:
     pixels = np.random.default_rng(0).integers(0, 256, size=(40, 28)).astype(np.uint8)
     pixels[0, :] = 0
     pixels[1, :] = 255
@@ -63,15 +61,6 @@ def test_pixels_are_normalised_by_table_exactly_as_by_arithmetic(
         assert got.dtype == np.float32 and got.flags.c_contiguous
         np.testing.assert_array_equal(got, x if got.shape == x.shape else x[3:4])
     np.testing.assert_array_equal(model.preprocess(pixels), model.preprocess(pixels.astype(np.int16)))
-    pre = format1_clf.metadata.preprocessing  # a format-1 file: (pixel * scale - mean) / std
-    assert pre is not None
-    x = pixels.astype(np.float32)
-    x *= np.float32(pre.scale)
-    x -= np.float32(pre.mean)
-    x /= np.float32(pre.std)
-    got = format1_clf.preprocess(pixels)
-    assert got.dtype == np.float32 and got.flags.c_contiguous
-    np.testing.assert_array_equal(got, x)
 
 
 def test_the_compiled_session_call_gives_what_the_public_run_gives(model: ClassifierModel, mnist) -> None:
@@ -82,7 +71,7 @@ def test_the_compiled_session_call_gives_what_the_public_run_gives(model: Classi
         feeds[model.metadata.lengths.name] = np.full(3, 28, np.int64)
     names = [o.name for o in model.session.get_outputs()]
     public = model.session.run(names, feeds)
-    for fast in (run_function(model.session), model.engine._call):
+    for fast in (run_function(model.session), model._call):
         for got, want in zip(fast(names, feeds), public, strict=True):
             np.testing.assert_array_equal(got, want)
 
@@ -147,7 +136,7 @@ BAD_ROWS = [
     (np.full((2, 28), np.nan, np.float32), "NaN"),
     (np.full((2, 28), np.inf), "NaN or infinity"),
     (np.full((2, 28), 1e39), "beyond float32's range"),
-    ([[0] * 28], "got list"),
+    ([[0] * 27], "(1, 27)"),
     ("row", "got str"),
 ]
 

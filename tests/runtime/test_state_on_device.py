@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnedge.runtime import ConfigError, LanguageModel, TokenError, load
+from rnnedge.runtime import ConfigError, LanguageModel, ModelFileError, TokenError, load
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +79,8 @@ def test_toggling_the_model_flag_does_not_touch_existing_streams(tiny_lm_onnx: P
     model.close()
 
 
-def test_files_without_next_probs_still_stream(tiny_lm_onnx: Path, tmp_path: Path) -> None:
-    """Language models exported before the graph computed next_probs: the runtime's softmax takes over."""
+def test_a_language_model_file_without_next_probs_is_refused(tiny_lm_onnx: Path, tmp_path: Path) -> None:
+    """A file from before the graph computed next_probs: one format before the first release, so refused."""
     import dataclasses
 
     onnx = pytest.importorskip("onnx")
@@ -98,5 +98,5 @@ def test_files_without_next_probs_still_stream(tiny_lm_onnx: Path, tmp_path: Pat
     graph.metadata_props.add(key=METADATA_KEY, value=meta.to_json())
     old = tmp_path / "old.onnx"
     onnx.save(graph, str(old))
-    with load(old) as legacy, load(tiny_lm_onnx) as current:
-        np.testing.assert_allclose(legacy.stream().feed([4, 5]), current.stream().feed([4, 5]), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ModelFileError, match=r"must have the output\(s\) \['next_probs'\] \(export it again\)"):
+        load(old)

@@ -54,7 +54,9 @@ def test_a_restored_state_answers_top_k_at_once(lm: LanguageModel) -> None:
     fresh = lm.stream()
     fresh.state = saved  # another stream of the same model takes the prediction along
     assert fresh.top_k(3) == expected
-    fresh.state = pickle.loads(pickle.dumps(saved))  # a state from outside carries no prediction
+    fresh.state = pickle.loads(pickle.dumps(saved))  # a pickled state keeps its prediction (issue 22, fault 7)
+    assert fresh.top_k(3) == expected
+    fresh.state = lm.init_state(1)  # the initial state carries none
     with pytest.raises(InputError, match="no prediction yet"):
         fresh.top_k(3)
 
@@ -67,7 +69,7 @@ def test_a_stream_is_not_pickled_but_deep_copies_as_an_independent_twin(lm: Lang
     with pytest.raises(NotPicklableError, match=r"load .* again"):
         pickle.dumps(lm)
     twin = copy.deepcopy(stream)
-    assert twin.engine is stream.engine  # the session is shared, never copied
+    assert twin.model is stream.model  # the session is shared, never copied
     assert np.array_equal(twin.feed("fell"), stream.feed("fell"))
 
 

@@ -14,13 +14,11 @@ from serve_harness import Client, ServerProcess, running_server
 from rnnedge.runtime import ClassifierModel, LanguageModel
 from rnnedge.serve.sampling import Pcg32, sample
 
-FORMAT1 = Path(__file__).resolve().parents[1] / "fixtures" / "format1" / "row-lstm.onnx"  # pixels, [0, 1] floats
-
 
 @pytest.fixture(scope="module")
 def server(tiny_lm_onnx: Path, tiny_onnx: Path) -> Iterator[ServerProcess]:
-    """One process serving the tiny language model, the tiny classifier and a format-1 one; a 5 ms window."""
-    models = [tiny_lm_onnx, tiny_onnx, FORMAT1]
+    """One process serving the tiny language model and the tiny classifier; a 5 ms window."""
+    models = [tiny_lm_onnx, tiny_onnx]
     with running_server(models, "--batch-window-ms", "5", "--max-feed-steps", "8") as s:
         yield s
 
@@ -148,7 +146,7 @@ def test_bad_requests_get_clear_errors_and_leave_the_session_as_it_was(
         for op in ("feed", "state", "close", "top_k"):
             reply = c.request({"op": op, "input": "the"} if op == "feed" else {"op": op})
             assert reply["error"] == "no_session" and "send open first" in reply["message"]
-        assert c.request({"op": "open"})["message"] == "open: name a model: this server serves tiny-lm, tiny, row-lstm"
+        assert c.request({"op": "open"})["message"] == "open: name a model: this server serves tiny-lm, tiny"
         assert c.request({"op": "open", "model": "big"})["error"] == "unknown_model"
         _open(c, "tiny-lm", strict=True)
         c.ok({"op": "feed", "input": "the market"})
@@ -212,20 +210,12 @@ def test_bad_rows_and_tokens_are_refused_and_change_nothing(
     assert np.array_equal(_probs(last), alone.feed(np.array([[0.5] * 28, [0.0] * 28])))
 
 
-def test_a_format_1_file_takes_pixels_and_refuses_other_values(server: ServerProcess) -> None:
-    """Raw values (ints beyond 255, floats beyond 1) go to a standardising file; a pixel file refuses them."""
+def test_a_classifier_takes_raw_values(server: ServerProcess) -> None:
+    """Raw values (ints beyond 255, floats beyond 1) go to a standardising file."""
     with Client(server.url) as c:
         _open(c, "tiny")
         c.ok({"op": "feed", "input": [[300] * 28, [2.5] * 28]})
         c.ok({"op": "close"})
-        _open(c, "row-lstm")
-        token = c.ok({"op": "state"})["token"]
-        for rows, fragment in (([300] * 28, "pixels given as ints must be in [0, 255]"), ([2.0] * 28, "[0, 1]")):
-            reply = c.request({"op": "feed", "input": rows})
-            assert reply["error"] == "input" and fragment in reply["message"], (rows, reply)
-        assert c.ok({"op": "state"})["token"] == token
-        c.ok({"op": "feed", "input": [255] * 28})
-        c.ok({"op": "feed", "input": [1.0] * 28})
 
 
 def test_health_and_prometheus_metrics(server: ServerProcess) -> None:

@@ -18,7 +18,7 @@ from rnnedge.errors import CheckpointError, ConfigError
 from rnnedge.training.checkpoint import load_checkpoint, save_checkpoint
 from rnnedge.training.config import (
     LanguageModelConfig,
-    PTBTrainConfig,
+    LanguageTrainConfig,
     SequenceClassifierConfig,
     SequenceTrainConfig,
 )
@@ -92,18 +92,18 @@ def test_checkpoints_with_fields_of_the_wrong_type(
 def test_a_checkpoint_of_another_kind_is_refused(tiny_lm_checkpoint: Path, tmp_path: Path) -> None:
     """What resuming a classifier or a language model asks of the run folder's checkpoint.
 
-    New checkpoints name the registered kind (``word_lm``); one written before the registry
-    names it ``ptb``, an alias of the same kind. Both are refused where a classifier is expected.
+    A checkpoint names its registered kind (``language_model``); a name no kind has (e.g. ``ptb``, a
+    pre-release spelling) is no alias of one: there is one format before the first release.
     """
     ckpt = load_checkpoint(tiny_lm_checkpoint)
-    assert ckpt["kind"] == "word_lm"
+    assert ckpt["kind"] == "language_model"
     save_checkpoint(tmp_path / "old.pt", {**ckpt, "kind": "ptb"})
-    with pytest.raises(CheckpointError, match=r"holds a 'ptb' model, expected sequence_classifier"):
-        load_checkpoint(tmp_path / "old.pt", "sequence_classifier")
-    with pytest.raises(CheckpointError, match=r"holds a 'word_lm' model, expected sequence_classifier"):
+    with pytest.raises(CheckpointError, match=r"holds a 'ptb' model, expected language_model"):
+        load_checkpoint(tmp_path / "old.pt", "language_model")
+    with pytest.raises(CheckpointError, match=r"unknown model kind 'ptb'"):
+        build_from_checkpoint(load_checkpoint(tmp_path / "old.pt"))
+    with pytest.raises(CheckpointError, match=r"holds a 'language_model' model, expected sequence_classifier"):
         load_checkpoint(tiny_lm_checkpoint, "sequence_classifier")
-    assert load_checkpoint(tmp_path / "old.pt", "word_lm")["kind"] == "ptb"  # an alias is the same kind
-    assert load_checkpoint(tiny_lm_checkpoint, "ptb")["kind"] == "word_lm"
 
 
 @pytest.mark.parametrize(
@@ -170,9 +170,9 @@ def test_weights_that_do_not_fit_or_are_not_finite(
         pytest.param(
             lambda: SequenceTrainConfig(normalize="pixel"), ["normalize='pixel'", "channel", "global"], id="normalize"
         ),
-        pytest.param(lambda: PTBTrainConfig(lr_decay=0), ["lr_decay=0", "(0, 1]"], id="lr-decay-0"),
+        pytest.param(lambda: LanguageTrainConfig(lr_decay=0), ["lr_decay=0", "(0, 1]"], id="lr-decay-0"),
         pytest.param(
-            lambda: PTBTrainConfig(num_steps=-1, clip_norm=math.inf),
+            lambda: LanguageTrainConfig(num_steps=-1, clip_norm=math.inf),
             ["num_steps=-1", "clip_norm=inf"],
             id="num-steps-negative-clip-inf",
         ),

@@ -85,7 +85,7 @@ def budget(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         (sliced / "ptb" / f"ptb.{split}.txt").write_text("".join(text))
     args = ["train", "ptb", "--config", "small", "--data", str(sliced), "--custom", "--epochs", "3"]
     args += ["--max-steps", "40", "--checkpoint-every", "5", "--seed", "3", "--threads", "1", "--quiet"]
-    return Budget("word_lm", "ptb", tuple(args), total_steps=40, first_save=5)
+    return Budget("language_model", "ptb", tuple(args), total_steps=40, first_save=5)
 
 
 def _train_in_process(args: list[str]) -> dict[str, Any]:

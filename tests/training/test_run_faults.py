@@ -273,7 +273,7 @@ def test_every_config_field_is_an_option_with_its_default_and_range() -> None:
 
     from rnnedge.training.config import (
         LanguageModelConfig,
-        PTBTrainConfig,
+        LanguageTrainConfig,
         SequenceClassifierConfig,
         SequenceTrainConfig,
     )
@@ -281,7 +281,7 @@ def test_every_config_field_is_an_option_with_its_default_and_range() -> None:
     for command, classes, fixed in (
         ("mnist-lstm", (SequenceTrainConfig, SequenceClassifierConfig), ("input_size", "num_classes", "bidirectional")),
         ("classifier", (SequenceTrainConfig, SequenceClassifierConfig), ("input_size", "num_classes")),
-        ("ptb", (PTBTrainConfig, LanguageModelConfig), ("vocab_size",)),
+        ("ptb", (LanguageTrainConfig, LanguageModelConfig), ("vocab_size",)),
     ):
         text = invoke(["train", command, "--help"]).output
         for cls in classes:

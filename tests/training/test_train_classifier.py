@@ -104,8 +104,8 @@ def test_truncated_and_foreign_checkpoints(tmp_path: Path, tiny_checkpoint: Path
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="unreadable"):
         load_checkpoint(tmp_path / "cut.pt")
-    with pytest.raises(CheckpointError, match="expected ptb"):  # an alias of word_lm
-        load_checkpoint(tiny_checkpoint, "ptb")
+    with pytest.raises(CheckpointError, match="expected language_model"):
+        load_checkpoint(tiny_checkpoint, "language_model")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not written by rnnedge"):
         load_checkpoint(tmp_path / "other.pt")
@@ -125,7 +125,7 @@ def test_checkpoints_name_their_kind_and_carry_normalisation_labels_and_files(
 ) -> None:
     """Export reads the classifier's normalisation, class names and test file from the checkpoint."""
     from rnnedge.training.kinds import build_from_checkpoint
-    from rnnedge.training.models import SequenceClassifier, WordLanguageModel
+    from rnnedge.training.models import RecurrentLanguageModel, SequenceClassifier
 
     ckpt = load_checkpoint(tiny_checkpoint)
     assert ckpt["kind"] == "sequence_classifier" and "upgraded_from" not in ckpt
@@ -136,7 +136,7 @@ def test_checkpoints_name_their_kind_and_carry_normalisation_labels_and_files(
     model = build_from_checkpoint(ckpt)
     assert isinstance(model, SequenceClassifier) and not model.training
     lm = load_checkpoint(tiny_lm_checkpoint)
-    assert lm["kind"] == "word_lm" and isinstance(build_from_checkpoint(lm), WordLanguageModel)
+    assert lm["kind"] == "language_model" and isinstance(build_from_checkpoint(lm), RecurrentLanguageModel)
     assert Path(lm["data"]["test"]).name == "ptb.test.txt" and Path(lm["data"]["test"]).is_absolute()
 
 

@@ -20,7 +20,7 @@ from rnnedge.training.train_lm import (
     LARGE,
     MEDIUM,
     SMALL,
-    PTBTrainConfig,
+    LanguageTrainConfig,
     build_language_model,
     evaluate_perplexity,
     train_language_model,
@@ -53,7 +53,7 @@ def test_short_run_falls_well_below_the_unigram_baseline(tiny_lm_checkpoint: Pat
     counts = np.bincount(corpus.train, minlength=len(corpus.vocabulary))
     unigram = float(np.exp(-np.mean(np.log(counts[corpus.valid] / counts.sum()))))
     assert 650 < unigram < 720
-    ckpt = load_checkpoint(tiny_lm_checkpoint, "ptb")
+    ckpt = load_checkpoint(tiny_lm_checkpoint, "language_model")
     metrics = ckpt["metrics"]
     assert metrics["valid_perplexity"] < 0.8 * unigram, (metrics, unigram)
     assert metrics["test_perplexity"] < 0.8 * unigram
@@ -73,7 +73,7 @@ class _Interrupt(BaseException):
 
 
 _RESUME_MODEL = LanguageModelConfig(hidden_size=16, num_layers=2, dropout=0.3)
-_RESUME_CFG = PTBTrainConfig(num_steps=5, max_steps=40, checkpoint_every=15, lr=1.0)
+_RESUME_CFG = LanguageTrainConfig(num_steps=5, max_steps=40, checkpoint_every=15, lr=1.0)
 
 
 def test_resume_mid_epoch_ends_where_an_uninterrupted_run_ends(
@@ -83,7 +83,7 @@ def test_resume_mid_epoch_ends_where_an_uninterrupted_run_ends(
 
     def run(out: Path, resume: bool = False) -> dict:
         return train_language_model(
-            _RESUME_MODEL, _RESUME_CFG, out, data=ptb_data, quiet=True, threads=1, resume=resume
+            _RESUME_MODEL, _RESUME_CFG, out, corpus=load_ptb(ptb_data), name="ptb", quiet=True, threads=1, resume=resume
         )
 
     whole = run(tmp_path / "a")
@@ -115,7 +115,8 @@ def test_resume_mid_epoch_ends_where_an_uninterrupted_run_ends(
             LanguageModelConfig(hidden_size=8, num_layers=1),
             _RESUME_CFG,
             tmp_path / "b",
-            data=ptb_data,
+            corpus=load_ptb(ptb_data),
+            name="ptb",
             quiet=True,
             resume=True,
         )
@@ -124,11 +125,12 @@ def test_resume_mid_epoch_ends_where_an_uninterrupted_run_ends(
 _DDP_SCRIPT = """
 import sys
 from rnnedge.training.models import LanguageModelConfig
-from rnnedge.training.train_lm import PTBTrainConfig, train_language_model
+from rnnedge.data.ptb import load_ptb
+from rnnedge.training.train_lm import LanguageTrainConfig, train_language_model
 train_language_model(
     LanguageModelConfig(hidden_size=16, num_layers=1),
-    PTBTrainConfig(num_steps=5, max_steps=12, checkpoint_every=5),
-    sys.argv[1], data=sys.argv[2], quiet=True, threads=1,
+    LanguageTrainConfig(num_steps=5, max_steps=12, checkpoint_every=5),
+    sys.argv[1], corpus=load_ptb(sys.argv[2]), name="ptb", quiet=True, threads=1,
 )
 """
 
@@ -158,14 +160,15 @@ def test_ddp_with_two_cpu_processes_matches_one_process(ptb_data: Path, tmp_path
     single = tmp_path / "single"
     train_language_model(
         LanguageModelConfig(hidden_size=16, num_layers=1),
-        PTBTrainConfig(num_steps=5, max_steps=12, checkpoint_every=5),
+        LanguageTrainConfig(num_steps=5, max_steps=12, checkpoint_every=5),
         single,
-        data=ptb_data,
+        corpus=load_ptb(ptb_data),
+        name="ptb",
         quiet=True,
         threads=1,
     )
-    ddp = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt", "ptb")
-    one = load_checkpoint(single / "checkpoint.pt", "ptb")
+    ddp = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt", "language_model")
+    one = load_checkpoint(single / "checkpoint.pt", "language_model")
     assert ddp["progress"]["world_size"] == 2 and ddp["progress"]["step"] == one["progress"]["step"] == 12
     for name, tensor in one["model"].items():
         torch.testing.assert_close(ddp["model"][name], tensor, rtol=1e-4, atol=1e-5)
@@ -186,15 +189,15 @@ def test_medium_and_large_train_and_export_on_a_small_budget(preset, ptb_data: P
         (folder / f"ptb.{split}.txt").write_text("".join(text))
     metrics = train_language_model(
         preset.model,
-        PTBTrainConfig(**{**preset.train.__dict__, "max_steps": 2}),
+        LanguageTrainConfig(**{**preset.train.__dict__, "max_steps": 2}),
         tmp_path / "run",
-        data=tmp_path / "data",
+        corpus=load_ptb(tmp_path / "data", custom=True),
+        name="ptb",
         quiet=True,
-        custom_corpus=True,
         threads=1,
     )
     assert np.isfinite(metrics["valid_perplexity"]) and np.isfinite(metrics["test_perplexity"])
-    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt", "ptb")
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt", "language_model")
     assert (
         ckpt["config"]["hidden_size"] == preset.model.hidden_size and ckpt["config"]["dropout"] == preset.model.dropout
     )
