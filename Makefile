@@ -47,6 +47,7 @@ js/node_modules/.installed: js/package-lock.json
 test-js: js/node_modules/.installed
 	test -f js/test/fixtures/index.json || $(PY) -m pytest -q tests/export/test_js_fixtures.py
 	test -f js/test/fixtures/contract/corpus.json || $(PY) -m pytest -q tests/contract/test_contract_corpus.py
+	test -d js/test/fixtures/own || $(PY) -m pytest -q tests/export/test_own_module.py -k js_fixtures
 	cd js && npm test
 
 demo: setup

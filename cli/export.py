@@ -12,16 +12,18 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from rnnedge.errors import RnnEdgeError
 from rnnedge.training.run_dir import CHECKPOINT_NAME
 
 from .common import DATA_HELP, require_training_extra
 
 if TYPE_CHECKING:
-    from rnnedge.export.results import Outcome
+    from rnnedge.export.results import ExportResult, Outcome
+    from rnnedge.export.validate import Tolerances
 
 
 def _sources(sources: tuple[str, ...]) -> list[Path]:
@@ -102,9 +104,9 @@ def _echo_outcome(outcome: Outcome) -> None:
         meta, parity = result.metadata, result.parity
         if outcome.variant == "float32":
             click.echo(
-                f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB, {meta.kind}); parity with PyTorch: "
-                f"{parity.checks} checks, largest difference {parity.worst:.2e} "
-                f"({parity.margin:.0%} of its tolerance at most)"
+                f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB, {meta.kind}); parity with PyTorch "
+                f"(judged against its float64 result): {parity.checks} checks, largest difference {parity.worst:.2e} "
+                f"({parity.margin:.0%} of what is allowed at most)"
             )
         else:
             click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB, {outcome.variant})")
@@ -115,8 +117,70 @@ def _echo_outcome(outcome: Outcome) -> None:
         click.echo(f"failed {outcome.variant} ({outcome.path}):\n{_indented(outcome.message)}")
 
 
+def _export_one_module(
+    spec: str,
+    weights: Path | None,
+    output: Path,
+    variants: tuple[str, ...],
+    tolerances: Tolerances | None,
+    *,
+    standardize: Path | None,
+    vocabulary: Path | None,
+    **settings: Any,
+) -> None:
+    """``--module``: load, export, validate against its forward, then each variant (int8) beside it."""
+    from rnnedge.export.module_batch import read_standardize, read_vocabulary
+    from rnnedge.export.user_module import export_module, load_user_module
+
+    module, source = load_user_module(spec, weights)
+    result = export_module(
+        module,
+        output,
+        tolerances=tolerances,
+        source=source,
+        standardize=read_standardize(standardize) if standardize else None,
+        vocabulary=read_vocabulary(vocabulary) if vocabulary else None,
+        **settings,
+    )
+    _echo_outcome(_ok(result))
+    _write_variants(output, variants)
+
+
+def _ok(result: ExportResult) -> Outcome:
+    from rnnedge.export.results import Outcome
+
+    return Outcome("float32", result.path, "ok", result)
+
+
+def _write_variants(output: Path, variants: tuple[str, ...]) -> None:
+    from rnnedge.export.exporter import variant_path
+    from rnnedge.export.results import Outcome
+    from rnnedge.export.variants import VARIANTS, make_variant
+
+    for name in dict.fromkeys(variants):
+        path = variant_path(output, name)
+        try:
+            _echo_outcome(Outcome(name, path, "ok", make_variant(VARIANTS[name], output, path)))
+        except RnnEdgeError as e:
+            raise click.ClickException(f"{name} variant of {output}: {e}") from None
+
+
+def _export_modules(manifest: Path, dist: Path, variants: tuple[str, ...], tolerances: Tolerances | None) -> None:
+    """``--modules``: every module a manifest lists into ``dist``, with a manifest of what was written."""
+    from rnnedge.export.module_batch import export_modules
+
+    summary = export_modules(manifest, dist, variants=variants, tolerances=tolerances)
+    for entry in summary["models"]:
+        detail = f":\n{_indented(entry['error'])}" if entry["status"] == "failed" else ""
+        click.echo(f"{entry['status']:>9}  {entry['name']} ({entry['variant']}){detail}")
+    click.echo(f"manifest: {summary['manifest']}")
+    failed = [e for e in summary["models"] if e["status"] == "failed"]
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(summary['models'])} exports failed; see above")
+
+
 @click.command()
-@click.argument("sources", nargs=-1, required=True, type=click.Path())
+@click.argument("sources", nargs=-1, type=click.Path())
 @click.option(
     "-o",
     "--output",
@@ -139,11 +203,49 @@ def _echo_outcome(outcome: Outcome) -> None:
     "--atol",
     type=float,
     default=None,
-    help="One absolute tolerance for every value compared with PyTorch, instead of each value's own "
-    "(1e-4 of its scale: 1 for probabilities, the rows summed for a running sum, the largest value for logits).",
+    help="One absolute tolerance from the exact result (PyTorch in float64) for every value, instead of the rule: "
+    "at most 16x PyTorch-float32's own distance from it, plus a floor of 2e-6 of the value's scale.",
 )
 @click.option("--force", is_flag=True, help="Batch: re-export even unchanged runs.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option(
+    "--module",
+    "module_spec",
+    metavar="FILE.py:NAME",
+    help="Your own PyTorch module: NAME (a class or function in FILE.py) builds it with no arguments.",
+)
+@click.option(
+    "--weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --module: its state_dict, saved with torch.save (read with weights_only=True).",
+)
+@click.option(
+    "--task",
+    type=click.Choice(["classifier", "tagger", "language-model"]),
+    help="With --module: what its forward returns (docs/own-module.md): (B, classes), (B, T, classes), (B, T, V).",
+)
+@click.option("--head", type=click.Choice(["last", "mean"]), default="last", show_default=True, help="Classifier head.")
+@click.option("--labels", help="With --module: class names, comma-separated (default 0, 1, ...).")
+@click.option(
+    "--vocabulary",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --task language-model: one token per line, in id order, holding <unk> and <eos>.",
+)
+@click.option("--tokens", type=click.Choice(["words", "chars"]), default="words", show_default=True)
+@click.option(
+    "--standardize",
+    "standardize_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --module: a training file (.ts, .csv, .npz) whose per-channel mean and std the runtime applies to "
+    "raw frames before the module sees them (default: frames go in as they are).",
+)
+@click.option("--time-major", is_flag=True, help="With --module: its forward takes (T, B, ...) and returns time first.")
+@click.option(
+    "--modules",
+    "modules_manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A JSON manifest of several modules (module, weights, task and settings per file), exported into -o DIST/.",
+)
 def export(
     sources: tuple[str, ...],
     output: str,
@@ -152,16 +254,59 @@ def export(
     atol: float | None,
     force: bool,
     quiet: bool,
+    module_spec: str | None,
+    weights: Path | None,
+    task: str | None,
+    head: str,
+    labels: str | None,
+    vocabulary: Path | None,
+    tokens: str,
+    standardize_file: Path | None,
+    time_major: bool,
+    modules_manifest: Path | None,
 ) -> None:
-    """Export checkpoints to validated, self-describing ONNX files.
+    """Export checkpoints, or your own PyTorch module, to validated, self-describing ONNX files.
 
     One checkpoint and ``-o MODEL.onnx`` writes that file (and MODEL.int8.onnx, MODEL.fp16.onnx
     with --quantize). Run folders, checkpoints or globs with ``-o DIST/`` export every checkpoint
     found into DIST with a manifest.json and a report.md; the command exits with status 1 if any
-    model failed.
+    model failed. ``--module FILE.py:NAME --weights W.pt --task TASK -o MODEL.onnx`` exports your
+    own module, validated against its own forward (docs/own-module.md); ``--modules M.json -o DIST/``
+    several of them.
     """
     if atol is not None and not (math.isfinite(atol) and atol > 0):
         raise click.BadParameter(f"{atol} is not a finite number > 0", param_hint="'--atol'")
+    if module_spec or modules_manifest:
+        if sources:
+            raise click.UsageError("give either checkpoints (SOURCES) or --module/--modules, not both")
+        require_training_extra()
+        from rnnedge.export.validate import Tolerances
+
+        chosen = Tolerances.absolute(atol) if atol is not None else None
+        if modules_manifest:
+            _export_modules(modules_manifest, Path(output), quantize, chosen)
+            return
+        if task is None:
+            raise click.UsageError("--module needs --task classifier, tagger or language-model")
+        if not _is_single_file(output):
+            raise click.UsageError(f"--module writes one file: give -o MODEL.onnx, got {output}")
+        _export_one_module(
+            module_spec or "",
+            weights,
+            Path(output),
+            quantize,
+            chosen,
+            task=task,
+            head=head,
+            labels=labels.split(",") if labels else None,
+            vocabulary=vocabulary,
+            tokens=tokens,
+            standardize=standardize_file,
+            time_major=time_major,
+        )
+        return
+    if not sources:
+        raise click.UsageError("give checkpoints or run folders to export (SOURCES), or --module FILE.py:NAME")
     paths = _sources(sources)
     single = _is_single_file(output)
     require_training_extra()

@@ -23,6 +23,7 @@ __all__ = [
     "RnnEdgeError",
     "StateError",
     "TokenError",
+    "UnsupportedModuleError",
 ]
 
 
@@ -44,6 +45,10 @@ class TokenError(InputError):
 
 class ConfigError(RnnEdgeError, ValueError):
     """A setting (training configuration, session option) is out of range or inconsistent."""
+
+
+class UnsupportedModuleError(ConfigError):
+    """A user's PyTorch module holds something export cannot write exactly; the message names the submodule."""
 
 
 class ModelFileError(RnnEdgeError):

@@ -10,20 +10,21 @@ checkpoint. Parity with PyTorch is then proven by :mod:`rnnedge.export.validate`
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from rnnedge.training.models import RecurrentLanguageModel, SequenceClassifier
+from .structure import Recurrent
 
 __all__ = [
     "OPSET",
     "language_model_graph",
     "recurrent_weights",
     "sequence_classifier_graph",
+    "tagger_graph",
 ]
 
 OPSET = 17
@@ -50,7 +51,8 @@ def recurrent_weights(rnn: nn.LSTM | nn.GRU, layer: int, reverse: bool = False) 
         return np.concatenate([np.split(w, len(order))[g] for g in order])
 
     w, r = gates("weight_ih"), gates("weight_hh")
-    b = np.concatenate([gates("bias_ih"), gates("bias_hh")])
+    # nn.LSTM/nn.GRU(bias=False): ONNX's B of zeros computes the same
+    b = np.concatenate([gates("bias_ih"), gates("bias_hh")]) if rnn.bias else np.zeros(2 * w.shape[0], np.float32)
     return w[None], r[None], b[None]
 
 
@@ -70,24 +72,6 @@ class _Graph:
         outs = [outputs] if isinstance(outputs, str) else outputs
         self.nodes.append(helper.make_node(op_type, inputs, outs, name=f"{op_type}_{len(self.nodes)}", **attrs))
         return outs
-
-    def lstm(
-        self, prefix: str, x: str, lstm: nn.LSTM, layer: int, h0: str = "", c0: str = "", reverse: bool = False
-    ) -> str:
-        """One native LSTM node over time-major ``x`` ``(T, B, in)``; returns the name of ``Y`` ``(T, 1, B, H)``.
-
-        Final states come out as ``{prefix}_h`` and ``{prefix}_c`` ``(1, B, H)``.
-        """
-        w, r, b = recurrent_weights(lstm, layer, reverse)
-        names = [self.const(f"{prefix}.{k}", v) for k, v in (("W", w), ("R", r), ("B", b))]
-        self.op(
-            "LSTM",
-            [x, *names, "", h0, c0],
-            [f"{prefix}_Y", f"{prefix}_h", f"{prefix}_c"],
-            hidden_size=lstm.hidden_size,
-            direction="reverse" if reverse else "forward",
-        )
-        return f"{prefix}_Y"
 
     def recurrent(
         self,
@@ -144,77 +128,124 @@ def _info(name: str, dtype: int, shape: list[int | str]) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, dtype, shape)
 
 
-def language_model_graph(model: RecurrentLanguageModel) -> onnx.ModelProto:
+def _split_state(g: _Graph, net: Recurrent) -> tuple[list[str], list[str]]:
+    """The ``h`` (and ``c``) inputs ``(layers, B, H)`` as one ``(1, B, H)`` slice per layer."""
+    layers, lstm = net.num_layers, net.cell == "lstm"
+    if layers == 1:
+        return ["h"], ["c"] if lstm else [""]
+    split = g.const("layer_split", np.ones(layers, np.int64))
+    hs = g.op("Split", ["h", split], [f"h{i}" for i in range(layers)], axis=0)
+    cs = g.op("Split", ["c", split], [f"c{i}" for i in range(layers)], axis=0) if lstm else [""] * layers
+    return hs, cs
+
+
+def _state_infos(net: Recurrent) -> tuple[list[onnx.ValueInfoProto], list[onnx.ValueInfoProto]]:
+    state: list[int | str] = [net.num_layers, "batch", net.hidden_size]
+    names = net.state_names
+    return [_info(n, _F32, state) for n in names], [_info(f"{n}_out", _F32, state) for n in names]
+
+
+def _concat_state(g: _Graph, net: Recurrent) -> None:
+    """Each layer's final ``h`` (and ``c``) back into ``h_out`` (``c_out``) ``(layers, B, H)``."""
+    for part in net.state_names:
+        g.op("Concat", [f"layer{i}_{part}" for i in range(net.num_layers)], f"{part}_out", axis=0)
+
+
+def language_model_graph(net: Recurrent) -> onnx.ModelProto:
     """Language model: ``tokens`` int64 ``(batch, sequence)`` and ``h``/``c`` ``(layers, batch, H)`` (GRU: ``h``).
 
     Outputs ``logits`` ``(batch, sequence, vocab)``, ``next_probs`` ``(batch, vocab)`` (the softmax of
-    the last position: what a stream returns) and the new ``h_out``/``c_out``. A GRU model has one
-    native ``GRU`` node per layer (``linear_before_reset=1``, PyTorch's GRU) and no ``c``.
+    the last position: what a stream returns) and the new ``h_out``/``c_out``. One native ``LSTM`` or
+    ``GRU`` node per layer (a GRU with ``linear_before_reset=1``, PyTorch's GRU); the cell is the
+    recurrent layer's own type. A tied embedding and output layer are stored once.
     """
-    gru = model.config.cell == "gru"
-    cfg = model.config
-    layers, hid, vocab = cfg.num_layers, cfg.hidden_size, cfg.vocab_size
+    assert net.embedding is not None and not net.bidirectional  # the language-model kinds check both
+    gru = net.cell == "gru"
+    vocab, hid = net.embedding.num_embeddings, net.hidden_size
     g = _Graph()
     axes1 = g.const("axes1", np.array([1], np.int64))
-    emb = g.const("embedding.weight", model.embedding.weight.detach().numpy().astype(np.float32))
-    g.op("Gather", [emb, "tokens"], "emb")  # (B, T, H)
-    g.op("Transpose", ["emb"], "x_tbh", perm=[1, 0, 2])  # (T, B, H)
-    hs, cs = ["h"], ["c"]
-    if layers > 1:  # one (1, B, H) slice of the state per layer
-        split = g.const("layer_split", np.ones(layers, np.int64))
-        hs = g.op("Split", ["h", split], [f"h{i}" for i in range(layers)], axis=0)
-        if not gru:
-            cs = g.op("Split", ["c", split], [f"c{i}" for i in range(layers)], axis=0)
+    emb = g.const("embedding.weight", net.embedding.weight.detach().numpy().astype(np.float32))
+    g.op("Gather", [emb, "tokens"], "emb")  # (B, T, E)
+    g.op("Transpose", ["emb"], "x_tbh", perm=[1, 0, 2])  # (T, B, E)
+    hs, cs = _split_state(g, net)
     x = "x_tbh"
-    for i in range(layers):
-        if gru:
-            y = g.recurrent(f"layer{i}", x, cast(nn.GRU, model.gru), i, h0=hs[i])
-        else:
-            y = g.lstm(f"layer{i}", x, cast(nn.LSTM, model.lstm), i, hs[i], cs[i])
+    for i in range(net.num_layers):
+        y = g.recurrent(f"layer{i}", x, net.rnn, i, h0=hs[i], c0=cs[i])
         x = g.op("Squeeze", [y, axes1], f"layer{i}_out")[0]  # (T, B, H)
-    g.op("Concat", [f"layer{i}_h" for i in range(layers)], "h_out", axis=0)
-    if not gru:
-        g.op("Concat", [f"layer{i}_c" for i in range(layers)], "c_out", axis=0)
+    _concat_state(g, net)
     g.op("Transpose", [x], "out_bth", perm=[1, 0, 2])  # (B, T, H)
-    bias = g.const("decoder.bias", model.decoder.bias.detach().numpy().astype(np.float32))
-    if cfg.tie_weights:  # one copy of the shared matrix: logits = out · embeddingᵀ, as a Gemm over (B·T, H)
+    head = net.head
+    bias = head.bias.detach().numpy() if head.bias is not None else np.zeros(vocab)
+    bias_name = g.const("decoder.bias", bias.astype(np.float32))
+    if net.tied:  # one copy of the shared matrix: logits = out · embeddingᵀ, as a Gemm over (B·T, H)
         flat = g.op("Reshape", ["out_bth", g.const("rows_by_hidden", np.array([-1, hid], np.int64))], "out_flat")
-        g.op("Gemm", [flat[0], emb, bias], "logits_flat", transB=1)
+        g.op("Gemm", [flat[0], emb, bias_name], "logits_flat", transB=1)
         g.op("Shape", ["tokens"], "batch_seq")
         g.op("Concat", ["batch_seq", g.const("vocab_dim", np.array([vocab], np.int64))], "logits_shape", axis=0)
         g.op("Reshape", ["logits_flat", "logits_shape"], "logits")
     else:
-        w = model.decoder.weight.detach().numpy().astype(np.float32)
+        w = head.weight.detach().numpy().astype(np.float32)
         g.op("MatMul", ["out_bth", g.const("decoder.weight_t", np.ascontiguousarray(w.T))], "proj")
-        g.op("Add", ["proj", bias], "logits")
+        g.op("Add", ["proj", bias_name], "logits")
     # What a stream returns after each feed, computed in the graph rather than in Python afterwards.
     g.op("Gather", ["logits", g.const("last_position", np.array(-1, np.int64))], "last_logits", axis=1)  # (B, V)
     g.op("Softmax", ["last_logits"], "next_probs", axis=-1)
-    state: list[int | str] = [layers, "batch", hid]
-    parts = ("h",) if gru else ("h", "c")
+    state_in, state_out = _state_infos(net)
     return g.model(
         "rnnedge_gru_lm" if gru else "rnnedge_word_lm",
-        [_info("tokens", _I64, ["batch", "sequence"]), *(_info(n, _F32, state) for n in parts)],
-        [
-            _info("logits", _F32, ["batch", "sequence", vocab]),
-            _info("next_probs", _F32, ["batch", vocab]),
-            *(_info(f"{n}_out", _F32, state) for n in parts),
-        ],
+        [_info("tokens", _I64, ["batch", "sequence"]), *state_in],
+        [_info("logits", _F32, ["batch", "sequence", vocab]), _info("next_probs", _F32, ["batch", vocab]), *state_out],
         "GRU language model; logits are unnormalised scores of the next token at every position."
         if gru
         else "Word-level LSTM language model; logits are unnormalised scores of the next word at every position.",
     )
 
 
-def _carried_layers(g: _Graph, model: SequenceClassifier, axes0: str, axes1: str) -> tuple[list[Any], list[Any]]:
+def tagger_graph(net: Recurrent) -> onnx.ModelProto:
+    """A per-frame tagger: ``x`` ``(batch, sequence, F)`` and ``lengths`` int64 ``(batch,)`` in.
+
+    Outputs ``logits`` and ``probs`` ``(batch, sequence, classes)``: one label distribution per frame,
+    from the frames up to it (causal: the state ``h`` (``c``) ``(layers, batch, H)`` carries the rest).
+    Past ``lengths[b]`` the recurrent output is zero and the state is the last valid step's, so a padded
+    batch gives each sequence what it alone gives on its own frames.
+    """
+    assert not net.bidirectional and net.embedding is None  # the tagger kind checks both
+    g = _Graph()
+    axes1 = g.const("axes1", np.array([1], np.int64))
+    g.op("Cast", ["lengths"], "seq_lens", to=TensorProto.INT32)
+    g.op("Transpose", ["x"], "x_tbf", perm=[1, 0, 2])  # (T, B, F)
+    hs, cs = _split_state(g, net)
+    x = "x_tbf"
+    for i in range(net.num_layers):
+        y = g.recurrent(f"layer{i}", x, net.rnn, i, lengths="seq_lens", h0=hs[i], c0=cs[i])
+        x = g.op("Squeeze", [y, axes1], f"layer{i}_out")[0]  # (T, B, H)
+    _concat_state(g, net)
+    g.op("Transpose", [x], "out_bth", perm=[1, 0, 2])  # (B, T, H)
+    head, ncls = net.head, net.head.out_features
+    w = head.weight.detach().numpy().astype(np.float32)
+    g.op("MatMul", ["out_bth", g.const("head.weight_t", np.ascontiguousarray(w.T))], "proj")
+    if head.bias is not None:
+        g.op("Add", ["proj", g.const("head.bias", head.bias.detach().numpy().astype(np.float32))], "logits")
+    else:
+        g.op("Identity", ["proj"], "logits")
+    g.op("Softmax", ["logits"], "probs", axis=-1)
+    state_in, state_out = _state_infos(net)
+    return g.model(
+        "rnnedge_tagger",
+        [_info("x", _F32, ["batch", "sequence", net.input_size]), _info("lengths", _I64, ["batch"]), *state_in],
+        [_info(n, _F32, ["batch", "sequence", ncls]) for n in ("logits", "probs")] + state_out,
+        f"{net.cell.upper()} per-frame tagger; logits/probs: one distribution per frame, from the frames up to it.",
+    )
+
+
+def _carried_layers(g: _Graph, net: Recurrent, head: str, axes0: str, axes1: str) -> tuple[list[Any], list[Any]]:
     """The forward layers over the chunk ``x``, carrying ``h`` (``c``) and, for the mean head, ``h_sum`` and ``steps``.
 
     Writes ``h_out`` (``c_out``), ``top`` ``(T, B, H)`` (the top layer's outputs, zero past each
     length) and, for the mean head, ``h_sum_out`` and ``steps_out``; returns the state's input and
     output infos.
     """
-    cfg = model.config
-    hid, layers, lstm = cfg.hidden_size, cfg.num_layers, cfg.cell == "lstm"
+    hid, layers, lstm = net.hidden_size, net.num_layers, net.cell == "lstm"
     state: list[int | str] = [layers, "batch", hid]
     g.op("Cast", ["lengths"], "seq_lens", to=TensorProto.INT32)
     g.op("Transpose", ["x"], "x_tbf", perm=[1, 0, 2])  # (T, B, F)
@@ -226,7 +257,7 @@ def _carried_layers(g: _Graph, model: SequenceClassifier, axes0: str, axes1: str
             cs = g.op("Split", ["c", split], [f"c{i}" for i in range(layers)], axis=0)
     x = "x_tbf"
     for i in range(layers):
-        y = g.recurrent(f"layer{i}", x, model.rnn, i, lengths="seq_lens", h0=hs[i], c0=cs[i] if lstm else "")
+        y = g.recurrent(f"layer{i}", x, net.rnn, i, lengths="seq_lens", h0=hs[i], c0=cs[i] if lstm else "")
         x = g.op("Squeeze", [y, axes1], "top" if i == layers - 1 else f"layer{i}_out")[0]  # (T, B, H)
     g.op("Concat", [f"layer{i}_h" for i in range(layers)], "h_out", axis=0)
     state_in, state_out = [_info("h", _F32, state)], [_info("h_out", _F32, state)]
@@ -234,7 +265,7 @@ def _carried_layers(g: _Graph, model: SequenceClassifier, axes0: str, axes1: str
         g.op("Concat", [f"layer{i}_c" for i in range(layers)], "c_out", axis=0)
         state_in.append(_info("c", _F32, state))
         state_out.append(_info("c_out", _F32, state))
-    if cfg.head == "mean":
+    if head == "mean":
         g.op("ReduceSum", ["top", axes0], "chunk_sum", keepdims=0)  # (B, H); zero past each length
         g.op("Add", ["h_sum", "chunk_sum"], "h_sum_out")
         g.op("Cast", ["lengths"], "lengths_f", to=_F32)
@@ -245,7 +276,7 @@ def _carried_layers(g: _Graph, model: SequenceClassifier, axes0: str, axes1: str
     return state_in, state_out
 
 
-def sequence_classifier_graph(model: SequenceClassifier) -> onnx.ModelProto:
+def sequence_classifier_graph(net: Recurrent, head: str) -> onnx.ModelProto:
     """A classifier of variable-length sequences: ``x`` ``(batch, sequence, F)`` and ``lengths`` int64 ``(batch,)``.
 
     ``lengths[b]`` says how many of the chunk's steps belong to sequence ``b`` (the rest is padding,
@@ -258,18 +289,20 @@ def sequence_classifier_graph(model: SequenceClassifier) -> onnx.ModelProto:
     the rows received so far, ``prefix`` ``(batch, received, F)``, and re-reads it backward with each
     chunk; with one layer its forward direction carries the causal state beside it (a chunk costs
     O(chunk) forward, O(prefix) backward), with more the layers above need both directions of the
-    whole prefix, so one bidirectional node per layer re-reads it.
+    whole prefix, so one bidirectional node per layer re-reads it. ``head`` is ``mean`` (the top
+    layer's outputs averaged over the steps) or ``last`` (its final state: a bidirectional model's
+    forward last step and backward first, as ``torch.cat([h_n[-2], h_n[-1]], 1)``).
     """
-    cfg = model.config
-    hid, feat, ncls, layers = cfg.hidden_size, cfg.input_size, cfg.num_classes, cfg.num_layers
+    hid, feat, ncls, layers = net.hidden_size, net.input_size, net.head.out_features, net.num_layers
+    bidirectional = net.bidirectional
     g = _Graph()
-    every_layer_both_ways = cfg.bidirectional and layers > 1
+    every_layer_both_ways = bidirectional and layers > 1
     # (an initializer no node reads makes onnxruntime log a warning)
-    axes0 = "" if every_layer_both_ways and cfg.head == "last" else g.const("axes0", np.array([0], np.int64))
+    axes0 = "" if every_layer_both_ways and head == "last" else g.const("axes0", np.array([0], np.int64))
     axes1 = g.const("axes1", np.array([1], np.int64))
     state_in: list[Any] = []
     state_out: list[Any] = []
-    if cfg.bidirectional:  # the received prefix, and its length per sequence
+    if bidirectional:  # the received prefix, and its length per sequence
         g.op("Concat", ["prefix", "x"], "prefix_out", axis=1)  # (B, P+T, F)
         g.op("Shape", ["prefix"], "prefix_shape")
         g.op("Gather", ["prefix_shape", axes1], "received")  # (1,)
@@ -279,14 +312,14 @@ def sequence_classifier_graph(model: SequenceClassifier) -> onnx.ModelProto:
     if every_layer_both_ways:
         x = "prefix_tbf"
         for i in range(layers):
-            y = g.recurrent(f"layer{i}", x, model.rnn, i, lengths="total_lens", direction="bidirectional")
+            y = g.recurrent(f"layer{i}", x, net.rnn, i, lengths="total_lens", direction="bidirectional")
             g.op("Transpose", [y], f"layer{i}_tbdh", perm=[0, 2, 1, 3])  # (T, B, 2, H)
             x = g.op(
                 "Reshape",
                 [f"layer{i}_tbdh", g.const(f"layer{i}_flat", np.array([0, 0, 2 * hid], np.int64))],
                 f"layer{i}_out",
             )[0]  # (T, B, 2H): forward then backward, as PyTorch concatenates them
-        if cfg.head == "mean":
+        if head == "mean":
             g.op("ReduceSum", [x, axes0], "out_sum", keepdims=0)  # (B, 2H); zero past each length
             g.op("Cast", ["total_lengths"], "total_f", to=_F32)
             g.op("Unsqueeze", ["total_f", axes1], "count")  # (B, 1)
@@ -296,31 +329,31 @@ def sequence_classifier_graph(model: SequenceClassifier) -> onnx.ModelProto:
             g.op("Transpose", [top], "final_bdh", perm=[1, 0, 2])
             g.op("Reshape", ["final_bdh", g.const("final_flat", np.array([0, 2 * hid], np.int64))], "features")
     else:
-        state_in, state_out = _carried_layers(g, model, axes0, axes1)
-        forward = "forward_features" if cfg.bidirectional else "features"
-        if cfg.head == "mean":
+        state_in, state_out = _carried_layers(g, net, head, axes0, axes1)
+        forward = "forward_features" if bidirectional else "features"
+        if head == "mean":
             g.op("Div", ["h_sum_out", "steps_out"], forward)  # (B, H)
         else:
             g.op("Squeeze", [f"layer{layers - 1}_h", axes0], forward)  # (B, H): the last valid step's output
-        if cfg.bidirectional:  # one layer: the backward direction over the whole prefix
-            y = g.recurrent("backward", "prefix_tbf", model.rnn, 0, lengths="total_lens", direction="reverse")
-            if cfg.head == "mean":
+        if bidirectional:  # one layer: the backward direction over the whole prefix
+            y = g.recurrent("backward", "prefix_tbf", net.rnn, 0, lengths="total_lens", direction="reverse")
+            if head == "mean":
                 g.op("Squeeze", [y, axes1], "backward_out")  # (T, B, H), zero past each length
                 g.op("ReduceSum", ["backward_out", axes0], "backward_sum", keepdims=0)
                 g.op("Div", ["backward_sum", "steps_out"], "backward_features")
             else:
                 g.op("Squeeze", ["backward_h", axes0], "backward_features")  # its output at the first step
             g.op("Concat", ["forward_features", "backward_features"], "features", axis=1)  # as PyTorch orders them
-    if cfg.bidirectional:
+    if bidirectional:
         state_in.append(_info("prefix", _F32, ["batch", "received", feat]))
         state_out.append(_info("prefix_out", _F32, ["batch", "received_out", feat]))
-    w = model.head.weight.detach().numpy().astype(np.float32)
-    b = model.head.bias.detach().numpy().astype(np.float32)
+    w = net.head.weight.detach().numpy().astype(np.float32)
+    b = (net.head.bias.detach().numpy() if net.head.bias is not None else np.zeros(ncls)).astype(np.float32)
     g.op("Gemm", ["features", g.const("head.weight", w), g.const("head.bias", b)], "logits", transB=1)
     g.op("Softmax", ["logits"], "probs", axis=-1)
     return g.model(
         "rnnedge_sequence_classifier",
         [_info("x", _F32, ["batch", "sequence", feat]), _info("lengths", _I64, ["batch"]), *state_in],
         [_info("logits", _F32, ["batch", ncls]), _info("probs", _F32, ["batch", ncls]), *state_out],
-        f"{cfg.cell.upper()} sequence classifier ({cfg.head} head); logits/probs describe each sequence's prefix.",
+        f"{net.cell.upper()} sequence classifier ({head} head); logits/probs describe each sequence's prefix.",
     )

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
+from torch import nn
 
 from rnnedge.errors import CheckpointError
 from rnnedge.runtime import ClassifierModel, load
@@ -27,6 +29,8 @@ from rnnedge.training.models import SequenceClassifier
 from .graphs import sequence_classifier_graph
 from .kinds import ExportKind, register
 from .quality import CLASSIFY_CHUNK, Measured, test_file_of
+from .reference import torch_reference
+from .structure import read_structure
 from .validate import Reference, magnitude, running_sum, unit
 
 __all__ = [
@@ -94,22 +98,21 @@ def sequence_classifier_fields(ckpt: Mapping[str, Any], model: SequenceClassifie
 
 
 def sequence_classifier_reference(model: SequenceClassifier) -> Reference:
-    """PyTorch's streaming forward in numpy terms, with each quantity's scale for validation."""
+    """PyTorch's streaming forward, in float32 and float64, with each quantity's scale for validation."""
     names = model.state_names
 
-    @torch.no_grad()
-    def run(x: np.ndarray, state: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        logits, new = model.forward_stream(
-            torch.from_numpy(x), tuple(torch.from_numpy(np.array(state[n])) for n in names)
-        )
-        outputs = {"logits": logits.numpy(), "probs": torch.softmax(logits, -1).numpy()}
-        return outputs, {n: t.numpy() for n, t in zip(names, new, strict=True)}
+    def forward(
+        module: nn.Module, x: torch.Tensor, state: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        assert isinstance(module, SequenceClassifier)
+        logits, new = module.forward_stream(x, tuple(state[n] for n in names))
+        return {"logits": logits, "probs": torch.softmax(logits, -1)}, dict(zip(names, new, strict=True))
 
     def make_input(batch: int, length: int, rng: np.random.Generator) -> np.ndarray:
         return rng.standard_normal((batch, length, model.config.input_size)).astype(np.float32)
 
     scales = {"probs": unit, "logits": magnitude, "h": unit, "c": magnitude, "h_sum": running_sum, "steps": unit}
-    return Reference(run=run, make_input=make_input, scales={**scales, "prefix": unit})
+    return torch_reference(model, forward, make_input, scales={**scales, "prefix": unit})
 
 
 def sequence_file_quality(model_path: Path, data: str | os.PathLike[str] | None = None) -> Measured:
@@ -130,11 +133,16 @@ def sequence_file_quality(model_path: Path, data: str | os.PathLike[str] | None 
     return Measured({"test_accuracy": accuracy.value}, {"test_accuracy": how})
 
 
+def sequence_classifier_file_graph(model: SequenceClassifier) -> onnx.ModelProto:
+    """The graph of rnnedge's own classifier: its parts read off its submodules, its head from its config."""
+    return sequence_classifier_graph(read_structure(model), model.config.head)
+
+
 KIND = register(
     ExportKind(
         name="sequence_classifier",
         main_input="x",
-        graph=sequence_classifier_graph,
+        graph=sequence_classifier_file_graph,
         reference=sequence_classifier_reference,
         describe=sequence_classifier_fields,
         measure=sequence_file_quality,

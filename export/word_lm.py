@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
+from torch import nn
 
 from rnnedge.errors import CheckpointError
 from rnnedge.training.models import RecurrentLanguageModel
@@ -18,6 +20,8 @@ from rnnedge.training.models import RecurrentLanguageModel
 from .graphs import language_model_graph
 from .kinds import ExportKind, register
 from .quality import language_model_quality
+from .reference import torch_reference
+from .structure import read_structure
 from .validate import Reference, magnitude, unit
 
 __all__ = ["KIND", "language_model_fields", "language_model_reference"]
@@ -64,31 +68,41 @@ def language_model_fields(ckpt: Mapping[str, Any], model: RecurrentLanguageModel
     }
 
 
-def language_model_reference(model: RecurrentLanguageModel) -> Reference:
-    """PyTorch's forward in numpy terms, with each quantity's scale for validation (state ``h``, ``c``; GRU ``h``)."""
-    names = model.state_names
+def language_model_reference(model: nn.Module) -> Reference:
+    """PyTorch's forward, in float32 and float64, with each quantity's scale (state ``h``, ``c``; a GRU's ``h``).
 
-    @torch.no_grad()
-    def run(x: np.ndarray, state: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        parts = tuple(torch.from_numpy(np.array(state[n])) for n in names)
-        logits, new = model(torch.from_numpy(x), parts)  # (B, T, V)
-        outputs = {"logits": logits.numpy(), "next_probs": torch.softmax(logits[:, -1], -1).numpy()}
-        return outputs, {n: s.numpy() for n, s in zip(names, new, strict=True)}
+    ``model`` is one of rnnedge's language models: ``forward(tokens, state) -> (logits, state)``.
+    """
+    net = read_structure(model)
+    names = net.state_names
+
+    def forward(
+        module: nn.Module, x: torch.Tensor, state: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        logits, new = module(x, tuple(state[n] for n in names))  # (B, T, V)
+        outputs = {"logits": logits, "next_probs": torch.softmax(logits[:, -1], -1)}
+        return outputs, dict(zip(names, new, strict=True))
+
+    assert net.embedding is not None  # every language model of rnnedge's embeds its tokens
+    vocab = net.embedding.num_embeddings
 
     def make_input(batch: int, length: int, rng: np.random.Generator) -> np.ndarray:
-        return rng.integers(0, model.config.vocab_size, (batch, length), dtype=np.int64)
+        return rng.integers(0, vocab, (batch, length), dtype=np.int64)
 
     scales = {"logits": magnitude, "next_probs": unit, "h": unit, "c": magnitude}
-    if model.config.cell == "gru":
-        del scales["c"]
-    return Reference(run=run, make_input=make_input, sequence_outputs=frozenset({"logits"}), scales=scales)
+    return torch_reference(model, forward, make_input, sequence_outputs={"logits"}, scales=scales)
+
+
+def language_model_file_graph(model: nn.Module) -> onnx.ModelProto:
+    """The graph of rnnedge's own language model, its parts (and cell) read off its submodules."""
+    return language_model_graph(read_structure(model))
 
 
 KIND = register(
     ExportKind(
         name="language_model",
         main_input="tokens",
-        graph=language_model_graph,
+        graph=language_model_file_graph,
         reference=language_model_reference,
         describe=language_model_fields,
         measure=language_model_quality,

@@ -49,6 +49,7 @@ from .session import (
 )
 from .state import State
 from .stream_batch import StreamBatch
+from .tagger import TaggerModel  # registers the tagger kind
 
 __all__ = [
     "FORMAT_VERSION",
@@ -75,6 +76,7 @@ __all__ = [
     "StateError",
     "Stream",
     "StreamBatch",
+    "TaggerModel",
     "TokenError",
     "available_providers",
     "load",

@@ -31,6 +31,10 @@ def main(out: Path) -> None:
         write_sequence_models(runs)  # the sequence classifiers' files, copied without their checkpoints
         for model in runs.glob("sequence-*.onnx"):
             (out / model.name).write_bytes(model.read_bytes())
+        sys.path.insert(0, str(Path(__file__).parent / "runtime"))
+        from test_tagger import write_tagger
+
+        write_tagger(out / "tagger.onnx")
 
 
 if __name__ == "__main__":

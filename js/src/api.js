@@ -17,5 +17,6 @@ export { FORMAT_VERSION, METADATA_KEY, parseMetadata } from './metadata.js';
 export { Pcg32, sample, topKIds } from './sampling.js';
 export { Model, Stream } from './model.js';
 export { State } from './state.js';
+export { TaggerModel } from './tagger.js';
 export { readMetadata } from './load.js';
 export { registerKind, registeredKinds } from './kinds.js';

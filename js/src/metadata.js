@@ -15,7 +15,7 @@ export const TOKEN_MODES = Object.freeze(['words', 'chars']);
 export const VARIANTS = Object.freeze(['float32', 'int8', 'fp16']);
 export const METADATA_KEY = 'rnnedge';
 export const MAX_METADATA_BYTES = 8 * 1024 * 1024;
-export const MODEL_KINDS = Object.freeze(['causal_classifier', 'noncausal_classifier', 'language_model']);
+export const MODEL_KINDS = Object.freeze(['causal_classifier', 'noncausal_classifier', 'language_model', 'tagger']);
 export const BATCH_AXIS = 'batch';
 /** The fields every file has. */
 export const COMMON_FIELDS = Object.freeze([
@@ -25,6 +25,7 @@ export const COMMON_FIELDS = Object.freeze([
 /** Each kind's section of the schema: its own fields, all required, and its checks across fields. */
 export const KIND_SECTIONS = Object.freeze({
   classifier: Object.freeze({ title: 'classifier', fields: Object.freeze(['labels', 'lengths', 'standardize']) }),
+  tagger: Object.freeze({ title: 'tagger', fields: Object.freeze(['labels', 'lengths', 'standardize']) }),
   language_model: Object.freeze({
     title: 'language model',
     fields: Object.freeze(['vocabulary', 'unk_id', 'eos_id', 'tokens']),
@@ -34,6 +35,7 @@ export const SECTION_OF = Object.freeze({
   causal_classifier: 'classifier',
   noncausal_classifier: 'classifier',
   language_model: 'language_model',
+  tagger: 'tagger',
 });
 const MAX_FIXED_DIM = 1 << 20;
 const MAX_STANDARDIZE_VALUE = 1e6;
@@ -306,6 +308,28 @@ const KIND_CHECKS = {
       throw new ModelFileError(
         `a language model needs output next_probs (batch, ${vocabulary.length}) to match its vocabulary, got ${show(probs)}`,
       );
+    }
+  },
+
+  tagger(meta) {
+    const shape = meta.input.shape;
+    if (meta.input.dtype !== 'float32' || shape.length !== 3 || typeof shape[2] !== 'number') {
+      throw new ModelFileError(`a tagger's input must be float32 (batch, sequence, features), got ${show(meta.input)}`);
+    }
+    if (meta.standardize.mean.length !== shape[2]) {
+      throw new ModelFileError(
+        `metadata field standardize has ${meta.standardize.mean.length} values per channel, the input has ${shape[2]} features`,
+      );
+    }
+    if (!meta.causal) throw new ModelFileError("a tagger's metadata must say causal: true (each frame's result from the frames up to it)");
+    const byName = new Map(meta.outputs.map((o) => [o.name, o]));
+    for (const name of ['logits', 'probs']) {
+      const out = byName.get(name);
+      if (!out || out.shape.length !== 3 || out.shape[2] !== meta.labels.length) {
+        throw new ModelFileError(
+          `a tagger needs output ${name} (batch, sequence, ${meta.labels.length}) to match its labels, got ${show(out)}`,
+        );
+      }
     }
   },
 

@@ -61,7 +61,9 @@ _CLASSIFIER_REFUSALS: list[tuple[str, Edit, str, bool]] = [
     ("format-version-0", _set("format_version", 0), "invalid format version 0", True),
     ("format-version-string", _set("format_version", "1"), "metadata field format_version has type", True),
     ("format-version-boolean", _set("format_version", True), "format_version must not be a boolean", True),
-    ("unknown-kind", _set("kind", "tagger"), "metadata field kind is", True),
+    ("unknown-kind", _set("kind", "regressor"), "metadata field kind is", True),
+    # the tagger's section has the classifier's fields; its check wants one distribution per frame
+    ("tagger-classifier-outputs", _set("kind", "tagger"), "a tagger needs output logits (batch, sequence,", False),
     ("missing-model-id", _drop("model_id"), "metadata field model_id is missing", True),
     (
         "unknown-field",

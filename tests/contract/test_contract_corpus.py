@@ -50,8 +50,21 @@ def test_the_schema_accepts_every_file_export_writes(
     pytest.importorskip("onnx", reason="int8 variants are made with the export extra")
     from rnnedge.export.quantize import quantize_int8
 
-    files = [tiny_onnx, tiny_bi_onnx, tiny_lm_onnx]
-    files += [quantize_int8(f, tmp_path / f"{f.stem}.int8.onnx").path for f in (tiny_onnx, tiny_lm_onnx)]
+    torch = pytest.importorskip("torch", reason="the tagger is exported from a module with the train extra")
+    from rnnedge.export import export_module
+
+    class Tagger(torch.nn.Module):  # the tagger kind comes from a user's own module
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = torch.nn.LSTM(3, 4, batch_first=True)
+            self.out = torch.nn.Linear(4, 2)
+
+        def forward(self, x: Any) -> Any:
+            return self.out(self.lstm(x)[0])
+
+    tagger = export_module(Tagger(), tmp_path / "tagger.onnx", task="tagger").path
+    files = [tiny_onnx, tiny_bi_onnx, tiny_lm_onnx, tagger]
+    files += [quantize_int8(f, tmp_path / f"{f.stem}.int8.onnx").path for f in (tiny_onnx, tiny_lm_onnx, tagger)]
     validator, kinds = _validator(), set()
     for path in files:
         import onnx

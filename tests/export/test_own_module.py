@@ -1,0 +1,321 @@
+"""A user's own nn.Module exported, from inside the tests: the Python runtime gives the module's own outputs.
+
+Five modules written the way users write them (``own_modules.py``), untrained and briefly trained
+on real data (JapaneseVowels frames, PTB words and characters), each exported with
+``export_module`` and then run through the runtime: whole sequences, ragged batches and chunked
+streams give the module's own ``forward``'s probabilities within 1e-4. The refusals each name
+the submodule (``docs/bad_input.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="export needs the train extra")
+
+from own_modules import (  # noqa: E402
+    CharGRU,
+    LastStepLSTM,
+    TiedWordLM,
+    TimeMajorBiLSTM,
+    VoiceActivityTagger,
+    data_dir,
+    ptb_tokens,
+    train_briefly,
+    vowels,
+)
+from torch import nn  # noqa: E402
+
+from rnnedge.errors import ConfigError, InputError, UnsupportedModuleError  # noqa: E402
+from rnnedge.export import export_module  # noqa: E402
+from rnnedge.export.validate import ParityError  # noqa: E402
+from rnnedge.runtime import ClassifierModel, LanguageModel, TaggerModel, load  # noqa: E402
+
+ATOL = 1e-4  # probabilities
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _real_data() -> None:
+    if data_dir() is None:
+        pytest.skip("JapaneseVowels and PTB not found: set RNNEDGE_DATA")
+
+
+@cache
+def _words() -> tuple[list[str], Any]:
+    return ptb_tokens(chars=False)
+
+
+@cache
+def _chars() -> tuple[list[str], Any]:
+    return ptb_tokens(chars=True)
+
+
+# name -> (make the module, task, export options, training data)
+CASES: dict[str, tuple[Callable[[], nn.Module], str, dict[str, Any]]] = {
+    "gru2-tagger": (VoiceActivityTagger, "tagger", {"labels": ["low", "mid", "high"]}),
+    "time-major-bilstm-mean": (TimeMajorBiLSTM, "classifier", {"head": "mean", "time_major": True}),
+    "lstm2-last": (LastStepLSTM, "classifier", {"head": "last"}),
+    "tied-word-lstm": (lambda: TiedWordLM(len(_words()[0])), "language-model", {}),
+    "char-gru": (lambda: CharGRU(len(_chars()[0])), "language-model", {"tokens": "chars"}),
+}
+
+
+@cache  # one training run per module, shared by the runtime and the JavaScript fixtures (export copies it)
+def _module(name: str, trained: bool) -> tuple[nn.Module, dict[str, Any]]:
+    make, task, options = CASES[name]
+    torch.manual_seed(1)
+    module = make()
+    options = dict(options)
+    if task == "language-model":
+        vocab, ids = _chars() if options.get("tokens") == "chars" else _words()
+        options["vocabulary"] = vocab
+        data: dict[str, Any] = {"ids": ids}
+    else:
+        sequences, labels = vowels()
+        data = {"sequences": sequences, "labels": labels, "time_major": options.get("time_major", False)}
+    if trained:
+        train_briefly(module, task, **data)
+    return module.eval(), {"task": task, **options}
+
+
+@torch.no_grad()
+def _forward_probs(module: nn.Module, x: np.ndarray, options: dict[str, Any]) -> np.ndarray:
+    """The module's own probabilities: its forward on the batch ``x``, softmaxed (per frame, or the last)."""
+    tensor = torch.from_numpy(x)
+    if options.get("time_major"):
+        tensor = tensor.transpose(0, 1)
+    out = module(tensor)
+    logits = out[0] if isinstance(out, tuple) else out
+    if options["task"] == "language-model":
+        logits = logits[:, -1]
+    return torch.softmax(logits, -1).numpy()
+
+
+@pytest.mark.parametrize("trained", [False, True], ids=["untrained", "trained"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_runtime_gives_the_modules_own_outputs(name: str, trained: bool, tmp_path: Path) -> None:
+    module, options = _module(name, trained)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    result = export_module(module, tmp_path / f"{name}.onnx", **options)
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())  # the user's module is untouched
+    assert module.training is False and result.parity.margin < 1
+    rng = np.random.default_rng(0)
+    with load(result.path) as model:
+        if options["task"] == "language-model":
+            assert isinstance(model, LanguageModel)
+            _check_language_model(model, module, options, rng)
+        else:
+            assert isinstance(model, (TaggerModel, ClassifierModel))
+            _check_frames(model, module, options)
+
+
+def _check_frames(model: Any, module: nn.Module, options: dict[str, Any]) -> None:
+    sequences = vowels()[0][:12]
+    tagger = options["task"] == "tagger"
+    # whole sequences, one batch
+    batch = np.stack([s[:7] for s in sequences])  # (12, 7, 12)
+    want = _forward_probs(module, batch, options)
+    np.testing.assert_allclose(model.predict(batch), want, atol=ATOL, rtol=0)
+    # a ragged batch: each what it gives alone
+    ragged = model.predict(sequences)
+    for s, got in zip(sequences, ragged, strict=True):
+        alone = _forward_probs(module, s[None], options)[0]
+        np.testing.assert_allclose(got, alone, atol=ATOL, rtol=0)
+    # a chunked stream: what the module gives on the prefix so far (a tagger: on each frame fed)
+    stream = model.stream()
+    whole = sequences[3]
+    start = 0
+    for size in (1, 4, 2, 7, 100):
+        piece = whole[start : start + size]
+        if not len(piece):
+            break
+        got = stream.feed(piece)
+        start += len(piece)
+        prefix = _forward_probs(module, whole[None, :start], options)[0]
+        np.testing.assert_allclose(got, prefix[start - len(piece) : start] if tagger else prefix, atol=ATOL, rtol=0)
+
+
+def _check_language_model(model: LanguageModel, module: nn.Module, options: dict[str, Any], rng: Any) -> None:
+    vocab = model.vocab_size
+    ids = rng.integers(0, vocab, (4, 30), dtype=np.int64)
+    outputs, _ = model.step(ids, model.init_state(4))
+    np.testing.assert_allclose(outputs["next_probs"], _forward_probs(module, ids, options), atol=ATOL, rtol=0)
+    for length in (1, 9, 30):  # sequences of other lengths, each alone
+        got = model.step(ids[:1, :length], model.init_state(1))[0]["next_probs"]
+        np.testing.assert_allclose(got, _forward_probs(module, ids[:1, :length], options), atol=ATOL, rtol=0)
+    stream = model.stream()
+    start = 0
+    for size in (1, 5, 3, 21):
+        got = stream.feed(ids[0, start : start + size])
+        start += size
+        np.testing.assert_allclose(got, _forward_probs(module, ids[:1, :start], options)[0], atol=ATOL, rtol=0)
+    assert model.perplexity_of_ids(ids[0]) > 1
+
+
+# -- refusals ------------------------------------------------------------------------------------
+
+
+class _Projected(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(4, 8, batch_first=True, proj_size=3)
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x: Any) -> Any:
+        return self.fc(self.lstm(x)[0][:, -1])
+
+
+class _CellLoop(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cell = nn.GRUCell(4, 8)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x: Any) -> Any:
+        h = torch.zeros(x.shape[0], 8)
+        for t in range(x.shape[1]):
+            h = self.cell(x[:, t], h)
+        return self.fc(h)
+
+
+class _NormBetween(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = nn.GRU(4, 8, batch_first=True)
+        self.norm = nn.LayerNorm(8)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x: Any) -> Any:
+        return self.fc(self.norm(self.gru(x)[0]))
+
+
+class _Bidirectional(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(4, 8, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(16, 2)
+
+    def forward(self, x: Any) -> Any:
+        return self.fc(self.rnn(x)[0])
+
+
+class _Activation(nn.Module):
+    """A functional ReLU in forward: invisible to the structure reader, caught by validation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(4, 8, batch_first=True)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x: Any) -> Any:
+        return self.fc(torch.relu(self.lstm(x)[0][:, -1]))
+
+
+class _Softmaxed(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(4, 8, batch_first=True)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x: Any) -> Any:
+        return self.fc(self.lstm(x)[0]).mean(1)  # the mean of per-step logits: not the mean head
+
+
+@pytest.mark.parametrize(
+    ("module", "task", "match"),
+    [
+        (_Projected(), "classifier", r"submodule 'lstm' is an nn.LSTM with proj_size=3"),
+        (_CellLoop(), "classifier", r"submodule 'cell' is an nn.GRUCell, stepped by Python code"),
+        (_NormBetween(), "tagger", r"submodule 'norm' is a layer of type LayerNorm, which export does not know"),
+        (_Bidirectional(), "tagger", r"submodule 'rnn' is bidirectional: a tagger streams causally"),
+        (LastStepLSTM(), "tagger", r"forward gave logits of shape \(2, 9\) for float32 frames of shape \(2, 5, 12\)"),
+        (CharGRU(5), "classifier", r"the classifier task takes real-valued frames"),
+    ],
+    ids=["proj_size", "cell-loop", "layer-between", "bidirectional-tagger", "wrong-output-shape", "embedding"],
+)
+def test_what_cannot_be_written_exactly_is_refused(module: nn.Module, task: str, match: str, tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedModuleError, match=match) as info:
+        export_module(module, tmp_path / "m.onnx", task=task)
+    assert isinstance(info.value, ConfigError)  # the error hierarchy: a setting the user can change
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("module", [_Activation(), _Softmaxed()], ids=["relu-in-forward", "mean-of-logits"])
+def test_a_forward_the_graph_does_not_compute_is_refused(module: nn.Module, tmp_path: Path) -> None:
+    with pytest.raises(ParityError, match="differs from the exact result"):
+        export_module(module, tmp_path / "m.onnx", task="classifier", head="last")
+    assert not list(tmp_path.iterdir())
+
+
+def test_bad_settings_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="task must be one of"):
+        export_module(LastStepLSTM(), tmp_path / "m.onnx", task="regression")
+    with pytest.raises(ConfigError, match="labels: 2 given, but the output layer"):
+        export_module(LastStepLSTM(), tmp_path / "m.onnx", task="classifier", labels=["a", "b"])
+    with pytest.raises(ConfigError, match="lacks \\['<eos>'\\]"):
+        export_module(CharGRU(3), tmp_path / "m.onnx", task="language-model", vocabulary=["<unk>", "a", "b"])
+    with pytest.raises(ConfigError, match="needs its vocabulary"):
+        export_module(CharGRU(3), tmp_path / "m.onnx", task="language-model")
+    assert not list(tmp_path.iterdir())
+
+
+# -- the JavaScript runtime ------------------------------------------------------------------------
+JS_FIXTURES = Path(__file__).resolve().parents[2] / "js" / "test" / "fixtures" / "own"
+JS_CHUNKS = (1, 4, 2, 7)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_js_fixtures_of_own_modules(name: str) -> None:
+    """Writes ``js/test/fixtures/own/NAME.{onnx,json}``: ragged sequences, chunks, and the module's own outputs.
+
+    ``js/test/own.test.js`` (``npm test``) asserts the JavaScript runtime gives them within 1e-4.
+    """
+    import json
+
+    module, options = _module(name, True)
+    JS_FIXTURES.mkdir(parents=True, exist_ok=True)
+    path = export_module(module, JS_FIXTURES / f"{name}.onnx", **options).path
+    if options["task"] == "language-model":
+        rng = np.random.default_rng(0)
+        vocab = len(options["vocabulary"])
+        sequences: list[np.ndarray] = [rng.integers(0, vocab, n, dtype=np.int64) for n in (20, 3, 11)]
+    else:
+        sequences = vowels()[0][:6]
+    tagger = options["task"] == "tagger"
+    whole = [_forward_probs(module, s[None], options)[0] for s in sequences]  # (T, C) per frame, or (C,)
+    stream, start = [], 0
+    for size in JS_CHUNKS:
+        start += size
+        prefix = _forward_probs(module, sequences[0][None, :start], options)[0]
+        stream.append((prefix[start - size : start] if tagger else prefix).tolist())
+    document = {
+        "model": path.name,
+        "task": options["task"],
+        "sequences": [s.tolist() for s in sequences],
+        "predict": [w.tolist() for w in whole],
+        "chunks": list(JS_CHUNKS),
+        "stream": stream,
+    }
+    (JS_FIXTURES / f"{name}.json").write_text(json.dumps(document))
+    with load(path) as model:  # the Python runtime, on the same document
+        for s, w in zip(sequences, whole, strict=True):
+            got = model.stream().feed(s) if options["task"] == "language-model" else model.predict([s])[0]
+            np.testing.assert_allclose(got, w, atol=ATOL, rtol=0)
+
+
+def test_a_tagger_stream_takes_at_most_a_window_per_feed(tmp_path: Path) -> None:
+    from rnnedge.runtime.engine import STREAM_WINDOW
+
+    module, options = _module("gru2-tagger", False)
+    with load(export_module(module, tmp_path / "t.onnx", **options).path) as model:
+        stream = model.stream()
+        first = stream.feed(np.zeros((3, 12)))
+        with pytest.raises(InputError, match=f"at most {STREAM_WINDOW} frames per feed"):
+            stream.feed(np.zeros((STREAM_WINDOW + 1, 12)))
+        assert first.shape == (3, 3) and stream.last is not None and np.array_equal(stream.last, first)
