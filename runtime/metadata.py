@@ -119,18 +119,6 @@ class StateSpec:
 
 
 @dataclass(frozen=True)
-class Preprocessing:
-    """Kept only while the runtime's classifier still reads ``ModelMetadata.preprocessing``: always None.
-
-    Format 1 has no such field (classifiers carry :class:`Standardize`); remove with its last reader.
-    """
-
-    scale: float
-    mean: float
-    std: float
-
-
-@dataclass(frozen=True)
 class Standardize:
     """Per-channel normalisation of raw input values: ``(x - mean[f]) / std[f]``.
 
@@ -160,7 +148,6 @@ class ModelMetadata:
     quality: dict[str, float]
     producer: dict[str, str]
     variant: str = "float32"
-    preprocessing: Preprocessing | None = None  # never set: see Preprocessing
     labels: tuple[str, ...] | None = None  # classifiers
     vocabulary: tuple[str, ...] | None = None  # language models
     unk_id: int | None = None  # language models

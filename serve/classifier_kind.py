@@ -18,17 +18,16 @@ def _clf(model: Model) -> ClassifierModel:
 
 def _read_input(model: Model, value: Any, strict: bool) -> tuple[np.ndarray, int]:
     """One row or a list of rows -> what a stream's ``feed`` takes, and its number of steps (rows)."""
-    rows = _rows(value, pixels=model.metadata.preprocessing is not None)
+    rows = _rows(value)
     length = model.stream_input(rows).shape[1]  # the runtime's checks now, so a bad feed is refused alone
     return (rows[0] if rows.ndim == 2 and rows.shape[0] == 1 else rows), length
 
 
-def _rows(value: Any, pixels: bool) -> np.ndarray:
+def _rows(value: Any) -> np.ndarray:
     """A classifier feed's JSON rows -> an array of the values the model takes.
 
-    ``pixels`` (a format-1 file's ``preprocessing``): ints are 0..255 pixels, floats intensities in
-    [0, 1]. Otherwise every value is raw (the file's ``standardize`` applies); ints in 0..255 go as
-    uint8, which the runtime standardises by one table look-up, with the same values.
+    Every value is raw (the file's ``standardize`` applies); ints in 0..255 go as uint8, which the
+    runtime standardises by one table look-up, with the same values.
     """
     if not isinstance(value, list):
         raise InputError(f"a classifier's input is one row (a list of numbers) or a list of rows, got {value!r:.60}")
@@ -40,10 +39,6 @@ def _rows(value: Any, pixels: bool) -> np.ndarray:
         lo, hi = (int(rows.min()), int(rows.max())) if rows.size else (0, 0)
         if lo >= 0 and hi <= 255:
             return rows.astype(np.uint8)
-        if pixels:
-            raise InputError(
-                f"pixels given as ints must be in [0, 255] (floats: in [0, 1]), got values in [{lo}, {hi}]"
-            )
     return rows  # floats (float64), other ints: range-checked by the runtime; anything else refused there by dtype
 
 

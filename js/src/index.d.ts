@@ -2,7 +2,7 @@
 
 import type { ModelKind, ModelMetadata } from './metadata.js';
 
-export type { DType, ModelKind, ModelMetadata, Preprocessing, StateSpec, TensorSpec } from './metadata.js';
+export type { DType, ModelKind, ModelMetadata, StateSpec, TensorSpec } from './metadata.js';
 export { FORMAT_VERSION, METADATA_KEY, parseMetadata } from './metadata.js';
 
 /** A flat array with its shape, e.g. {data: Uint8Array(784), dims: [1, 28, 28]} (an onnxruntime Tensor is one). */

@@ -45,7 +45,6 @@ export interface ModelMetadata {
   readonly producer: Readonly<Record<string, string>>;
   readonly variant: 'float32' | 'int8' | 'fp16';
   /** Not part of format 1: always null. */
-  readonly preprocessing: null;
   /** Classifiers: class names, indexed like probs. */
   readonly labels: readonly string[] | null;
   readonly vocabulary: readonly string[] | null;

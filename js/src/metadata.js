@@ -214,7 +214,6 @@ export function parseMetadata(text) {
     quality: Object.freeze({ ...quality }),
     producer: stringMap(r.get('producer', 'object')),
     variant,
-    preprocessing: null, // not part of format 1; kept until the classifier stops reading it
     labels: strings(r, 'labels'),
     vocabulary: strings(r, 'vocabulary'),
     unkId: r.get('unk_id', 'int', true),

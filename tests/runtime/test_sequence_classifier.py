@@ -94,7 +94,7 @@ def test_metadata_has_lengths_and_per_channel_standardize(files: dict[str, Path]
     assert meta.format_version == 1
     assert meta.lengths is not None and meta.lengths.dtype == "int64" and meta.lengths.shape == ("batch",)
     assert meta.standardize is not None and meta.standardize.mean == (0.0, 1.0, 2.0)
-    assert meta.preprocessing is None and meta.labels == ("class 0", "class 1", "class 2", "class 3")
+    assert meta.labels == ("class 0", "class 1", "class 2", "class 3")
     names = {n: [s.name for s in read_metadata(files[n]).states] for n in MODELS}
     assert names["lstm-mean"] == ["h", "c", "h_sum", "steps"]
     assert names["gru2-last"] == ["h"]  # a GRU's state is h alone
