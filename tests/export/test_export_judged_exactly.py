@@ -42,8 +42,8 @@ CLASSIFIERS: dict[str, dict[str, Any]] = {
     "bigru2-last": {"cell": "gru", "head": "last", "bidirectional": True, "num_layers": 2},
 }
 LANGUAGE_MODELS: dict[str, tuple[str, dict[str, Any]]] = {
-    "lstm2-lm": ("word_lm", {"num_layers": 2}),
-    "gru-lm-tied": ("gru_lm", {"tie_weights": True}),
+    "lstm2-lm": ("language_model", {"cell": "lstm", "num_layers": 2}),
+    "gru-lm-tied": ("language_model", {"cell": "gru", "tie_weights": True}),
 }
 KINDS = [*CLASSIFIERS, *LANGUAGE_MODELS]
 MEASURED: dict[str, ParityReport] = {}
@@ -277,15 +277,15 @@ def _backward_run_forward(graph: Any) -> None:
 
 BROKEN: dict[str, tuple[Callable[[Any], None], str, dict[str, Any]]] = {
     "gates swapped (LSTM)": (_swapped_lstm, "sequence_classifier", {"cell": "lstm", "head": "mean"}),
-    "gates swapped (GRU language model)": (_swapped_gru, "gru_lm", {}),
-    "bias missing": (_no_bias, "word_lm", {}),
+    "gates swapped (GRU language model)": (_swapped_gru, "language_model", {"cell": "gru"}),
+    "bias missing": (_no_bias, "language_model", {"cell": "lstm"}),
     "linear_before_reset flipped": (_reset_before, "sequence_classifier", {"cell": "gru", "head": "last"}),
     "backward direction run forward": (
         _backward_run_forward,
         "sequence_classifier",
         {"cell": "lstm", "head": "last", "bidirectional": True},
     ),
-    "c_out not wired back": (lambda g: _unwire(g, "c_out"), "word_lm", {}),
+    "c_out not wired back": (lambda g: _unwire(g, "c_out"), "language_model", {"cell": "lstm"}),
     "h_out not wired back (GRU)": (
         lambda g: _unwire(g, "h_out"),
         "sequence_classifier",
