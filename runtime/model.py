@@ -16,6 +16,7 @@ every stream exactly as it was.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
@@ -559,7 +560,8 @@ class Model:
         first = streams[0]._held
         if isinstance(first, tuple):
             rows = first[0]
-            if rows.left == 0 and rows.owners == streams:
+            same = len(rows.owners) == len(streams) and all(o() is s for o, s in zip(rows.owners, streams, strict=True))
+            if rows.left == 0 and same:
                 return rows
         return None
 
@@ -581,7 +583,10 @@ class _Rows:
     def __init__(
         self, arrays: dict[str, np.ndarray], axes: Mapping[str, int], owners: list[Stream], results: np.ndarray
     ) -> None:
-        self.arrays, self.axes, self.owners, self.results, self.left = arrays, axes, owners, results, 0
+        self.arrays, self.axes, self.results, self.left = arrays, axes, results, 0
+        # Weak: each owner holds these rows, so strong references would make a cycle per call, freed only
+        # by the cyclic collector (the stacked arrays piled up in a long-lived StreamBatch).
+        self.owners = [weakref.ref(s) for s in owners]
         self.states: dict[int, State] = {}  # the rows' States made so far (Stream.state), by row
         self.lasts: dict[int, np.ndarray] = {}  # and their results' rows (Stream.last)
 
