@@ -320,7 +320,8 @@ def train_sequence_classifier_command(
             overwrite=kw["overwrite"],
             quiet=kw["quiet"],
             threads=kw["threads"],
-        )
+        ),
+        quiet=kw["quiet"],
     )
     click.echo(json.dumps(metrics))
 

@@ -424,7 +424,7 @@ def tune_sequence_classifier(
             f"search interrupted: {kept}; run the same command with --resume to continue it "
             "(with a larger --tune to give it more time) and then train the final model"
         )
-        search.log(message, echo=False)  # the command line says it
+        search.log(message)  # as a run's log says where its checkpoint is; with --quiet the command line says it
         raise TuningInterrupted(message, run.path / TUNE_DB, len(search.complete())) from None
     tuning = search.summary()
     search.write_summary()

@@ -310,7 +310,7 @@ def test_js_fixtures_of_own_modules(name: str) -> None:
 
 
 def test_a_tagger_stream_takes_at_most_a_window_per_feed(tmp_path: Path) -> None:
-    from rnnedge.runtime.engine import STREAM_WINDOW
+    from rnnedge.runtime.model import STREAM_WINDOW
 
     module, options = _module("gru2-tagger", False)
     with load(export_module(module, tmp_path / "t.onnx", **options).path) as model:
