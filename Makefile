@@ -31,7 +31,8 @@ setup: $(VENV)/.deps
 	$(PY) -m pip wheel --quiet --no-deps -w $(VENV)/dist .
 	$(PY) -m pip install --quiet --force-reinstall --no-deps $(WHEEL)
 
-test: lint
+# js/node_modules first: pytest's cross-runtime tests (one sampler in Python, JavaScript and serve) run node.
+test: lint js/node_modules/.installed
 	bash .ci/check_base_install.sh $$(ls $(WHEEL)) $(VENV)
 	$(PY) -m pytest -q
 	$(MAKE) test-js
