@@ -85,12 +85,12 @@ export class ClassifierModel extends Model {
   }
 
   /**
-   * predict of sequences of different lengths: padded and run with lengths (files whose graph takes
-   * them), else grouped by length. Each result is what that sequence alone gives.
+   * Each of `sequences` preprocessed to a [T, F] tensor; an error names the sequence.
+   * @param {Array<unknown>} sequences
    */
-  async #predictList(sequences, batchSize) {
+  preprocessSequences(sequences) {
     const f = this.featureSize;
-    const rows = sequences.map((s, i) => {
+    return sequences.map((s, i) => {
       let x;
       try {
         x = this.preprocess(s, `sequence ${i}`);
@@ -101,6 +101,15 @@ export class ClassifierModel extends Model {
       if (x.dims.length !== 2) throw new InputError(`sequence ${i} must have shape [T, ${f}] with T >= 1, got ${describe(s)}`);
       return x;
     });
+  }
+
+  /**
+   * predict of sequences of different lengths: padded and run with lengths (files whose graph takes
+   * them), else grouped by length. Each result is what that sequence alone gives.
+   */
+  async #predictList(sequences, batchSize) {
+    const f = this.featureSize;
+    const rows = this.preprocessSequences(sequences);
     const classes = this.labels.length;
     const result = new Array(rows.length);
     const groups = [];

@@ -25,17 +25,7 @@ export class TaggerModel extends ClassifierModel {
     }
     const f = this.featureSize;
     const classes = this.labels.length;
-    const frames = sequences.map((s, i) => {
-      let x;
-      try {
-        x = this.preprocess(s, `sequence ${i}`);
-      } catch (e) {
-        if (e instanceof InputError) throw new InputError(`sequence ${i}: ${e.message}`);
-        throw e;
-      }
-      if (x.dims.length !== 2) throw new InputError(`sequence ${i} must have shape [T, ${f}] with T >= 1, got ${describe(s)}`);
-      return x;
-    });
+    const frames = this.preprocessSequences(sequences);
     const result = [];
     for (let lo = 0; lo < frames.length; lo += batchSize) {
       const part = frames.slice(lo, lo + batchSize);
