@@ -146,6 +146,8 @@ class ClassifierModel(Model):
             raise InputError(
                 f"feed takes one row ({self.feature_size},) or rows (T, {self.feature_size}), got {describe(rows)}"
             )
+        if rows.shape[-1] != self.feature_size:  # named here, as given: preprocess sees it as rows (1, F)
+            raise InputError(f"each row must have {self.feature_size} values (channels), got {describe(rows)}")
         return self.preprocess(rows if rows.ndim == 2 else rows[None])[None]
 
     def stack_inputs(self, items: Sequence[Any]) -> np.ndarray | None:
