@@ -146,9 +146,7 @@ class ClassifierModel(Model):
             raise InputError(
                 f"feed takes one row ({self.feature_size},) or rows (T, {self.feature_size}), got {describe(rows)}"
             )
-        if rows.shape[-1] != self.feature_size:  # named here, as given: preprocess sees it as rows (1, F)
-            raise InputError(f"each row must have {self.feature_size} values (channels), got {describe(rows)}")
-        return self.preprocess(rows if rows.ndim == 2 else rows[None])[None]
+        return self.preprocess(rows).reshape(1, -1, self.feature_size)  # checked as given: errors name its shape
 
     def stack_inputs(self, items: Sequence[Any]) -> np.ndarray | None:
         """One uint8 row ``(F,)`` for every stream -> ``(N, 1, F)`` standardised."""
