@@ -10,11 +10,9 @@ metadata's ``standardize`` says.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import onnxruntime as ort
 
 from .checks import all_finite, describe
 from .errors import InputError, ModelFileError, StateError
@@ -39,21 +37,16 @@ class ClassifierModel(Model):
     EXAMPLE_STEP: ClassVar[str] = "uint8 row"
     EXAMPLE_BATCH: ClassVar[str] = "uint8 images"
 
-    def __init__(
-        self,
-        session: ort.InferenceSession,
-        metadata: ModelMetadata,
-        path: Path,
-        provider: str,
-        *,
-        state_on_device: bool | None = None,
-    ) -> None:
-        super().__init__(session, metadata, path, provider, state_on_device=state_on_device)
+    def read_metadata(self) -> None:
+        """The feature size, the standardisation (and its table for uint8 values); the labels must be there."""
+        metadata = self.metadata
         size = metadata.input.shape[-1]
         assert isinstance(size, int)  # the metadata parser guarantees a fixed feature size
         std = metadata.standardize
         if std is None or metadata.labels is None:
-            raise ModelFileError(f"{path}: a classifier file must say its standardize and labels (export it again)")
+            raise ModelFileError(
+                f"{self.path}: a classifier file must say its standardize and labels (export it again)"
+            )
         self.feature_size = size
         self._row_shape = (size,)
         self._channel_mean = np.asarray(std.mean, dtype=np.float32)
