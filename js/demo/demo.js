@@ -256,7 +256,9 @@ clearPad();
 const started = performance.now();
 async function open(url, what, key) {
   try {
-    const response = await fetch(url);
+    const response = await fetch(url).catch((e) => {
+      throw new Error(`cannot fetch model ${url}: ${e.message}`);
+    });
     if (response.status === 404) {
       // Not an error of the page: say in that half which file to put where, and run the other half.
       demo.missing.push(what);
