@@ -1,7 +1,7 @@
 """Bring your own model: a user's ``nn.Module`` with LSTM/GRU layers -> one validated, streaming rnnedge file.
 
 The module's structure is read off its submodules (:mod:`.structure`: an optional
-``nn.Embedding``, one ``nn.LSTM``/``nn.GRU``, any ``nn.Dropout``, a final ``nn.Linear``) and
+``nn.Embedding``, one or more ``nn.LSTM``/``nn.GRU`` in turn, any ``nn.Dropout``, a final ``nn.Linear``) and
 written by the same graph writers as rnnedge's own models; the file is then validated against
 the module's own ``forward`` (the user's code is the reference, with the rule of
 :mod:`.validate`: whole sequences, chunked streams, padded batches) before it is kept.
@@ -93,9 +93,10 @@ def _frames_in(task: str) -> Callable[[Recurrent], None]:
 def _causal(task: str, check: Callable[[Recurrent], None]) -> Callable[[Recurrent], None]:
     def causal(net: Recurrent) -> None:
         check(net)
-        if net.bidirectional:
+        backward = [s.name for s in net.stages if s.bidirectional]
+        if backward:
             raise UnsupportedModuleError(
-                f"submodule {net.rnn_name!r} is bidirectional: a {task} streams causally (each result from the "
+                f"submodule {backward[0]!r} is bidirectional: a {task} streams causally (each result from the "
                 "steps up to it), but its backward direction reads later steps; use bidirectional=False, or "
                 "export it as a classifier (which re-reads the prefix)"
             )
@@ -298,12 +299,9 @@ def build_module_export(
         fields.update(standardize=standardize, labels=_labels(labels, net.head.out_features, "output layer"))
     else:
         fields.update(_vocabulary(vocabulary, net, tokens))
+    stages = [stage.describe() for stage in net.stages]
     described = {
-        "cell": net.cell,
-        "hidden_size": net.hidden_size,
-        "num_layers": net.num_layers,
-        "bidirectional": net.bidirectional,
-        "input_size": net.input_size,
+        **(stages[0] if len(stages) == 1 else {"rnns": stages, "input_size": net.input_size}),
         ("num_classes" if net.embedding is None else "vocab_size"): net.head.out_features,
         "tied": net.tied,
         **({"head": head} if task == "classifier" else {}),

@@ -1,6 +1,6 @@
 """A user's own nn.Module exported, from inside the tests: the Python runtime gives the module's own outputs.
 
-Five modules written the way users write them (``own_modules.py``), untrained and briefly trained
+Modules written the way users write them (``own_modules.py``), untrained and briefly trained
 on real data (JapaneseVowels frames, PTB words and characters), each exported with
 ``export_module`` and then run through the runtime: whole sequences, ragged batches and chunked
 streams give the module's own ``forward``'s probabilities within 1e-4. The refusals each name
@@ -20,8 +20,11 @@ import pytest
 torch = pytest.importorskip("torch", reason="export needs the train extra")
 
 from own_modules import (  # noqa: E402
+    BiLstmGruClassifier,
     CharGRU,
     LastStepLSTM,
+    LstmGruTagger,
+    StackedLstmClassifier,
     TiedWordLM,
     TimeMajorBiLSTM,
     VoiceActivityTagger,
@@ -63,6 +66,10 @@ CASES: dict[str, tuple[Callable[[], nn.Module], str, dict[str, Any]]] = {
     "lstm2-last": (LastStepLSTM, "classifier", {"head": "last"}),
     "tied-word-lstm": (lambda: TiedWordLM(len(_words()[0])), "language-model", {}),
     "char-gru": (lambda: CharGRU(len(_chars()[0])), "language-model", {"tokens": "chars"}),
+    # more than one recurrent submodule, each reading the previous one's outputs
+    "lstm-gru2-tagger": (LstmGruTagger, "tagger", {}),
+    "lstm-lstm-last": (StackedLstmClassifier, "classifier", {"head": "last"}),
+    "bilstm-bigru-mean": (BiLstmGruClassifier, "classifier", {"head": "mean"}),
 }
 
 
