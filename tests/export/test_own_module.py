@@ -212,6 +212,20 @@ class _Bidirectional(nn.Module):
         return self.fc(self.rnn(x)[0])
 
 
+class _Chain(nn.Module):
+    """Two recurrent submodules, ``between`` (if any) applied between them."""
+
+    def __init__(self, second: nn.Module, between: nn.Module | None = None) -> None:
+        super().__init__()
+        self.rnn1 = nn.LSTM(4, 8, batch_first=True)
+        self.between = between if between is not None else nn.Dropout(0.1)
+        self.rnn2 = second
+        self.fc = nn.Linear(8 * (2 if getattr(second, "bidirectional", False) else 1), 2)
+
+    def forward(self, x: Any) -> Any:
+        return self.fc(self.rnn2(self.between(self.rnn1(x)[0]))[0])
+
+
 class _Activation(nn.Module):
     """A functional ReLU in forward: invisible to the structure reader, caught by validation."""
 
@@ -243,8 +257,33 @@ class _Softmaxed(nn.Module):
         (_Bidirectional(), "tagger", r"submodule 'rnn' is bidirectional: a tagger streams causally"),
         (LastStepLSTM(), "tagger", r"forward gave logits of shape \(2, 9\) for float32 frames of shape \(2, 5, 12\)"),
         (CharGRU(5), "classifier", r"the classifier task takes real-valued frames"),
+        (
+            _Chain(nn.GRU(6, 8, batch_first=True)),
+            "tagger",
+            r"submodule 'rnn2' is a recurrent layer taking 6 features per step, but 'rnn1' before it gives 8",
+        ),
+        (
+            _Chain(nn.GRU(8, 8, batch_first=True), nn.LayerNorm(8)),
+            "tagger",
+            r"submodule 'between' is a layer of type LayerNorm, which export does not know",
+        ),
+        (
+            _Chain(nn.GRU(8, 8, batch_first=True, bidirectional=True)),
+            "tagger",
+            r"submodule 'rnn2' is bidirectional: a tagger streams causally",
+        ),
     ],
-    ids=["proj_size", "cell-loop", "layer-between", "bidirectional-tagger", "wrong-output-shape", "embedding"],
+    ids=[
+        "proj_size",
+        "cell-loop",
+        "layer-between",
+        "bidirectional-tagger",
+        "wrong-output-shape",
+        "embedding",
+        "chain-sizes",
+        "layer-between-rnns",
+        "bidirectional-in-chain",
+    ],
 )
 def test_what_cannot_be_written_exactly_is_refused(module: nn.Module, task: str, match: str, tmp_path: Path) -> None:
     with pytest.raises(UnsupportedModuleError, match=match) as info:
@@ -326,3 +365,19 @@ def test_a_tagger_stream_takes_at_most_a_window_per_feed(tmp_path: Path) -> None
         with pytest.raises(InputError, match=f"at most {STREAM_WINDOW} frames per feed"):
             stream.feed(np.zeros((STREAM_WINDOW + 1, 12)))
         assert first.shape == (3, 3) and stream.last is not None and np.array_equal(stream.last, first)
+
+
+def test_a_chain_of_lstms_gets_an_int8_variant_of_every_lstm_layer(tmp_path: Path) -> None:
+    import onnx
+
+    from rnnedge.export.quantize import quantize_int8
+
+    module, options = _module("lstm-lstm-last", True)
+    path = export_module(module, tmp_path / "m.onnx", **options).path
+    int8 = quantize_int8(path, tmp_path / "m.int8.onnx").path
+    ops = [n.op_type for n in onnx.load(str(int8)).graph.node]
+    assert ops.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in ops
+    batch = np.stack([s[:7] for s in vowels()[0][:12]])
+    with load(path) as exact, load(int8) as quantized:
+        drift = float(np.abs(quantized.predict(batch) - exact.predict(batch)).max())
+    assert drift < 0.05, f"int8 probabilities drift {drift:.3f} from float32's"
