@@ -381,3 +381,22 @@ def test_a_chain_of_lstms_gets_an_int8_variant_of_every_lstm_layer(tmp_path: Pat
     with load(path) as exact, load(int8) as quantized:
         drift = float(np.abs(quantized.predict(batch) - exact.predict(batch)).max())
     assert drift < 0.05, f"int8 probabilities drift {drift:.3f} from float32's"
+
+
+@pytest.mark.parametrize("name", ["lstm-gru2-tagger", "lstm-lstm-last", "bilstm-bigru-mean"])
+def test_a_chains_network_is_read_from_its_metadata_and_shown(name: str, tmp_path: Path) -> None:
+    """``bench``'s cost estimate counts every layer of every recurrent submodule: the file's own weights."""
+    import onnx
+    from click.testing import CliRunner
+    from onnx import numpy_helper
+
+    from rnnedge.bench.cost import weights_per_step
+    from rnnedge.cli.main import cli
+
+    module, options = _module(name, False)
+    path = export_module(module, tmp_path / "m.onnx", **options).path
+    arrays = [numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer]
+    with load(path) as model:
+        assert weights_per_step(model.metadata) == sum(a.nbytes for a in arrays if a.dtype == np.float32)
+    shown = CliRunner().invoke(cli, ["info", str(path)])  # each submodule said apart
+    assert shown.exit_code == 0 and "rnns=[bidirectional=" in shown.output and "], [bidirectional=" in shown.output
