@@ -264,6 +264,12 @@ def build_module_export(
 ) -> ModuleExport:
     """Read ``module``, write its graph and metadata, and make its reference; nothing is written to disk.
 
+    ``task`` is ``classifier`` (with ``head`` ``last`` or ``mean``), ``tagger`` or ``language-model``
+    (with its ``vocabulary``, one token per embedding row, holding ``<unk>`` and ``<eos>``; ``tokens``
+    ``words`` or ``chars``). ``labels`` name the classes (default ``"0"``...). ``standardize``
+    ``(mean, std)`` per channel: what the runtime applies to raw frames before the module sees them
+    (default: none; :func:`standardize_from` computes it from training frames). ``time_major``: the
+    module's forward takes ``(T, B, ...)``. ``source`` is recorded as where the module came from.
     ``module`` itself is not changed: a float32 CPU copy of it, in eval mode, is read and run.
     """
     if task not in TASKS:
@@ -340,43 +346,17 @@ def build_module_export(
 
 
 def export_module(
-    module: nn.Module,
-    path: str | os.PathLike[str],
-    *,
-    task: str,
-    head: str = "last",
-    labels: Sequence[str] | None = None,
-    vocabulary: Sequence[str] | None = None,
-    tokens: str = "words",
-    standardize: Standardize | tuple[Sequence[float], Sequence[float]] | None = None,
-    time_major: bool = False,
-    tolerances: Tolerances | None = None,
-    source: str | None = None,
+    module: nn.Module, path: str | os.PathLike[str], *, tolerances: Tolerances | None = None, **options: Any
 ) -> ExportResult:
     """Export a user's own ``module`` to the rnnedge file ``path``, validated against its own ``forward``.
 
-    ``task`` is ``classifier`` (with ``head`` ``last`` or ``mean``), ``tagger`` or ``language-model``
-    (with its ``vocabulary``, one token per embedding row, holding ``<unk>`` and ``<eos>``; ``tokens``
-    ``words`` or ``chars``). ``labels`` name the classes (default ``"0"``...). ``standardize``
-    ``(mean, std)`` per channel: what the runtime applies to raw frames before the module sees them
-    (default: none; :func:`standardize_from` computes it from training frames). ``time_major``: the
-    module's forward takes ``(T, B, ...)``. ``source`` is recorded as where the module came from.
-    What the file cannot represent exactly is refused with
-    :class:`~rnnedge.errors.UnsupportedModuleError` naming the submodule; a file that does not
-    compute what ``forward`` computes is refused with :class:`~rnnedge.export.validate.ParityError`.
+    ``options`` are :func:`build_module_export`'s (``task`` first). What the file cannot represent
+    exactly is refused with :class:`~rnnedge.errors.UnsupportedModuleError` naming the submodule; a
+    file that does not compute what ``forward`` computes is refused with
+    :class:`~rnnedge.export.validate.ParityError` (``tolerances``: the rule of :mod:`.validate`).
     Nothing is written unless everything passed.
     """
-    built = build_module_export(
-        module,
-        task=task,
-        head=head,
-        labels=labels,
-        vocabulary=vocabulary,
-        tokens=tokens,
-        standardize=standardize,
-        time_major=time_major,
-        source=source,
-    )
+    built = build_module_export(module, **options)
     return write_validated(built.graph, built.metadata, built.reference, Path(path), tolerances)
 
 
