@@ -11,7 +11,8 @@ only.
 The event loop never waits for the worker: a feed is appended to a deque (atomic), and the loop takes
 the condition's lock only to wake the worker when the worker waits for that many feeds (the first
 one, or a full batch), so a burst of 64 feeds costs one wake-up, not 64. Each step's results come
-back in one ``call_soon_threadsafe``.
+back in one ``call_soon_threadsafe``, each feed's as its kind's ``outcomes`` rule makes it from the
+stacked result (:mod:`.outcomes`).
 
 A feed advances its session by one or more steps; one call advances every stream by the same number,
 so each step takes the oldest feed's length and the pending feeds of that length (the others wait
