@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from rnnedge.errors import ConfigError, UnsupportedModuleError
+from rnnedge.errors import CheckpointError, ConfigError, UnsupportedModuleError
 from rnnedge.runtime.metadata import ModelMetadata, Standardize
 
 from .exporter import write_validated
@@ -364,12 +365,11 @@ def load_user_module(spec: str, weights: str | os.PathLike[str] | None = None) -
     """``FILE.py:NAME`` -> the module ``NAME()`` builds, with the ``state_dict`` in ``weights`` loaded.
 
     ``NAME`` is a class or function in the file that takes no arguments. The weights are read with
-    ``weights_only=True`` (a file can never run code); a ``{"state_dict": ...}`` or ``{"model": ...}``
-    checkpoint is unwrapped. Returns the module and how to name its source in the metadata.
+    ``weights_only=True`` (a file can never run code); a training checkpoint holding one state_dict
+    among other entries (``{"model": ..., "optimizer": ..., "step": ...}``) is unwrapped. Returns the
+    module and how to name its source in the metadata.
     """
     import importlib.util
-
-    from rnnedge.errors import CheckpointError
 
     file, sep, name = spec.rpartition(":")
     if not sep or not file.endswith(".py") or not name.isidentifier():
@@ -400,16 +400,48 @@ def load_user_module(spec: str, weights: str | os.PathLike[str] | None = None) -
         except FileNotFoundError:
             raise CheckpointError(f"--weights {weights}: no such file") from None
         except Exception as e:
-            raise CheckpointError(
-                f"--weights {weights} is not a state_dict saved with torch.save (read with weights_only=True): "
-                f"{str(e).splitlines()[0]}"
-            ) from None
-        if isinstance(state, dict) and len(state) == 1 and isinstance(next(iter(state.values())), dict):
-            state = next(iter(state.values()))  # {"state_dict": {...}} or {"model": {...}}
-        if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-            raise CheckpointError(f"--weights {weights} holds {type(state).__name__}, not a state_dict of tensors")
+            raise CheckpointError(_unreadable_weights(weights, e)) from None
+        state = _state_dict_in(state, weights)
         try:
             module.load_state_dict(state)
         except RuntimeError as e:
             raise CheckpointError(f"--weights {weights} does not fit {name}(): {str(e).strip()[:600]}") from None
     return module, f"{path.name}:{name}"
+
+
+def _is_state_dict(value: object) -> bool:
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, Tensor) for v in value.values())
+
+
+def _state_dict_in(state: object, weights: str | os.PathLike[str]) -> dict[str, Tensor]:
+    """The state_dict in what ``torch.load`` read: itself, or a checkpoint's one state_dict among other entries."""
+    if _is_state_dict(state):
+        return state  # type: ignore[return-value]
+    save = "save model.state_dict() with torch.save(model.state_dict(), PATH) and give that file"
+    if not isinstance(state, dict):
+        raise CheckpointError(f"--weights {weights} holds a {type(state).__name__}, not a state_dict: {save}")
+    inner = [k for k, v in state.items() if _is_state_dict(v)]
+    if len(inner) == 1:  # a training checkpoint: {"model": state_dict, "optimizer": ..., "step": ...}
+        return state[inner[0]]  # type: ignore[no-any-return]
+    keys = ", ".join(repr(k) for k in list(state)[:8]) + (", ..." if len(state) > 8 else "")
+    which = f"several state_dicts ({', '.join(map(repr, inner))})" if inner else "no state_dict of tensors"
+    raise CheckpointError(
+        f"--weights {weights} holds a dict of {keys} with {which}: "
+        "save the module's own, torch.save(model.state_dict(), PATH), and give that file"
+    )
+
+
+def _unreadable_weights(weights: str | os.PathLike[str], error: Exception) -> str:
+    """What ``torch.load(weights_only=True)`` refused, told without its advice to load unsafely."""
+    text = str(error)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:  # torch.save(model): the whole pickled object, which only unpickling its code could rebuild
+        return (
+            f"--weights {weights} holds a pickled {found.group(1)}, not a state_dict (rnnedge reads weights with "
+            "weights_only=True, so a file never runs code): in your training script save "
+            "torch.save(model.state_dict(), PATH) and give that file"
+        )
+    return (
+        f"--weights {weights} is not a file written by torch.save ({type(error).__name__}): give the module's "
+        "state_dict saved with torch.save(model.state_dict(), PATH)"
+    )

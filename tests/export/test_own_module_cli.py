@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -116,3 +117,61 @@ def test_refused_on_the_command_line(user_files: Path, extra: list[str], message
     result = CliRunner().invoke(cli, ["export", *args, "-o", str(user_files / "m.onnx")])
     assert result.exit_code != 0 and message in result.output, result.output
     assert "Traceback" not in result.output and not (user_files / "m.onnx").exists()
+
+
+def test_a_training_checkpoint_holding_one_state_dict_is_read(user_files: Path) -> None:
+    """``{"model": state_dict, "optimizer": ..., "step": ...}``, as training scripts save it: the module's weights."""
+    namespace: dict[str, object] = {}
+    exec(USER_FILE, namespace)
+    tagger = namespace["Tagger"]()  # type: ignore[operator]
+    optimiser = torch.optim.Adam(tagger.parameters())
+    checkpoint = {"model": tagger.state_dict(), "optimizer": optimiser.state_dict(), "step": 30}
+    torch.save(checkpoint, user_files / "checkpoint.pt")
+    out = user_files / "tagger.onnx"
+    args = ["export", "--module", f"{user_files / 'models.py'}:Tagger", "--weights", str(user_files / "checkpoint.pt")]
+    result = CliRunner().invoke(cli, [*args, "--task", "tagger", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    x = np.random.default_rng(0).standard_normal((1, 9, 3)).astype(np.float32)
+    with torch.no_grad():
+        want = torch.softmax(tagger.eval()(torch.from_numpy(x)), -1).numpy()[0]
+    np.testing.assert_allclose(load(out).predict([x[0]])[0], want, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("saved", "message"),
+    [
+        ("module", "holds a pickled rnnedge_test_models.Tagger, not a state_dict"),
+        ("numpy", "is not a file written by torch.save"),
+        ("two", "with several state_dicts ('model', 'ema')"),
+        ("list", "holds a list, not a state_dict"),
+    ],
+)
+def test_weights_that_are_not_a_state_dict_are_named_with_what_to_save(
+    user_files: Path, monkeypatch: pytest.MonkeyPatch, saved: str, message: str
+) -> None:
+    """A whole pickled module, another format, or an ambiguous checkpoint: what the file holds and what to save instead,
+    never torch's advice to load with weights_only=False."""
+    import sys
+
+    namespace: dict[str, object] = {"__name__": "rnnedge_test_models"}
+    exec(USER_FILE, namespace)
+    tagger = namespace["Tagger"]()  # type: ignore[operator]
+    weights = user_files / "weights.pt"
+    if saved == "module":
+        module = type(sys)("rnnedge_test_models")
+        module.__dict__.update(namespace)
+        monkeypatch.setitem(sys.modules, "rnnedge_test_models", module)
+        torch.save(tagger, weights)
+    elif saved == "numpy":
+        np.save(user_files / "weights.npy", np.zeros(3))
+        weights = user_files / "weights.npy"
+    elif saved == "two":
+        torch.save({"model": tagger.state_dict(), "ema": tagger.state_dict()}, weights)
+    else:
+        torch.save([tagger.state_dict()], weights)
+    args = ["export", "--module", f"{user_files / 'models.py'}:Tagger", "--weights", str(weights), "--task", "tagger"]
+    result = CliRunner().invoke(cli, [*args, "-o", str(user_files / "m.onnx")])
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert "torch.save(model.state_dict(), PATH)" in result.output
+    assert "weights_only` set to `False" not in result.output and "Traceback" not in result.output
+    assert not (user_files / "m.onnx").exists()
