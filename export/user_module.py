@@ -213,8 +213,11 @@ def _forward(task: Task, time_major: bool) -> Callable[[nn.Module, Tensor, dict[
     return forward
 
 
-def _check_forward(module: nn.Module, task: Task, net: Recurrent, forward: Callable[..., Any]) -> None:
-    """One call on a small batch: the output's shape must be the convention's (else refused, saying which)."""
+def _check_forward(
+    module: nn.Module, task: Task, net: Recurrent, forward: Callable[..., Any], time_major: bool
+) -> None:
+    """Two calls on a small batch: the output's shape must be the convention's, and each sequence's output its own
+    (a module fed the other layout mixes them); else refused, saying which and what to pass."""
     batch, steps = 2, 5
     if net.embedding is not None:
         x = torch.randint(0, net.embedding.num_embeddings, (batch, steps))
@@ -234,11 +237,28 @@ def _check_forward(module: nn.Module, task: Task, net: Recurrent, forward: Calla
             f"the module's forward failed on {given} (the {task.name} convention; see docs/own-module.md): "
             f"{type(e).__name__}: {e}"
         ) from None
+    layout = (
+        "forward is fed (T, B, ...), time first, as --time-major (time_major=True) asks; if it takes (B, T, ...), "
+        "leave that out"
+        if time_major
+        else "forward is fed (B, T, ...), batch first; if it takes (T, B, ...), pass --time-major (time_major=True)"
+    )
     got = tuple(outputs["logits"].shape)
     if got != want:
         raise UnsupportedModuleError(
             f"the module's forward gave logits of shape {got} for {given}; a {task.name} must give {want} "
-            "(see docs/own-module.md for the convention and a wrapper for other signatures)"
+            f"({layout}; see docs/own-module.md for the convention and a wrapper for other signatures)"
+        )
+    # Sequence 0 changed alone: in the other layout it is time step 0, which a later step reads.
+    other = x.clone()
+    other[0] = (x[0] + 1) % net.embedding.num_embeddings if net.embedding is not None else -x[0]
+    with torch.no_grad():
+        changed, _ = forward(module, other, {})
+    second, again = outputs["logits"][1], changed["logits"][1]
+    if not torch.allclose(second, again, rtol=1e-4, atol=1e-5 * (1.0 + float(second.abs().max()))):
+        raise UnsupportedModuleError(
+            f"the module's forward mixes the sequences of a batch: for {given}, changing sequence 0 changed "
+            f"sequence 1's logits by up to {float((second - again).abs().max()):.3g}: {layout}"
         )
 
 
@@ -284,7 +304,7 @@ def build_module_export(
     net = read_structure(copied)
     spec.check(net)
     forward = _forward(spec, time_major)
-    _check_forward(copied, spec, net, forward)
+    _check_forward(copied, spec, net, forward, time_major)
     graph = spec.graph(net, head)
     others = ("lengths",) if spec.lengths else ()
     main, states, outputs = io_specs(graph, spec.main_input, others)

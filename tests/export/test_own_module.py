@@ -299,6 +299,34 @@ def test_a_forward_the_graph_does_not_compute_is_refused(module: nn.Module, tmp_
     assert not list(tmp_path.iterdir())
 
 
+class _TimeMajorTagger(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = nn.GRU(4, 8)  # batch_first=False: forward takes (T, B, C)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x: Any) -> Any:
+        return self.out(self.gru(x)[0])
+
+
+@pytest.mark.parametrize(
+    ("module", "task", "time_major", "match"),
+    [
+        (_TimeMajorTagger(), "tagger", False, r"mixes the sequences of a batch.*pass --time-major"),
+        (TimeMajorBiLSTM(), "classifier", False, r"shape \(5, 9\) .*if it takes \(T, B, \.\.\.\), pass --time-major"),
+        (VoiceActivityTagger(), "tagger", True, r"mixes the sequences of a batch.*if it takes \(B, T, \.\.\.\), leave"),
+    ],
+    ids=["time-major-tagger-without-flag", "time-major-classifier-without-flag", "batch-first-with-flag"],
+)
+def test_a_forward_of_the_other_layout_is_refused_saying_which_flag(
+    module: nn.Module, task: str, time_major: bool, match: str, tmp_path: Path
+) -> None:
+    """A module fed (B, T, C) that takes (T, B, C), or the reverse: the time-major flag named, not a parity report."""
+    with pytest.raises(UnsupportedModuleError, match=match):
+        export_module(module, tmp_path / "m.onnx", task=task, head="mean", time_major=time_major)
+    assert not list(tmp_path.iterdir())
+
+
 def test_bad_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="task must be one of"):
         export_module(LastStepLSTM(), tmp_path / "m.onnx", task="regression")
