@@ -44,7 +44,7 @@ from .metadata import io_specs, model_id_of, producer, tensor_spec
 from .reference import torch_reference
 from .results import ExportResult
 from .structure import Recurrent, read_structure
-from .validate import Scale, Tolerances, magnitude, unit
+from .validate import ParityError, Scale, Tolerances, magnitude, unit
 
 __all__ = [
     "HEADS",
@@ -378,7 +378,15 @@ def export_module(
     Nothing is written unless everything passed.
     """
     built = build_module_export(module, **options)
-    return write_validated(built.graph, built.metadata, built.reference, Path(path), tolerances)
+    try:
+        return write_validated(built.graph, built.metadata, built.reference, Path(path), tolerances)
+    except ParityError as e:  # the layers were read; what else forward does is the likely cause
+        raise ParityError(
+            f"{Path(path).name}: the exported graph does not match PyTorch: the module's forward computes "
+            "something besides the layers export reads, which the file cannot hold (an activation between them, "
+            "a pooling over time other than --head last or mean, ...; docs/own-module.md, section 4)",
+            e.failures,
+        ) from None
 
 
 def load_user_module(spec: str, weights: str | os.PathLike[str] | None = None) -> tuple[nn.Module, str]:
