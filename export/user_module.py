@@ -23,6 +23,7 @@ a three-line wrapper (``docs/own-module.md``).
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -160,12 +161,14 @@ def standardize_from(sequences: Sequence[np.ndarray]) -> Standardize:
     return Standardize(tuple(float(v) for v in rows.mean(0)), tuple(float(max(v, 1e-6)) for v in std))
 
 
-def _labels(labels: Sequence[str] | None, classes: int, head: str) -> tuple[str, ...]:
+def _labels(labels: Sequence[str] | None, classes: int) -> tuple[str, ...]:
     if labels is None:
         return tuple(str(k) for k in range(classes))
     found = tuple(labels)
-    if len(found) != classes or not all(isinstance(x, str) for x in found):
-        raise ConfigError(f"labels: {len(found)} given, but the output layer {head!r} has {classes} outputs")
+    if len(found) != classes:
+        raise ConfigError(f"labels: {len(found)} given, but the module's output layer has {classes} outputs")
+    if not all(isinstance(x, str) for x in found):
+        raise ConfigError(f"labels must be strings, got {[type(x).__name__ for x in found]}")
     return found
 
 
@@ -297,6 +300,8 @@ def build_module_export(
         raise ConfigError(f"task must be one of {sorted(TASKS)}, got {task!r}")
     if head not in HEADS:
         raise ConfigError(f"head must be one of {HEADS}, got {head!r}")
+    if head != "last" and task != "classifier":
+        raise ConfigError(f"head={head!r} is for a classifier; a {task} gives an output at every step")
     if not isinstance(module, nn.Module):
         raise ConfigError(f"export_module takes a torch.nn.Module, got {type(module).__name__}")
     spec = TASKS[task]
@@ -323,7 +328,7 @@ def build_module_export(
                 f"standardize has {len(standardize.mean)} means and {len(standardize.std)} stds; "
                 f"the module's {net.rnn_name!r} takes {channels} channels"
             )
-        fields.update(standardize=standardize, labels=_labels(labels, net.head.out_features, "output layer"))
+        fields.update(standardize=standardize, labels=_labels(labels, net.head.out_features))
     else:
         fields.update(_vocabulary(vocabulary, net, tokens))
     stages = [stage.describe() for stage in net.stages]
@@ -377,6 +382,11 @@ def export_module(
     :class:`~rnnedge.export.validate.ParityError` (``tolerances``: the rule of :mod:`.validate`).
     Nothing is written unless everything passed.
     """
+    known = inspect.signature(build_module_export).parameters
+    if unknown := sorted(set(options) - set(known)):
+        raise ConfigError(f"export_module: unknown option(s) {unknown}; it takes {[n for n in known if n != 'module']}")
+    if "task" not in options:
+        raise ConfigError(f"export_module needs task=, one of {sorted(TASKS)} (what forward returns)")
     built = build_module_export(module, **options)
     try:
         return write_validated(built.graph, built.metadata, built.reference, Path(path), tolerances)

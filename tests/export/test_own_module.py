@@ -324,15 +324,23 @@ def test_a_forward_of_the_other_layout_is_refused_saying_which_flag(
 ) -> None:
     """A module fed (B, T, C) that takes (T, B, C), or the reverse: the time-major flag named, not a parity report."""
     with pytest.raises(UnsupportedModuleError, match=match):
-        export_module(module, tmp_path / "m.onnx", task=task, head="mean", time_major=time_major)
+        export_module(module, tmp_path / "m.onnx", task=task, time_major=time_major)
     assert not list(tmp_path.iterdir())
 
 
 def test_bad_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="task must be one of"):
         export_module(LastStepLSTM(), tmp_path / "m.onnx", task="regression")
-    with pytest.raises(ConfigError, match="labels: 2 given, but the output layer"):
+    with pytest.raises(ConfigError, match=r"labels: 2 given, but the module's output layer has 9 outputs$"):
         export_module(LastStepLSTM(), tmp_path / "m.onnx", task="classifier", labels=["a", "b"])
+    with pytest.raises(ConfigError, match="labels must be strings, got \\['int', 'int', 'int'\\]"):
+        export_module(VoiceActivityTagger(), tmp_path / "m.onnx", task="tagger", labels=[0, 1, 2])
+    with pytest.raises(ConfigError, match="head='mean' is for a classifier; a tagger gives an output at every step"):
+        export_module(VoiceActivityTagger(), tmp_path / "m.onnx", task="tagger", head="mean")
+    with pytest.raises(ConfigError, match="export_module needs task=, one of"):
+        export_module(VoiceActivityTagger(), tmp_path / "m.onnx")
+    with pytest.raises(ConfigError, match="unknown option\\(s\\) \\['lables'\\]; it takes \\['task', 'head', 'labels'"):
+        export_module(VoiceActivityTagger(), tmp_path / "m.onnx", task="tagger", lables=["a", "b", "c"])
     with pytest.raises(ConfigError, match="lacks \\['<eos>'\\]"):
         export_module(CharGRU(3), tmp_path / "m.onnx", task="language-model", vocabulary=["<unk>", "a", "b"])
     with pytest.raises(ConfigError, match="needs its vocabulary"):
