@@ -74,13 +74,9 @@ class ClassifierModel(Model):
     def network(cls, metadata: ModelMetadata) -> Network:
         """Stacked (bidirectional) layers over ``input_size`` channels; the head reads the last layer once."""
         cfg = ModelConfig(metadata)
-        hidden = cfg.size("hidden_size")
-        directions = 2 if cfg.flag("bidirectional") else 1
-        count = cfg.size("num_layers") if "num_layers" in cfg.raw else 1  # a row classifier has one
-        layers = tuple(
-            (cfg.size("input_size") if i == 0 else directions * hidden, hidden, directions) for i in range(count)
-        )
-        return Network(layers, cfg.gates(), (directions * hidden, cfg.size("num_classes")), head_every_step=False)
+        layers = cfg.layers(cfg.size("input_size"), one_layer_default=True)  # a row classifier has one
+        _, hidden, directions, _ = layers[-1]
+        return Network(layers, (directions * hidden, cfg.size("num_classes")), head_every_step=False)
 
     @classmethod
     def info_fields(cls, metadata: ModelMetadata) -> dict[str, Any]:

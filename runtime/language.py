@@ -80,9 +80,10 @@ class LanguageModel(Model):
     def network(cls, metadata: ModelMetadata) -> Network:
         """``num_layers`` layers of ``hidden_size`` over embeddings of the same size; the head at every token."""
         cfg = ModelConfig(metadata)
-        hidden = cfg.size("hidden_size")
-        layers = ((hidden, hidden, 1),) * cfg.size("num_layers")
-        return Network(layers, cfg.gates(), (hidden, cfg.size("vocab_size")), head_every_step=True)
+        # rnnedge's own language models embed in hidden_size; a user's module says its input_size
+        first = cfg.size("input_size") if "input_size" in cfg.raw else cfg.size("hidden_size")
+        layers = cfg.layers(first, forward_only=True)
+        return Network(layers, (layers[-1][1], cfg.size("vocab_size")), head_every_step=True)
 
     @classmethod
     def info_fields(cls, metadata: ModelMetadata) -> dict[str, Any]:
