@@ -1,6 +1,7 @@
 // Passive streams (tests/runtime/test_stream_calls.py in JavaScript): the model advances a list of
 // streams in one onnxruntime call, each as it would advance alone, all or nothing.
 import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ConcurrentUseError, ConfigError, InputError, ModelClosedError, Stream, TokenError, load } from '../src/node.js';
@@ -84,26 +85,35 @@ for (const backend of ['node', 'wasm']) {
 }
 
 describe('model.feed: other kinds', () => {
-  test('a tagger: frames of several sequences in one call, as each alone', async () => {
-    const doc = JSON.parse((await import('node:fs')).readFileSync(join(OWN, 'gru2-tagger.json'), 'utf8'));
-    const tagger = await load(join(OWN, doc.model));
-    try {
-      const seqs = doc.sequences.slice(0, 3);
-      const streams = seqs.map(() => tagger.stream());
-      const alone = seqs.map(() => tagger.stream());
-      for (const [lo, hi] of [[0, 1], [1, 5], [5, 20]]) {
-        const chunks = seqs.map((s) => s.slice(lo, hi));
-        const results = await tagger.feed(streams, chunks);
-        for (let i = 0; i < seqs.length; i++) {
-          assert.equal(results[i].length, hi - lo, 'one result per frame');
-          assertSameResult(results[i], await alone[i].feed(chunks[i]), `sequence ${i}, frames ${lo}..${hi}`);
-          assertSameState(streams[i].state, alone[i].state, `sequence ${i}`);
+  // Files of users' own modules (tests/export/test_own_module.py): taggers, classifiers and language models
+  // of one or several recurrent submodules (states of different layouts), GRU and LSTM.
+  const own = readdirSync(OWN).filter((f) => f.endsWith('.json'));
+  for (const name of own) {
+    test(`${name}: three sequences in one call, as each alone (bidirectional files: one per call)`, async () => {
+      const doc = JSON.parse(readFileSync(join(OWN, name), 'utf8'));
+      const model = await load(join(OWN, doc.model));
+      try {
+        const seqs = doc.sequences.slice(0, 3);
+        if (!model.causal) {
+          await assert.rejects(model.feed([model.stream(), model.stream()], seqs.slice(0, 2)), ConfigError);
+          return;
         }
+        const streams = seqs.map(() => model.stream());
+        const alone = seqs.map(() => model.stream());
+        for (const [lo, hi] of [[0, 1], [1, 3]]) {
+          const chunks = seqs.map((s) => s.slice(lo, hi));
+          const results = await model.feed(streams, chunks);
+          for (let i = 0; i < seqs.length; i++) {
+            assertSameResult(results[i], await alone[i].feed(chunks[i]), `sequence ${i}, steps ${lo}..${hi}`);
+            assertSameState(streams[i].state, alone[i].state, `sequence ${i}`);
+          }
+          if (doc.task === 'tagger') assert.ok(results.every((r) => r.length === hi - lo), 'one result per frame');
+        }
+      } finally {
+        await model.dispose();
       }
-    } finally {
-      await tagger.dispose();
-    }
-  });
+    });
+  }
 
   test('a bidirectional model feeds one stream per call', async () => {
     const bi = await load(fixture('bi').path);
