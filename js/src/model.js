@@ -306,10 +306,7 @@ export class Model {
       throw new InputError(`feed takes one input per stream (${streams.length}), got ${describe(inputs)}`);
     }
     const busy = held.findIndex((h) => h.busy);
-    if (busy >= 0) {
-      const which = streams.length === 1 ? 'this stream' : `stream ${busy} of this call`;
-      throw new ConcurrentUseError(`${which} is busy with another feed; await each feed before the next, or use one stream per task`);
-    }
+    if (busy >= 0) throw busyError(streams.length === 1 ? 'this stream' : `stream ${busy} of this call`);
     for (const h of held) h.busy = true;
     try {
       const x = this.#stack(inputs, streams.map((s) => s.strict));
@@ -400,6 +397,10 @@ export class Model {
   }
 }
 
+function busyError(which) {
+  return new ConcurrentUseError(`${which} is busy with another feed; await each feed before the next, or use one stream per task`);
+}
+
 /** Steps lo..lo+count of every sequence of x {data, dims: [N, T, ...]}: a view for one sequence, else a copy. */
 function stepsOf(x, lo, count) {
   const [n, steps, ...rest] = x.dims;
@@ -482,9 +483,7 @@ export class Stream {
   /** Restore a state (from `stream.state`, `initState()` or `stateFromArrays()`); it is checked first. */
   set state(state) {
     const held = HELD.get(this);
-    if (held.busy) {
-      throw new ConcurrentUseError('this stream is busy with another feed; await each feed before the next, or use one stream per task');
-    }
+    if (held.busy) throw busyError('this stream');
     const checked = this.#model.checkState(state, 1);
     Object.assign(held, { parts: partsOf(checked), state: checked, last: null });
   }
