@@ -45,7 +45,11 @@ export async function load(source, options = {}) {
       ort = await BACKENDS[backend]();
     } catch (e) {
       const pkg = backend === 'node' ? 'onnxruntime-node' : 'onnxruntime-web';
-      throw new ProviderError(`backend "${backend}" needs the ${pkg} package (npm install ${pkg}@1.30.0): ${e.message}`);
+      // A linked install (`npm install ./js`) resolves onnxruntime from rnnedge's own folder, not the app's.
+      throw new ProviderError(
+        `backend "${backend}" needs the ${pkg} package beside rnnedge (npm install ${pkg}@1.30.0; ` +
+          `if it is installed in your application, install rnnedge with npm install --install-links PATH/TO/rnnedge/js): ${e.message}`,
+      );
     }
   }
   let data = await bytesOf(source);
