@@ -77,6 +77,11 @@ class Served:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def loop_cpu_s(self) -> float:
+        """CPU seconds of the event loop's thread (the main thread); the rest is the model workers'."""
+        fields = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(60)
@@ -200,9 +205,11 @@ def stream_batch_steps(
 def _run_level(
     served: Served, mode: str, n: int, args: argparse.Namespace, words: list[str], ceiling: dict[int, float]
 ) -> dict[str, Any]:
-    before, cpu0, own0, t0 = served.metrics(), served.cpu_s(), _own_cpu_s(), time.perf_counter()
+    before, cpu0, loop0 = served.metrics(), served.cpu_s(), served.loop_cpu_s()
+    own0, t0 = _own_cpu_s(), time.perf_counter()
     row = asyncio.run(_level(served.url, words, n, args.seconds))
-    after, cpu1, own1, t1 = served.metrics(), served.cpu_s(), _own_cpu_s(), time.perf_counter()
+    after, cpu1, loop1 = served.metrics(), served.cpu_s(), served.loop_cpu_s()
+    own1, t1 = _own_cpu_s(), time.perf_counter()
     steps = after.get("rnnedge_serve_steps_total", 0) - before.get("rnnedge_serve_steps_total", 0)
     step_s = after.get("rnnedge_serve_step_seconds_sum", 0) - before.get("rnnedge_serve_step_seconds_sum", 0)
     tokens = after.get("rnnedge_serve_tokens_total", 0) - before.get("rnnedge_serve_tokens_total", 0)
@@ -213,16 +220,19 @@ def _run_level(
         stream_batch_step_ms=ceiling[n] * 1e3,
         server_cpu_share=(cpu1 - cpu0) / (t1 - t0),  # cores' worth used by the server over the level
         server_cpu_us_per_token=(cpu1 - cpu0) / tokens * 1e6 if tokens else 0.0,
+        loop_cpu_us_per_token=(loop1 - loop0) / tokens * 1e6 if tokens else 0.0,  # the rest: model workers
         client_cpu_share=(own1 - own0) / (t1 - t0),
         client_cpu_us_per_token=(own1 - own0) / row["tokens_per_s"] / args.seconds * 1e6
         if row["tokens_per_s"]
         else 0.0,
     )
+    worker_us = row["server_cpu_us_per_token"] - row["loop_cpu_us_per_token"]
     print(
         f"{mode:>18} N={n:>3}: {row['tokens_per_s']:>8,.0f} tokens/s  p50 {row['p50_ms']:6.2f} ms  "
         f"p99 {row['p99_ms']:6.2f} ms  mean batch {row['mean_batch']:5.1f}  server step "
         f"{row['server_step_ms']:5.2f} ms  errors {row['errors']}  RSS {row['rss_mb']:.0f} MB  "
-        f"server CPU {row['server_cpu_share']:.0%} ({row['server_cpu_us_per_token']:.0f} us/token), "
+        f"server CPU {row['server_cpu_share']:.0%} ({row['server_cpu_us_per_token']:.0f} us/token: event loop "
+        f"{row['loop_cpu_us_per_token']:.0f}, worker {worker_us:.0f}), "
         f"load generator {row['client_cpu_share']:.0%} ({row['client_cpu_us_per_token']:.0f} us/token)",
         flush=True,
     )
