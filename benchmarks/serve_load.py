@@ -252,6 +252,40 @@ def _targets(rows: dict[int, dict[str, Any]], ceiling: dict[int, float], cpu: di
     return out
 
 
+def _print_targets(targets: dict[str, dict[str, Any]], rows: dict[str, dict[int, dict[str, Any]]]) -> None:
+    """The targets side by side, one column per server (this code, and the baseline when measured beside)."""
+    modes = [m for m in targets if targets[m]]
+    if not modes:
+        return
+    lines = [
+        ("tokens/s at N=64 / StreamBatch's (target >= 0.50)", "share_of_stream_batch_64", "{:.2f}"),
+        ("p99 at N=64 / StreamBatch step (target <= 3)", "p99_over_step_64", "{:.2f}"),
+        ("server CPU per token at N=64 / engine's (target <= 2)", "cpu_per_token_over_engine_64", "{:.2f}"),
+        ("errors at N=256 (target 0)", "errors_256", "{}"),
+    ]
+    print("targets" + "".join(f" | {m:>18}" for m in modes))
+    for label, key, fmt in lines:
+        cells = [fmt.format(targets[m][key]) if key in targets[m] else "-" for m in modes]
+        print(f"  {label:<55}" + "".join(f" | {c:>18}" for c in cells))
+    # The load generator runs on the same cores: what the CPU alone would allow with it and without it.
+    for m in modes:
+        r = rows[m].get(64)
+        if r is None or not r["tokens_per_s"]:
+            continue
+        server, gen = r["server_cpu_us_per_token"], r["client_cpu_us_per_token"]
+        worker = server - r["loop_cpu_us_per_token"]
+        cores = os.cpu_count() or 1
+        one_worker = 1e6 / worker if worker > 0 else float("inf")  # one thread steps the model: one core at most
+        with_gen = min(cores * 1e6 / (server + gen), one_worker)
+        without = min(cores * 1e6 / server, one_worker)
+        print(
+            f"  {m} N=64: the load generator used {r['client_cpu_share']:.0%} of a core ({gen:.0f} us/token, "
+            f"{gen / (server + gen):.0%} of the CPU per token); CPU ceiling on {cores} cores {with_gen:,.0f} tokens/s "
+            f"with it, {without:,.0f} without it (the worker thread's {worker:.0f} us/token, on one core, allow "
+            f"{one_worker:,.0f})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model")
@@ -354,18 +388,13 @@ def main() -> None:
         "Every level runs each server in turn (the machine's load drifts over all alike); CPU per token is the "
         "server process's user + system time from /proc over the level, divided by the tokens answered."
     )
+    all_targets = {}
     for mode in modes:
         by_n = {r["clients"]: r for r in rows[mode]}
-        targets = _targets(by_n, ceiling, engine_cpu)
+        all_targets[mode] = targets = _targets(by_n, ceiling, engine_cpu)
         report["modes"][mode] = {"rows": rows[mode], "exit_status": statuses[mode], "targets": targets}
         print(f"{mode}: server exit status after SIGTERM: {statuses[mode]}")
-        if "share_of_stream_batch_64" in targets:
-            print(
-                f"{mode} N=64: {targets['share_of_stream_batch_64']:.0%} of StreamBatch N=64 tok/s (target >= 50 %), "
-                f"p99 / StreamBatch step = {targets['p99_over_step_64']:.2f} (target <= 3); server CPU per token / "
-                f"StreamBatch's = {targets['cpu_per_token_over_engine_64']:.2f} (target <= 2)"
-                + (f"; N=256 errors {targets['errors_256']} (target 0)" if "errors_256" in targets else "")
-            )
+    _print_targets(all_targets, {mode: {r["clients"]: r for r in rows[mode]} for mode in modes})
     b = {r["clients"]: r for r in rows["batched"]}
     u = {r["clients"]: r for r in rows.get("max-batch 1", [])}
     if 64 in b and 64 in u:
