@@ -3,6 +3,7 @@
     python benchmarks/serve_load.py ptb-small.onnx --text $RNNEDGE_DATA/ptb/ptb.test.txt \
         [--clients 1 8 64 256] [--seconds 8] [--window-ms 2] [--soak 300] [--json [PATH]] \
         [--baseline-python OTHER/.venv/bin/python] [--server-flags="--switch-interval-ms 0.5"]
+        [--variant="--half-batch-from 0"]
 
 ``--baseline-python`` adds a third server, the same command run by another interpreter (another
 install of rnnedge, e.g. the previous release), measured level by level beside this one in the same
@@ -297,6 +298,13 @@ def main() -> None:
     parser.add_argument("--soak-clients", type=int, default=64)
     parser.add_argument("--baseline-python", default=None, help="another interpreter's rnnedge, measured beside")
     parser.add_argument("--server-flags", default="", help="more `rnnedge serve` options for this code's servers")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="FLAGS",
+        help='another server of this code with these options too (e.g. --variant="--half-batch-from 0"); repeatable',
+    )
     parser.add_argument("--no-unbatched", action="store_true", help="skip the --max-batch 1 server")
     parser.add_argument(
         "--plain-too", action="store_true", help="also a server without uvloop and orjson (RNNEDGE_SERVE_PLAIN=1)"
@@ -322,6 +330,8 @@ def main() -> None:
     modes: dict[str, tuple[str, list[str], dict[str, str]]] = {"batched": (sys.executable, batched + extra, {})}
     if args.plain_too:
         modes["batched (plain)"] = (sys.executable, batched + extra, plain)
+    for flags in args.variant:
+        modes[f"batched {flags}"] = (sys.executable, batched + extra + flags.split(), {})
     if args.baseline_python:
         modes["batched (baseline)"] = (args.baseline_python, batched, {})
     if not args.no_unbatched:

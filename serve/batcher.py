@@ -10,12 +10,13 @@ only.
 
 Two halves in flight: a step that waited for every session would run in lockstep with the event loop
 (the step, then the loop sending every reply and reading every next feed, then the next step: one
-core idle at each phase). From ``2 * MIN_HALF`` sessions on, a step starts once half of them have a
-feed pending, so one half steps in the worker (onnxruntime releases the GIL) while the loop answers
-the other half and reads its next feeds. Below that a step's fixed cost (one onnxruntime call)
-outweighs the overlap, and a step waits for every session. A step's feeds go to the model in
-session-key order: a half that comes back whole steps again with its states still stacked from its
-last step (``StreamBatch`` then neither gathers nor scatters them).
+core idle at each phase). From ``half_from`` sessions on, a step starts once half of them have a feed
+pending, so one half steps in the worker (onnxruntime releases the GIL) while the loop answers the
+other half and reads its next feeds. With fewer, a step's fixed cost (one onnxruntime call) outweighs
+the overlap, and a step waits for every session; so it does on cores busy with other work, where the
+loop cannot run beside the step and halves only make the calls smaller (``half_from=0``). A step's
+feeds go to the model in session-key order: a half that comes back whole steps again with its states
+still stacked from its last step (``StreamBatch`` then neither gathers nor scatters them).
 
 The event loop never waits for the worker: a feed is appended to a deque (atomic), and the loop takes
 the condition's lock only to wake the worker when the worker waits for that many feeds (the first
@@ -49,12 +50,11 @@ from .kinds import ServeKind, serve_kind
 from .metrics import Metrics
 from .sampling import top_k_rows
 
-__all__ = ["MIN_HALF", "FeedOutcome", "ModelWorker", "top_k_pairs"]
+__all__ = ["FeedOutcome", "ModelWorker", "top_k_pairs"]
 
 log = logging.getLogger("rnnedge.serve")
 
 _NEVER = 1 << 62  # a feed count the queue never reaches: the worker needs no wake-up
-MIN_HALF = 16  # the fewest feeds a half-batch step takes (from 2 * MIN_HALF sessions on)
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,16 @@ class ModelWorker:
     """A model's ``StreamBatch`` and the thread that steps it; every method is called from the event loop."""
 
     def __init__(
-        self, name: str, model: Model, loop: asyncio.AbstractEventLoop, metrics: Metrics, max_batch: int, window: float
+        self,
+        name: str,
+        model: Model,
+        loop: asyncio.AbstractEventLoop,
+        metrics: Metrics,
+        max_batch: int,
+        window: float,
+        half_from: int = 0,
     ) -> None:
+        """``half_from``: from this many sessions on, a step starts at half of them pending (0: never)."""
         self.name = name
         self.model = model
         self.kind: ServeKind = serve_kind(model)
@@ -94,6 +102,7 @@ class ModelWorker:
         self._loop = loop
         self._max_batch = max_batch
         self._window = window
+        self._half_from = half_from
         self._sessions = 0  # sessions in the batch, counted in the worker thread
         # this model's metric children, looked up once (labels() takes a lock each call)
         self._steps = metrics.steps.labels(name)
@@ -181,7 +190,8 @@ class ModelWorker:
         """The feeds of the next step: wait out the window, then the oldest feed's length, up to max_batch."""
         if not self._feeds:
             return []
-        wanted = self._sessions if self._sessions < 2 * MIN_HALF else (self._sessions + 1) // 2
+        sessions = self._sessions
+        wanted = (sessions + 1) // 2 if 0 < self._half_from <= sessions else sessions
         full = max(1, min(self._max_batch, wanted))
         deadline = self._feeds[0].arrived + self._window
         with self._cond:

@@ -14,7 +14,7 @@ import serve_harness  # noqa: F401  (skips this module without the serve extra)
 
 from rnnedge.runtime import ConfigError, LanguageModel, StateError, load
 from rnnedge.serve import ServeConfig, decode_state, encode_state
-from rnnedge.serve.batcher import MIN_HALF, FeedOutcome, ModelWorker
+from rnnedge.serve.batcher import FeedOutcome, ModelWorker
 from rnnedge.serve.metrics import Metrics
 from rnnedge.serve.sampling import top_k_rows
 
@@ -94,15 +94,17 @@ def test_settings_out_of_range_are_config_errors() -> None:
         ServeConfig(max_batch=0, port=70000)
     with pytest.raises(ConfigError, match="batch_window_ms=nan"):
         ServeConfig(batch_window_ms=float("nan"))
+    with pytest.raises(ConfigError, match=r"half_batch_from=-1 \(expected an int >= 0\)"):
+        ServeConfig(half_batch_from=-1)
     with pytest.raises(ConfigError, match="token_key: expected at least 16 bytes"):
         ServeConfig(token_key=b"short")
 
 
 def test_worker_steps_half_the_sessions_at_once_and_keeps_each_exact(tiny_lm_onnx: Path, lm: LanguageModel) -> None:
-    """From 2 * MIN_HALF sessions on, half of them pending start a step: with a one-minute window, a step
+    """From ``half_from`` sessions on, half of them pending start a step: with a one-minute window, a step
     that waited for every session would time out. Fixed halves (whose states stay stacked) and halves
     drawn anew each round (states gathered), fed in any order: every session gets a lone stream's results."""
-    n, rounds = 2 * MIN_HALF + 8, 6
+    n, rounds = ServeConfig().half_batch_from + 8, 6
     rng = np.random.default_rng(0)
     plans = rng.integers(0, lm.vocab_size, size=(n, rounds))
     half = (n + 1) // 2
@@ -110,7 +112,8 @@ def test_worker_steps_half_the_sessions_at_once_and_keeps_each_exact(tiny_lm_onn
     async def serve_rounds() -> list[list[FeedOutcome]]:
         with load(tiny_lm_onnx, threads=1) as model:
             metrics = Metrics()
-            worker = ModelWorker("m", model, asyncio.get_running_loop(), metrics, max_batch=256, window=60.0)
+            loop = asyncio.get_running_loop()
+            worker = ModelWorker("m", model, loop, metrics, max_batch=256, window=60.0, half_from=n - 8)
             got: list[list[FeedOutcome]] = [[] for _ in range(n)]
             try:
                 for i in range(n):
