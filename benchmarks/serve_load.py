@@ -316,7 +316,8 @@ def main() -> None:
     results = Results("serve_load", __doc__, models=[args.model])
     report: dict[str, Any] = {"modes": {}}
     ceiling, engine_cpu = stream_batch_steps(args.model, sorted(set(args.clients) | {64}))
-    print(f"{args.model}; {os.cpu_count()} CPUs; {args.seconds:g} s per level; loopback; load {os.getloadavg()}")
+    load_start = tuple(round(x, 2) for x in os.getloadavg())
+    print(f"{args.model}; {os.cpu_count()} CPUs; {args.seconds:g} s per level; loopback; load {load_start}")
     print(
         "StreamBatch without the network: "
         + ", ".join(
@@ -394,6 +395,8 @@ def main() -> None:
             f"{soak['tokens']} tokens, {soak['errors']} errors, {soak['failures']} failures; server RSS (MB) "
             + " ".join(f"{m:.0f}" for _, m in soak["rss_mb"])
         )
+    load_end = tuple(round(x, 2) for x in os.getloadavg())
+    results.note(f"load average (1, 5, 15 min): {load_start} at the start, {load_end} at the end")
     results.note(
         "Every level runs each server in turn (the machine's load drifts over all alike); CPU per token is the "
         "server process's user + system time from /proc over the level, divided by the tokens answered."
