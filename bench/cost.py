@@ -51,8 +51,8 @@ def weights_per_step(meta: ModelMetadata) -> int:
     matrix_bytes = {"int8": 1, "fp16": 2}.get(meta.variant, 4)
     bias_bytes = 2 if meta.variant == "fp16" else 4
     net = _network(meta)
-    total, gates = 0, net.gates
-    for inp, hidden, directions in net.layers:
+    total = 0
+    for inp, hidden, directions, gates in net.layers:
         total += directions * (gates * hidden * (inp + hidden) * matrix_bytes + 2 * gates * hidden * bias_bytes)
     head_in, head_out = net.head
     return total + head_in * head_out * matrix_bytes + head_out * bias_bytes
@@ -66,7 +66,7 @@ def flops_per_position(meta: ModelMetadata) -> int:
     head runs once per sequence and is left out). Element-wise gate work is not counted.
     """
     net = _network(meta)
-    flops = sum(d * 2 * net.gates * h * (i + h) for i, h, d in net.layers)
+    flops = sum(d * 2 * gates * h * (i + h) for i, h, d, gates in net.layers)
     if net.head_every_step:
         flops += 2 * net.head[0] * net.head[1]
     return flops
@@ -81,8 +81,7 @@ def lstm_gemm_shapes(meta: ModelMetadata, batch: int, length: int) -> list[GemmS
     """
     shapes: list[GemmShape] = []
     net = _network(meta)
-    gates = net.gates
-    for index, (inp, hidden, directions) in enumerate(net.layers):
+    for index, (inp, hidden, directions, gates) in enumerate(net.layers):
         shapes.append(GemmShape(f"layer {index} input", batch * length, inp, gates * hidden, directions))
         shapes.append(GemmShape(f"layer {index} recurrent", batch, hidden, gates * hidden, directions * length))
     if net.head_every_step:

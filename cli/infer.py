@@ -90,12 +90,16 @@ def _tuning_lines(tuning: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _plain(value: Any) -> str:
-    """A value as a person reads it: ``a=1, b=2`` for mappings, ``x, y`` for lists, numbers to 6 digits."""
+def _plain(value: Any, nested: bool = False) -> str:
+    """A value as a person reads it: ``a=1, b=2`` for mappings, ``x, y`` for lists, numbers to 6 digits.
+
+    Inside another value a mapping is bracketed (``rnns=[cell=lstm, ...], [cell=gru, ...]``).
+    """
     if isinstance(value, dict):
-        return ", ".join(f"{k}={_plain(v)}" for k, v in value.items()) or "(none)"
+        text = ", ".join(f"{k}={_plain(v, True)}" for k, v in value.items()) or "(none)"
+        return f"[{text}]" if nested else text
     if isinstance(value, (list, tuple)):
-        return ", ".join(_plain(v) for v in value)
+        return ", ".join(_plain(v, nested) for v in value)
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)

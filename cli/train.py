@@ -40,20 +40,20 @@ _LM_FIXED = ("vocab_size",)
 
 def _click_type(rule: Rule) -> click.ParamType[Any]:
     """The click type that refuses what ``rule`` refuses (a usage error naming the range)."""
-    if rule.kind == "int":
+    if rule.value_type == "int":
         return click.IntRange(
             min=None if rule.low is None else int(rule.low), max=None if rule.high is None else int(rule.high)
         )
-    if rule.kind == "float":
+    if rule.value_type == "float":
         return click.FloatRange(
             min=None if rule.low is None else float(rule.low),
             max=None if rule.high is None else float(rule.high),
             min_open=rule.low_open,
             max_open=rule.high_open,
         )
-    if rule.kind == "choice":
+    if rule.value_type == "choice":
         return click.Choice(rule.choices)
-    raise TypeError(f"no command-line type for a {rule.kind!r} rule")  # a programming error, found at import
+    raise TypeError(f"no command-line type for a {rule.value_type!r} rule")  # a programming error, found at import
 
 
 def _option(cls: Any, f: Field[Any], presets: Mapping[str, Any] | None) -> Callable[[F], F]:
@@ -69,7 +69,7 @@ def _option(cls: Any, f: Field[Any], presets: Mapping[str, Any] | None) -> Calla
             help_text += "" if value is None else f"  [default: {shown}]"
         else:
             help_text += "  [default: " + ", ".join(f"{name} {value:g}" for name, value in values.items()) + "]"
-    if rule.kind == "bool":
+    if rule.value_type == "bool":
         return click.option(
             f"{flag}/--no-{flag[2:]}", f.name, default=default, help=help_text, show_default=presets is None
         )

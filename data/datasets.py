@@ -142,9 +142,18 @@ def ensure_files(
                 errors.append(err)
     if missing:
         where = "downloads failed:\n  " + "\n  ".join(errors) + "\n" if errors else ""
+        origin = (
+            "the data folder given"
+            if data is not None
+            else "the per-user cache"
+            if is_cache
+            else "the data folder RNNEDGE_DATA names"
+        )
         raise DataError(
-            f"{dataset} files missing from {folder}: {', '.join(f.name for f in missing)}\n{where}"
-            f"Put the files in {folder} (or pass --data DIR / set RNNEDGE_DATA to a folder holding {dataset}/)."
+            f"{dataset} files missing from {folder} ({origin}): "
+            f"{', '.join(f.name for f in missing)}\n{where}"
+            f"Put the files in {folder}, or name a data folder that holds {dataset}/: data=DIR in Python, "
+            "--data DIR on the command line, or RNNEDGE_DATA=DIR."
         )
     return folder
 

@@ -17,7 +17,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from .structure import Recurrent
+from .structure import Recurrent, Stage
 
 __all__ = [
     "OPSET",
@@ -128,27 +128,42 @@ def _info(name: str, dtype: int, shape: list[int | str]) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, dtype, shape)
 
 
-def _split_state(g: _Graph, net: Recurrent) -> tuple[list[str], list[str]]:
-    """The ``h`` (and ``c``) inputs ``(layers, B, H)`` as one ``(1, B, H)`` slice per layer."""
-    layers, lstm = net.num_layers, net.cell == "lstm"
-    if layers == 1:
-        return ["h"], ["c"] if lstm else [""]
-    split = g.const("layer_split", np.ones(layers, np.int64))
-    hs = g.op("Split", ["h", split], [f"h{i}" for i in range(layers)], axis=0)
-    cs = g.op("Split", ["c", split], [f"c{i}" for i in range(layers)], axis=0) if lstm else [""] * layers
-    return hs, cs
-
-
 def _state_infos(net: Recurrent) -> tuple[list[onnx.ValueInfoProto], list[onnx.ValueInfoProto]]:
-    state: list[int | str] = [net.num_layers, "batch", net.hidden_size]
-    names = net.state_names
-    return [_info(n, _F32, state) for n in names], [_info(f"{n}_out", _F32, state) for n in names]
+    """Each stage's ``h`` (``c``) ``(layers, batch, H)`` in, and ``h_out`` (``c_out``) out."""
+    ins, outs = [], []
+    for stage in net.stages:
+        shape: list[int | str] = [stage.num_layers, "batch", stage.hidden_size]
+        ins += [_info(n, _F32, shape) for n in stage.state_names]
+        outs += [_info(f"{n}_out", _F32, shape) for n in stage.state_names]
+    return ins, outs
 
 
-def _concat_state(g: _Graph, net: Recurrent) -> None:
-    """Each layer's final ``h`` (and ``c``) back into ``h_out`` (``c_out``) ``(layers, B, H)``."""
-    for part in net.state_names:
-        g.op("Concat", [f"layer{i}_{part}" for i in range(net.num_layers)], f"{part}_out", axis=0)
+def _stage(g: _Graph, stage: Stage, x: str, axes1: str, lengths: str = "") -> str:
+    """One recurrent submodule's forward layers over ``x`` ``(T, B, in)``, from its state inputs to their outputs.
+
+    Its ``h`` (``c``) ``(layers, B, H)`` is split into one ``(1, B, H)`` slice per layer, and each
+    layer's final state concatenated back. Returns its top layer's outputs ``(T, B, H)``.
+    """
+    names, layers = stage.state_names, stage.num_layers
+    if layers == 1:
+        slices = [[n] for n in names]
+    else:
+        split = g.const(f"{stage.prefix}layer_split", np.ones(layers, np.int64))
+        slices = [g.op("Split", [n, split], [f"{n}_layer{i}" for i in range(layers)], axis=0) for n in names]
+    for i in range(layers):
+        h0, c0 = (slices[0][i], slices[1][i] if len(slices) > 1 else "")
+        y = g.recurrent(stage.layer(i), x, stage.rnn, i, lengths=lengths, h0=h0, c0=c0)
+        x = g.op("Squeeze", [y, axes1], f"{stage.layer(i)}_out")[0]  # (T, B, H)
+    for n, part in zip(names, ("h", "c")[: len(names)], strict=True):
+        g.op("Concat", [f"{stage.layer(i)}_{part}" for i in range(layers)], f"{n}_out", axis=0)
+    return x
+
+
+def _chain(g: _Graph, net: Recurrent, x: str, axes1: str, lengths: str = "") -> str:
+    """Every stage over ``x`` ``(T, B, F)`` in turn, each carrying its own state: the last's outputs ``(T, B, H)``."""
+    for stage in net.stages:
+        x = _stage(g, stage, x, axes1, lengths)
+    return x
 
 
 def language_model_graph(net: Recurrent) -> onnx.ModelProto:
@@ -167,12 +182,7 @@ def language_model_graph(net: Recurrent) -> onnx.ModelProto:
     emb = g.const("embedding.weight", net.embedding.weight.detach().numpy().astype(np.float32))
     g.op("Gather", [emb, "tokens"], "emb")  # (B, T, E)
     g.op("Transpose", ["emb"], "x_tbh", perm=[1, 0, 2])  # (T, B, E)
-    hs, cs = _split_state(g, net)
-    x = "x_tbh"
-    for i in range(net.num_layers):
-        y = g.recurrent(f"layer{i}", x, net.rnn, i, h0=hs[i], c0=cs[i])
-        x = g.op("Squeeze", [y, axes1], f"layer{i}_out")[0]  # (T, B, H)
-    _concat_state(g, net)
+    x = _chain(g, net, "x_tbh", axes1)  # (T, B, H)
     g.op("Transpose", [x], "out_bth", perm=[1, 0, 2])  # (B, T, H)
     head = net.head
     bias = head.bias.detach().numpy() if head.bias is not None else np.zeros(vocab)
@@ -214,12 +224,7 @@ def tagger_graph(net: Recurrent) -> onnx.ModelProto:
     axes1 = g.const("axes1", np.array([1], np.int64))
     g.op("Cast", ["lengths"], "seq_lens", to=TensorProto.INT32)
     g.op("Transpose", ["x"], "x_tbf", perm=[1, 0, 2])  # (T, B, F)
-    hs, cs = _split_state(g, net)
-    x = "x_tbf"
-    for i in range(net.num_layers):
-        y = g.recurrent(f"layer{i}", x, net.rnn, i, lengths="seq_lens", h0=hs[i], c0=cs[i])
-        x = g.op("Squeeze", [y, axes1], f"layer{i}_out")[0]  # (T, B, H)
-    _concat_state(g, net)
+    x = _chain(g, net, "x_tbf", axes1, "seq_lens")  # (T, B, H)
     g.op("Transpose", [x], "out_bth", perm=[1, 0, 2])  # (B, T, H)
     head, ncls = net.head, net.head.out_features
     w = head.weight.detach().numpy().astype(np.float32)
@@ -241,32 +246,17 @@ def tagger_graph(net: Recurrent) -> onnx.ModelProto:
 def _carried_layers(g: _Graph, net: Recurrent, head: str, axes0: str, axes1: str) -> tuple[list[Any], list[Any]]:
     """The forward layers over the chunk ``x``, carrying ``h`` (``c``) and, for the mean head, ``h_sum`` and ``steps``.
 
-    Writes ``h_out`` (``c_out``), ``top`` ``(T, B, H)`` (the top layer's outputs, zero past each
-    length) and, for the mean head, ``h_sum_out`` and ``steps_out``; returns the state's input and
-    output infos.
+    Writes every stage's ``h_out`` (``c_out``), the top layer's outputs ``(T, B, H)`` (zero past
+    each length) and, for the mean head, ``h_sum_out`` and ``steps_out``; returns the state's input
+    and output infos.
     """
-    hid, layers, lstm = net.hidden_size, net.num_layers, net.cell == "lstm"
-    state: list[int | str] = [layers, "batch", hid]
     g.op("Cast", ["lengths"], "seq_lens", to=TensorProto.INT32)
     g.op("Transpose", ["x"], "x_tbf", perm=[1, 0, 2])  # (T, B, F)
-    hs, cs = ["h"], ["c"]
-    if layers > 1:  # one (1, B, H) slice of the state per layer
-        split = g.const("layer_split", np.ones(layers, np.int64))
-        hs = g.op("Split", ["h", split], [f"h{i}" for i in range(layers)], axis=0)
-        if lstm:
-            cs = g.op("Split", ["c", split], [f"c{i}" for i in range(layers)], axis=0)
-    x = "x_tbf"
-    for i in range(layers):
-        y = g.recurrent(f"layer{i}", x, net.rnn, i, lengths="seq_lens", h0=hs[i], c0=cs[i] if lstm else "")
-        x = g.op("Squeeze", [y, axes1], "top" if i == layers - 1 else f"layer{i}_out")[0]  # (T, B, H)
-    g.op("Concat", [f"layer{i}_h" for i in range(layers)], "h_out", axis=0)
-    state_in, state_out = [_info("h", _F32, state)], [_info("h_out", _F32, state)]
-    if lstm:
-        g.op("Concat", [f"layer{i}_c" for i in range(layers)], "c_out", axis=0)
-        state_in.append(_info("c", _F32, state))
-        state_out.append(_info("c_out", _F32, state))
+    top = _chain(g, net, "x_tbf", axes1, "seq_lens")  # (T, B, H)
+    state_in, state_out = _state_infos(net)
     if head == "mean":
-        g.op("ReduceSum", ["top", axes0], "chunk_sum", keepdims=0)  # (B, H); zero past each length
+        hid = net.hidden_size
+        g.op("ReduceSum", [top, axes0], "chunk_sum", keepdims=0)  # (B, H); zero past each length
         g.op("Add", ["h_sum", "chunk_sum"], "h_sum_out")
         g.op("Cast", ["lengths"], "lengths_f", to=_F32)
         g.op("Unsqueeze", ["lengths_f", axes1], "chunk_steps")  # (B, 1)
@@ -283,17 +273,18 @@ def sequence_classifier_graph(net: Recurrent, head: str) -> onnx.ModelProto:
     passed to the nodes as ``sequence_lens`` so that it changes nothing). Outputs ``logits`` and
     ``probs`` ``(batch, classes)`` describe each sequence's whole prefix so far.
 
-    Causal state: ``h`` (and ``c`` for an LSTM) ``(layers, batch, H)``; the ``mean`` head adds
-    ``h_sum`` ``(batch, H)`` (the top layer's outputs summed over valid steps) and ``steps``
-    ``(batch, 1)``; the ``last`` head reads the top layer's final ``h``. A bidirectional model keeps
-    the rows received so far, ``prefix`` ``(batch, received, F)``, and re-reads it backward with each
-    chunk; with one layer its forward direction carries the causal state beside it (a chunk costs
-    O(chunk) forward, O(prefix) backward), with more the layers above need both directions of the
-    whole prefix, so one bidirectional node per layer re-reads it. ``head`` is ``mean`` (the top
+    Causal state: each recurrent submodule's ``h`` (and ``c`` for an LSTM) ``(layers, batch, H)``
+    (the second's ``h2``, ``c2``...); the ``mean`` head adds ``h_sum`` ``(batch, H)`` (the top layer's
+    outputs summed over valid steps) and ``steps`` ``(batch, 1)``; the ``last`` head reads the top
+    layer's final ``h``. A bidirectional model keeps the rows received so far, ``prefix`` ``(batch,
+    received, F)``, and re-reads it backward with each chunk; with one layer in all its forward
+    direction carries the causal state beside it (a chunk costs O(chunk) forward, O(prefix)
+    backward), with more the layers above need both directions of the whole prefix, so every layer
+    re-reads it, each in its own direction(s). ``head`` is ``mean`` (the top
     layer's outputs averaged over the steps) or ``last`` (its final state: a bidirectional model's
     forward last step and backward first, as ``torch.cat([h_n[-2], h_n[-1]], 1)``).
     """
-    hid, feat, ncls, layers = net.hidden_size, net.input_size, net.head.out_features, net.num_layers
+    feat, ncls, layers = net.input_size, net.head.out_features, net.num_layers
     bidirectional = net.bidirectional
     g = _Graph()
     every_layer_both_ways = bidirectional and layers > 1
@@ -311,30 +302,34 @@ def sequence_classifier_graph(net: Recurrent, head: str) -> onnx.ModelProto:
         g.op("Transpose", ["prefix_out"], "prefix_tbf", perm=[1, 0, 2])  # (T, B, F)
     if every_layer_both_ways:
         x = "prefix_tbf"
-        for i in range(layers):
-            y = g.recurrent(f"layer{i}", x, net.rnn, i, lengths="total_lens", direction="bidirectional")
-            g.op("Transpose", [y], f"layer{i}_tbdh", perm=[0, 2, 1, 3])  # (T, B, 2, H)
-            x = g.op(
-                "Reshape",
-                [f"layer{i}_tbdh", g.const(f"layer{i}_flat", np.array([0, 0, 2 * hid], np.int64))],
-                f"layer{i}_out",
-            )[0]  # (T, B, 2H): forward then backward, as PyTorch concatenates them
+        for stage in net.stages:  # each layer over the whole prefix, in its own direction(s)
+            both = stage.bidirectional
+            for i in range(stage.num_layers):
+                name, width = stage.layer(i), stage.output_size
+                direction = "bidirectional" if both else "forward"
+                y = g.recurrent(name, x, stage.rnn, i, lengths="total_lens", direction=direction)
+                g.op("Transpose", [y], f"{name}_tbdh", perm=[0, 2, 1, 3])  # (T, B, D, H)
+                flat = g.const(f"{name}_flat", np.array([0, 0, width], np.int64))
+                x = g.op("Reshape", [f"{name}_tbdh", flat], f"{name}_out")[0]  # (T, B, D*H): forward, then backward
         if head == "mean":
-            g.op("ReduceSum", [x, axes0], "out_sum", keepdims=0)  # (B, 2H); zero past each length
+            g.op("ReduceSum", [x, axes0], "out_sum", keepdims=0)  # (B, D*H); zero past each length
             g.op("Cast", ["total_lengths"], "total_f", to=_F32)
             g.op("Unsqueeze", ["total_f", axes1], "count")  # (B, 1)
             g.op("Div", ["out_sum", "count"], "features")
         else:
-            top = f"layer{layers - 1}_h"  # (2, B, H): forward's last valid step, backward's first
+            last = net.stages[-1]
+            top = f"{last.layer(last.num_layers - 1)}_h"  # (D, B, H): forward's last valid step, backward's first
             g.op("Transpose", [top], "final_bdh", perm=[1, 0, 2])
-            g.op("Reshape", ["final_bdh", g.const("final_flat", np.array([0, 2 * hid], np.int64))], "features")
+            flat = g.const("final_flat", np.array([0, last.output_size], np.int64))
+            g.op("Reshape", ["final_bdh", flat], "features")
     else:
         state_in, state_out = _carried_layers(g, net, head, axes0, axes1)
         forward = "forward_features" if bidirectional else "features"
         if head == "mean":
             g.op("Div", ["h_sum_out", "steps_out"], forward)  # (B, H)
         else:
-            g.op("Squeeze", [f"layer{layers - 1}_h", axes0], forward)  # (B, H): the last valid step's output
+            last = net.stages[-1]
+            g.op("Squeeze", [f"{last.layer(last.num_layers - 1)}_h", axes0], forward)  # (B, H): the last valid step's
         if bidirectional:  # one layer: the backward direction over the whole prefix
             y = g.recurrent("backward", "prefix_tbf", net.rnn, 0, lengths="total_lens", direction="reverse")
             if head == "mean":

@@ -1,7 +1,7 @@
 """Bring your own model: a user's ``nn.Module`` with LSTM/GRU layers -> one validated, streaming rnnedge file.
 
 The module's structure is read off its submodules (:mod:`.structure`: an optional
-``nn.Embedding``, one ``nn.LSTM``/``nn.GRU``, any ``nn.Dropout``, a final ``nn.Linear``) and
+``nn.Embedding``, one or more ``nn.LSTM``/``nn.GRU`` in turn, any ``nn.Dropout``, a final ``nn.Linear``) and
 written by the same graph writers as rnnedge's own models; the file is then validated against
 the module's own ``forward`` (the user's code is the reference, with the rule of
 :mod:`.validate`: whole sequences, chunked streams, padded batches) before it is kept.
@@ -93,9 +93,10 @@ def _frames_in(task: str) -> Callable[[Recurrent], None]:
 def _causal(task: str, check: Callable[[Recurrent], None]) -> Callable[[Recurrent], None]:
     def causal(net: Recurrent) -> None:
         check(net)
-        if net.bidirectional:
+        backward = [s.name for s in net.stages if s.bidirectional]
+        if backward:
             raise UnsupportedModuleError(
-                f"submodule {net.rnn_name!r} is bidirectional: a {task} streams causally (each result from the "
+                f"submodule {backward[0]!r} is bidirectional: a {task} streams causally (each result from the "
                 "steps up to it), but its backward direction reads later steps; use bidirectional=False, or "
                 "export it as a classifier (which re-reads the prefix)"
             )
@@ -263,6 +264,12 @@ def build_module_export(
 ) -> ModuleExport:
     """Read ``module``, write its graph and metadata, and make its reference; nothing is written to disk.
 
+    ``task`` is ``classifier`` (with ``head`` ``last`` or ``mean``), ``tagger`` or ``language-model``
+    (with its ``vocabulary``, one token per embedding row, holding ``<unk>`` and ``<eos>``; ``tokens``
+    ``words`` or ``chars``). ``labels`` name the classes (default ``"0"``...). ``standardize``
+    ``(mean, std)`` per channel: what the runtime applies to raw frames before the module sees them
+    (default: none; :func:`standardize_from` computes it from training frames). ``time_major``: the
+    module's forward takes ``(T, B, ...)``. ``source`` is recorded as where the module came from.
     ``module`` itself is not changed: a float32 CPU copy of it, in eval mode, is read and run.
     """
     if task not in TASKS:
@@ -298,12 +305,9 @@ def build_module_export(
         fields.update(standardize=standardize, labels=_labels(labels, net.head.out_features, "output layer"))
     else:
         fields.update(_vocabulary(vocabulary, net, tokens))
+    stages = [stage.describe() for stage in net.stages]
     described = {
-        "cell": net.cell,
-        "hidden_size": net.hidden_size,
-        "num_layers": net.num_layers,
-        "bidirectional": net.bidirectional,
-        "input_size": net.input_size,
+        **(stages[0] if len(stages) == 1 else {"rnns": stages, "input_size": net.input_size}),
         ("num_classes" if net.embedding is None else "vocab_size"): net.head.out_features,
         "tied": net.tied,
         **({"head": head} if task == "classifier" else {}),
@@ -342,43 +346,17 @@ def build_module_export(
 
 
 def export_module(
-    module: nn.Module,
-    path: str | os.PathLike[str],
-    *,
-    task: str,
-    head: str = "last",
-    labels: Sequence[str] | None = None,
-    vocabulary: Sequence[str] | None = None,
-    tokens: str = "words",
-    standardize: Standardize | tuple[Sequence[float], Sequence[float]] | None = None,
-    time_major: bool = False,
-    tolerances: Tolerances | None = None,
-    source: str | None = None,
+    module: nn.Module, path: str | os.PathLike[str], *, tolerances: Tolerances | None = None, **options: Any
 ) -> ExportResult:
     """Export a user's own ``module`` to the rnnedge file ``path``, validated against its own ``forward``.
 
-    ``task`` is ``classifier`` (with ``head`` ``last`` or ``mean``), ``tagger`` or ``language-model``
-    (with its ``vocabulary``, one token per embedding row, holding ``<unk>`` and ``<eos>``; ``tokens``
-    ``words`` or ``chars``). ``labels`` name the classes (default ``"0"``...). ``standardize``
-    ``(mean, std)`` per channel: what the runtime applies to raw frames before the module sees them
-    (default: none; :func:`standardize_from` computes it from training frames). ``time_major``: the
-    module's forward takes ``(T, B, ...)``. ``source`` is recorded as where the module came from.
-    What the file cannot represent exactly is refused with
-    :class:`~rnnedge.errors.UnsupportedModuleError` naming the submodule; a file that does not
-    compute what ``forward`` computes is refused with :class:`~rnnedge.export.validate.ParityError`.
+    ``options`` are :func:`build_module_export`'s (``task`` first). What the file cannot represent
+    exactly is refused with :class:`~rnnedge.errors.UnsupportedModuleError` naming the submodule; a
+    file that does not compute what ``forward`` computes is refused with
+    :class:`~rnnedge.export.validate.ParityError` (``tolerances``: the rule of :mod:`.validate`).
     Nothing is written unless everything passed.
     """
-    built = build_module_export(
-        module,
-        task=task,
-        head=head,
-        labels=labels,
-        vocabulary=vocabulary,
-        tokens=tokens,
-        standardize=standardize,
-        time_major=time_major,
-        source=source,
-    )
+    built = build_module_export(module, **options)
     return write_validated(built.graph, built.metadata, built.reference, Path(path), tolerances)
 
 

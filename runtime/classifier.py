@@ -10,11 +10,9 @@ metadata's ``standardize`` says.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import onnxruntime as ort
 
 from .checks import all_finite, describe
 from .errors import InputError, ModelFileError, StateError
@@ -39,21 +37,16 @@ class ClassifierModel(Model):
     EXAMPLE_STEP: ClassVar[str] = "uint8 row"
     EXAMPLE_BATCH: ClassVar[str] = "uint8 images"
 
-    def __init__(
-        self,
-        session: ort.InferenceSession,
-        metadata: ModelMetadata,
-        path: Path,
-        provider: str,
-        *,
-        state_on_device: bool | None = None,
-    ) -> None:
-        super().__init__(session, metadata, path, provider, state_on_device=state_on_device)
+    def read_metadata(self) -> None:
+        """The feature size, the standardisation (and its table for uint8 values); the labels must be there."""
+        metadata = self.metadata
         size = metadata.input.shape[-1]
         assert isinstance(size, int)  # the metadata parser guarantees a fixed feature size
         std = metadata.standardize
         if std is None or metadata.labels is None:
-            raise ModelFileError(f"{path}: a classifier file must say its standardize and labels (export it again)")
+            raise ModelFileError(
+                f"{self.path}: a classifier file must say its standardize and labels (export it again)"
+            )
         self.feature_size = size
         self._row_shape = (size,)
         self._channel_mean = np.asarray(std.mean, dtype=np.float32)
@@ -81,13 +74,9 @@ class ClassifierModel(Model):
     def network(cls, metadata: ModelMetadata) -> Network:
         """Stacked (bidirectional) layers over ``input_size`` channels; the head reads the last layer once."""
         cfg = ModelConfig(metadata)
-        hidden = cfg.size("hidden_size")
-        directions = 2 if cfg.flag("bidirectional") else 1
-        count = cfg.size("num_layers") if "num_layers" in cfg.raw else 1  # a row classifier has one
-        layers = tuple(
-            (cfg.size("input_size") if i == 0 else directions * hidden, hidden, directions) for i in range(count)
-        )
-        return Network(layers, cfg.gates(), (directions * hidden, cfg.size("num_classes")), head_every_step=False)
+        layers = cfg.layers(cfg.size("input_size"), one_layer_default=True)  # a row classifier has one
+        _, hidden, directions, _ = layers[-1]
+        return Network(layers, (directions * hidden, cfg.size("num_classes")), head_every_step=False)
 
     @classmethod
     def info_fields(cls, metadata: ModelMetadata) -> dict[str, Any]:
@@ -146,7 +135,7 @@ class ClassifierModel(Model):
             raise InputError(
                 f"feed takes one row ({self.feature_size},) or rows (T, {self.feature_size}), got {describe(rows)}"
             )
-        return self.preprocess(rows if rows.ndim == 2 else rows[None])[None]
+        return self.preprocess(rows).reshape(1, -1, self.feature_size)  # checked as given: errors name its shape
 
     def stack_inputs(self, items: Sequence[Any]) -> np.ndarray | None:
         """One uint8 row ``(F,)`` for every stream -> ``(N, 1, F)`` standardised."""

@@ -16,11 +16,9 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import onnxruntime as ort
 
 from rnnedge.data.text import join_tokens, read_text_file, tokenize, tokenize_lines
 
@@ -56,19 +54,12 @@ class LanguageModel(Model):
     EXAMPLE_STEP: ClassVar[str] = "id → probs"
     EXAMPLE_BATCH: ClassVar[str] = "ids"
 
-    def __init__(
-        self,
-        session: ort.InferenceSession,
-        metadata: ModelMetadata,
-        path: Path,
-        provider: str,
-        *,
-        state_on_device: bool | None = None,
-    ) -> None:
-        super().__init__(session, metadata, path, provider, state_on_device=state_on_device)
+    def read_metadata(self) -> None:
+        """The vocabulary, its special tokens and how text is split (all required)."""
+        metadata = self.metadata
         vocab = metadata.vocabulary
         if vocab is None or metadata.unk_id is None or metadata.eos_id is None:
-            raise ModelFileError(f"{path}: a language model file must say its vocabulary, unk_id and eos_id")
+            raise ModelFileError(f"{self.path}: a language model file must say its vocabulary, unk_id and eos_id")
         self.vocabulary: tuple[str, ...] = vocab
         self.unk_id: int = metadata.unk_id
         self.eos_id: int = metadata.eos_id
@@ -89,9 +80,10 @@ class LanguageModel(Model):
     def network(cls, metadata: ModelMetadata) -> Network:
         """``num_layers`` layers of ``hidden_size`` over embeddings of the same size; the head at every token."""
         cfg = ModelConfig(metadata)
-        hidden = cfg.size("hidden_size")
-        layers = ((hidden, hidden, 1),) * cfg.size("num_layers")
-        return Network(layers, cfg.gates(), (hidden, cfg.size("vocab_size")), head_every_step=True)
+        # rnnedge's own language models embed in hidden_size; a user's module says its input_size
+        first = cfg.size("input_size") if "input_size" in cfg.raw else cfg.size("hidden_size")
+        layers = cfg.layers(first, forward_only=True)
+        return Network(layers, (layers[-1][1], cfg.size("vocab_size")), head_every_step=True)
 
     @classmethod
     def info_fields(cls, metadata: ModelMetadata) -> dict[str, Any]:

@@ -111,6 +111,13 @@ class Model:
         self._lengths_name = metadata.lengths.name if metadata.lengths is not None else None
         self._full_lengths: dict[tuple[int, int], np.ndarray] = {}
         self._check_graph(session)
+        self.read_metadata()
+
+    def read_metadata(self) -> None:
+        """What a kind reads from its file once, after the graph is checked (labels, a vocabulary...).
+
+        Kinds override it (the constructor is the base's alone); :class:`ModelFileError` when the file lacks it.
+        """
 
     # -- what the file says ------------------------------------------------------------------
     @property

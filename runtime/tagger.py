@@ -36,9 +36,8 @@ class TaggerModel(ClassifierModel):
     def network(cls, metadata: ModelMetadata) -> Network:
         """Stacked causal layers over ``input_size`` channels; the output layer runs at every frame."""
         cfg = ModelConfig(metadata)
-        hidden = cfg.size("hidden_size")
-        layers = tuple((cfg.size("input_size") if i == 0 else hidden, hidden, 1) for i in range(cfg.size("num_layers")))
-        return Network(layers, cfg.gates(), (hidden, cfg.size("num_classes")), head_every_step=True)
+        layers = cfg.layers(cfg.size("input_size"))
+        return Network(layers, (layers[-1][1], cfg.size("num_classes")), head_every_step=True)
 
     def stream_input(self, rows: Any, *, strict: bool = False) -> np.ndarray:
         """A frame ``(F,)`` or frames ``(T, F)`` with ``T <= STREAM_WINDOW`` -> the graph input ``(1, T, F)``.

@@ -7,7 +7,8 @@ The service composes the runtime's public API (``load``, ``StreamBatch``, ``Stat
 knows nothing about sockets. Modules: :mod:`.protocol` (the messages), :mod:`.config` (the settings),
 :mod:`.server` (life cycle and connections), :mod:`.routes` (HTTP routes), :mod:`.sessions` (the
 session operations, whatever the transport), :mod:`.batcher` (one worker thread per model),
-:mod:`.kinds` (what each model kind serves), :mod:`.tokens` (state tokens), :mod:`.sampling`,
+:mod:`.kinds` (what each model kind serves), :mod:`.outcomes` (what a step's result gives each feed),
+:mod:`.tokens` (state tokens), :mod:`.sampling`,
 :mod:`.metrics`, :mod:`.client` (a client that reconnects and resumes), :mod:`.ray_app` (Ray Serve).
 """
 

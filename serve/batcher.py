@@ -21,7 +21,8 @@ still stacked from its last step (``StreamBatch`` then neither gathers nor scatt
 The event loop never waits for the worker: a feed is appended to a deque (atomic), and the loop takes
 the condition's lock only to wake the worker when the worker waits for that many feeds (the first
 one, or a full batch), so a burst of 64 feeds costs one wake-up, not 64. Each step's results come
-back in one ``call_soon_threadsafe``.
+back in one ``call_soon_threadsafe``, each feed's as its kind's ``outcomes`` rule makes it from the
+stacked result (:mod:`.outcomes`).
 
 A feed advances its session by one or more steps; one call advances every stream by the same number,
 so each step takes the oldest feed's length and the pending feeds of that length (the others wait
@@ -48,21 +49,13 @@ from rnnedge.runtime import Model, RnnEdgeError, StreamBatch
 
 from .kinds import ServeKind, serve_kind
 from .metrics import Metrics
-from .sampling import top_k_rows
+from .outcomes import FeedOutcome
 
-__all__ = ["FeedOutcome", "ModelWorker", "top_k_pairs"]
+__all__ = ["ModelWorker"]
 
 log = logging.getLogger("rnnedge.serve")
 
 _NEVER = 1 << 62  # a feed count the queue never reaches: the worker needs no wake-up
-
-
-@dataclass(frozen=True)
-class FeedOutcome:
-    """What one feed gave: the probabilities ``(V,)`` (a copy the session keeps) and its ``top_k`` pairs."""
-
-    probs: np.ndarray
-    top_k: list[list[Any]]  # [[label, probability], ...], likeliest first
 
 
 @dataclass(slots=True)
@@ -73,11 +66,6 @@ class _Feed:
     k: int
     future: asyncio.Future[Any]
     arrived: float = field(default_factory=time.perf_counter)
-
-
-def top_k_pairs(probs: np.ndarray, labels: tuple[str, ...], k: int) -> list[list[Any]]:
-    """``[[label, probability], ...]`` of the ``k`` likeliest entries of ``probs`` ``(V,)``."""
-    return [[labels[i], float(probs[i])] for i in top_k_rows(probs[None], k)[0]]
 
 
 class ModelWorker:
@@ -215,10 +203,7 @@ class ModelWorker:
     def _step(self, group: list[_Feed]) -> list[tuple[Any, ...]]:
         start = time.perf_counter()
         try:
-            if len(group) == 1:
-                results = self._batch.feed_stacked({group[0].key: group[0].x})
-            else:
-                results = self._batch.feed_stacked({f.key: f.x for f in group})  # (N, V)
+            results = self._batch.feed_stacked({f.key: f.x for f in group})  # (N, V), or (N, T, C) per frame
         except RnnEdgeError as e:
             if len(group) == 1:
                 return [(group[0].future, False, e)]
@@ -235,16 +220,10 @@ class ModelWorker:
         self._batch_size.observe(len(group))
         self._step_seconds.observe(elapsed)
         queue = self._queue_seconds
-        # Each session keeps its own copy of its row (a view would pin a whole (N, V) array while the
-        # session idles); then the result itself is the top-k's scratch space.
-        rows = [r.copy() for r in results]  # N x (V,)
-        top = top_k_rows(results, max(f.k for f in group), overwrite=True).tolist()  # (N, k)
-        labels = self.labels
         settled = []
-        for f, row, ids in zip(group, rows, top, strict=True):
+        for f, outcome in zip(group, self.kind.outcomes(results, [f.k for f in group], self.labels), strict=True):
             queue.observe(start - f.arrived)
-            pairs = [[labels[i], float(row[i])] for i in ids[: f.k]]
-            settled.append((f.future, True, FeedOutcome(row, pairs)))
+            settled.append((f.future, True, outcome))
         return settled
 
     def _settle(self, settled: list[tuple[Any, ...]]) -> None:

@@ -1,4 +1,4 @@
-"""``serve`` for causal classifiers: rows of numbers in, the labels' probabilities out."""
+"""``serve`` for causal classifiers: rows of numbers in, the labels' probabilities out (:data:`ROWS`)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ import numpy as np
 from rnnedge.runtime import ClassifierModel, InputError, Model
 
 from .kinds import ServeKind, register_serve_kind
+from .outcomes import per_feed
+
+__all__ = ["ROWS"]
 
 
 def _clf(model: Model) -> ClassifierModel:
-    assert isinstance(model, ClassifierModel)  # registered for classifier files only
+    assert isinstance(model, ClassifierModel)  # registered for classifier (and tagger) files only
     return model
 
 
@@ -30,7 +33,7 @@ def _rows(value: Any) -> np.ndarray:
     runtime standardises by one table look-up, with the same values.
     """
     if not isinstance(value, list):
-        raise InputError(f"a classifier's input is one row (a list of numbers) or a list of rows, got {value!r:.60}")
+        raise InputError(f"input must be one row (a list of numbers) or a list of rows, got {value!r:.60}")
     try:
         rows = np.array(value)
     except (ValueError, TypeError, OverflowError):
@@ -42,12 +45,13 @@ def _rows(value: Any) -> np.ndarray:
     return rows  # floats (float64), other ints: range-checked by the runtime; anything else refused there by dtype
 
 
-register_serve_kind(
-    ("causal_classifier", "noncausal_classifier"),
-    ServeKind(
-        labels=lambda model: tuple(_clf(model).labels),
-        read_input=_read_input,
-        unit="rows",
-        opened=lambda model: {"labels": list(_clf(model).labels)},
-    ),
+ROWS = ServeKind(
+    labels=lambda model: tuple(_clf(model).labels),
+    read_input=_read_input,
+    unit="rows",
+    opened=lambda model: {"labels": list(_clf(model).labels)},
+    outcomes=per_feed,
 )
+"""Rows in, one distribution per feed out: the prefix's so far."""
+
+register_serve_kind(("causal_classifier", "noncausal_classifier"), ROWS)

@@ -1,7 +1,7 @@
 """What ``serve`` asks of a model kind, as one small record per kind, looked up by the file's ``kind``.
 
 The server and the batcher never test a model's class: they ask the kind's :class:`ServeKind`.
-Built-in kinds register in their own modules (:mod:`.language_kind`, :mod:`.classifier_kind`),
+Built-in kinds register in their own modules (:mod:`.language_kind`, :mod:`.classifier_kind`, :mod:`.tagger_kind`),
 which :func:`serve_kind` imports on first use; a new kind adds a module that calls
 :func:`register_serve_kind` and names it in ``_BUILT_IN``.
 """
@@ -9,7 +9,7 @@ which :func:`serve_kind` imports on first use; a new kind adds a module that cal
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +17,11 @@ import numpy as np
 
 from rnnedge.runtime import ConfigError, Model
 
+from .outcomes import FeedOutcome
+
 __all__ = ["ServeKind", "register_serve_kind", "serve_kind"]
 
-_BUILT_IN = ("rnnedge.serve.language_kind", "rnnedge.serve.classifier_kind")
+_BUILT_IN = ("rnnedge.serve.language_kind", "rnnedge.serve.classifier_kind", "rnnedge.serve.tagger_kind")
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,10 @@ class ServeKind:
     ``read_input(model, value, strict)``: a feed's JSON ``input`` -> what ``StreamBatch.feed`` takes
     for one stream and the number of steps it advances; raises the runtime's ``InputError``.
     ``opened(model)``: the kind's own fields of the ``opened`` reply.
-    ``unit``: what one step of a feed is called in messages ("tokens", "rows").
+    ``unit``: what one step of a feed is called in messages ("tokens", "rows", "frames").
+    ``outcomes(results, ks, labels)``: a batched step's stacked result (``StreamBatch.feed_stacked``)
+    -> each feed's :class:`~rnnedge.serve.outcomes.FeedOutcome` with its top-``ks[i]`` pairs
+    (:func:`~rnnedge.serve.outcomes.per_feed` or :func:`~rnnedge.serve.outcomes.per_frame`).
     ``generates``: ``generate`` applies: a sampled entry's index, as ``int64 (1,)``, is the next input.
     """
 
@@ -38,6 +43,7 @@ class ServeKind:
     read_input: Callable[[Model, Any, bool], tuple[np.ndarray, int]]
     opened: Callable[[Model], dict[str, Any]]
     unit: str
+    outcomes: Callable[[np.ndarray, Sequence[int], tuple[str, ...]], list[FeedOutcome]]
     generates: bool = False
 
 

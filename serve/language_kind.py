@@ -9,6 +9,7 @@ import numpy as np
 from rnnedge.runtime import InputError, LanguageModel, Model
 
 from .kinds import ServeKind, register_serve_kind
+from .outcomes import per_feed
 
 
 def _lm(model: Model) -> LanguageModel:
@@ -35,6 +36,7 @@ register_serve_kind(
         read_input=_read_input,
         unit="tokens",
         opened=lambda model: {"vocab_size": _lm(model).vocab_size},
+        outcomes=per_feed,
         generates=True,
     ),
 )

@@ -15,6 +15,7 @@ state      (none)                                                               
 close      (none)                                                                      ``closed``
 =========  ==========================================================================  =====================
 
+A tagger's ``result`` holds one ``top_k`` list (and ``probs`` row) per frame fed; see docs/serving.md.
 A refused request gets ``{"op": "error", "error": CODE, "message": ...}`` and changes nothing;
 the connection stays open. Close codes end a connection (see :data:`CLOSE_CODES`).
 """

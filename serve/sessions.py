@@ -19,9 +19,10 @@ import numpy as np
 
 from rnnedge.runtime import InputError, RnnEdgeError, StateError
 
-from .batcher import ModelWorker, top_k_pairs
+from .batcher import ModelWorker
 from .config import ServeConfig
 from .metrics import Metrics
+from .outcomes import top_k_pairs
 from .protocol import ProtocolError, Request, parse_request, reply_text
 from .sampling import Pcg32, sample
 from .tokens import decode_state, encode_state
@@ -38,7 +39,7 @@ class Session:
     key: str
     worker: ModelWorker
     strict: bool
-    last: np.ndarray | None = None  # the latest prediction (V,), for top_k and generate
+    last: np.ndarray | None = None  # the latest distribution (V,), for top_k and generate
 
 
 @dataclass(eq=False)
@@ -192,7 +193,7 @@ class SessionOps:
         k = self._k(s, f.get("top_k"))
         x, length = self._input(s, f["input"])
         outcome = await s.worker.feed(s.key, x, length, k)
-        s.last = outcome.probs
+        s.last = outcome.last
         reply: dict[str, Any] = {"op": "result", "id": request.id, "top_k": outcome.top_k}
         if f.get("probs"):
             reply["probs"] = outcome.probs.tolist()
@@ -228,7 +229,7 @@ class SessionOps:
         temperature = float(f.get("temperature", 1.0))
         if "prompt" in f:
             x, length = self._input(s, f["prompt"])
-            s.last = (await worker.feed(s.key, x, length, 1)).probs
+            s.last = (await worker.feed(s.key, x, length, 1)).last
         if s.last is None:
             raise InputError("generate continues from the session's last prediction: feed words first or pass a prompt")
         rng = Pcg32(f.get("seed"))  # the specified generator: the same words as the runtimes for a seed
@@ -241,7 +242,7 @@ class SessionOps:
             choice = sample(s.last, temperature, top_k, rng)
             words.append(worker.labels[choice])
             await conv.send(reply_text({"op": "word", "id": request.id, "word": words[-1]}))
-            s.last = (await worker.feed(s.key, np.array([choice], np.int64), 1, 1)).probs
+            s.last = (await worker.feed(s.key, np.array([choice], np.int64), 1, 1)).last
         await conv.send(reply_text({"op": "generated", "id": request.id, "words": words, "stopped": stopped}))
 
     async def _state(self, conv: Conversation, request: Request) -> None:

@@ -80,12 +80,28 @@ def prepare_folder(folder: Path, *, classifier: Path, language_model: Path, ptb:
     return folder
 
 
-def run_page(page: Path, folder: Path, data: Path) -> int:
-    """Run the page's python and bash blocks in order in ``folder``; fail naming the block. Returns how many ran."""
+def section(page: Path, heading: str) -> list[Block]:
+    """The blocks under the heading ``## heading`` of a page, up to the next heading of that level or above."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    start = lines.index(f"## {heading}") + 1
+    end = next((i for i in range(start, len(lines)) if re.match(r"#{1,2} ", lines[i])), len(lines))
+    return [b for b in blocks(page) if start < b.line <= end]
+
+
+def run_page(page: Path, folder: Path, data: Path | None, only: list[Block] | None = None) -> int:
+    """Run the page's python and bash blocks (or ``only`` these) in order in ``folder``; fail naming the block.
+
+    ``data`` is ``$RNNEDGE_DATA``; ``None``: no data at all (unset, and an empty cache). Returns how many ran.
+    """
     bin_dir = str(Path(sys.executable).parent)  # the `rnnedge` command installed beside this Python
-    env = {**os.environ, "RNNEDGE_DATA": str(data), "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    env.pop("RNNEDGE_DATA", None)
+    if data is None:
+        env["XDG_CACHE_HOME"] = str(folder / "empty-cache")
+    else:
+        env["RNNEDGE_DATA"] = str(data)
     ran = 0
-    for block in blocks(page):
+    for block in blocks(page) if only is None else only:
         if not block.runs_here:
             continue
         if block.language == "python":

@@ -23,13 +23,13 @@ class Rule:
     """A test a field's value must pass, and how the error describes the values it allows.
 
     The other fields say the same in a form the command line turns into its option types
-    (``kind`` "int", "float" or "bool"; the bounds; whether ``None`` is allowed), so an option
-    and its field can never disagree about the range.
+    (``value_type`` "int", "float", "choice" or "bool"; the bounds; whether ``None`` is allowed), so
+    an option and its field can never disagree about the range.
     """
 
     test: Callable[[Any], bool]
     allowed: str
-    kind: str = "any"
+    value_type: str = "any"
     low: float | None = None
     high: float | None = None
     low_open: bool = False
@@ -54,7 +54,7 @@ def _is_number(value: Any) -> bool:
 
 def int_at_least(low: int) -> Rule:
     """An int (not a bool) ``>= low``."""
-    return Rule(lambda v: _is_int(v) and v >= low, f"an int >= {low}", kind="int", low=low)
+    return Rule(lambda v: _is_int(v) and v >= low, f"an int >= {low}", value_type="int", low=low)
 
 
 def number_in(low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = False) -> Rule:
@@ -67,7 +67,7 @@ def number_in(low: float, high: float = math.inf, *, low_open: bool = False, hig
     return Rule(
         test,
         f"a finite number in {left}{low:g}, {high:g}{right}",
-        kind="float",
+        value_type="float",
         low=low,
         high=None if high == math.inf else high,
         low_open=low_open,
@@ -83,11 +83,14 @@ def optional(rule: Rule) -> Rule:
 def one_of(*choices: str) -> Rule:
     """One of the strings ``choices`` (the command line offers them as a choice)."""
     return Rule(
-        lambda v: isinstance(v, str) and v in choices, f"one of {', '.join(choices)}", kind="choice", choices=choices
+        lambda v: isinstance(v, str) and v in choices,
+        f"one of {', '.join(choices)}",
+        value_type="choice",
+        choices=choices,
     )
 
 
-BOOL = Rule(lambda v: isinstance(v, bool), "True or False", kind="bool")
+BOOL = Rule(lambda v: isinstance(v, bool), "True or False", value_type="bool")
 
 
 def check_config(config: Any, rules: Mapping[str, Rule]) -> None:

@@ -11,12 +11,19 @@ const ROW_DELAY = Number(params.get('rowDelay') ?? 25); // ms between rows, to w
 const SIZE = 28;
 const SCALE = 10;
 
+// What each half of the page needs when its file is not there (a first run from the README has the digits only).
+const NEEDS = {
+  digits: 'a row classifier: rnnedge export runs/digits/checkpoint.pt -o js/demo/models/mnist-lstm.onnx (README, step 4)',
+  words: 'a word language model: rnnedge export runs/ptb-small/checkpoint.pt -o js/demo/models/ptb-small.onnx (docs/language-models.md trains one)',
+};
+
 const $ = (id) => document.getElementById(id);
 const demo = {
   timings: { navigationToDigitsModel: null, navigationToWordsModel: null, navigationToFirstPrediction: null },
   digits: null, // {pixels, rows: [Float32Array per row], answer}
   words: null, // {words, probs, suggestions}
   errors: [],
+  missing: [], // the halves whose model file the server does not have (HTTP 404)
 };
 window.rnnedgeDemo = demo;
 
@@ -249,7 +256,20 @@ clearPad();
 const started = performance.now();
 async function open(url, what, key) {
   try {
-    const model = await load(url, { threads: THREADS });
+    const response = await fetch(url).catch((e) => {
+      throw new Error(`cannot fetch model ${url}: ${e.message}`);
+    });
+    if (response.status === 404) {
+      // Not an error of the page: say in that half which file to put where, and run the other half.
+      demo.missing.push(what);
+      const note = document.createElement('p');
+      note.className = 'missing-note';
+      note.textContent = `No model at ${url} (HTTP 404). This half needs ${NEEDS[what]}; or open the page with ?${what}=URL.`;
+      $(what).append(note);
+      $(what).classList.add('missing');
+      return null;
+    }
+    const model = await load(response, { threads: THREADS });
     demo.timings[key] = performance.now();
     return model;
   } catch (e) {
@@ -262,13 +282,13 @@ demo.ready = Promise.all([open(DIGITS_URL, 'digits', 'navigationToDigitsModel'),
     classifier = digitsModel;
     lm = wordsModel;
     if (classifier) bars(new Array(classifier.labels.length).fill(0), classifier.labels);
-    else $('digits').classList.add('missing');
     if (lm) {
       stream = lm.stream();
       await update();
     }
     const loaded = [classifier && `digits: ${DIGITS_URL}`, lm && `words: ${WORDS_URL}`].filter(Boolean).join(' · ');
-    status(demo.errors.length ? demo.errors.join(' · ') : `ready in ${Math.round(performance.now() - started)} ms`);
+    const absent = demo.missing.length ? ` (no ${demo.missing.join(' or ')} model: see below)` : '';
+    status(demo.errors.length ? demo.errors.join(' · ') : `ready in ${Math.round(performance.now() - started)} ms${absent}`);
     const threads = (classifier ?? lm)?.threads ?? THREADS;
     $('info').textContent = `${loaded} · onnxruntime-web (WebAssembly), ${threads} thread(s)${crossOriginIsolated ? ', cross-origin isolated' : ''}`;
     return { digits: Boolean(classifier), words: Boolean(lm), threads };

@@ -12,7 +12,7 @@ export {
 } from './errors.js';
 // The built-in kinds: each module registers its kind on import (kinds.js); this is their one list.
 export { ClassifierModel } from './classifier.js';
-export { LanguageModel, LanguageStream, joinTokens, splitWords, tokenize, tokenizeLines } from './language.js';
+export { LanguageModel, joinTokens, splitWords, tokenize, tokenizeLines } from './language.js';
 export { FORMAT_VERSION, METADATA_KEY, parseMetadata } from './metadata.js';
 export { Pcg32, sample, topKIds } from './sampling.js';
 export { Model, Stream } from './model.js';

@@ -9,7 +9,7 @@
 import { InputError, StateError } from './errors.js';
 import { describe, flatten } from './inputs.js';
 import { registerKind } from './kinds.js';
-import { Model, Stream, allFinite } from './model.js';
+import { Model, allFinite } from './model.js';
 
 export const MAX_EXACT_ROWS = 2 ** 24; // float32 counts rows exactly up to here
 const f32 = Math.fround;
@@ -134,15 +134,11 @@ export class ClassifierModel extends Model {
   }
 
   /**
-   * A stream fed rows as they arrive; `feed` resolves to class probabilities (classes,).
-   * For a non-causal (bidirectional) model every feed re-reads the whole prefix backwards,
-   * so a feed costs O(prefix length); the result is what predict gives on the prefix.
+   * A stream's feed: one row (featureSize values) or rows (T x featureSize) -> the graph input
+   * {data, dims: [1, T, F]}; the feed resolves to class probabilities Float32Array(classes). For a
+   * non-causal (bidirectional) model every feed re-reads the whole prefix backwards, so a feed costs
+   * O(prefix length); the result is what predict gives on the prefix.
    */
-  stream() {
-    return new Stream(this);
-  }
-
-  /** One row (featureSize values) or rows (T x featureSize) -> the graph input {data, dims: [1, T, F]}. */
   streamInput(rows) {
     const x = this.preprocess(rows, 'rows');
     if (x.dims.length === 1) return { data: x.data, dims: [1, 1, x.dims[0]] };

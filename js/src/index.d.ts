@@ -84,24 +84,35 @@ export declare class Model {
   stateFromArrays(arrays: StateJSON | Record<string, TensorLike>): State;
   /** The graph on its own input (already preprocessed) from `state`; nothing is modified. */
   step(x: TensorLike, state: State): Promise<{ outputs: Record<string, { dims: number[]; data: Float32Array }>; state: State }>;
-  stream(): Stream;
+  /** A stream from `state` (default: the initial state); `strict` refuses unknown words (TokenError) instead of <unk>. */
+  stream(state?: State | StateJSON | null, options?: { strict?: boolean }): Stream;
+  /**
+   * Advance each stream by its input in one onnxruntime call (every input the same number of steps);
+   * resolves to one result per stream, row i also kept as streams[i].last. A failure changes no stream.
+   */
+  feed(streams: Stream[], inputs: unknown[]): Promise<unknown[]>;
   /** Release the onnxruntime session; later calls throw ModelClosedError. */
   dispose(): Promise<void>;
   release(): Promise<void>;
 }
 
-export declare class Stream<Input = unknown> {
+/** One state of a model, its options and its last result: a value the model advances. */
+export declare class Stream<Input = unknown, Result = Float32Array> {
   readonly model: Model;
+  /** Unknown words are a TokenError instead of <unk> (language models). */
+  strict: boolean;
   /** The current state; assign a State (or arrays) to restore one (checked first). */
   get state(): State;
   set state(state: State | StateJSON);
   /** What the latest successful feed returned (null after a reset or restore). */
-  readonly last: Float32Array | null;
+  readonly last: Result | null;
   reset(): void;
-  /** An independent stream from this one's state (to branch). */
+  /** An independent stream from this one's state, options and last result (to branch). */
   copy(): this;
+  /** The k likeliest entries of `last` (next words): the model's topK of it; language models only. */
+  topK(k?: number): Suggestion[];
   /** Advance the state and resolve to the prediction after everything fed so far; a failure changes nothing. */
-  feed(x: Input): Promise<Float32Array>;
+  feed(x: Input): Promise<Result>;
 }
 
 /** Rows: one row (F values) or T rows; Uint8Array/Uint8ClampedArray are pixels 0..255, numbers are floats in [0, 1]. */
@@ -117,7 +128,8 @@ export declare class ClassifierModel extends Model {
    * different lengths ([N][T_i][F]): one Float32Array per image or sequence.
    */
   predict(images: ArrayLike<ArrayLike<ArrayLike<number>>> | TensorLike, options?: { batchSize?: number }): Promise<Float32Array[]>;
-  stream(): Stream<Rows>;
+  stream(state?: State | StateJSON | null, options?: { strict?: boolean }): Stream<Rows>;
+  feed(streams: Stream<Rows>[], inputs: Rows[]): Promise<Float32Array[]>;
 }
 
 /** Words: text (split as Python's str.split()), an array of words, or ids. */
@@ -153,20 +165,14 @@ export declare class LanguageModel extends Model {
   encode(words: string | string[], options?: { strict?: boolean }): Int32Array;
   decode(ids: ArrayLike<number>): string[];
   toIds(x: Words, options?: { strict?: boolean }): Int32Array;
-  stream(options?: { strict?: boolean }): LanguageStream;
+  stream(state?: State | StateJSON | null, options?: { strict?: boolean }): Stream<Words>;
+  feed(streams: Stream<Words>[], inputs: Words[]): Promise<Float32Array[]>;
   /** The k likeliest words of `probs`, most probable first (ties by id). */
   topK(probs: ArrayLike<number>, k?: number): Suggestion[];
   /** Perplexity of a text (PTB tokenisation, state carried, batch 1), as the Python runtime computes it. */
   perplexity(text: string, options?: { window?: number; strict?: boolean }): Promise<number>;
   /** Words yielded as produced. */
   generate(prompt?: Words | null, options?: GenerateOptions): AsyncGenerator<string, void, undefined>;
-}
-
-export declare class LanguageStream extends Stream<Words> {
-  readonly strict: boolean;
-  readonly model: LanguageModel;
-  /** The k likeliest next words after everything fed so far. */
-  topK(k?: number): Suggestion[];
 }
 
 /** Python's str.split() (not JavaScript's \s). */

@@ -9,7 +9,7 @@
 import { InputError, TokenError } from './errors.js';
 import { describe, elementType, isTypedArray } from './inputs.js';
 import { registerKind } from './kinds.js';
-import { Model, Stream } from './model.js';
+import { Model } from './model.js';
 import { Pcg32, sample, topKIds } from './sampling.js';
 
 const MAX_SHOWN = 5;
@@ -169,20 +169,11 @@ export class LanguageModel extends Model {
     return this.checkIds(x);
   }
 
-  // -- streams ------------------------------------------------------------------------------
-  /** A stream fed words or ids; `feed` resolves to next-word probabilities Float32Array(vocab). */
-  stream({ strict = false } = {}) {
-    return new LanguageStream(this, null, { strict });
-  }
-
-  /** Words, text or ids -> the graph input {data: BigInt64Array, dims: [1, T]}. */
+  // -- streams: fed words or ids, each feed resolves to next-word probabilities Float32Array(vocab) --
+  /** Words, text or ids -> the graph input {data: BigInt64Array, dims: [1, T]}; `strict`: unknown words are errors. */
   streamInput(x, strict = false) {
     const ids = this.toIds(x, { strict });
     return { data: BigInt64Array.from(ids, (i) => BigInt(i)), dims: [1, ids.length] };
-  }
-
-  streamResult(outputs) {
-    return outputs.next_probs.data;
   }
 
   // -- tasks --------------------------------------------------------------------------------
@@ -261,30 +252,6 @@ export class LanguageModel extends Model {
       yield this.vocabulary[choice];
       tokens = { data: BigInt64Array.of(BigInt(choice)), dims: [1, 1] };
     }
-  }
-}
-
-/** One word stream: `feed` words or ids, get next-word probabilities Float32Array(vocab). */
-export class LanguageStream extends Stream {
-  constructor(model, state = null, { strict = false } = {}) {
-    super(model, state);
-    this.strict = strict;
-  }
-
-  get options() {
-    return { strict: this.strict };
-  }
-
-  graphInput(x) {
-    return this.model.streamInput(x, this.strict);
-  }
-
-  /** The k likeliest next words after everything fed so far: [{word, probability}]. */
-  topK(k = 5) {
-    if (this.last === null) {
-      throw new InputError('no prediction yet: feed at least one word after creating, resetting or restoring the stream');
-    }
-    return this.model.topK(this.last, k);
   }
 }
 

@@ -1,17 +1,19 @@
 // The loaded model (one onnxruntime session, its metadata, the functional core) and its streams.
 //
 // `initState` and `step` are the explicit core every other path uses; a Model holds no
-// per-caller state, so one instance serves any number of streams. A Stream holds one state
-// (batch 1): `feed` advances it, and a failed feed leaves it exactly as it was, because the
-// new state is only kept once the whole call succeeded.
+// per-caller state, so one instance serves any number of streams. A Stream is passive: a state
+// (batch 1), its options and its last result. The model advances one stream or a list of them in
+// one onnxruntime call (`model.feed(streams, inputs)`, sherpa-onnx's decode_streams), and a failed
+// call leaves every stream exactly as it was: new states are kept only once the whole call succeeded.
 
-import { ConcurrentUseError, InputError, ModelClosedError, StateError } from './errors.js';
-import { describe, elementType, flatten, isTensorLike } from './inputs.js';
+import { ConcurrentUseError, ConfigError, InputError, ModelClosedError, StateError } from './errors.js';
+import { describe, elementType, isTensorLike } from './inputs.js';
 import { BATCH_AXIS, initialShape } from './metadata.js';
 import { State, madeBy, partsOf } from './state.js';
 
 export const STREAM_WINDOW = 256; // a long causal feed runs in windows of this many steps: bounded memory
 const MAX_STATE_BYTES = 2 ** 32;
+const MAX_SHOWN = 5;
 const ARRAY_OF = { float32: Float32Array, float16: Uint16Array, int64: BigInt64Array };
 const BYTES_OF = { float32: 4, float16: 2, int64: 8 };
 
@@ -269,55 +271,201 @@ export class Model {
   /** A last check of a run that needs the state's values (none by default). */
   guard() {}
 
-  /** A stream's step: outputs of `streamOutputs` and the new state parts, windowed for long causal feeds. */
+  /** Streams' step: outputs of `streamOutputs` and the new state parts, windowed for long causal feeds. */
   async streamRun(x, parts) {
     const steps = x.dims[1];
     if (!this.causal || steps <= STREAM_WINDOW) return this.runParts(x, parts, this.streamOutputs);
-    const rowSize = product(x.dims.slice(2));
     let result;
     for (let lo = 0; lo < steps; lo += STREAM_WINDOW) {
-      const n = Math.min(STREAM_WINDOW, steps - lo);
-      const window = { data: x.data.subarray(lo * rowSize, (lo + n) * rowSize), dims: [1, n, ...x.dims.slice(2)] };
-      result = await this.runParts(window, parts, this.streamOutputs);
+      result = await this.runParts(stepsOf(x, lo, Math.min(STREAM_WINDOW, steps - lo)), parts, this.streamOutputs);
       parts = result.parts;
     }
     return result;
   }
 
-  /** A stream holding one state for one caller. */
-  stream() {
-    return new Stream(this);
+  /**
+   * A stream: one state (batch 1) for one caller, from `state` or the initial state. `strict`: for
+   * inputs that can be unknown (words), refuse them (TokenError) instead of reading them as unknown.
+   */
+  stream(state = null, { strict = false } = {}) {
+    if (state !== null && typeof state === 'object' && !(state instanceof State) && 'strict' in state) {
+      throw new InputError('stream(state, { strict }) takes its options second: stream(null, { strict: true })');
+    }
+    return new Stream(this, state, { strict });
   }
 
-  // -- what a stream needs from a task (classifier.js and language.js fill these in) ---------
+  /**
+   * Advance each of `streams` by its input (`inputs[i]`, what a stream's feed takes) in one onnxruntime
+   * call, their states stacked on the batch axis. Every input must advance its stream by the same number
+   * of steps. Resolves to one result per stream, row i being what `streams[i].feed(inputs[i])` gives
+   * (also kept as `streams[i].last`). If anything is wrong no stream changes.
+   */
+  async feed(streams, inputs) {
+    const held = this.#heldOf(streams);
+    if (!Array.isArray(inputs) || inputs.length !== streams.length) {
+      throw new InputError(`feed takes one input per stream (${streams.length}), got ${describe(inputs)}`);
+    }
+    const busy = held.findIndex((h) => h.busy);
+    if (busy >= 0) throw busyError(streams.length === 1 ? 'this stream' : `stream ${busy} of this call`);
+    for (const h of held) h.busy = true;
+    try {
+      const x = this.#stack(inputs, streams.map((s) => s.strict));
+      const axes = this.#batchAxes();
+      const { outputs, parts } = await this.streamRun(x, stackParts(held.map((h) => h.parts), axes));
+      const results = this.results(outputs);
+      const rows = splitParts(parts, held.length, axes);
+      // Nothing below can fail: every stream changes, or (above) none did.
+      held.forEach((h, i) => Object.assign(h, { parts: rows[i], state: null, last: results[i] }));
+      return results;
+    } finally {
+      for (const h of held) h.busy = false;
+    }
+  }
+
+  /** What each of `streams` holds (HELD); throws unless they are distinct streams of this model. */
+  #heldOf(streams) {
+    if (!Array.isArray(streams) || streams.length === 0) {
+      throw new InputError(`feed takes a non-empty array of streams, got ${describe(streams)}`);
+    }
+    if (!streams.every((s) => s instanceof Stream && s.model === this)) {
+      throw new InputError('every stream of one call must be a stream of this model');
+    }
+    if (new Set(streams).size !== streams.length) throw new InputError('a stream appears twice in one call; advance it once per call');
+    if (streams.length > 1 && !this.causal) {
+      throw new ConfigError(
+        `${this.kind} models re-read each stream's whole prefix, whose lengths differ between streams; feed each stream alone instead`,
+      );
+    }
+    return streams.map((s) => HELD.get(s));
+  }
+
+  /** Many streams' inputs -> one graph input {data, dims: [N, T, ...]}; an error names the input. */
+  #stack(inputs, strict) {
+    const many = inputs.length > 1;
+    const xs = inputs.map((v, i) => {
+      try {
+        return this.streamInput(v, strict[i]);
+      } catch (e) {
+        if (many && e instanceof InputError) throw new e.constructor(`input ${i}: ${e.message}`);
+        throw e;
+      }
+    });
+    if (!many) return xs[0];
+    const lengths = xs.map((x) => x.dims[1]);
+    if (lengths.some((t) => t !== lengths[0])) {
+      const shown = lengths.slice(0, MAX_SHOWN).join(', ') + (lengths.length > MAX_SHOWN ? ', ...' : '');
+      throw new InputError(
+        `one feed advances every stream by the same number of steps, got lengths [${shown}]; feed streams of different lengths in separate calls`,
+      );
+    }
+    const data = new xs[0].data.constructor(xs.reduce((n, x) => n + x.data.length, 0));
+    let offset = 0;
+    for (const x of xs) {
+      data.set(x.data, offset);
+      offset += x.data.length;
+    }
+    return { data, dims: [xs.length, ...xs[0].dims.slice(1)] };
+  }
+
+  /** Map(state name -> its batch axis). */
+  #batchAxes() {
+    return new Map(this.metadata.states.map((s) => [s.name, s.input.shape.indexOf(BATCH_AXIS)]));
+  }
+
+  // -- what a stream needs from a kind (classifier.js, language.js, tagger.js fill these in) ---------
   streamOutputNames() {
     return this.outputNames;
   }
 
-  /** Turn what a caller feeds a stream into the graph input {data, dims} (batch 1). */
+  /** What a caller feeds one stream -> the checked graph input {data, dims: [1, T, ...]}; `strict`: see stream(). */
   streamInput() {
     throw new Error(`${this.constructor.name} does not stream`);
   }
 
-  /** Turn the stream outputs into what feed() returns. */
-  streamResult(outputs) {
-    return outputs[this.streamOutputs[0]].data;
+  /** The stream outputs of a call -> one result per sequence (row i: what stream i's feed resolves to). */
+  results(outputs) {
+    const { data, dims } = outputs[this.streamOutputs[0]];
+    const n = dims[0];
+    if (n === 1) return [data];
+    const size = data.length / n;
+    return Array.from({ length: n }, (_, i) => data.subarray(i * size, (i + 1) * size));
+  }
+
+  /** The k likeliest entries of a result (next words of a language model); kinds that rank entries define it. */
+  topK() {
+    throw new Error(`${this.kind} models rank no entries`);
   }
 }
 
-/** One state (batch 1) held for one caller; `feed` advances it and returns the prediction so far. */
+function busyError(which) {
+  return new ConcurrentUseError(`${which} is busy with another feed; await each feed before the next, or use one stream per task`);
+}
+
+/** Steps lo..lo+count of every sequence of x {data, dims: [N, T, ...]}: a view for one sequence, else a copy. */
+function stepsOf(x, lo, count) {
+  const [n, steps, ...rest] = x.dims;
+  const row = product(rest);
+  const dims = [n, count, ...rest];
+  if (n === 1) return { data: x.data.subarray(lo * row, (lo + count) * row), dims };
+  const data = new x.data.constructor(n * count * row);
+  for (let i = 0; i < n; i++) data.set(x.data.subarray((i * steps + lo) * row, (i * steps + lo + count) * row), i * count * row);
+  return { data, dims };
+}
+
+/** States of batch 1 (Maps of parts) -> one state of batch N, each part stacked on its batch axis. */
+function stackParts(states, axes) {
+  if (states.length === 1) return states[0];
+  const n = states.length;
+  const out = new Map();
+  for (const [name, axis] of axes) {
+    const parts = states.map((s) => s.get(name));
+    const { dtype, dims, data } = parts[0];
+    const block = product(dims.slice(axis + 1)); // values of one sequence within one outer index
+    const stacked = new data.constructor(data.length * n);
+    for (let o = 0; o < product(dims.slice(0, axis)); o++) {
+      parts.forEach((p, i) => stacked.set(p.data.subarray(o * block, (o + 1) * block), (o * n + i) * block));
+    }
+    out.set(name, { dtype, dims: dims.map((d, k) => (k === axis ? n : d)), data: stacked });
+  }
+  return out;
+}
+
+/** The inverse of stackParts: a state of batch n -> n states of batch 1 (copies). */
+function splitParts(parts, n, axes) {
+  if (n === 1) return [parts];
+  const states = Array.from({ length: n }, () => new Map());
+  for (const [name, axis] of axes) {
+    const { dtype, dims, data } = parts.get(name);
+    const block = product(dims.slice(axis + 1));
+    const outer = product(dims.slice(0, axis));
+    states.forEach((state, i) => {
+      const own = new data.constructor(outer * block);
+      for (let o = 0; o < outer; o++) own.set(data.subarray((o * n + i) * block, (o * n + i + 1) * block), o * block);
+      state.set(name, { dtype, dims: dims.map((d, k) => (k === axis ? 1 : d)), data: own });
+    });
+  }
+  return states;
+}
+
+// Stream -> {parts, state, last, busy}: what a stream holds, read and replaced by Model.feed (this module only).
+// parts: Map(name -> {dtype, dims, data}) of the current state, replaced, never written to; state: its
+// immutable State, made when asked for; busy: a feed of it is in flight.
+const HELD = new WeakMap();
+
+/**
+ * One state (batch 1) of a model, its options and its last result: a value the model advances
+ * (`stream.feed(x)` is `model.feed([stream], [x])`). A failed feed leaves it exactly as it was.
+ */
 export class Stream {
   #model;
-  #parts; // Map(name -> {dtype, dims, data}) of the current state; replaced, never written to
-  #state; // the immutable State of #parts, made when asked for
-  #last = null;
-  #busy = false;
 
-  constructor(model, state = null) {
+  constructor(model, state = null, { strict = false } = {}) {
+    if (typeof strict !== 'boolean') throw new InputError(`strict must be true or false, got ${describe(strict)}`);
     this.#model = model;
+    /** Unknown words are a TokenError instead of <unk> (language models; other kinds read no words). */
+    this.strict = strict;
     const s = state === null ? model.initState(1) : model.checkState(state, 1);
-    this.#state = s;
-    this.#parts = partsOf(s);
+    HELD.set(this, { parts: partsOf(s), state: s, last: null, busy: false });
   }
 
   /** The model this stream runs. */
@@ -327,26 +475,22 @@ export class Stream {
 
   /** The current state: an immutable value, safe to keep and restore later. */
   get state() {
-    if (this.#state === null) this.#state = this.#model.checkState(new State(this.#model.metadata.modelId, this.#parts, 1));
-    return this.#state;
+    const held = HELD.get(this);
+    if (held.state === null) held.state = this.#model.checkState(new State(this.#model.metadata.modelId, held.parts, 1));
+    return held.state;
   }
 
   /** Restore a state (from `stream.state`, `initState()` or `stateFromArrays()`); it is checked first. */
   set state(state) {
-    this.#enter();
-    try {
-      const checked = this.#model.checkState(state, 1);
-      this.#state = checked;
-      this.#parts = partsOf(checked);
-      this.#last = null;
-    } finally {
-      this.#busy = false;
-    }
+    const held = HELD.get(this);
+    if (held.busy) throw busyError('this stream');
+    const checked = this.#model.checkState(state, 1);
+    Object.assign(held, { parts: partsOf(checked), state: checked, last: null });
   }
 
   /** What the latest successful feed returned (null after a reset or restore). */
   get last() {
-    return this.#last;
+    return HELD.get(this).last;
   }
 
   /** Start again from the model's initial state. */
@@ -354,42 +498,24 @@ export class Stream {
     this.state = this.#model.initState(1);
   }
 
-  /** An independent stream starting from this one's state (to branch). */
+  /** An independent stream starting from this one's state and last result (to branch). */
   copy() {
-    const twin = new this.constructor(this.#model, this.state, this.options);
-    twin._setLast(this.#last);
+    const twin = new Stream(this.#model, this.state, { strict: this.strict });
+    HELD.get(twin).last = this.last;
     return twin;
   }
 
-  _setLast(last) {
-    this.#last = last;
-  }
-
-  #enter() {
-    if (this.#busy) {
-      throw new ConcurrentUseError('this stream is busy with another feed; await each feed before the next, or use one stream per task');
+  /** The k likeliest entries of the last result (next words), most probable first: the model's topK of `last`. */
+  topK(k = 5) {
+    if (this.last === null) {
+      throw new InputError('no prediction yet: feed at least one input after creating, resetting or restoring the stream');
     }
-    this.#busy = true;
+    return this.#model.topK(this.last, k);
   }
 
-  /** Package-internal: the graph input for what was fed (LanguageStream passes its strictness). */
-  graphInput(x) {
-    return this.#model.streamInput(x);
-  }
-
-  /** Advance the state by `x` and resolve to the model's prediction after everything fed so far. */
+  /** Advance the state by `x` and resolve to the model's result after everything fed so far. */
   async feed(x) {
-    this.#enter();
-    try {
-      const input = this.graphInput(x);
-      const { outputs, parts } = await this.#model.streamRun(input, this.#parts);
-      const result = this.#model.streamResult(outputs);
-      this.#parts = parts;
-      this.#state = null;
-      this.#last = result;
-      return result;
-    } finally {
-      this.#busy = false;
-    }
+    const [result] = await this.#model.feed([this], [x]);
+    return result;
   }
 }

@@ -55,10 +55,10 @@ export class TaggerModel extends ClassifierModel {
     return x;
   }
 
-  /** One Float32Array(classes) per frame fed. */
-  streamResult(outputs) {
-    const probs = outputs.probs;
-    return this.#frames(probs.data, 0, probs.dims[1]);
+  /** Per sequence of a call, one Float32Array(classes) per frame fed. */
+  results(outputs) {
+    const [n, steps, classes] = outputs.probs.dims;
+    return Array.from({ length: n }, (_, i) => this.#frames(outputs.probs.data, i * steps * classes, steps));
   }
 }
 

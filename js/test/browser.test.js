@@ -131,6 +131,24 @@ describe('the demo page in headless Chromium', { skip: chromiumMissing() ?? fals
     await page.close();
   });
 
+  test('a word model the server does not have: the page says which file to put where, and the digits run', async () => {
+    // What a first run from the README gives: the digits' file copied, no language model in demo/models/.
+    const page = await browser.context.newPage();
+    const pageErrors = [];
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await page.goto(`${server.url}/demo/?digits=../test/fixtures/clf.onnx&words=models/absent.onnx&rowDelay=0`);
+    assert.deepEqual(await page.evaluate(() => window.rnnedgeDemo.ready), { digits: true, words: false, threads: 1 });
+    assert.deepEqual(await page.evaluate(() => [window.rnnedgeDemo.errors, window.rnnedgeDemo.missing]), [[], ['words']]);
+    assert.deepEqual(pageErrors, []);
+    const note = await page.locator('#words .missing-note').textContent();
+    for (const part of ['No model at models/absent.onnx (HTTP 404)', 'js/demo/models/ptb-small.onnx', '?words=URL']) {
+      assert.ok(note.includes(part), `${JSON.stringify(part)} not in the note: ${note}`);
+    }
+    assert.match(await page.locator('#status').textContent(), /^ready in \d+ ms \(no words model: see below\)$/);
+    await checkDigits(page);
+    await page.close();
+  });
+
   test('cross-origin isolated (COOP/COEP), with 2 threads: the same answers', async () => {
     const { page, ready } = await openPage(browser.context, isolatedServer, '&threads=2');
     assert.equal(await page.evaluate(() => crossOriginIsolated), true);

@@ -175,7 +175,7 @@ describe('states', () => {
 
 describe('language model input', () => {
   test('strict streams refuse unknown words; others read <unk>', async () => {
-    await rejects(lm.stream({ strict: true }).feed('the zyzzyva'), TokenError, /1 word\(s\) not in the 10000-word vocabulary: "zyzzyva"/);
+    await rejects(lm.stream(null, { strict: true }).feed('the zyzzyva'), TokenError, /1 word\(s\) not in the 10000-word vocabulary: "zyzzyva"/);
     const loose = await lm.stream().feed('the zyzzyva');
     assertClose(loose, await lm.stream().feed(['the', '<unk>']), 'unknown read as <unk>');
   });

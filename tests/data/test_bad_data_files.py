@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rnnedge.data import datasets
-from rnnedge.data.mnist import load_mnist, read_idx
+from rnnedge.data.mnist import load_mnist, load_mnist_test, read_idx
 from rnnedge.data.ptb import batchify, load_ptb
 from rnnedge.errors import ConfigError, DataError
 
@@ -125,3 +125,20 @@ def test_a_user_folder_is_never_downloaded_into(tmp_path: Path, monkeypatch: pyt
     with pytest.raises(DataError, match="Put the files in"):
         datasets.ensure_files("ptb", datasets.PTB_FILES, tmp_path / "mine")
     assert not (tmp_path / "mine").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_missing_dataset_says_how_to_name_a_folder_from_python_or_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Python caller reads `data=DIR`, not only the command line's `--data`; and where the folder came from."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(DataError) as given:
+        load_mnist_test(tmp_path / "mine")
+    message = str(given.value)
+    assert f"missing from {tmp_path / 'mine' / 'mnist'} (the data folder given)" in message
+    assert "data=DIR in Python" in message and "--data DIR on the command line" in message
+    assert "RNNEDGE_DATA=DIR" in message
+    monkeypatch.setenv("RNNEDGE_DATA", str(tmp_path / "env"))
+    with pytest.raises(DataError, match=r"mnist \(the data folder RNNEDGE_DATA names\)"):
+        load_mnist_test()
+    assert not (tmp_path / "mine").exists() and not (tmp_path / "env").exists()

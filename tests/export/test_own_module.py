@@ -1,6 +1,6 @@
 """A user's own nn.Module exported, from inside the tests: the Python runtime gives the module's own outputs.
 
-Five modules written the way users write them (``own_modules.py``), untrained and briefly trained
+Modules written the way users write them (``own_modules.py``), untrained and briefly trained
 on real data (JapaneseVowels frames, PTB words and characters), each exported with
 ``export_module`` and then run through the runtime: whole sequences, ragged batches and chunked
 streams give the module's own ``forward``'s probabilities within 1e-4. The refusals each name
@@ -20,8 +20,11 @@ import pytest
 torch = pytest.importorskip("torch", reason="export needs the train extra")
 
 from own_modules import (  # noqa: E402
+    BiLstmGruClassifier,
     CharGRU,
     LastStepLSTM,
+    LstmGruTagger,
+    StackedLstmClassifier,
     TiedWordLM,
     TimeMajorBiLSTM,
     VoiceActivityTagger,
@@ -63,6 +66,10 @@ CASES: dict[str, tuple[Callable[[], nn.Module], str, dict[str, Any]]] = {
     "lstm2-last": (LastStepLSTM, "classifier", {"head": "last"}),
     "tied-word-lstm": (lambda: TiedWordLM(len(_words()[0])), "language-model", {}),
     "char-gru": (lambda: CharGRU(len(_chars()[0])), "language-model", {"tokens": "chars"}),
+    # more than one recurrent submodule, each reading the previous one's outputs
+    "lstm-gru2-tagger": (LstmGruTagger, "tagger", {}),
+    "lstm-lstm-last": (StackedLstmClassifier, "classifier", {"head": "last"}),
+    "bilstm-bigru-mean": (BiLstmGruClassifier, "classifier", {"head": "mean"}),
 }
 
 
@@ -205,6 +212,20 @@ class _Bidirectional(nn.Module):
         return self.fc(self.rnn(x)[0])
 
 
+class _Chain(nn.Module):
+    """Two recurrent submodules, ``between`` (if any) applied between them."""
+
+    def __init__(self, second: nn.Module, between: nn.Module | None = None) -> None:
+        super().__init__()
+        self.rnn1 = nn.LSTM(4, 8, batch_first=True)
+        self.between = between if between is not None else nn.Dropout(0.1)
+        self.rnn2 = second
+        self.fc = nn.Linear(8 * (2 if getattr(second, "bidirectional", False) else 1), 2)
+
+    def forward(self, x: Any) -> Any:
+        return self.fc(self.rnn2(self.between(self.rnn1(x)[0]))[0])
+
+
 class _Activation(nn.Module):
     """A functional ReLU in forward: invisible to the structure reader, caught by validation."""
 
@@ -236,8 +257,33 @@ class _Softmaxed(nn.Module):
         (_Bidirectional(), "tagger", r"submodule 'rnn' is bidirectional: a tagger streams causally"),
         (LastStepLSTM(), "tagger", r"forward gave logits of shape \(2, 9\) for float32 frames of shape \(2, 5, 12\)"),
         (CharGRU(5), "classifier", r"the classifier task takes real-valued frames"),
+        (
+            _Chain(nn.GRU(6, 8, batch_first=True)),
+            "tagger",
+            r"submodule 'rnn2' is a recurrent layer taking 6 features per step, but 'rnn1' before it gives 8",
+        ),
+        (
+            _Chain(nn.GRU(8, 8, batch_first=True), nn.LayerNorm(8)),
+            "tagger",
+            r"submodule 'between' is a layer of type LayerNorm, which export does not know",
+        ),
+        (
+            _Chain(nn.GRU(8, 8, batch_first=True, bidirectional=True)),
+            "tagger",
+            r"submodule 'rnn2' is bidirectional: a tagger streams causally",
+        ),
     ],
-    ids=["proj_size", "cell-loop", "layer-between", "bidirectional-tagger", "wrong-output-shape", "embedding"],
+    ids=[
+        "proj_size",
+        "cell-loop",
+        "layer-between",
+        "bidirectional-tagger",
+        "wrong-output-shape",
+        "embedding",
+        "chain-sizes",
+        "layer-between-rnns",
+        "bidirectional-in-chain",
+    ],
 )
 def test_what_cannot_be_written_exactly_is_refused(module: nn.Module, task: str, match: str, tmp_path: Path) -> None:
     with pytest.raises(UnsupportedModuleError, match=match) as info:
@@ -319,3 +365,38 @@ def test_a_tagger_stream_takes_at_most_a_window_per_feed(tmp_path: Path) -> None
         with pytest.raises(InputError, match=f"at most {STREAM_WINDOW} frames per feed"):
             stream.feed(np.zeros((STREAM_WINDOW + 1, 12)))
         assert first.shape == (3, 3) and stream.last is not None and np.array_equal(stream.last, first)
+
+
+def test_a_chain_of_lstms_gets_an_int8_variant_of_every_lstm_layer(tmp_path: Path) -> None:
+    import onnx
+
+    from rnnedge.export.quantize import quantize_int8
+
+    module, options = _module("lstm-lstm-last", True)
+    path = export_module(module, tmp_path / "m.onnx", **options).path
+    int8 = quantize_int8(path, tmp_path / "m.int8.onnx").path
+    ops = [n.op_type for n in onnx.load(str(int8)).graph.node]
+    assert ops.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in ops
+    batch = np.stack([s[:7] for s in vowels()[0][:12]])
+    with load(path) as exact, load(int8) as quantized:
+        drift = float(np.abs(quantized.predict(batch) - exact.predict(batch)).max())
+    assert drift < 0.05, f"int8 probabilities drift {drift:.3f} from float32's"
+
+
+@pytest.mark.parametrize("name", ["lstm-gru2-tagger", "lstm-lstm-last", "bilstm-bigru-mean"])
+def test_a_chains_network_is_read_from_its_metadata_and_shown(name: str, tmp_path: Path) -> None:
+    """``bench``'s cost estimate counts every layer of every recurrent submodule: the file's own weights."""
+    import onnx
+    from click.testing import CliRunner
+    from onnx import numpy_helper
+
+    from rnnedge.bench.cost import weights_per_step
+    from rnnedge.cli.main import cli
+
+    module, options = _module(name, False)
+    path = export_module(module, tmp_path / "m.onnx", **options).path
+    arrays = [numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer]
+    with load(path) as model:
+        assert weights_per_step(model.metadata) == sum(a.nbytes for a in arrays if a.dtype == np.float32)
+    shown = CliRunner().invoke(cli, ["info", str(path)])  # each submodule said apart
+    assert shown.exit_code == 0 and "rnns=[bidirectional=" in shown.output and "], [bidirectional=" in shown.output

@@ -40,6 +40,23 @@ def test_a_sensor_stream_takes_a_list_and_speaks_of_sequences(tmp_path_factory: 
             by_list.feed([1, 2])
 
 
+@pytest.mark.parametrize(
+    ("row", "given"),
+    [
+        ([1, 2], r"int64 of shape \(2,\)"),
+        (np.ones(4), r"float64 of shape \(4,\)"),
+        ([[1.5, 2]], r"float64 of shape \(1, 2\)"),
+    ],
+)
+def test_a_row_of_the_wrong_width_is_named_as_the_caller_gave_it(clf: ClassifierModel, row: object, given: str) -> None:
+    """A row ``(2,)`` is reported as ``(2,)``, not as the ``(1, 2)`` the stream makes of it; the state is kept."""
+    stream = clf.stream()
+    before = stream.feed(np.zeros(28, np.uint8))
+    with pytest.raises(InputError, match=rf"each row must have 28 values \(channels\), got {given}$"):
+        stream.feed(row)
+    np.testing.assert_array_equal(stream.last, before)
+
+
 def test_a_language_model_batch_predict_is_what_streams_give(lm: LanguageModel) -> None:
     sequences = ["the market fell", [4, 5], np.array([7, 8, 9, 10])]
     got = lm.predict(sequences)

@@ -23,6 +23,9 @@ from rnnedge.runtime import LanguageModel
 from rnnedge.serve.client import ResumingClient
 
 SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "run_replicas.sh"
+NEEDS_HAPROXY = pytest.mark.skipif(
+    shutil.which("haproxy") is None, reason="haproxy is not installed (apt-get install -y haproxy)"
+)
 
 
 def _free_ports(n: int) -> list[int]:
@@ -52,64 +55,6 @@ def _replica_pid(port: int) -> int:
     raise AssertionError(f"no process holds the socket of port {port}")
 
 
-@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed (apt-get install -y haproxy)")
-def test_a_session_moves_to_the_other_replica_by_its_token(tiny_lm_onnx: Path, lm: LanguageModel) -> None:
-    front, p1, p2 = _free_ports(3)
-    env = {**os.environ, "RNNEDGE": f"{sys.executable} -m rnnedge.cli.main"}
-    script = subprocess.Popen(
-        ["bash", str(SCRIPT), str(tiny_lm_onnx), str(front), str(p1), str(p2)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        assert script.stdout is not None
-        line = script.stdout.readline()
-        assert line.startswith(f"ready: ws://127.0.0.1:{front}"), line + script.stdout.read()
-        url = f"ws://127.0.0.1:{front}"
-        with Client(url) as client:
-            client.ok({"op": "open"})
-            client.ok({"op": "feed", "input": "the stock market"})
-            holder, other = (p1, p2) if _sessions(p1) == 1 else (p2, p1)
-            assert (_sessions(holder), _sessions(other)) == (1, 0)
-            # Stop the replica holding the session: it sends the state token, closes with 1001, stops.
-            os.kill(_replica_pid(holder), signal.SIGTERM)
-            goodbye = client.recv()
-            assert goodbye["op"] == "shutdown" and client.close_code()[0] == 1001
-        with Client(url) as moved:  # through HAProxy again: only the other replica is left
-            moved.ok({"op": "open", "token": goodbye["token"]})
-            got = moved.ok({"op": "feed", "input": "fell", "probs": True})
-            assert _sessions(other) == 1
-    finally:
-        script.send_signal(signal.SIGTERM)
-        script.wait(30)
-        if script.stdout is not None:
-            script.stdout.close()
-    alone = lm.stream()
-    alone.feed("the stock market")
-    assert np.array_equal(np.array(got["probs"], np.float32), alone.feed("fell"))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_listening(p) for p in (front, p1, p2)):
-        time.sleep(0.1)
-    assert not any(_listening(p) for p in (front, p1, p2)), "the script left a process listening"
-
-
-def _sessions(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith("rnnedge_serve_sessions{"):
-                return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
-def _listening(port: int) -> bool:
-    return any(
-        f[1].endswith(f":{port:04X}") and f[3] == "0A"
-        for f in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
-    )
-
-
 @contextmanager
 def _replicas(model: Path) -> Iterator[tuple[str, int, int]]:
     """deploy/run_replicas.sh on three free ports: (front URL, replica port 1, replica port 2)."""
@@ -134,7 +79,48 @@ def _replicas(model: Path) -> Iterator[tuple[str, int, int]]:
             script.stdout.close()
 
 
-@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed (apt-get install -y haproxy)")
+@NEEDS_HAPROXY
+def test_a_session_moves_to_the_other_replica_by_its_token(tiny_lm_onnx: Path, lm: LanguageModel) -> None:
+    with _replicas(tiny_lm_onnx) as (url, p1, p2):
+        with Client(url) as client:
+            client.ok({"op": "open"})
+            client.ok({"op": "feed", "input": "the stock market"})
+            holder, other = (p1, p2) if _sessions(p1) == 1 else (p2, p1)
+            assert (_sessions(holder), _sessions(other)) == (1, 0)
+            # Stop the replica holding the session: it sends the state token, closes with 1001, stops.
+            os.kill(_replica_pid(holder), signal.SIGTERM)
+            goodbye = client.recv()
+            assert goodbye["op"] == "shutdown" and client.close_code()[0] == 1001
+        with Client(url) as moved:  # through HAProxy again: only the other replica is left
+            moved.ok({"op": "open", "token": goodbye["token"]})
+            got = moved.ok({"op": "feed", "input": "fell", "probs": True})
+            assert _sessions(other) == 1
+    alone = lm.stream()
+    alone.feed("the stock market")
+    assert np.array_equal(np.array(got["probs"], np.float32), alone.feed("fell"))
+    ports = (int(url.rsplit(":", 1)[1]), p1, p2)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_listening(p) for p in ports):
+        time.sleep(0.1)
+    assert not any(_listening(p) for p in ports), "the script left a process listening"
+
+
+def _sessions(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("rnnedge_serve_sessions{"):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _listening(port: int) -> bool:
+    return any(
+        f[1].endswith(f":{port:04X}") and f[3] == "0A"
+        for f in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+    )
+
+
+@NEEDS_HAPROXY
 def test_killing_a_replica_loses_no_word_and_every_session_continues_exactly(
     tiny_lm_onnx: Path, lm: LanguageModel
 ) -> None:

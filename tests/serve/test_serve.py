@@ -165,7 +165,7 @@ def test_bad_requests_get_clear_errors_and_leave_the_session_as_it_was(
 
 
 BAD_ROWS = [
-    ("a row", "a classifier's input is one row"),
+    ("a row", "input must be one row (a list of numbers)"),
     ([[1, 2], [3]], "rows must be lists of numbers, all of one length"),
     ([1] * 27, "28"),
     ([1e39] * 28, "beyond float32's range"),

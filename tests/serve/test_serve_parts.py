@@ -14,8 +14,9 @@ import serve_harness  # noqa: F401  (skips this module without the serve extra)
 
 from rnnedge.runtime import ConfigError, LanguageModel, StateError, load
 from rnnedge.serve import ServeConfig, decode_state, encode_state
-from rnnedge.serve.batcher import FeedOutcome, ModelWorker
+from rnnedge.serve.batcher import ModelWorker
 from rnnedge.serve.metrics import Metrics
+from rnnedge.serve.outcomes import FeedOutcome
 from rnnedge.serve.sampling import top_k_rows
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 class VoiceActivityTagger(nn.Module):
@@ -85,6 +85,51 @@ class CharGRU(nn.Module):
     def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h, last = self.gru(self.emb(ids))
         return self.head(h), last
+
+
+class LstmGruTagger(nn.Module):
+    """A tagger of two recurrent submodules: an LSTM, dropout, then a 2-layer GRU reading its outputs."""
+
+    def __init__(self, channels: int = 12, classes: int = 3) -> None:
+        super().__init__()
+        self.rnn1 = nn.LSTM(channels, 16, batch_first=True)
+        self.drop = nn.Dropout(0.2)
+        self.rnn2 = nn.GRU(16, 10, num_layers=2, batch_first=True)
+        self.out = nn.Linear(10, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, _ = self.rnn1(x)  # (B, T, 16)
+        y, _ = self.rnn2(self.drop(y))  # (B, T, 10)
+        return self.out(y)
+
+
+class StackedLstmClassifier(nn.Module):
+    """An LSTM feeding a time-major LSTM of its own size, classified on the last step."""
+
+    def __init__(self, channels: int = 12, classes: int = 9) -> None:
+        super().__init__()
+        self.lower = nn.LSTM(channels, 14, batch_first=True)
+        self.upper = nn.LSTM(14, 14, bias=False)  # batch_first=False: (T, B, 14)
+        self.fc = nn.Linear(14, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, _ = self.lower(x)  # (B, T, 14)
+        y, _ = self.upper(y.transpose(0, 1))  # (T, B, 14)
+        return self.fc(y[-1])
+
+
+class BiLstmGruClassifier(nn.Module):
+    """A bidirectional LSTM then a bidirectional GRU, mean over time: both re-read the whole sequence."""
+
+    def __init__(self, channels: int = 12, classes: int = 9) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(channels, 8, batch_first=True, bidirectional=True)
+        self.gru = nn.GRU(16, 6, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(12, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, _ = self.gru(self.lstm(x)[0])  # (B, T, 12)
+        return self.fc(y.mean(1))
 
 
 def data_dir() -> Path | None:

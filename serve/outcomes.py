@@ -1,0 +1,64 @@
+"""What each feed of a batched step gets back, from the step's stacked result: one rule per result shape.
+
+A kind's :class:`~rnnedge.serve.kinds.ServeKind` names its rule: :func:`per_feed` for a result of
+one distribution per feed (``(N, V)``: classifiers, language models), :func:`per_frame` for one
+distribution per step fed (``(N, T, C)``: taggers). The batcher hands every step's result to the
+rule and each feed its :class:`FeedOutcome`, whatever the kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .sampling import top_k_rows
+
+__all__ = ["FeedOutcome", "per_feed", "per_frame", "top_k_pairs"]
+
+
+@dataclass(frozen=True)
+class FeedOutcome:
+    """What one feed gave, as the ``result`` reply carries it.
+
+    ``probs``: its probabilities, ``(V,)`` or one row per step fed ``(T, C)`` (a copy the session
+    keeps); ``top_k``: its ``[[label, probability], ...]`` pairs, likeliest first (one such list
+    per step for ``(T, C)``); ``last``: the latest distribution ``(V,)``, which ``top_k`` and
+    ``generate`` continue from.
+    """
+
+    probs: np.ndarray
+    top_k: list[Any]
+    last: np.ndarray
+
+
+def top_k_pairs(probs: np.ndarray, labels: tuple[str, ...], k: int) -> list[list[Any]]:
+    """``[[label, probability], ...]`` of the ``k`` likeliest entries of ``probs`` ``(V,)``."""
+    return [[labels[i], float(probs[i])] for i in top_k_rows(probs[None], k)[0]]
+
+
+def _pairs(
+    rows: Sequence[np.ndarray] | np.ndarray, results: np.ndarray, ks: Sequence[int], labels: tuple[str, ...]
+) -> list[list[Any]]:
+    """Each row's top-``ks[i]`` pairs; ``results`` (``rows``' values) is the scratch space, ``rows`` copies."""
+    top = top_k_rows(results, max(ks), overwrite=True).tolist()  # (M, k)
+    return [[[labels[i], float(row[i])] for i in ids[:k]] for row, ids, k in zip(rows, top, ks, strict=True)]
+
+
+def per_feed(results: np.ndarray, ks: Sequence[int], labels: tuple[str, ...]) -> list[FeedOutcome]:
+    """``results`` ``(N, V)``: feed ``i`` gets row ``i`` and its top-``ks[i]`` pairs."""
+    # Each session keeps its own copy of its row (a view would pin the whole (N, V) array while the
+    # session idles); then the result itself is the top-k's scratch space.
+    rows = [r.copy() for r in results]  # N x (V,)
+    return [FeedOutcome(row, pairs, row) for row, pairs in zip(rows, _pairs(rows, results, ks, labels), strict=True)]
+
+
+def per_frame(results: np.ndarray, ks: Sequence[int], labels: tuple[str, ...]) -> list[FeedOutcome]:
+    """``results`` ``(N, T, C)``: feed ``i`` gets its ``T`` rows, the top-``ks[i]`` pairs of each, and its last row."""
+    n, steps, classes = results.shape
+    kept = results.copy()  # (N, T, C): the feeds' own rows
+    flat = np.ascontiguousarray(results).reshape(n * steps, classes)  # the top-k's scratch space
+    pairs = _pairs(kept.reshape(n * steps, classes), flat, [k for k in ks for _ in range(steps)], labels)
+    return [FeedOutcome(kept[i], pairs[i * steps : (i + 1) * steps], kept[i, -1].copy()) for i in range(n)]
