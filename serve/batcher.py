@@ -13,10 +13,11 @@ Two halves in flight: a step that waited for every session would run in lockstep
 core idle at each phase). From ``half_from`` sessions on, a step starts once half of them have a feed
 pending, so one half steps in the worker (onnxruntime releases the GIL) while the loop answers the
 other half and reads its next feeds. With fewer, a step's fixed cost (one onnxruntime call) outweighs
-the overlap, and a step waits for every session; so it does on cores busy with other work, where the
-loop cannot run beside the step and halves only make the calls smaller (``half_from=0``). A step's
-feeds go to the model in session-key order: a half that comes back whole steps again with its states
-still stacked from its last step (``StreamBatch`` then neither gathers nor scatters them).
+the overlap, and a step waits for every session. On cores busy with other work the loop cannot run
+beside the step and halves only make the calls smaller: there ``half_from=0`` keeps the wait for every
+session. A step's feeds go to the model in session-key order: a half that comes back whole steps
+again with its states still stacked from its last step (``StreamBatch`` then neither gathers nor
+scatters them).
 
 The event loop never waits for the worker: a feed is appended to a deque (atomic), and the loop takes
 the condition's lock only to wake the worker when the worker waits for that many feeds (the first
