@@ -3,6 +3,7 @@
     python benchmarks/serve_load.py ptb-small.onnx --text $RNNEDGE_DATA/ptb/ptb.test.txt \
         [--clients 1 8 64 256] [--seconds 8] [--window-ms 2] [--soak 300] [--json [PATH]] \
         [--baseline-python OTHER/.venv/bin/python] [--server-flags="--switch-interval-ms 0.5"]
+        [--variant="--half-batch-from 0"]
 
 ``--baseline-python`` adds a third server, the same command run by another interpreter (another
 install of rnnedge, e.g. the previous release), measured level by level beside this one in the same
@@ -75,6 +76,11 @@ class Served:
     def cpu_s(self) -> float:
         """CPU seconds (user + system) the server process has used."""
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def loop_cpu_s(self) -> float:
+        """CPU seconds of the event loop's thread (the main thread); the rest is the model workers'."""
+        fields = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> int:
@@ -200,9 +206,11 @@ def stream_batch_steps(
 def _run_level(
     served: Served, mode: str, n: int, args: argparse.Namespace, words: list[str], ceiling: dict[int, float]
 ) -> dict[str, Any]:
-    before, cpu0, own0, t0 = served.metrics(), served.cpu_s(), _own_cpu_s(), time.perf_counter()
+    before, cpu0, loop0 = served.metrics(), served.cpu_s(), served.loop_cpu_s()
+    own0, t0 = _own_cpu_s(), time.perf_counter()
     row = asyncio.run(_level(served.url, words, n, args.seconds))
-    after, cpu1, own1, t1 = served.metrics(), served.cpu_s(), _own_cpu_s(), time.perf_counter()
+    after, cpu1, loop1 = served.metrics(), served.cpu_s(), served.loop_cpu_s()
+    own1, t1 = _own_cpu_s(), time.perf_counter()
     steps = after.get("rnnedge_serve_steps_total", 0) - before.get("rnnedge_serve_steps_total", 0)
     step_s = after.get("rnnedge_serve_step_seconds_sum", 0) - before.get("rnnedge_serve_step_seconds_sum", 0)
     tokens = after.get("rnnedge_serve_tokens_total", 0) - before.get("rnnedge_serve_tokens_total", 0)
@@ -213,16 +221,19 @@ def _run_level(
         stream_batch_step_ms=ceiling[n] * 1e3,
         server_cpu_share=(cpu1 - cpu0) / (t1 - t0),  # cores' worth used by the server over the level
         server_cpu_us_per_token=(cpu1 - cpu0) / tokens * 1e6 if tokens else 0.0,
+        loop_cpu_us_per_token=(loop1 - loop0) / tokens * 1e6 if tokens else 0.0,  # the rest: model workers
         client_cpu_share=(own1 - own0) / (t1 - t0),
         client_cpu_us_per_token=(own1 - own0) / row["tokens_per_s"] / args.seconds * 1e6
         if row["tokens_per_s"]
         else 0.0,
     )
+    worker_us = row["server_cpu_us_per_token"] - row["loop_cpu_us_per_token"]
     print(
         f"{mode:>18} N={n:>3}: {row['tokens_per_s']:>8,.0f} tokens/s  p50 {row['p50_ms']:6.2f} ms  "
         f"p99 {row['p99_ms']:6.2f} ms  mean batch {row['mean_batch']:5.1f}  server step "
         f"{row['server_step_ms']:5.2f} ms  errors {row['errors']}  RSS {row['rss_mb']:.0f} MB  "
-        f"server CPU {row['server_cpu_share']:.0%} ({row['server_cpu_us_per_token']:.0f} us/token), "
+        f"server CPU {row['server_cpu_share']:.0%} ({row['server_cpu_us_per_token']:.0f} us/token: event loop "
+        f"{row['loop_cpu_us_per_token']:.0f}, worker {worker_us:.0f}), "
         f"load generator {row['client_cpu_share']:.0%} ({row['client_cpu_us_per_token']:.0f} us/token)",
         flush=True,
     )
@@ -242,6 +253,40 @@ def _targets(rows: dict[int, dict[str, Any]], ceiling: dict[int, float], cpu: di
     return out
 
 
+def _print_targets(targets: dict[str, dict[str, Any]], rows: dict[str, dict[int, dict[str, Any]]]) -> None:
+    """The targets side by side, one column per server (this code, and the baseline when measured beside)."""
+    modes = [m for m in targets if targets[m]]
+    if not modes:
+        return
+    lines = [
+        ("tokens/s at N=64 / StreamBatch's (target >= 0.50)", "share_of_stream_batch_64", "{:.2f}"),
+        ("p99 at N=64 / StreamBatch step (target <= 3)", "p99_over_step_64", "{:.2f}"),
+        ("server CPU per token at N=64 / engine's (target <= 2)", "cpu_per_token_over_engine_64", "{:.2f}"),
+        ("errors at N=256 (target 0)", "errors_256", "{}"),
+    ]
+    print("targets" + "".join(f" | {m:>18}" for m in modes))
+    for label, key, fmt in lines:
+        cells = [fmt.format(targets[m][key]) if key in targets[m] else "-" for m in modes]
+        print(f"  {label:<55}" + "".join(f" | {c:>18}" for c in cells))
+    # The load generator runs on the same cores: what the CPU alone would allow with it and without it.
+    for m in modes:
+        r = rows[m].get(64)
+        if r is None or not r["tokens_per_s"]:
+            continue
+        server, gen = r["server_cpu_us_per_token"], r["client_cpu_us_per_token"]
+        worker = server - r["loop_cpu_us_per_token"]
+        cores = os.cpu_count() or 1
+        one_worker = 1e6 / worker if worker > 0 else float("inf")  # one thread steps the model: one core at most
+        with_gen = min(cores * 1e6 / (server + gen), one_worker)
+        without = min(cores * 1e6 / server, one_worker)
+        print(
+            f"  {m} N=64: the load generator used {r['client_cpu_share']:.0%} of a core ({gen:.0f} us/token, "
+            f"{gen / (server + gen):.0%} of the CPU per token); CPU ceiling on {cores} cores {with_gen:,.0f} tokens/s "
+            f"with it, {without:,.0f} without it (the worker thread's {worker:.0f} us/token, on one core, allow "
+            f"{one_worker:,.0f})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model")
@@ -253,6 +298,13 @@ def main() -> None:
     parser.add_argument("--soak-clients", type=int, default=64)
     parser.add_argument("--baseline-python", default=None, help="another interpreter's rnnedge, measured beside")
     parser.add_argument("--server-flags", default="", help="more `rnnedge serve` options for this code's servers")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="FLAGS",
+        help='another server of this code with these options too (e.g. --variant="--half-batch-from 0"); repeatable',
+    )
     parser.add_argument("--no-unbatched", action="store_true", help="skip the --max-batch 1 server")
     parser.add_argument(
         "--plain-too", action="store_true", help="also a server without uvloop and orjson (RNNEDGE_SERVE_PLAIN=1)"
@@ -264,7 +316,8 @@ def main() -> None:
     results = Results("serve_load", __doc__, models=[args.model])
     report: dict[str, Any] = {"modes": {}}
     ceiling, engine_cpu = stream_batch_steps(args.model, sorted(set(args.clients) | {64}))
-    print(f"{args.model}; {os.cpu_count()} CPUs; {args.seconds:g} s per level; loopback; load {os.getloadavg()}")
+    load_start = tuple(round(x, 2) for x in os.getloadavg())
+    print(f"{args.model}; {os.cpu_count()} CPUs; {args.seconds:g} s per level; loopback; load {load_start}")
     print(
         "StreamBatch without the network: "
         + ", ".join(
@@ -278,6 +331,8 @@ def main() -> None:
     modes: dict[str, tuple[str, list[str], dict[str, str]]] = {"batched": (sys.executable, batched + extra, {})}
     if args.plain_too:
         modes["batched (plain)"] = (sys.executable, batched + extra, plain)
+    for flags in args.variant:
+        modes[f"batched {flags}"] = (sys.executable, batched + extra + flags.split(), {})
     if args.baseline_python:
         modes["batched (baseline)"] = (args.baseline_python, batched, {})
     if not args.no_unbatched:
@@ -303,7 +358,7 @@ def main() -> None:
     for n, step in ceiling.items():
         engine.add(n, step * 1e3, n / step, engine_cpu[n] / n * 1e6)
     columns = ["server", "N", "tokens/s", "p50 (ms)", "p99 (ms)", "mean batch", "step (ms)", "errors"]
-    columns += ["server CPU per token (µs)", "load generator CPU per token (µs)"]
+    columns += ["server CPU per token (µs)", "of which the event loop's (µs)", "load generator CPU per token (µs)"]
     levels = results.table("Clients over loopback, one word per request", columns)
     target_table = results.table(
         "Targets at N=64 (256 for errors)",
@@ -319,7 +374,7 @@ def main() -> None:
         for r in rows[mode]:
             levels.add(
                 mode, r["clients"], r["tokens_per_s"], r["p50_ms"], r["p99_ms"], r["mean_batch"], r["server_step_ms"],
-                r["errors"], r["server_cpu_us_per_token"], r["client_cpu_us_per_token"],
+                r["errors"], r["server_cpu_us_per_token"], r["loop_cpu_us_per_token"], r["client_cpu_us_per_token"],
             )  # fmt: skip
         by_n = {r["clients"]: r for r in rows[mode]}
         t = _targets(by_n, ceiling, engine_cpu)
@@ -340,22 +395,19 @@ def main() -> None:
             f"{soak['tokens']} tokens, {soak['errors']} errors, {soak['failures']} failures; server RSS (MB) "
             + " ".join(f"{m:.0f}" for _, m in soak["rss_mb"])
         )
+    load_end = tuple(round(x, 2) for x in os.getloadavg())
+    results.note(f"load average (1, 5, 15 min): {load_start} at the start, {load_end} at the end")
     results.note(
         "Every level runs each server in turn (the machine's load drifts over all alike); CPU per token is the "
         "server process's user + system time from /proc over the level, divided by the tokens answered."
     )
+    all_targets = {}
     for mode in modes:
         by_n = {r["clients"]: r for r in rows[mode]}
-        targets = _targets(by_n, ceiling, engine_cpu)
+        all_targets[mode] = targets = _targets(by_n, ceiling, engine_cpu)
         report["modes"][mode] = {"rows": rows[mode], "exit_status": statuses[mode], "targets": targets}
         print(f"{mode}: server exit status after SIGTERM: {statuses[mode]}")
-        if "share_of_stream_batch_64" in targets:
-            print(
-                f"{mode} N=64: {targets['share_of_stream_batch_64']:.0%} of StreamBatch N=64 tok/s (target >= 50 %), "
-                f"p99 / StreamBatch step = {targets['p99_over_step_64']:.2f} (target <= 3); server CPU per token / "
-                f"StreamBatch's = {targets['cpu_per_token_over_engine_64']:.2f} (target <= 2)"
-                + (f"; N=256 errors {targets['errors_256']} (target 0)" if "errors_256" in targets else "")
-            )
+    _print_targets(all_targets, {mode: {r["clients"]: r for r in rows[mode]} for mode in modes})
     b = {r["clients"]: r for r in rows["batched"]}
     u = {r["clients"]: r for r in rows.get("max-batch 1", [])}
     if 64 in b and 64 in u:

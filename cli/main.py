@@ -41,6 +41,14 @@ for command in (train, export, plot, info, classify, demo, generate, perplexity,
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True, help="Sessions per model call.")
 @click.option("--batch-window-ms", type=click.FloatRange(min=0), default=2.0, show_default=True)
+@click.option(
+    "--half-batch-from",
+    type=click.IntRange(min=0),
+    default=32,
+    show_default=True,
+    help="From this many sessions of a model on, a step starts once half of them have a feed pending, "
+    "so one half steps while the other is answered (0: always wait for every session).",
+)
 @click.option("--max-sessions", type=click.IntRange(min=1), default=1024, show_default=True)
 @click.option("--max-message-bytes", type=click.IntRange(min=1024), default=65536, show_default=True)
 @click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True)

@@ -2,11 +2,22 @@
 
 The event loop never runs the model. A connection hands its session's feed to the model's
 :class:`ModelWorker` and awaits an asyncio future; the worker thread waits for the first pending
-feed, then up to ``window`` seconds for more (stopping early at ``max_batch`` feeds, or when every
-session of the model has one pending), and advances them all in one ``StreamBatch.feed_stacked``.
+feed, then up to ``window`` seconds for more (stopping early at ``max_batch`` feeds, or when enough
+sessions have one pending: see below), and advances them all in one ``StreamBatch.feed_stacked``.
 Feeds arriving while a step runs form the next step. Sessions join and leave (``add``, ``remove``)
 and their states are read between steps, in the same thread: a ``StreamBatch`` is used by one thread
 only.
+
+Two halves in flight: a step that waited for every session would run in lockstep with the event loop
+(the step, then the loop sending every reply and reading every next feed, then the next step: one
+core idle at each phase). From ``half_from`` sessions on, a step starts once half of them have a feed
+pending, so one half steps in the worker (onnxruntime releases the GIL) while the loop answers the
+other half and reads its next feeds. With fewer, a step's fixed cost (one onnxruntime call) outweighs
+the overlap, and a step waits for every session. On cores busy with other work the loop cannot run
+beside the step and halves only make the calls smaller: there ``half_from=0`` keeps the wait for every
+session. A step's feeds go to the model in session-key order: a half that comes back whole steps
+again with its states still stacked from its last step (``StreamBatch`` then neither gathers nor
+scatters them).
 
 The event loop never waits for the worker: a feed is appended to a deque (atomic), and the loop takes
 the condition's lock only to wake the worker when the worker waits for that many feeds (the first
@@ -48,7 +59,7 @@ log = logging.getLogger("rnnedge.serve")
 _NEVER = 1 << 62  # a feed count the queue never reaches: the worker needs no wake-up
 
 
-@dataclass
+@dataclass(slots=True)
 class _Feed:
     key: str
     x: np.ndarray  # what the kind's read_input made: ids (T,) int64, or rows, already checked
@@ -62,18 +73,32 @@ class ModelWorker:
     """A model's ``StreamBatch`` and the thread that steps it; every method is called from the event loop."""
 
     def __init__(
-        self, name: str, model: Model, loop: asyncio.AbstractEventLoop, metrics: Metrics, max_batch: int, window: float
+        self,
+        name: str,
+        model: Model,
+        loop: asyncio.AbstractEventLoop,
+        metrics: Metrics,
+        max_batch: int,
+        window: float,
+        half_from: int = 0,
     ) -> None:
+        """``half_from``: from this many sessions on, a step starts at half of them pending (0: never)."""
         self.name = name
         self.model = model
         self.kind: ServeKind = serve_kind(model)
         self.labels = self.kind.labels(model)
         self._batch: StreamBatch = model.stream_batch()  # inputs reach it checked: strict mode is the session's
         self._loop = loop
-        self._metrics = metrics
         self._max_batch = max_batch
         self._window = window
+        self._half_from = half_from
         self._sessions = 0  # sessions in the batch, counted in the worker thread
+        # this model's metric children, looked up once (labels() takes a lock each call)
+        self._steps = metrics.steps.labels(name)
+        self._tokens = metrics.tokens.labels(name)
+        self._batch_size = metrics.batch_size.labels(name)
+        self._step_seconds = metrics.step_seconds.labels(name)
+        self._queue_seconds = metrics.queue_seconds.labels(name)
         self._cond = threading.Condition()
         self._feeds: deque[_Feed] = deque()  # appended by the loop, taken by the worker: deque ops are atomic
         self._control: deque[tuple[Callable[[StreamBatch], Any], asyncio.Future[Any]]] = deque()
@@ -154,7 +179,9 @@ class ModelWorker:
         """The feeds of the next step: wait out the window, then the oldest feed's length, up to max_batch."""
         if not self._feeds:
             return []
-        full = max(1, min(self._max_batch, self._sessions))
+        sessions = self._sessions
+        wanted = (sessions + 1) // 2 if 0 < self._half_from <= sessions else sessions
+        full = max(1, min(self._max_batch, wanted))
         deadline = self._feeds[0].arrived + self._window
         with self._cond:
             self._wake_at = full
@@ -171,6 +198,7 @@ class ModelWorker:
             f = self._feeds.popleft()
             (group if f.length == length and len(group) < self._max_batch else rest).append(f)
         self._feeds.extendleft(reversed(rest))
+        group.sort(key=_session_key)  # stable: feeds of one session (one at a time, in practice) keep their order
         return group
 
     def _step(self, group: list[_Feed]) -> list[tuple[Any, ...]]:
@@ -188,12 +216,11 @@ class ModelWorker:
             log.exception("step of %d feed(s) on %s failed", len(group), self.name)
             return [(f.future, False, e) for f in group]
         elapsed = time.perf_counter() - start
-        m, name = self._metrics, self.name
-        m.steps.labels(name).inc()
-        m.tokens.labels(name).inc(len(group) * group[0].length)
-        m.batch_size.labels(name).observe(len(group))
-        m.step_seconds.labels(name).observe(elapsed)
-        queue = m.queue_seconds.labels(name)
+        self._steps.inc()
+        self._tokens.inc(len(group) * group[0].length)
+        self._batch_size.observe(len(group))
+        self._step_seconds.observe(elapsed)
+        queue = self._queue_seconds
         settled = []
         for f, outcome in zip(group, self.kind.outcomes(results, [f.k for f in group], self.labels), strict=True):
             queue.observe(start - f.arrived)
@@ -203,6 +230,10 @@ class ModelWorker:
     def _settle(self, settled: list[tuple[Any, ...]]) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
             self._loop.call_soon_threadsafe(_settle_all, settled)
+
+
+def _session_key(feed: _Feed) -> str:
+    return feed.key
 
 
 def _settle_all(settled: list[tuple[Any, ...]]) -> None:

@@ -18,6 +18,8 @@ class ServeConfig:
     port: int = 8765  # 0: any free port (the ready line names it)
     max_batch: int = 64  # sessions advanced per model call at most
     batch_window_ms: float = 2.0  # how long a step waits for more feeds after the first (0: none)
+    # from this many sessions of a model on, a step starts once half of them have a feed pending (0: never)
+    half_batch_from: int = 32
     max_sessions: int = 1024  # open connections (one session each) at most; more are closed with 1013
     max_message_bytes: int = 65536  # a larger message closes the connection with 1009
     idle_timeout: float = 300.0  # seconds without a message before the server closes with 4001
@@ -34,6 +36,9 @@ class ServeConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 problems.append(f"{name}={v!r} (expected an int >= 1)")
+        half = self.half_batch_from
+        if isinstance(half, bool) or not isinstance(half, int) or half < 0:
+            problems.append(f"half_batch_from={half!r} (expected an int >= 0)")
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             problems.append(f"port={self.port!r} (expected an int in [0, 65535])")
         size = self.max_message_bytes

@@ -181,8 +181,8 @@ def parse_request(text: str) -> Request:
         shown = repr(op)[:40]
         raise ProtocolError("bad_request", f"op must be one of {', '.join(_OPS)}, got {shown}", request_id)
     allowed = _OPS[op]
-    unknown = sorted(set(message) - set(allowed))
-    if unknown:
+    if not message.keys() <= allowed.keys():
+        unknown = sorted(set(message) - set(allowed))
         shown = ", ".join(repr(u[:40]) for u in unknown[:5])
         raise ProtocolError(
             "bad_request", f"{op}: unknown field(s) {shown}; allowed: {', '.join(allowed) or 'none'}", request_id

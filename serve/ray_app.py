@@ -55,7 +55,9 @@ class RnnEdgeReplica:
             loop = asyncio.get_running_loop()
             window = self.config.batch_window_ms / 1000
             workers = {
-                name: ModelWorker(name, model, loop, self.metrics, self.config.max_batch, window)
+                name: ModelWorker(
+                    name, model, loop, self.metrics, self.config.max_batch, window, self.config.half_batch_from
+                )
                 for name, model in self.models.items()
             }
             for name in workers:

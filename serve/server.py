@@ -80,7 +80,9 @@ class Server:
         self._stopped = asyncio.Event()
         window = self.config.batch_window_ms / 1000
         for name, model in self._models.items():
-            self._workers[name] = ModelWorker(name, model, loop, self.metrics, self.config.max_batch, window)
+            self._workers[name] = ModelWorker(
+                name, model, loop, self.metrics, self.config.max_batch, window, self.config.half_batch_from
+            )
             self.metrics.start_model(name)
         self._ops = SessionOps(self._workers, self.config, self.metrics, gone=(ConnectionClosed,))
         try:

@@ -1,17 +1,22 @@
-"""The server's pure parts without a socket: top-k of many rows, state tokens, the configuration."""
+"""The server's parts without a socket: top-k of many rows, state tokens, the configuration, the batching worker."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 import serve_harness  # noqa: F401  (skips this module without the serve extra)
 
-from rnnedge.runtime import ConfigError, LanguageModel, StateError
+from rnnedge.runtime import ConfigError, LanguageModel, StateError, load
 from rnnedge.serve import ServeConfig, decode_state, encode_state
+from rnnedge.serve.batcher import ModelWorker
+from rnnedge.serve.metrics import Metrics
+from rnnedge.serve.outcomes import FeedOutcome
 from rnnedge.serve.sampling import top_k_rows
 
 
@@ -90,5 +95,47 @@ def test_settings_out_of_range_are_config_errors() -> None:
         ServeConfig(max_batch=0, port=70000)
     with pytest.raises(ConfigError, match="batch_window_ms=nan"):
         ServeConfig(batch_window_ms=float("nan"))
+    with pytest.raises(ConfigError, match=r"half_batch_from=-1 \(expected an int >= 0\)"):
+        ServeConfig(half_batch_from=-1)
     with pytest.raises(ConfigError, match="token_key: expected at least 16 bytes"):
         ServeConfig(token_key=b"short")
+
+
+def test_worker_steps_half_the_sessions_at_once_and_keeps_each_exact(tiny_lm_onnx: Path, lm: LanguageModel) -> None:
+    """From ``half_from`` sessions on, half of them pending start a step: with a one-minute window, a step
+    that waited for every session would time out. Fixed halves (whose states stay stacked) and halves
+    drawn anew each round (states gathered), fed in any order: every session gets a lone stream's results."""
+    n, rounds = ServeConfig().half_batch_from + 8, 6
+    rng = np.random.default_rng(0)
+    plans = rng.integers(0, lm.vocab_size, size=(n, rounds))
+    half = (n + 1) // 2
+
+    async def serve_rounds() -> list[list[FeedOutcome]]:
+        with load(tiny_lm_onnx, threads=1) as model:
+            metrics = Metrics()
+            loop = asyncio.get_running_loop()
+            worker = ModelWorker("m", model, loop, metrics, max_batch=256, window=60.0, half_from=n - 8)
+            got: list[list[FeedOutcome]] = [[] for _ in range(n)]
+            try:
+                for i in range(n):
+                    await worker.add(f"s{i}", None)
+                for r in range(rounds):
+                    order = np.arange(n) if r < 3 else rng.permutation(n)
+                    for members in (order[:half], order[half:]):
+                        arrival = rng.permutation(members)
+                        futures = [worker.feed(f"s{i}", np.array([plans[i, r]], np.int64), 1, 3) for i in arrival]
+                        outcomes = await asyncio.wait_for(asyncio.gather(*futures), 30)
+                        for i, outcome in zip(arrival, outcomes, strict=True):
+                            got[i].append(outcome)
+            finally:
+                worker.stop(5)
+            assert metrics.registry.get_sample_value("rnnedge_serve_steps_total", {"model": "m"}) == 2 * rounds
+            return got
+
+    got = asyncio.run(serve_rounds())
+    for i in range(n):
+        alone = lm.stream()
+        for r in range(rounds):
+            expected = alone.feed(np.array([plans[i, r]], np.int64))
+            assert np.array_equal(got[i][r].probs, expected), (i, r)
+            assert [tuple(p) for p in got[i][r].top_k] == alone.top_k(3), (i, r)
