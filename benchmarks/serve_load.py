@@ -6,8 +6,9 @@
         [--variant="--half-batch-from 0"]
 
 ``--baseline-python`` adds a third server, the same command run by another interpreter (another
-install of rnnedge, e.g. the previous release), measured level by level beside this one in the same
-run: each level runs every server in turn, so a machine's load drifts over all of them alike.
+install of rnnedge, e.g. the previous release; ``--baseline-model`` gives it the same checkpoint as its
+own export when the file format changed between them), measured level by level beside this one in the
+same run: each level runs every server in turn, so a machine's load drifts over all of them alike.
 
 Bounded: every level runs for --seconds (after a warm-up of a fifth of that), every client sends one
 word per request and waits for its reply (top-5), on 127.0.0.1 only. In the same run, without the
@@ -297,6 +298,12 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of clients coming and going (0: none)")
     parser.add_argument("--soak-clients", type=int, default=64)
     parser.add_argument("--baseline-python", default=None, help="another interpreter's rnnedge, measured beside")
+    parser.add_argument(
+        "--baseline-model",
+        default=None,
+        help="the model file the baseline serves (the same checkpoint exported by the baseline's rnnedge, "
+        "when its file format differs); default: MODEL",
+    )
     parser.add_argument("--server-flags", default="", help="more `rnnedge serve` options for this code's servers")
     parser.add_argument(
         "--variant",
@@ -337,7 +344,11 @@ def main() -> None:
         modes["batched (baseline)"] = (args.baseline_python, batched, {})
     if not args.no_unbatched:
         modes["max-batch 1"] = (sys.executable, ["--max-batch", "1", "--batch-window-ms", "0", *extra], {})
-    servers = {mode: Served(args.model, *flags, python=py, env=env) for mode, (py, flags, env) in modes.items()}
+    model_of = {"batched (baseline)": args.baseline_model or args.model}
+    servers = {
+        mode: Served(model_of.get(mode, args.model), *flags, python=py, env=env)
+        for mode, (py, flags, env) in modes.items()
+    }
     rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
     try:
         for n in args.clients:  # each level on every server in turn: the machine's load drifts over all alike
