@@ -24,7 +24,7 @@ pytest.importorskip("optuna", reason="--tune needs the tune extra")
 from rnnedge.cli.main import cli
 from rnnedge.training.checkpoint import load_checkpoint
 
-CHEAP = ["--hidden", "8", "--epochs", "4", "--patience", "2", "--threads", "1"]
+CHEAP = ["--hidden", "8", "--epochs", "4", "--patience", "2", "--threads", "1", "--jobs", "1"]
 
 
 @pytest.fixture(scope="module")
