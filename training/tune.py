@@ -225,6 +225,7 @@ class _Search:
         self.fixed, self.causal, self.quiet = dict(fixed), causal, quiet
         self.started, self.earlier, self.protect_first = started, earlier, protect_first
         self.trials_run = 0
+        self.parent: int | None = None  # in a worker process, the command's process
         self.smallest_fold = min(len(train_idx) for train_idx, _ in folds.splits)
 
     # -- time ------------------------------------------------------------------------------------
@@ -272,6 +273,8 @@ class _Search:
             return is_first and not self.complete()
 
         def after_epoch(fold: int, epoch: int, score: float) -> None:
+            if self.parent is not None and os.getppid() != self.parent:  # the command was killed: stop with it
+                raise KeyboardInterrupt
             if not protected() and self.left() <= 0:
                 raise _OutOfTime
             if fold == 0:  # the first fold screens: a trial far behind the others at this epoch stops here
@@ -397,7 +400,7 @@ def _sampler_and_pruner(seed: int) -> tuple[Any, Any]:
     return sampler, optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=PRUNE_AFTER)
 
 
-def _worker(seed: int, threads: int | None, search: dict[str, Any]) -> None:
+def _worker(seed: int, threads: int | None, parent: int, search: dict[str, Any]) -> None:
     """A worker process: trials of the study in ``tune.db`` until the budget is spent (see the module doc)."""
     optuna = require_optuna()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -409,8 +412,10 @@ def _worker(seed: int, threads: int | None, search: dict[str, Any]) -> None:
     try:
         while not study.get_trials(deepcopy=False):  # the first process takes the first trial (the defaults)
             time.sleep(0.2)
+        worker = _Search(study, **search)
+        worker.parent = parent
         with torch_threads(1 if threads is None else threads):
-            _Search(study, **search).optimize()
+            worker.optimize()
     except KeyboardInterrupt:
         pass  # the first process says what the search kept
     except RnnEdgeError as e:
@@ -527,7 +532,9 @@ def tune_sequence_classifier(
     )
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch thread pool copied by fork
     workers = [
-        context.Process(target=_worker, args=(seed + i, threads, {**shared, "protect_first": False}), daemon=True)
+        context.Process(
+            target=_worker, args=(seed + i, threads, os.getpid(), {**shared, "protect_first": False}), daemon=True
+        )
         for i in range(1, jobs)
     ]
     try:
