@@ -248,3 +248,16 @@ def test_the_first_fold_hears_every_epoch_and_may_stop_the_fold(small: Path) -> 
 
     with pytest.raises(Stop):
         fit_fold(model, SequenceTrainConfig(epochs=5, patience=0), data, stop_at_2)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--jobs", "2"], "--jobs sets how many --tune trials run at once"), (["--tune", "1", "--jobs", "0"], "--jobs")],
+)
+def test_jobs_needs_tune_and_a_count_of_at_least_one(
+    small: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    base = ["train", "classifier", "--train", str(small), "--test", str(gunpoint("test")), "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(cli, [*base, *args])
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "r").exists()
