@@ -320,6 +320,7 @@ class SequenceTask(ClassificationTask):
             if fit < self.fit_floor:
                 raise PoorFit(fit, self.fit_floor)
             kept = {**kept, "train_accuracy": fit}
+            chosen += f"; accuracy {fit:.4f} on the training sequences"
         if self.tested is None:
             return kept, {}, "no test split"
         acc, _ = evaluate(self.model, *self.tested)

@@ -6,7 +6,8 @@ on every fold of :func:`~rnnedge.data.folds.cv_folds` with early stopping on the
 (``score = accuracy - 0.01 * loss``). On the first fold the trial reports that score after every epoch,
 and after each later fold its running mean; Optuna's median pruner drops a trial that is already worse
 than the median of the finished ones at the same epoch or fold. The defaults are the first trial, so the
-search can only choose something that cross-validates at least as well. A trial whose remaining folds
+search can only choose something that cross-validates at least as well (the first trial finishes whatever
+the budget says, unless another one finished before it). A trial whose remaining folds
 would not fit in the time left stops after the fold that shows it; a trial cut short counts for nothing.
 
 ``jobs`` trials run at once: this process runs one and ``jobs - 1`` worker processes (spawned, one torch
