@@ -3,9 +3,11 @@
 Optuna (the ``tune`` extra) proposes settings with its TPE sampler; each candidate (a *trial*) trains
 on every fold of :func:`~rnnedge.data.folds.cv_folds` with early stopping on the fold's held-out part
 (the epoch of lowest validation loss), and scores the mean accuracy there, ties broken by the mean loss
-(``score = accuracy - 0.01 * loss``). On the first fold the trial reports that score after every epoch,
-and after each later fold its running mean; Optuna's median pruner drops a trial that is already worse
-than the median of the finished ones at the same epoch or fold. The defaults are the first trial, so the
+(``score = accuracy - 0.01 * loss``). On the first fold the trial reports its accuracy after every epoch,
+and after each later fold the running mean accuracy; Optuna's median pruner drops a trial whose accuracy
+is strictly below the median of the finished ones at the same epoch or fold. (The accuracy, not the
+score: on a plateau at chance, or on a fold every candidate gets right, the candidates tie, and a
+difference of cross-entropy in the fourth decimal is no reason to stop one.) The defaults are the first trial, so the
 search can only choose something that cross-validates at least as well (the first trial finishes whatever
 the budget says, unless another one finished before it). A trial whose remaining folds
 would not fit in the time left stops after the fold that shows it; a trial cut short counts for nothing.
@@ -153,15 +155,15 @@ def fit_fold(
     model_config: SequenceClassifierConfig,
     train_config: SequenceTrainConfig,
     data: SequenceData,
-    after_epoch: Callable[[int, float], None] = lambda epoch, score: None,
+    after_epoch: Callable[[int, float], None] = lambda epoch, accuracy: None,
 ) -> dict[str, float]:
     """Train on ``data.train``, validating on ``data.valid`` each epoch; the best epoch's numbers.
 
     The very steps :class:`SequenceTask` takes in a run (shuffle, noise, schedule, early stopping),
     without a run folder. Returns ``accuracy`` and ``loss`` at the epoch of lowest validation loss
     (the last epoch when ``patience`` is 0), that ``epoch`` (1-based), the ``epochs`` run and ``seconds``.
-    ``after_epoch(epoch, score)`` hears, after each epoch (from 0) but the last, the score the fold would
-    have if it stopped there (``accuracy - LOSS_WEIGHT * loss``); it may raise to stop the fold.
+    ``after_epoch(epoch, accuracy)`` hears, after each epoch (from 0) but the last, the accuracy the fold
+    would have if it stopped there; it may raise to stop the fold.
     """
     started = time.monotonic()
     task = SequenceTask(model_config, train_config, data)
@@ -179,12 +181,7 @@ def fit_fold(
         if task.stop_early() or step >= task.total_steps:
             break
         kept = task.best if train_config.patience > 0 and task.best is not None else None
-        score = (
-            (kept["accuracy"] - LOSS_WEIGHT * kept["loss"])
-            if kept
-            else last["valid_accuracy"] - LOSS_WEIGHT * last["valid_loss"]
-        )
-        after_epoch(epoch - 1, float(score))
+        after_epoch(epoch - 1, float(kept["accuracy"] if kept else last["valid_accuracy"]))
     best = task.best if train_config.patience > 0 and task.best is not None else None
     return {
         "accuracy": float(best["accuracy"] if best else last["valid_accuracy"]),
@@ -273,16 +270,16 @@ class _Search:
         def protected() -> bool:
             return is_first and not self.complete()
 
-        def after_epoch(fold: int, epoch: int, score: float) -> None:
+        def after_epoch(fold: int, epoch: int, accuracy: float) -> None:
             if self.parent is not None and os.getppid() != self.parent:  # the command was killed: stop with it
                 raise KeyboardInterrupt
             if not protected() and self.left() <= 0:
                 raise _OutOfTime
             if fold == 0:  # the first fold screens: a trial far behind the others at this epoch stops here
-                trial.report(score, epoch)
+                trial.report(accuracy, epoch)
                 if not protected() and trial.should_prune():
                     self.log(
-                        f"trial {trial.number}: pruned at epoch {epoch + 1} of fold 1: score {score:.4f}, "
+                        f"trial {trial.number}: pruned at epoch {epoch + 1} of fold 1: accuracy {accuracy:.4f}, "
                         "below the median of finished trials there"
                     )
                     raise optuna.TrialPruned
@@ -306,12 +303,12 @@ class _Search:
                     f"{_clock(rest)}, more than the {_clock(max(self.left(), 0))} left; it does not count"
                 )
                 raise optuna.TrialPruned
-            mean = statistics.fmean(r["accuracy"] - LOSS_WEIGHT * r["loss"] for r in results)
+            mean = statistics.fmean(r["accuracy"] for r in results)
             trial.report(mean, train_config.epochs + k)  # fold steps follow the first fold's epochs
             if trial.should_prune() and not protected():
                 self.log(
-                    f"trial {trial.number}: pruned after fold {k + 1}: accuracy "
-                    f"{statistics.fmean(r['accuracy'] for r in results):.4f}, below the median of finished trials"
+                    f"trial {trial.number}: pruned after fold {k + 1}: accuracy {mean:.4f}, below the median of "
+                    "finished trials"
                 )
                 raise optuna.TrialPruned
         accuracy = statistics.fmean(r["accuracy"] for r in results)
