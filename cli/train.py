@@ -268,6 +268,13 @@ _SEQUENCE_FILE = click.Path(dir_okay=False, path_type=Path)
     "epochs without improvement unless --patience is given. --resume continues a search.",
 )
 @click.option("--causal", is_flag=True, help="With --tune: search streamable (not bidirectional) models only.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --tune: trials run at once, each in its own process with one torch thread unless --threads is "
+    "given (default: the cores this process may use).",
+)
 @lambda func: _run_options(func, data=False)
 @config_options(SequenceClassifierConfig, skip=_SEQUENCE_FIXED)
 @config_options(SequenceTrainConfig)
@@ -277,6 +284,7 @@ def train_sequence_classifier_command(
     valid_file: Path | None,
     tune_minutes: float | None,
     causal: bool,
+    jobs: int | None,
     **kw: Any,
 ) -> None:
     """Classifier of your own labelled sequences (UEA/UCR .ts, .npz or IDX image files; any lengths, any channels).
@@ -292,6 +300,8 @@ def train_sequence_classifier_command(
         raise click.UsageError("give --valid FILE or --valid-fraction, not both")
     if causal and kw["bidirectional"]:
         raise click.UsageError("--causal asks for a streamable model and --bidirectional for one that is not")
+    if jobs is not None and tune_minutes is None:
+        raise click.UsageError("--jobs sets how many --tune trials run at once: give it with --tune")
     if tune_minutes is not None and (valid_file is not None or "valid_fraction" in given):
         raise click.UsageError("--tune validates by cross-validation on --train: give no --valid or --valid-fraction")
     model_cfg = config_values(SequenceClassifierConfig, kw)
@@ -300,7 +310,7 @@ def train_sequence_classifier_command(
         click.echo(json.dumps(train_sequences_run(model_cfg, train_cfg, train_file, test_file, valid_file, **kw)))
         return
     require_training_extra()
-    from rnnedge.training.tune import PATIENCE, SEARCHED, require_optuna, tune_sequence_classifier
+    from rnnedge.training.tune import PATIENCE, SEARCHED, default_jobs, require_optuna, tune_sequence_classifier
 
     require_optuna()
     fixed = {name: kw[name] for name in SEARCHED if name in given}
@@ -316,6 +326,7 @@ def train_sequence_classifier_command(
             test_file=test_file,
             fixed=fixed,
             causal=causal,
+            jobs=default_jobs() if jobs is None else jobs,
             resume=kw["resume"],
             overwrite=kw["overwrite"],
             quiet=kw["quiet"],

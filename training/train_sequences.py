@@ -37,6 +37,7 @@ from .models import SEQUENCE_CLASSIFIER, SequenceClassifier
 from .run_dir import RunDir, open_run
 
 __all__ = [
+    "PoorFit",
     "SequenceData",
     "SequenceTask",
     "as_tensors",
@@ -45,6 +46,18 @@ __all__ = [
     "load_sequence_data",
     "train_sequence_classifier",
 ]
+
+
+class PoorFit(Exception):
+    """The trained model fits its own training sequences worse than ``fit_floor`` asked (raised before any test).
+
+    ``--tune``'s final training asks for the accuracy its cross-validation promised: a model left on a
+    plateau at chance is caught here, before the test split is looked at, and trained again.
+    """
+
+    def __init__(self, train_accuracy: float, floor: float) -> None:
+        super().__init__(f"training accuracy {train_accuracy:.4f} is below {floor:.4f}")
+        self.train_accuracy, self.floor = train_accuracy, floor
 
 
 class SequenceData:
@@ -173,7 +186,9 @@ class SequenceTask(ClassificationTask):
     cross-entropy: smoother than the accuracy of a small split), stops once ``patience`` epochs have not
     bettered it (never before a quarter of ``epochs``: some problems sit at chance for a while before they
     learn), and tests those weights.
-    ``tuning`` (what ``--tune`` chose, and how) goes into the checkpoint as it is.
+    ``tuning`` (what ``--tune`` chose, and how) goes into the checkpoint as it is. With ``fit_floor``, the
+    end of training measures the accuracy on the training sequences themselves (``train_accuracy``) and
+    raises :class:`PoorFit`, before testing, when it is below the floor.
     """
 
     kind = SEQUENCE_CLASSIFIER.name
@@ -185,8 +200,10 @@ class SequenceTask(ClassificationTask):
         data: SequenceData,
         name: str | None = None,
         tuning: dict[str, Any] | None = None,
+        fit_floor: float | None = None,
     ) -> None:
         super().__init__()
+        self.fit_floor = fit_floor
         self.name = name or f"classifier ({data.train.name})"
         if model_config.input_size != data.train.num_channels or model_config.num_classes != len(data.class_names):
             raise ConfigError(
@@ -297,10 +314,16 @@ class SequenceTask(ClassificationTask):
 
     def test(self) -> tuple[dict[str, float], dict[str, Any], str]:
         kept = self.keep_best()
+        chosen = f" (weights of epoch {kept['best_epoch']}, the best validation)" if kept else ""
+        if self.fit_floor is not None:
+            fit, _ = evaluate(self.model, self.train_x, self.train_len, self.train_y)
+            if fit < self.fit_floor:
+                raise PoorFit(fit, self.fit_floor)
+            kept = {**kept, "train_accuracy": fit}
+            chosen += f"; accuracy {fit:.4f} on the training sequences"
         if self.tested is None:
             return kept, {}, "no test split"
         acc, _ = evaluate(self.model, *self.tested)
-        chosen = f" (weights of epoch {kept['best_epoch']}, the best validation)" if kept else ""
         line = f"test accuracy {acc:.4f} on {len(self.tested[0])} sequences{chosen}"
         return {**kept, "test_accuracy": acc}, {"accuracy": acc}, line
 
@@ -338,22 +361,26 @@ def train_sequence_classifier(
     name: str | None = None,
     tuning: dict[str, Any] | None = None,
     run: RunDir | None = None,
+    data: SequenceData | None = None,
+    fit_floor: float | None = None,
 ) -> dict[str, Any]:
     """Train on the files in the run folder ``out_dir``; return the final metrics (with test accuracy).
 
     ``model_config``'s ``input_size`` and ``num_classes`` are replaced by the data's. The files are
     read (and every malformed one refused) before anything is written in the run folder. ``name``
     (a preset's, say) is what the log calls the run; ``tuning`` is what ``--tune`` chose, for the checkpoint,
-    and ``run`` the folder ``--tune`` already opened (``out_dir`` is then that folder).
+    and ``run`` the folder ``--tune`` already opened (``out_dir`` is then that folder). ``data`` is the files
+    already read (``--tune`` trains its final model again when it misses ``fit_floor``: see :class:`SequenceTask`).
     """
-    data = load_sequence_data(
-        train_file,
-        test_file,
-        valid_file,
-        valid_fraction=train_config.valid_fraction,
-        seed=train_config.seed,
-        per_channel=train_config.normalize == "channel",
-    )
+    if data is None:
+        data = load_sequence_data(
+            train_file,
+            test_file,
+            valid_file,
+            valid_fraction=train_config.valid_fraction,
+            seed=train_config.seed,
+            per_channel=train_config.normalize == "channel",
+        )
     model_config = replace(model_config, input_size=data.train.num_channels, num_classes=len(data.class_names))
     if run is None:
         run = open_run(out_dir, resume=resume, overwrite=overwrite, quiet=quiet)
@@ -371,5 +398,5 @@ def train_sequence_classifier(
                 "own files, or train into a new folder"
             )
     with torch_threads(threads):
-        task = SequenceTask(model_config, train_config, data, name, tuning)
+        task = SequenceTask(model_config, train_config, data, name, tuning, fit_floor)
         return run_training(task, run, resume=resume, quiet=quiet)

@@ -3,14 +3,25 @@
 Optuna (the ``tune`` extra) proposes settings with its TPE sampler; each candidate (a *trial*) trains
 on every fold of :func:`~rnnedge.data.folds.cv_folds` with early stopping on the fold's held-out part
 (the epoch of lowest validation loss), and scores the mean accuracy there, ties broken by the mean loss
-(``score = accuracy - 0.01 * loss``). After each fold the trial reports its running mean, and
-Optuna's median pruner drops a trial that is already worse than the median of the earlier ones at the
-same fold. The defaults are the first trial, so the search can only choose something that
-cross-validates at least as well. A trial whose remaining folds would not fit in the time left stops
-after the fold that shows it; a trial cut short counts for nothing.
+(``score = accuracy - 0.01 * loss``). On the first fold the trial reports its accuracy after every epoch,
+and after each later fold the running mean accuracy; Optuna's median pruner drops a trial whose accuracy
+is strictly below the median of the finished ones at the same epoch or fold. (The accuracy, not the
+score: on a plateau at chance, or on a fold every candidate gets right, the candidates tie, and a
+difference of cross-entropy in the fourth decimal is no reason to stop one.) The defaults are the first trial, so the
+search can only choose something that cross-validates at least as well (the first trial finishes whatever
+the budget says, unless another one finished before it). A trial whose remaining folds
+would not fit in the time left stops after the fold that shows it; a trial cut short counts for nothing.
+
+``jobs`` trials run at once: this process runs one and ``jobs - 1`` worker processes (spawned, one torch
+thread each unless ``threads`` says otherwise) run the others, all sharing the study in ``tune.db``.
+TPE's "constant liar" keeps them from proposing the same candidate.
 
 Then the final model trains on the whole training file with the best trial's settings, for the median
-of its folds' best epochs; the test file is read once, by that training, for the reported number.
+of its folds' best epochs. Before the test file is looked at, the model's accuracy on the training
+file itself must reach the CV accuracy (less :data:`FIT_SLACK`): a model the folds saw learn but that
+stayed on a plateau at chance this time is trained again with the next seed, at most
+:data:`FIT_ATTEMPTS` times in all, and the log says so (the last try is kept with a warning). The test
+file is read once, for the reported number of the model kept.
 
 The run folder holds, beside the final run's files: ``tune.db`` (the study, SQLite: a Ctrl-C keeps every
 finished trial, and ``--resume`` continues the search with what is left of the budget, or the final
@@ -23,29 +34,36 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
+import signal
 import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from rnnedge.data.atomic import atomic_output
 from rnnedge.data.folds import Folds, cv_folds
 from rnnedge.data.sequences import SequenceDataset, read_sequences
-from rnnedge.errors import CheckpointError, ConfigError, MissingExtraError
+from rnnedge.errors import CheckpointError, ConfigError, MissingExtraError, RnnEdgeError
 
+from .checkpoint import load_checkpoint
 from .config import SequenceClassifierConfig, SequenceTrainConfig
 from .loop import TrainingInterrupted, torch_threads
 from .run_dir import TUNE_DB, TUNE_JSON, TUNE_LOG, RunDir, open_run
-from .train_sequences import SequenceData, SequenceTask, train_sequence_classifier
+from .train_sequences import PoorFit, SequenceData, SequenceTask, load_sequence_data, train_sequence_classifier
 
 __all__ = [
+    "FIT_ATTEMPTS",
+    "FIT_SLACK",
     "PATIENCE",
     "SEARCHED",
     "TuningInterrupted",
+    "default_jobs",
     "fit_fold",
     "require_optuna",
     "search_space",
@@ -53,10 +71,24 @@ __all__ = [
 ]
 
 # The settings the search chooses (each unless given on the command line, which fixes it).
-SEARCHED = ("cell", "bidirectional", "hidden_size", "num_layers", "head", "dropout", "noise", "lr")
+SEARCHED = (
+    "cell",
+    "bidirectional",
+    "hidden_size",
+    "num_layers",
+    "head",
+    "dropout",
+    "noise",
+    "lr",
+    "batch_size",
+    "weight_decay",
+)
 STUDY_NAME = "rnnedge-tune"
 LOSS_WEIGHT = 0.01  # score = accuracy - LOSS_WEIGHT * loss: the loss only breaks ties of accuracy
 PATIENCE = 10  # each fold's early stopping, unless --patience is given
+PRUNE_AFTER = 10  # epochs of the first fold before the pruner may drop a trial (a slow start is not a bad one)
+FIT_SLACK = 0.02  # the final model's training accuracy may fall this far below the CV accuracy
+FIT_ATTEMPTS = 3  # seeds the final training tries before it keeps a model that misses its CV accuracy
 _MODEL_FIELDS = {f.name for f in fields(SequenceClassifierConfig)}
 
 
@@ -66,6 +98,11 @@ class TuningInterrupted(TrainingInterrupted):
 
 class _OutOfTime(Exception):
     """The budget ran out during a trial (not the first): the trial counts for nothing."""
+
+
+def default_jobs() -> int:
+    """Trials at once by default: the cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def require_optuna() -> Any:
@@ -80,10 +117,11 @@ def require_optuna() -> Any:
     return optuna
 
 
-def search_space(trial: Any, fixed: Mapping[str, Any], causal: bool) -> dict[str, Any]:
+def search_space(trial: Any, fixed: Mapping[str, Any], causal: bool, cases: int) -> dict[str, Any]:
     """The settings ``trial`` proposes for every name of :data:`SEARCHED`; ``fixed`` ones are not searched.
 
-    ``causal`` keeps the model streamable (no bidirectional layer), for a user who streams.
+    ``causal`` keeps the model streamable (no bidirectional layer), for a user who streams. A proposed
+    batch is at most ``cases`` (the smallest fold's training cases); ``None`` is the automatic batch.
     """
     choices: dict[str, Callable[[], Any]] = {
         "cell": lambda: trial.suggest_categorical("cell", ["lstm", "gru"]),
@@ -94,8 +132,14 @@ def search_space(trial: Any, fixed: Mapping[str, Any], causal: bool) -> dict[str
         "dropout": lambda: trial.suggest_float("dropout", 0.0, 0.5),
         "noise": lambda: trial.suggest_float("noise", 0.0, 0.3),
         "lr": lambda: trial.suggest_float("lr", 3e-4, 1e-2, log=True),
+        "batch_size": lambda: _at_most(trial.suggest_categorical("batch_size", [None, 8, 16, 32, 64]), cases),
+        "weight_decay": lambda: trial.suggest_categorical("weight_decay", [0.0, 1e-4, 1e-3]),
     }
     return {name: fixed[name] if name in fixed else choose() for name, choose in choices.items()}
+
+
+def _at_most(batch: int | None, cases: int) -> int | None:
+    return None if batch is None else min(batch, cases)
 
 
 def _configs(
@@ -111,13 +155,15 @@ def fit_fold(
     model_config: SequenceClassifierConfig,
     train_config: SequenceTrainConfig,
     data: SequenceData,
-    out_of_time: Callable[[], bool] = lambda: False,
+    after_epoch: Callable[[int, float], None] = lambda epoch, accuracy: None,
 ) -> dict[str, float]:
     """Train on ``data.train``, validating on ``data.valid`` each epoch; the best epoch's numbers.
 
     The very steps :class:`SequenceTask` takes in a run (shuffle, noise, schedule, early stopping),
     without a run folder. Returns ``accuracy`` and ``loss`` at the epoch of lowest validation loss
     (the last epoch when ``patience`` is 0), that ``epoch`` (1-based), the ``epochs`` run and ``seconds``.
+    ``after_epoch(epoch, accuracy)`` hears, after each epoch (from 0) but the last, the accuracy the fold
+    would have if it stopped there; it may raise to stop the fold.
     """
     started = time.monotonic()
     task = SequenceTask(model_config, train_config, data)
@@ -132,10 +178,10 @@ def fit_fold(
             step += 1
         last, _, _ = task.validate(epoch)
         epoch += 1
-        if task.stop_early():
+        if task.stop_early() or step >= task.total_steps:
             break
-        if out_of_time():
-            raise _OutOfTime
+        kept = task.best if train_config.patience > 0 and task.best is not None else None
+        after_epoch(epoch - 1, float(kept["accuracy"] if kept else last["valid_accuracy"]))
     best = task.best if train_config.patience > 0 and task.best is not None else None
     return {
         "accuracy": float(best["accuracy"] if best else last["valid_accuracy"]),
@@ -147,7 +193,12 @@ def fit_fold(
 
 
 class _Search:
-    """One session of the search: the study, its budget and the run folder's tune files."""
+    """One process's part of the search: the study, its budget and the run folder's tune files.
+
+    ``started`` is the wall-clock time (``time.time()``) this session began, shared by its worker
+    processes; ``protect_first`` is true in the process whose first trial (the defaults, in a new
+    study) must finish whatever the budget says.
+    """
 
     def __init__(
         self,
@@ -162,17 +213,22 @@ class _Search:
         fixed: Mapping[str, Any],
         causal: bool,
         quiet: bool,
+        started: float,
+        earlier: float,
+        protect_first: bool,
     ) -> None:
         self.study, self.run, self.train, self.folds = study, run, train, folds
         self.model_config, self.train_config = model_config, train_config
         self.budget = budget_seconds
         self.fixed, self.causal, self.quiet = dict(fixed), causal, quiet
-        self.earlier = float(study.user_attrs.get("seconds", 0.0))
-        self.started = time.monotonic()
+        self.started, self.earlier, self.protect_first = started, earlier, protect_first
+        self.trials_run = 0
+        self.parent: int | None = None  # in a worker process, the command's process
+        self.smallest_fold = min(len(train_idx) for train_idx, _ in folds.splits)
 
     # -- time ------------------------------------------------------------------------------------
     def spent(self) -> float:
-        return self.earlier + time.monotonic() - self.started
+        return self.earlier + time.time() - self.started
 
     def final_seconds(self) -> float:
         """The final training's expected time: the best trial's seconds per fold-epoch, scaled to the whole file."""
@@ -197,15 +253,36 @@ class _Search:
         done = self.complete()
         return max(done, key=lambda t: (t.value, -t.number)) if done else None
 
+    def optimize(self) -> None:
+        """Run trials until the budget is spent (another process's trials count too)."""
+        if not self.complete() or self.left() > 0:
+            self.study.optimize(self.objective, callbacks=[self.after_trial], gc_after_trial=False)
+
     def objective(self, trial: Any) -> float:
         optuna = require_optuna()
-        params = search_space(trial, self.fixed, self.causal)
+        params = search_space(trial, self.fixed, self.causal, self.smallest_fold)
         trial.set_user_attr("params", params)  # every setting, the fixed ones too, pruned or not
         model_config, train_config = _configs(self.model_config, self.train_config, params)
-        first = not self.complete()  # the first trial always finishes: a search must have a result
+        # The first trial finishes whatever the budget says until another one has: a search must have a result.
+        is_first = self.protect_first and self.trials_run == 0 and not self.complete()
+        self.trials_run += 1
 
-        def out_of_time() -> bool:
-            return not first and self.left() <= 0
+        def protected() -> bool:
+            return is_first and not self.complete()
+
+        def after_epoch(fold: int, epoch: int, accuracy: float) -> None:
+            if self.parent is not None and os.getppid() != self.parent:  # the command was killed: stop with it
+                raise KeyboardInterrupt
+            if not protected() and self.left() <= 0:
+                raise _OutOfTime
+            if fold == 0:  # the first fold screens: a trial far behind the others at this epoch stops here
+                trial.report(accuracy, epoch)
+                if not protected() and trial.should_prune():
+                    self.log(
+                        f"trial {trial.number}: pruned at epoch {epoch + 1} of fold 1: accuracy {accuracy:.4f}, "
+                        "below the median of finished trials there"
+                    )
+                    raise optuna.TrialPruned
 
         self.log(f"trial {trial.number}: {_describe(params)} ...")
         results: list[dict[str, float]] = []
@@ -215,22 +292,23 @@ class _Search:
                 self.train.subset(train_idx), self.train.subset(valid_idx), None, {}, per_channel=per_channel
             )
             try:
-                results.append(fit_fold(model_config, train_config, fold, out_of_time=out_of_time))
+                results.append(fit_fold(model_config, train_config, fold, partial(after_epoch, k)))
             except _OutOfTime:
                 self.log(f"trial {trial.number}: stopped at fold {k + 1}: the budget ran out; it does not count")
                 raise optuna.TrialPruned from None
             rest = statistics.fmean(r["seconds"] for r in results) * (len(self.folds.splits) - k - 1)
-            if not first and rest > self.left():  # it would not finish: stop now rather than at the end
+            if not protected() and rest > self.left():  # it would not finish: stop now rather than at the end
                 self.log(
                     f"trial {trial.number}: stopped after fold {k + 1}: its other folds would take about "
                     f"{_clock(rest)}, more than the {_clock(max(self.left(), 0))} left; it does not count"
                 )
                 raise optuna.TrialPruned
-            trial.report(statistics.fmean(r["accuracy"] for r in results), k)
-            if trial.should_prune() and not first:
+            mean = statistics.fmean(r["accuracy"] for r in results)
+            trial.report(mean, train_config.epochs + k)  # fold steps follow the first fold's epochs
+            if trial.should_prune() and not protected():
                 self.log(
-                    f"trial {trial.number}: pruned after fold {k + 1}: accuracy "
-                    f"{statistics.fmean(r['accuracy'] for r in results):.4f}, below the median of earlier trials"
+                    f"trial {trial.number}: pruned after fold {k + 1}: accuracy {mean:.4f}, below the median of "
+                    "finished trials"
                 )
                 raise optuna.TrialPruned
         accuracy = statistics.fmean(r["accuracy"] for r in results)
@@ -252,7 +330,8 @@ class _Search:
             a = trial.user_attrs
             self.log(
                 f"trial {trial.number}: CV accuracy {a['accuracy']:.4f}, loss {a['loss']:.4f} "
-                f"(folds {', '.join(f'{x:.3f}' for x in a['fold_accuracy'])}; {a['epochs']} epochs)"
+                f"(folds {', '.join(f'{x:.3f}' for x in a['fold_accuracy'])}; {a['epochs']} epochs; "
+                f"{a['seconds']:.0f} s)"
             )
         if best is not None:
             self.log(
@@ -263,13 +342,10 @@ class _Search:
         if self.left() <= 0:
             study.stop()
 
-    def log(self, line: str, *, echo: bool = True) -> None:
-        with open(self.run.path / TUNE_LOG, "a") as f:
-            f.write(line + "\n")
-        if echo and not self.quiet:
-            print(line, file=sys.stderr, flush=True)
+    def log(self, line: str) -> None:
+        _log(self.run.path / TUNE_LOG, line, self.quiet)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, jobs: int | None = None) -> dict[str, Any]:
         """What the search did and chose: ``tune.json``, the checkpoint's ``tuning``."""
         trials = []
         for t in self.study.get_trials(deepcopy=False):
@@ -287,12 +363,13 @@ class _Search:
         return {
             "minutes": self.budget / 60,
             "seconds": round(self.spent(), 1),
+            "jobs": jobs if jobs is not None else self.study.user_attrs.get("jobs"),
             "folds": self.folds.describe(),
             "cases": len(self.train),
             "causal": self.causal,
             "fixed": self.fixed,
             "score": f"mean CV accuracy at each fold's best epoch - {LOSS_WEIGHT} x mean CV cross-entropy",
-            "sampler": "optuna TPE, median pruner after each fold",
+            "sampler": "optuna TPE (constant liar), median pruner after each epoch of fold 1 and after each fold",
             "trials": trials,
             "chosen": None
             if best is None
@@ -307,6 +384,41 @@ class _Search:
 
     def write_summary(self) -> None:
         _write_json(self.run.path / TUNE_JSON, self.summary())
+
+
+def _storage(path: Path) -> Any:
+    """The study's SQLite storage, waiting on a lock held by another worker rather than failing."""
+    optuna = require_optuna()
+    return optuna.storages.RDBStorage(f"sqlite:///{path.resolve()}", engine_kwargs={"connect_args": {"timeout": 120}})
+
+
+def _sampler_and_pruner(seed: int) -> tuple[Any, Any]:
+    optuna = require_optuna()
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, constant_liar=True)
+    return sampler, optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=PRUNE_AFTER)
+
+
+def _worker(seed: int, threads: int | None, parent: int, search: dict[str, Any]) -> None:
+    """A worker process: trials of the study in ``tune.db`` until the budget is spent (see the module doc)."""
+    optuna = require_optuna()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    sampler, pruner = _sampler_and_pruner(seed)
+    run: RunDir = search["run"]
+    study = optuna.load_study(
+        study_name=STUDY_NAME, storage=_storage(run.path / TUNE_DB), sampler=sampler, pruner=pruner
+    )
+    try:
+        while not study.get_trials(deepcopy=False):  # the first process takes the first trial (the defaults)
+            time.sleep(0.2)
+        worker = _Search(study, **search)
+        worker.parent = parent
+        with torch_threads(1 if threads is None else threads):
+            worker.optimize()
+    except KeyboardInterrupt:
+        pass  # the first process says what the search kept
+    except RnnEdgeError as e:
+        _Search(study, **search).log(f"a worker process stopped: {e}")
+        sys.exit(1)
 
 
 def _describe(params: Mapping[str, Any]) -> str:
@@ -333,6 +445,7 @@ def tune_sequence_classifier(
     fixed: Mapping[str, Any] | None = None,
     causal: bool = False,
     folds: int = 5,
+    jobs: int = 1,
     resume: bool = False,
     overwrite: bool = False,
     quiet: bool = False,
@@ -342,7 +455,8 @@ def tune_sequence_classifier(
 
     ``model_config`` and ``train_config`` hold what the search does not choose (``epochs`` and
     ``patience`` bound each fold's early stopping); ``fixed`` holds the :data:`SEARCHED` settings the
-    user gave, kept as given. The metrics are the final run's, with ``tuning`` (:meth:`_Search.summary`).
+    user gave, kept as given. ``jobs`` trials run at once (see the module doc). The metrics are the
+    final run's, with ``tuning`` (:meth:`_Search.summary`).
     """
     optuna = require_optuna()
     fixed = dict(fixed or {})
@@ -350,6 +464,8 @@ def tune_sequence_classifier(
         raise ConfigError("--causal asks for a streamable model and --bidirectional for one that is not: give one")
     if not math.isfinite(minutes) or minutes <= 0:
         raise ConfigError(f"--tune takes the minutes the search may take, a number > 0; got {minutes}")
+    if jobs < 1:
+        raise ConfigError(f"--jobs takes the trials to run at once, a whole number >= 1; got {jobs}")
     if not Path(test_file).is_file():  # read at the end only, but a missing one is said now
         raise ConfigError(f"test file {test_file}: no such file")
     run = RunDir(out_dir, quiet=quiet)
@@ -372,9 +488,8 @@ def tune_sequence_classifier(
         "folds": folds,
     }
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial's error reaches the user as ours
-    storage = f"sqlite:///{(run.path / TUNE_DB).resolve()}"
     if resume:
-        study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
+        study = optuna.load_study(study_name=STUDY_NAME, storage=_storage(run.path / TUNE_DB))
         saved = study.user_attrs.get("settings", {})
         differ = sorted(k for k in settings if saved.get(k) != settings[k])
         if differ:
@@ -384,33 +499,51 @@ def tune_sequence_classifier(
             )
     else:
         run.clear()  # an earlier run's files, --overwrite given (its tune files too)
-        study = optuna.create_study(
-            study_name=STUDY_NAME,
-            storage=storage,
-            direction="maximize",
-        )
+        study = optuna.create_study(study_name=STUDY_NAME, storage=_storage(run.path / TUNE_DB), direction="maximize")
         study.set_user_attr("settings", settings)
         defaults = {k: getattr(model_config if k in _MODEL_FIELDS else train_config, k) for k in SEARCHED}
         study.enqueue_trial(
             {k: v for k, v in defaults.items() if k not in fixed and not (causal and k == "bidirectional")}
         )
+    study.set_user_attr("jobs", jobs)
     seed = train_config.seed * 1000 + len(study.trials)  # a resumed session does not replay the first one's draws
-    study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
-    study.pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
-    search = _Search(
-        study, run, train, cv, model_config, train_config, minutes * 60, fixed=fixed, causal=causal, quiet=quiet
-    )
+    study.sampler, study.pruner = _sampler_and_pruner(seed)
+    shared: dict[str, Any] = {
+        "run": run,
+        "train": train,
+        "folds": cv,
+        "model_config": model_config,
+        "train_config": train_config,
+        "budget_seconds": minutes * 60,
+        "fixed": fixed,
+        "causal": causal,
+        "quiet": quiet,
+        "started": time.time(),
+        "earlier": float(study.user_attrs.get("seconds", 0.0)),
+    }
+    search = _Search(study, **shared, protect_first=True)
     search.log(
         f"{'resumed' if resume else 'tuning'} a classifier of {train.name} for {minutes:g} minutes: "
         f"{len(train)} cases, {cv.describe()}; searching {', '.join(k for k in SEARCHED if k not in fixed)}"
         + (" (causal models only)" if causal else "")
-        + f"; {_clock(max(search.budget - search.spent(), 0))} left"
+        + f"; {jobs} trial{'s' if jobs > 1 else ''} at once; {_clock(max(search.budget - search.spent(), 0))} left"
     )
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch thread pool copied by fork
+    workers = [
+        context.Process(
+            target=_worker, args=(seed + i, threads, os.getpid(), {**shared, "protect_first": False}), daemon=True
+        )
+        for i in range(1, jobs)
+    ]
     try:
-        with torch_threads(threads):
-            if not search.complete() or search.left() > 0:
-                study.optimize(search.objective, callbacks=[search.after_trial], gc_after_trial=False)
+        for w in workers:
+            w.start()
+        with torch_threads(1 if threads is None and jobs > 1 else threads):  # a core each: no threads spin-waiting
+            search.optimize()
+        for w in workers:
+            w.join()
     except KeyboardInterrupt:
+        _stop(workers)
         study.set_user_attr("seconds", search.spent())
         search.write_summary()
         best = search.best()
@@ -426,7 +559,13 @@ def tune_sequence_classifier(
         )
         search.log(message)  # as a run's log says where its checkpoint is; with --quiet the command line says it
         raise TuningInterrupted(message, run.path / TUNE_DB, len(search.complete())) from None
-    tuning = search.summary()
+    except BaseException:
+        _stop(workers)
+        raise
+    failed = [w for w in workers if w.exitcode != 0]
+    if failed and search.best() is None:
+        raise RnnEdgeError(f"the search's worker processes failed ({run.path / TUNE_LOG} says why)")
+    tuning = search.summary(jobs)
     search.write_summary()
     chosen = tuning["chosen"]
     search.log(
@@ -435,6 +574,18 @@ def tune_sequence_classifier(
     )
     run.keeps_tuning = True
     return _final(model_config, train_config, run, tuning, train_file, test_file, False, quiet, threads)
+
+
+def _stop(workers: list[Any]) -> None:
+    """Interrupt the worker processes still running (their trials under way count for nothing) and wait for them."""
+    for w in workers:
+        if w.is_alive() and w.pid is not None:
+            os.kill(w.pid, signal.SIGINT)
+    for w in workers:
+        w.join(timeout=30)
+        if w.is_alive():
+            w.terminate()
+            w.join()
 
 
 def _final(
@@ -448,23 +599,71 @@ def _final(
     quiet: bool,
     threads: int | None,
 ) -> dict[str, Any]:
-    """Train the chosen settings on the whole training file (no validation split) and test once."""
+    """Train the chosen settings on the whole training file (no validation split), check its fit, test once.
+
+    An attempt whose training accuracy misses the CV accuracy by more than :data:`FIT_SLACK` is trained
+    again with the next seed (``tuning["final_attempts"]`` lists the ones set aside); the last of
+    :data:`FIT_ATTEMPTS` is kept whatever its fit, with a warning.
+    """
     chosen = tuning["chosen"]
     model_cfg, train_cfg = _configs(model_config, train_config, chosen["params"])
     train_cfg = replace(train_cfg, epochs=int(chosen["epochs"]), patience=0, valid_fraction=0.0)
+    floor = chosen["accuracy"] - FIT_SLACK
+    attempts: list[dict[str, Any]] = list(tuning.get("final_attempts", []))
     if resume:
         run = open_run(run.path, resume=True, quiet=quiet)
+        resume_seed = int(load_checkpoint(run.checkpoint)["train_config"]["seed"])
+        attempts = [a for a in attempts if a["seed"] < resume_seed]
     run.keeps_tuning = True
-    metrics = train_sequence_classifier(
-        model_cfg,
-        train_cfg,
-        run.path,
-        train_file=train_file,
-        test_file=test_file,
-        resume=resume,
-        quiet=quiet,
-        threads=threads,
-        tuning=tuning,
-        run=run,
-    )
-    return {**metrics, "cv_accuracy": chosen["accuracy"], "chosen": {**chosen["params"], "epochs": chosen["epochs"]}}
+    data = load_sequence_data(train_file, test_file, valid_fraction=0.0, per_channel=train_cfg.normalize == "channel")
+    log_path = run.path / TUNE_LOG
+    while True:
+        seed = train_config.seed + len(attempts)
+        last = len(attempts) + 1 >= FIT_ATTEMPTS
+        tuning = {**tuning, "final_attempts": attempts}
+        _write_json(run.path / TUNE_JSON, tuning)
+        try:
+            metrics = train_sequence_classifier(
+                model_cfg,
+                replace(train_cfg, seed=seed),
+                run.path,
+                train_file=train_file,
+                test_file=test_file,
+                resume=resume,
+                quiet=quiet,
+                threads=threads,
+                tuning=tuning,
+                run=run,
+                data=data,
+                fit_floor=0.0 if last else floor,
+            )
+        except PoorFit as e:
+            attempts.append({"seed": seed, "train_accuracy": e.train_accuracy})
+            _log(
+                log_path,
+                f"final model (seed {seed}): training accuracy {e.train_accuracy:.4f}, below the CV accuracy "
+                f"{chosen['accuracy']:.4f} - {FIT_SLACK}: it did not learn what the folds learnt; training it again "
+                f"with seed {seed + 1}",
+                quiet,
+            )
+            resume = False
+            continue
+        break
+    fit = metrics["train_accuracy"]
+    if fit < floor:
+        _log(
+            log_path,
+            f"warning: after {len(attempts) + 1} seeds the final model's training accuracy is {fit:.4f}, below the "
+            f"CV accuracy {chosen['accuracy']:.4f}; it is kept, but expect a test accuracy below the CV accuracy",
+            quiet,
+        )
+    result = {**metrics, "cv_accuracy": chosen["accuracy"], "chosen": {**chosen["params"], "epochs": chosen["epochs"]}}
+    return {**result, "final_seed": train_config.seed + len(attempts), "final_fit_ok": fit >= floor}
+
+
+def _log(path: Path, line: str, quiet: bool) -> None:
+    """A line of ``tune.log``, and of the terminal unless ``quiet``."""
+    with open(path, "a") as f:
+        f.write(line + "\n")
+    if not quiet:
+        print(line, file=sys.stderr, flush=True)

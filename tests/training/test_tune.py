@@ -24,7 +24,7 @@ pytest.importorskip("optuna", reason="--tune needs the tune extra")
 from rnnedge.cli.main import cli
 from rnnedge.training.checkpoint import load_checkpoint
 
-CHEAP = ["--hidden", "8", "--epochs", "4", "--patience", "2", "--threads", "1"]
+CHEAP = ["--hidden", "8", "--epochs", "4", "--patience", "2", "--threads", "1", "--jobs", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +175,89 @@ def test_resume_of_a_folder_without_a_search_is_refused(small: Path, tmp_path: P
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(cli, tune_args(small, tmp_path / "empty", "1", "--resume"))
     assert result.exit_code == 1 and "holds no checkpoint.pt or tune.db" in result.output
+
+
+def test_a_final_model_that_misses_its_cv_accuracy_trains_again_before_the_test_is_looked_at(
+    small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rnnedge.training.train_sequences as train_sequences
+    import rnnedge.training.tune as tune
+
+    # A floor above 1 no model reaches: every seed misses it, as a model left on a plateau at chance does.
+    monkeypatch.setattr(tune, "FIT_SLACK", -1.5)
+    tested: list[int] = []  # the sizes of the sets evaluated: the test file's 150 cases once, at the very end
+    real = train_sequences.evaluate
+
+    def spy(model: Any, x: Any, *rest: Any, **kw: Any) -> Any:
+        tested.append(len(x))
+        return real(model, x, *rest, **kw)
+
+    monkeypatch.setattr(train_sequences, "evaluate", spy)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, tune_args(small, out, "0.1", *CHEAP, "--quiet"))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output.strip().splitlines()[-1])
+    log = (out / "tune.log").read_text()
+    assert log.count("training it again with seed") == 2 and "after 3 seeds the final model" in log
+    summary = json.loads((out / "tune.json").read_text())
+    assert [a["seed"] for a in summary["final_attempts"]] == [0, 1]
+    assert all(0 <= a["train_accuracy"] <= 1 for a in summary["final_attempts"])
+    assert metrics["final_seed"] == 2 and metrics["final_fit_ok"] is False
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["train_config"]["seed"] == 2 and ckpt["tuning"]["final_attempts"] == summary["final_attempts"]
+    assert ckpt["metrics"]["train_accuracy"] == metrics["train_accuracy"]
+    assert tested.count(150) == 1 and tested[-1] == 150  # the test split: once, for the model kept
+    assert tested.count(36) == 3  # each seed's fit on the whole training file
+
+
+def test_jobs_run_trials_at_once_in_worker_processes(small: Path, tmp_path: Path) -> None:
+    optuna = pytest.importorskip("optuna")
+    out = tmp_path / "run"
+    args = CHEAP[:-2]  # without --jobs 1
+    result = CliRunner().invoke(cli, tune_args(small, out, "0.5", *args, "--jobs", "2", "--quiet"))
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "tune.json").read_text())
+    assert summary["jobs"] == 2 and summary["chosen"] is not None
+    study = optuna.load_study(study_name="rnnedge-tune", storage=f"sqlite:///{out / 'tune.db'}")
+    spans = [(t.datetime_start, t.datetime_complete) for t in study.trials if t.datetime_complete is not None]
+    overlapping = [(a, b) for a in spans for b in spans if a is not b and a[0] < b[0] < a[1]]
+    assert overlapping, spans  # a trial started while another was running
+    assert not [t for t in study.trials if t.state.name == "RUNNING"]  # every worker ended its trial
+
+
+def test_the_first_fold_hears_every_epoch_and_may_stop_the_fold(small: Path) -> None:
+    from rnnedge.data.sequences import read_sequences
+    from rnnedge.training.config import SequenceClassifierConfig, SequenceTrainConfig
+    from rnnedge.training.train_sequences import SequenceData
+    from rnnedge.training.tune import fit_fold
+
+    cases = read_sequences(small)
+    data = SequenceData(cases.subset(list(range(0, 36, 2))), cases.subset(list(range(1, 36, 2))), None, {})
+    model = SequenceClassifierConfig(input_size=1, num_classes=2, hidden_size=4)
+    heard: list[tuple[int, float]] = []
+    result = fit_fold(model, SequenceTrainConfig(epochs=5, patience=0), data, lambda e, s: heard.append((e, s)))
+    assert [e for e, _ in heard] == [0, 1, 2, 3] and result["epochs"] == 5  # not after the last: the fold is done
+    assert all(0 <= s <= 1 for _, s in heard)  # the accuracy the fold would keep
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_2(epoch: int, score: float) -> None:
+        if epoch == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        fit_fold(model, SequenceTrainConfig(epochs=5, patience=0), data, stop_at_2)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--jobs", "2"], "--jobs sets how many --tune trials run at once"), (["--tune", "1", "--jobs", "0"], "--jobs")],
+)
+def test_jobs_needs_tune_and_a_count_of_at_least_one(
+    small: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    base = ["train", "classifier", "--train", str(small), "--test", str(gunpoint("test")), "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(cli, [*base, *args])
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "r").exists()
