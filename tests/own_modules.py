@@ -7,6 +7,8 @@ a ``forward`` of their own. Nothing here knows rnnedge.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +206,58 @@ def train_briefly(module: nn.Module, task: str, steps: int = 60, seed: int = 0, 
         loss.backward()
         optimiser.step()
     return module.eval()
+
+
+@cache
+def _words() -> tuple[list[str], Any]:
+    return ptb_tokens(chars=False)
+
+
+@cache
+def _chars() -> tuple[list[str], Any]:
+    return ptb_tokens(chars=True)
+
+
+# name -> (make the module, task, export options); module_case trains it on its task's data
+CASES: dict[str, tuple[Callable[[], nn.Module], str, dict[str, Any]]] = {
+    "gru2-tagger": (VoiceActivityTagger, "tagger", {"labels": ["low", "mid", "high"]}),
+    "time-major-bilstm-mean": (TimeMajorBiLSTM, "classifier", {"head": "mean", "time_major": True}),
+    "lstm2-last": (LastStepLSTM, "classifier", {"head": "last"}),
+    "tied-word-lstm": (lambda: TiedWordLM(len(_words()[0])), "language-model", {}),
+    "char-gru": (lambda: CharGRU(len(_chars()[0])), "language-model", {"tokens": "chars"}),
+    # more than one recurrent submodule, each reading the previous one's outputs
+    "lstm-gru2-tagger": (LstmGruTagger, "tagger", {}),
+    "lstm-lstm-last": (StackedLstmClassifier, "classifier", {"head": "last"}),
+    "bilstm-bigru-mean": (BiLstmGruClassifier, "classifier", {"head": "mean"}),
+}
+
+
+@cache  # one training run per module, shared by every test that exports it (export copies it)
+def module_case(name: str, trained: bool) -> tuple[nn.Module, dict[str, Any]]:
+    make, task, options = CASES[name]
+    torch.manual_seed(1)
+    module = make()
+    options = dict(options)
+    if task == "language-model":
+        vocab, ids = _chars() if options.get("tokens") == "chars" else _words()
+        options["vocabulary"] = vocab
+        data: dict[str, Any] = {"ids": ids}
+    else:
+        sequences, labels = vowels()
+        data = {"sequences": sequences, "labels": labels, "time_major": options.get("time_major", False)}
+    if trained:
+        train_briefly(module, task, **data)
+    return module.eval(), {"task": task, **options}
+
+
+@torch.no_grad()
+def forward_probs(module: nn.Module, x: np.ndarray, options: dict[str, Any]) -> np.ndarray:
+    """The module's own probabilities: its forward on the batch ``x``, softmaxed (per frame, or the last)."""
+    tensor = torch.from_numpy(x)
+    if options.get("time_major"):
+        tensor = tensor.transpose(0, 1)
+    out = module(tensor)
+    logits = out[0] if isinstance(out, tuple) else out
+    if options["task"] == "language-model":
+        logits = logits[:, -1]
+    return torch.softmax(logits, -1).numpy()

@@ -9,8 +9,6 @@ the submodule (``docs/bad_input.md``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +18,14 @@ import pytest
 torch = pytest.importorskip("torch", reason="export needs the train extra")
 
 from own_modules import (  # noqa: E402
-    BiLstmGruClassifier,
+    CASES,
     CharGRU,
     LastStepLSTM,
-    LstmGruTagger,
-    StackedLstmClassifier,
-    TiedWordLM,
     TimeMajorBiLSTM,
     VoiceActivityTagger,
     data_dir,
-    ptb_tokens,
-    train_briefly,
+    forward_probs,
+    module_case,
     vowels,
 )
 from torch import nn  # noqa: E402
@@ -49,65 +44,10 @@ def _real_data() -> None:
         pytest.skip("JapaneseVowels and PTB not found: set RNNEDGE_DATA")
 
 
-@cache
-def _words() -> tuple[list[str], Any]:
-    return ptb_tokens(chars=False)
-
-
-@cache
-def _chars() -> tuple[list[str], Any]:
-    return ptb_tokens(chars=True)
-
-
-# name -> (make the module, task, export options, training data)
-CASES: dict[str, tuple[Callable[[], nn.Module], str, dict[str, Any]]] = {
-    "gru2-tagger": (VoiceActivityTagger, "tagger", {"labels": ["low", "mid", "high"]}),
-    "time-major-bilstm-mean": (TimeMajorBiLSTM, "classifier", {"head": "mean", "time_major": True}),
-    "lstm2-last": (LastStepLSTM, "classifier", {"head": "last"}),
-    "tied-word-lstm": (lambda: TiedWordLM(len(_words()[0])), "language-model", {}),
-    "char-gru": (lambda: CharGRU(len(_chars()[0])), "language-model", {"tokens": "chars"}),
-    # more than one recurrent submodule, each reading the previous one's outputs
-    "lstm-gru2-tagger": (LstmGruTagger, "tagger", {}),
-    "lstm-lstm-last": (StackedLstmClassifier, "classifier", {"head": "last"}),
-    "bilstm-bigru-mean": (BiLstmGruClassifier, "classifier", {"head": "mean"}),
-}
-
-
-@cache  # one training run per module, shared by the runtime and the JavaScript fixtures (export copies it)
-def _module(name: str, trained: bool) -> tuple[nn.Module, dict[str, Any]]:
-    make, task, options = CASES[name]
-    torch.manual_seed(1)
-    module = make()
-    options = dict(options)
-    if task == "language-model":
-        vocab, ids = _chars() if options.get("tokens") == "chars" else _words()
-        options["vocabulary"] = vocab
-        data: dict[str, Any] = {"ids": ids}
-    else:
-        sequences, labels = vowels()
-        data = {"sequences": sequences, "labels": labels, "time_major": options.get("time_major", False)}
-    if trained:
-        train_briefly(module, task, **data)
-    return module.eval(), {"task": task, **options}
-
-
-@torch.no_grad()
-def _forward_probs(module: nn.Module, x: np.ndarray, options: dict[str, Any]) -> np.ndarray:
-    """The module's own probabilities: its forward on the batch ``x``, softmaxed (per frame, or the last)."""
-    tensor = torch.from_numpy(x)
-    if options.get("time_major"):
-        tensor = tensor.transpose(0, 1)
-    out = module(tensor)
-    logits = out[0] if isinstance(out, tuple) else out
-    if options["task"] == "language-model":
-        logits = logits[:, -1]
-    return torch.softmax(logits, -1).numpy()
-
-
 @pytest.mark.parametrize("trained", [False, True], ids=["untrained", "trained"])
 @pytest.mark.parametrize("name", list(CASES))
 def test_the_runtime_gives_the_modules_own_outputs(name: str, trained: bool, tmp_path: Path) -> None:
-    module, options = _module(name, trained)
+    module, options = module_case(name, trained)
     before = {k: v.clone() for k, v in module.state_dict().items()}
     result = export_module(module, tmp_path / f"{name}.onnx", **options)
     assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())  # the user's module is untouched
@@ -127,12 +67,12 @@ def _check_frames(model: Any, module: nn.Module, options: dict[str, Any]) -> Non
     tagger = options["task"] == "tagger"
     # whole sequences, one batch
     batch = np.stack([s[:7] for s in sequences])  # (12, 7, 12)
-    want = _forward_probs(module, batch, options)
+    want = forward_probs(module, batch, options)
     np.testing.assert_allclose(model.predict(batch), want, atol=ATOL, rtol=0)
     # a ragged batch: each what it gives alone
     ragged = model.predict(sequences)
     for s, got in zip(sequences, ragged, strict=True):
-        alone = _forward_probs(module, s[None], options)[0]
+        alone = forward_probs(module, s[None], options)[0]
         np.testing.assert_allclose(got, alone, atol=ATOL, rtol=0)
     # a chunked stream: what the module gives on the prefix so far (a tagger: on each frame fed)
     stream = model.stream()
@@ -144,7 +84,7 @@ def _check_frames(model: Any, module: nn.Module, options: dict[str, Any]) -> Non
             break
         got = stream.feed(piece)
         start += len(piece)
-        prefix = _forward_probs(module, whole[None, :start], options)[0]
+        prefix = forward_probs(module, whole[None, :start], options)[0]
         np.testing.assert_allclose(got, prefix[start - len(piece) : start] if tagger else prefix, atol=ATOL, rtol=0)
 
 
@@ -152,16 +92,16 @@ def _check_language_model(model: LanguageModel, module: nn.Module, options: dict
     vocab = model.vocab_size
     ids = rng.integers(0, vocab, (4, 30), dtype=np.int64)
     outputs, _ = model.step(ids, model.init_state(4))
-    np.testing.assert_allclose(outputs["next_probs"], _forward_probs(module, ids, options), atol=ATOL, rtol=0)
+    np.testing.assert_allclose(outputs["next_probs"], forward_probs(module, ids, options), atol=ATOL, rtol=0)
     for length in (1, 9, 30):  # sequences of other lengths, each alone
         got = model.step(ids[:1, :length], model.init_state(1))[0]["next_probs"]
-        np.testing.assert_allclose(got, _forward_probs(module, ids[:1, :length], options), atol=ATOL, rtol=0)
+        np.testing.assert_allclose(got, forward_probs(module, ids[:1, :length], options), atol=ATOL, rtol=0)
     stream = model.stream()
     start = 0
     for size in (1, 5, 3, 21):
         got = stream.feed(ids[0, start : start + size])
         start += size
-        np.testing.assert_allclose(got, _forward_probs(module, ids[:1, :start], options)[0], atol=ATOL, rtol=0)
+        np.testing.assert_allclose(got, forward_probs(module, ids[:1, :start], options)[0], atol=ATOL, rtol=0)
     assert model.perplexity_of_ids(ids[0]) > 1
 
 
@@ -361,7 +301,7 @@ def test_js_fixtures_of_own_modules(name: str) -> None:
     """
     import json
 
-    module, options = _module(name, True)
+    module, options = module_case(name, True)
     JS_FIXTURES.mkdir(parents=True, exist_ok=True)
     path = export_module(module, JS_FIXTURES / f"{name}.onnx", **options).path
     if options["task"] == "language-model":
@@ -371,11 +311,11 @@ def test_js_fixtures_of_own_modules(name: str) -> None:
     else:
         sequences = vowels()[0][:6]
     tagger = options["task"] == "tagger"
-    whole = [_forward_probs(module, s[None], options)[0] for s in sequences]  # (T, C) per frame, or (C,)
+    whole = [forward_probs(module, s[None], options)[0] for s in sequences]  # (T, C) per frame, or (C,)
     stream, start = [], 0
     for size in JS_CHUNKS:
         start += size
-        prefix = _forward_probs(module, sequences[0][None, :start], options)[0]
+        prefix = forward_probs(module, sequences[0][None, :start], options)[0]
         stream.append((prefix[start - size : start] if tagger else prefix).tolist())
     document = {
         "model": path.name,
@@ -395,7 +335,7 @@ def test_js_fixtures_of_own_modules(name: str) -> None:
 def test_a_tagger_stream_takes_at_most_a_window_per_feed(tmp_path: Path) -> None:
     from rnnedge.runtime.model import STREAM_WINDOW
 
-    module, options = _module("gru2-tagger", False)
+    module, options = module_case("gru2-tagger", False)
     with load(export_module(module, tmp_path / "t.onnx", **options).path) as model:
         stream = model.stream()
         first = stream.feed(np.zeros((3, 12)))
@@ -409,7 +349,7 @@ def test_a_chain_of_lstms_gets_an_int8_variant_of_every_lstm_layer(tmp_path: Pat
 
     from rnnedge.export.quantize import quantize_int8
 
-    module, options = _module("lstm-lstm-last", True)
+    module, options = module_case("lstm-lstm-last", True)
     path = export_module(module, tmp_path / "m.onnx", **options).path
     int8 = quantize_int8(path, tmp_path / "m.int8.onnx").path
     ops = [n.op_type for n in onnx.load(str(int8)).graph.node]
@@ -430,7 +370,7 @@ def test_a_chains_network_is_read_from_its_metadata_and_shown(name: str, tmp_pat
     from rnnedge.bench.cost import weights_per_step
     from rnnedge.cli.main import cli
 
-    module, options = _module(name, False)
+    module, options = module_case(name, False)
     path = export_module(module, tmp_path / "m.onnx", **options).path
     arrays = [numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer]
     with load(path) as model:
