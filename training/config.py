@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from math import ceil
 from typing import Any, ClassVar
 
 from .config_checks import BOOL, Rule, check_config, int_at_least, number_in, one_of, optional
@@ -23,12 +24,14 @@ __all__ = [
     "MNIST_LSTM",
     "PRESETS",
     "SMALL",
+    "STEP_BUDGET",
     "ClassifierPreset",
     "LanguageModelConfig",
     "LanguageTrainConfig",
     "PTBPreset",
     "SequenceClassifierConfig",
     "SequenceTrainConfig",
+    "StepBudget",
 ]
 
 
@@ -107,8 +110,9 @@ class SequenceTrainConfig:
     )
     patience: int = _field(
         20,
-        "Stop when validation has not improved for this many epochs (not before a quarter of --epochs), and "
-        "keep the best epoch's weights (0: train every epoch, keep the last).",
+        "Stop when validation has not improved for this many epochs (not before a quarter of --epochs, nor on "
+        "small data before the steps of STEP_BUDGET), and keep the best epoch's weights (0: train every epoch, "
+        "keep the last; --epochs is then exact).",
     )
     lr: float = _field(3e-3, "Adam's learning rate at the start of the cosine.")
     min_lr: float = _field(1e-5, "Learning rate at the end of the cosine.")
@@ -132,6 +136,39 @@ class SequenceTrainConfig:
 
     def __post_init__(self) -> None:
         check_config(self, self.RULES)
+
+
+@dataclass(frozen=True)
+class StepBudget:
+    """How long a classifier with early stopping trains, counted in optimizer steps rather than epochs.
+
+    A small training set gives few steps an epoch (40 cases in batches of 8: five), and a recurrent model
+    on long sequences may sit at chance for hundreds of steps before it learns; rules in epochs alone
+    would judge it after a few dozen steps. So, with early stopping on (``patience`` > 0): ``epochs`` is
+    raised until the run may take ``min_steps`` steps; the run neither stops early nor (under ``--tune``)
+    is pruned before ``warmup_steps``; and it waits at least ``patience_steps`` steps for a better
+    validation. A training set with many steps an epoch meets all three within the epochs it is given,
+    so for it nothing changes. With ``patience`` 0, ``epochs`` is exact.
+    """
+
+    min_steps: int = 1000
+    warmup_steps: int = 250
+    patience_steps: int = 100
+
+    def epochs(self, steps_per_epoch: int, epochs: int) -> int:
+        """The epochs a run with early stopping may take: ``epochs``, or more to reach ``min_steps``."""
+        return max(epochs, ceil(self.min_steps / steps_per_epoch))
+
+    def warmup_epochs(self, steps_per_epoch: int) -> int:
+        """Epochs before early stopping or pruning may act."""
+        return ceil(self.warmup_steps / steps_per_epoch)
+
+    def patience(self, steps_per_epoch: int, patience: int) -> int:
+        """Epochs without a better validation before a run stops: ``patience``, or more for ``patience_steps``."""
+        return max(patience, ceil(self.patience_steps / steps_per_epoch))
+
+
+STEP_BUDGET = StepBudget()
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from rnnedge.errors import CheckpointError, ConfigError
 
 from .checkpoint import load_checkpoint
 from .classification import ClassificationTask
-from .config import SequenceClassifierConfig, SequenceTrainConfig
+from .config import STEP_BUDGET, SequenceClassifierConfig, SequenceTrainConfig
 from .loop import budget_steps, run_training, torch_threads
 from .models import SEQUENCE_CLASSIFIER, SequenceClassifier
 from .run_dir import RunDir, open_run
@@ -185,7 +185,9 @@ class SequenceTask(ClassificationTask):
     With ``patience`` and a validation split, the task keeps the weights of its best validation (the lowest
     cross-entropy: smoother than the accuracy of a small split), stops once ``patience`` epochs have not
     bettered it (never before a quarter of ``epochs``: some problems sit at chance for a while before they
-    learn), and tests those weights.
+    learn), and tests those weights. Those budgets are stretched to :data:`~rnnedge.training.config.STEP_BUDGET`'s
+    optimizer steps where an epoch has few (small data): ``epochs`` is then raised, and the checkpoint
+    records the epochs the run may take.
     ``tuning`` (what ``--tune`` chose, and how) goes into the checkpoint as it is. With ``fit_floor``, the
     end of training measures the accuracy on the training sequences themselves (``train_accuracy``) and
     raises :class:`PoorFit`, before testing, when it is below the floor.
@@ -212,9 +214,13 @@ class SequenceTask(ClassificationTask):
             )
         n = len(data.train)
         batch = auto_batch_size(n) if train_config.batch_size is None else train_config.batch_size
-        train_config = replace(train_config, batch_size=batch)
-        self.model_config, self.train_config, self.data, self.tuning = model_config, train_config, data, tuning
         self.check_batch_size(batch, n, "sequences")
+        self.steps_per_epoch = math.ceil(n / batch)
+        epochs = train_config.epochs
+        if train_config.patience > 0 and data.valid is not None:  # early stopping decides: room for enough steps
+            epochs = STEP_BUDGET.epochs(self.steps_per_epoch, epochs)
+        train_config = replace(train_config, batch_size=batch, epochs=epochs)
+        self.model_config, self.train_config, self.data, self.tuning = model_config, train_config, data, tuning
         self.train_x, self.train_len, self.train_y = as_tensors(data.train)
         if train_config.shift > 0 and bool((self.train_len != self.train_len[0]).any()):
             raise ConfigError(
@@ -239,7 +245,6 @@ class SequenceTask(ClassificationTask):
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
         )
-        self.steps_per_epoch = math.ceil(n / batch)
         self.total_steps = budget_steps(self.steps_per_epoch, train_config)
 
     def describe(self) -> str:
@@ -296,10 +301,15 @@ class SequenceTask(ClassificationTask):
         metrics = {"valid_accuracy": acc, "valid_loss": loss}
         return metrics, {"accuracy": acc, "loss": loss}, f"{line}, valid accuracy {acc:.4f}, loss {loss:.4f}"
 
+    def warm(self) -> bool:
+        """Whether early stopping may act: a model on a plateau at chance gets its time first."""
+        epochs: int = self.train_config.epochs
+        return self.validated >= max(epochs // 4, STEP_BUDGET.warmup_epochs(self.steps_per_epoch))
+
     def stop_early(self) -> bool:
         cfg = self.train_config
-        warm = self.validated >= cfg.epochs // 4  # a model on a plateau at chance gets a quarter of the epochs
-        return cfg.patience > 0 and self.best is not None and warm and self.since_best >= cfg.patience
+        patience = STEP_BUDGET.patience(self.steps_per_epoch, cfg.patience)
+        return cfg.patience > 0 and self.best is not None and self.warm() and self.since_best >= patience
 
     def keep_best(self) -> dict[str, float]:
         """With ``patience``, take back the best validation's weights; the metrics that describe them."""
