@@ -152,7 +152,7 @@ class StepBudget:
     """
 
     min_steps: int = 1000
-    warmup_steps: int = 250
+    warmup_steps: int = 500
     patience_steps: int = 100
 
     def epochs(self, steps_per_epoch: int, epochs: int) -> int:
