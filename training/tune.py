@@ -5,12 +5,11 @@ on every fold of :func:`~rnnedge.data.folds.cv_folds` with early stopping on the
 (the epoch of lowest validation loss), and scores the mean accuracy there, ties broken by the mean loss
 (``score = accuracy - 0.01 * loss``). On the first fold the trial reports its accuracy after every epoch,
 and after each later fold the running mean accuracy; Optuna's median pruner drops a trial whose accuracy
-is strictly below the median of the finished ones at the same epoch or fold, but never on the first
-fold before it has taken :data:`~rnnedge.training.config.STEP_BUDGET`'s ``warmup_steps`` optimizer steps
-(a small fold gives few steps an epoch, and a slow start is not a bad one). Each fold's early stopping
-counts in steps the same way (see :class:`~rnnedge.training.train_sequences.SequenceTask`). (The accuracy, not the
+is strictly below the median of the finished ones at the same epoch or fold. (The accuracy, not the
 score: on a plateau at chance, or on a fold every candidate gets right, the candidates tie, and a
-difference of cross-entropy in the fourth decimal is no reason to stop one.) The defaults are the first trial, so the
+difference of cross-entropy in the fourth decimal is no reason to stop one.) It never prunes on the first
+fold before :data:`~rnnedge.training.config.STEP_BUDGET`'s ``warmup_steps`` optimizer steps: a small fold
+gives few steps an epoch, and a slow start is not a bad one (each fold's early stopping waits as long). The defaults are the first trial, so the
 search can only choose something that cross-validates at least as well (the first trial finishes whatever
 the budget says, unless another one finished before it). A trial whose remaining folds
 would not fit in the time left stops after the fold that shows it; a trial cut short counts for nothing.
