@@ -92,6 +92,7 @@ class SequenceTrainConfig:
 
     RULES: ClassVar[Mapping[str, Rule]] = {
         **_COMMON_TRAINING,
+        "epochs": optional(int_at_least(1)),
         "batch_size": optional(int_at_least(1)),
         "patience": int_at_least(0),
         "min_lr": number_in(0),
@@ -102,7 +103,11 @@ class SequenceTrainConfig:
         "valid_fraction": number_in(0, 1, high_open=True),
     }
 
-    epochs: int = _field(100, "Passes over the training sequences (at most, with --patience).")
+    epochs: int | None = _field(
+        None,
+        "Passes over the training sequences (at most, with --patience). Default: 100, or with early stopping as "
+        "many as STEP_BUDGET's minimum optimizer steps need, if more (small data).",
+    )
     batch_size: int | None = _field(
         None,
         "Sequences per step (default: a tenth of the training sequences, at least 4 and at most 32, never more "
@@ -144,20 +149,25 @@ class StepBudget:
 
     A small training set gives few steps an epoch (40 cases in batches of 8: five), and a recurrent model
     on long sequences may sit at chance for hundreds of steps before it learns; rules in epochs alone
-    would judge it after a few dozen steps. So, with early stopping on (``patience`` > 0): ``epochs`` is
-    raised until the run may take ``min_steps`` steps; the run neither stops early nor (under ``--tune``)
-    is pruned before ``warmup_steps``; and it waits at least ``patience_steps`` steps for a better
-    validation. A training set with many steps an epoch meets all three within the epochs it is given,
-    so for it nothing changes. With ``patience`` 0, ``epochs`` is exact.
+    would judge it after a few dozen steps. So, with early stopping on (``patience`` > 0 and a validation
+    split): ``epochs`` not given is ``default_epochs`` or as many as ``min_steps`` steps need, if more; the
+    run neither stops early nor (under ``--tune``) is pruned before ``warmup_steps``; and it waits at
+    least ``patience_steps`` steps for a better validation. A training set with many steps an epoch meets
+    all three within its epochs, so for it nothing changes. Epochs given are the most a run takes.
     """
 
+    default_epochs: int = 100
     min_steps: int = 1000
     warmup_steps: int = 500
     patience_steps: int = 100
 
-    def epochs(self, steps_per_epoch: int, epochs: int) -> int:
-        """The epochs a run with early stopping may take: ``epochs``, or more to reach ``min_steps``."""
-        return max(epochs, ceil(self.min_steps / steps_per_epoch))
+    def epochs(self, steps_per_epoch: int, epochs: int | None, early_stopping: bool) -> int:
+        """The epochs a run may take: ``epochs`` if given, else the default, or more for ``min_steps``."""
+        if epochs is not None:
+            return epochs
+        if not early_stopping:
+            return self.default_epochs
+        return max(self.default_epochs, ceil(self.min_steps / steps_per_epoch))
 
     def warmup_epochs(self, steps_per_epoch: int) -> int:
         """Epochs before early stopping or pruning may act."""

@@ -185,9 +185,9 @@ class SequenceTask(ClassificationTask):
     With ``patience`` and a validation split, the task keeps the weights of its best validation (the lowest
     cross-entropy: smoother than the accuracy of a small split), stops once ``patience`` epochs have not
     bettered it (never before a quarter of ``epochs``: some problems sit at chance for a while before they
-    learn), and tests those weights. Those budgets are stretched to :data:`~rnnedge.training.config.STEP_BUDGET`'s
-    optimizer steps where an epoch has few (small data): ``epochs`` is then raised, and the checkpoint
-    records the epochs the run may take.
+    learn), and tests those weights. Those budgets stretch to :data:`~rnnedge.training.config.STEP_BUDGET`'s
+    optimizer steps where an epoch has few (small data); an ``epochs`` of ``None`` becomes its number
+    (the checkpoint records it).
     ``tuning`` (what ``--tune`` chose, and how) goes into the checkpoint as it is. With ``fit_floor``, the
     end of training measures the accuracy on the training sequences themselves (``train_accuracy``) and
     raises :class:`PoorFit`, before testing, when it is below the floor.
@@ -216,9 +216,8 @@ class SequenceTask(ClassificationTask):
         batch = auto_batch_size(n) if train_config.batch_size is None else train_config.batch_size
         self.check_batch_size(batch, n, "sequences")
         self.steps_per_epoch = math.ceil(n / batch)
-        epochs = train_config.epochs
-        if train_config.patience > 0 and data.valid is not None:  # early stopping decides: room for enough steps
-            epochs = STEP_BUDGET.epochs(self.steps_per_epoch, epochs)
+        early_stopping = train_config.patience > 0 and data.valid is not None
+        epochs = STEP_BUDGET.epochs(self.steps_per_epoch, train_config.epochs, early_stopping)
         train_config = replace(train_config, batch_size=batch, epochs=epochs)
         self.model_config, self.train_config, self.data, self.tuning = model_config, train_config, data, tuning
         self.train_x, self.train_len, self.train_y = as_tensors(data.train)

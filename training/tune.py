@@ -9,10 +9,11 @@ is strictly below the median of the finished ones at the same epoch or fold. (Th
 score: on a plateau at chance, or on a fold every candidate gets right, the candidates tie, and a
 difference of cross-entropy in the fourth decimal is no reason to stop one.) It never prunes on the first
 fold before :data:`~rnnedge.training.config.STEP_BUDGET`'s ``warmup_steps`` optimizer steps: a small fold
-gives few steps an epoch, and a slow start is not a bad one (each fold's early stopping waits as long). The defaults are the first trial, so the
-search can only choose something that cross-validates at least as well (the first trial finishes whatever
-the budget says, unless another one finished before it). A trial whose remaining folds
-would not fit in the time left stops after the fold that shows it; a trial cut short counts for nothing.
+gives few steps an epoch, and a slow start is not a bad one (each fold's early stopping waits as long).
+The defaults are the first trial, so the search can only choose something that cross-validates at least
+as well (the first trial finishes whatever the budget says, unless another one finished before it). A trial
+whose remaining folds would not fit in the time left stops after the fold that shows it; a trial cut short
+counts for nothing.
 
 ``jobs`` trials run at once: this process runs one and ``jobs - 1`` worker processes (spawned, one torch
 thread each unless ``threads`` says otherwise) run the others, all sharing the study in ``tune.db``.

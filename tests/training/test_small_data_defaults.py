@@ -31,8 +31,8 @@ def test_a_36_case_problem_trains_with_the_defaults_and_keeps_its_best_epoch(tmp
     defaults = SequenceTrainConfig()
     assert ckpt["train_config"]["batch_size"] == 4  # 29 training cases after 7 are held out: at least 4
     # 8 steps an epoch: the epochs stretch to STEP_BUDGET's minimum steps, and the checkpoint says so.
-    epochs = STEP_BUDGET.epochs(8, defaults.epochs)
-    assert ckpt["train_config"]["epochs"] == epochs > defaults.epochs
+    epochs = STEP_BUDGET.epochs(8, defaults.epochs, early_stopping=True)
+    assert ckpt["train_config"]["epochs"] == epochs > STEP_BUDGET.default_epochs
     assert metrics["best_epoch"] <= metrics["epoch"] <= epochs
     if metrics["epoch"] < epochs:  # stopped early: patience epochs without a better validation loss
         assert metrics["epoch"] - metrics["best_epoch"] >= STEP_BUDGET.patience(8, defaults.patience)

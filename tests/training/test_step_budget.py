@@ -21,16 +21,17 @@ def _cases(n: int, seed: int = 0) -> SequenceDataset:
     return SequenceDataset(sequences, labels, ("a", "b"), "tiny")
 
 
-def _task(n: int, batch: int, epochs: int = 100, patience: int = 20, valid: bool = True) -> SequenceTask:
+def _task(n: int, batch: int, epochs: int | None = None, patience: int = 20, valid: bool = True) -> SequenceTask:
     data = SequenceData(_cases(n), _cases(10, 1) if valid else None, None, {})
     model = SequenceClassifierConfig(input_size=1, num_classes=2, hidden_size=4)
     return SequenceTask(model, SequenceTrainConfig(epochs=epochs, batch_size=batch, patience=patience), data)
 
 
 def test_the_budget_in_steps_stretches_epochs_warm_up_and_patience_only_where_an_epoch_has_few_steps() -> None:
-    rules = StepBudget(min_steps=1000, warmup_steps=250, patience_steps=100)
-    assert rules.epochs(5, 100) == 200 and rules.epochs(7, 100) == 143  # 40 or 50 cases in batches of 8
-    assert rules.epochs(11, 100) == 100 and rules.epochs(430, 30) == 30  # enough steps already: unchanged
+    rules = StepBudget(default_epochs=100, min_steps=1000, warmup_steps=250, patience_steps=100)
+    assert rules.epochs(5, None, True) == 200 and rules.epochs(7, None, True) == 143  # 40 or 50 cases, batch 8
+    assert rules.epochs(11, None, True) == 100 and rules.epochs(430, None, True) == 100  # enough steps already
+    assert rules.epochs(5, None, False) == 100 and rules.epochs(5, 4, True) == 4  # no early stopping; given
     assert rules.warmup_epochs(5) == 50 and rules.warmup_epochs(430) == 1
     assert rules.patience(5, 10) == 20 and rules.patience(11, 10) == 10 and rules.patience(430, 20) == 20
 
@@ -38,20 +39,21 @@ def test_the_budget_in_steps_stretches_epochs_warm_up_and_patience_only_where_an
 def test_a_small_training_set_may_take_the_minimum_steps_and_its_checkpoint_says_how_many_epochs() -> None:
     task = _task(40, 8)
     assert task.steps_per_epoch == 5
-    assert task.train_config.epochs == STEP_BUDGET.epochs(5, 100) > 100
+    assert task.train_config.epochs == STEP_BUDGET.epochs(5, None, True) > STEP_BUDGET.default_epochs
     assert task.total_steps >= STEP_BUDGET.min_steps
 
 
 @pytest.mark.parametrize(
-    ("n", "batch", "patience", "valid"),
-    [(2000, 32, 20, True), (40, 8, 0, True), (40, 8, 20, False)],
-    ids=["many steps an epoch", "no early stopping: epochs exact", "no validation: epochs exact"],
+    ("n", "batch", "epochs", "patience", "valid"),
+    [(2000, 32, None, 20, True), (40, 8, None, 0, True), (40, 8, None, 20, False), (40, 8, 30, 20, True)],
+    ids=["many steps an epoch", "no early stopping", "no validation", "epochs given"],
 )
-def test_epochs_are_unchanged_with_many_steps_an_epoch_or_without_early_stopping(
-    n: int, batch: int, patience: int, valid: bool
+def test_epochs_are_unchanged_with_many_steps_an_epoch_without_early_stopping_or_when_given(
+    n: int, batch: int, epochs: int | None, patience: int, valid: bool
 ) -> None:
-    task = _task(n, batch, patience=patience, valid=valid)
-    assert task.train_config.epochs == 100 and task.total_steps == 100 * task.steps_per_epoch
+    task = _task(n, batch, epochs=epochs, patience=patience, valid=valid)
+    expected = epochs or STEP_BUDGET.default_epochs
+    assert task.train_config.epochs == expected and task.total_steps == expected * task.steps_per_epoch
 
 
 def test_early_stopping_waits_for_the_warm_up_steps_and_the_patience_in_steps() -> None:
