@@ -105,8 +105,8 @@ class SequenceTrainConfig:
 
     epochs: int | None = _field(
         None,
-        "Passes over the training sequences (at most, with --patience). Default: 100, or with early stopping as "
-        "many as STEP_BUDGET's minimum optimizer steps need, if more (small data).",
+        "Passes over the training sequences (at most, with --patience). Default: 100, or with --patience as many "
+        "as 1,000 optimizer steps need, if more (small data).",
     )
     batch_size: int | None = _field(
         None,
@@ -115,9 +115,9 @@ class SequenceTrainConfig:
     )
     patience: int = _field(
         20,
-        "Stop when validation has not improved for this many epochs (not before a quarter of --epochs, nor on "
-        "small data before the steps of STEP_BUDGET), and keep the best epoch's weights (0: train every epoch, "
-        "keep the last; --epochs is then exact).",
+        "Stop when validation has not improved for this many epochs (and 100 optimizer steps; not before a "
+        "quarter of --epochs and 500 steps, 1,000 while at chance), and keep the best epoch's weights (0: train "
+        "every epoch, keep the last).",
     )
     lr: float = _field(3e-3, "Adam's learning rate at the start of the cosine.")
     min_lr: float = _field(1e-5, "Learning rate at the end of the cosine.")
@@ -151,8 +151,9 @@ class StepBudget:
     on long sequences may sit at chance for hundreds of steps before it learns; rules in epochs alone
     would judge it after a few dozen steps. So, with early stopping on (``patience`` > 0 and a validation
     split): ``epochs`` not given is ``default_epochs`` or as many as ``min_steps`` steps need, if more; the
-    run neither stops early nor (under ``--tune``) is pruned before ``warmup_steps``; and it waits at
-    least ``patience_steps`` steps for a better validation. A training set with many steps an epoch meets
+    run neither stops early nor (under ``--tune``) is pruned before ``warmup_steps`` (before ``min_steps``
+    while its validation accuracy has never been above chance); and it waits at least ``patience_steps``
+    steps for a better validation. A training set with many steps an epoch meets
     all three within its epochs, so for it nothing changes. Epochs given are the most a run takes.
     """
 
@@ -169,9 +170,9 @@ class StepBudget:
             return self.default_epochs
         return max(self.default_epochs, ceil(self.min_steps / steps_per_epoch))
 
-    def warmup_epochs(self, steps_per_epoch: int) -> int:
-        """Epochs before early stopping or pruning may act."""
-        return ceil(self.warmup_steps / steps_per_epoch)
+    def warmup_epochs(self, steps_per_epoch: int, at_chance: bool = False) -> int:
+        """Epochs before early stopping may act (``at_chance``: the validation never rose above chance)."""
+        return ceil((self.min_steps if at_chance else self.warmup_steps) / steps_per_epoch)
 
     def patience(self, steps_per_epoch: int, patience: int) -> int:
         """Epochs without a better validation before a run stops: ``patience``, or more for ``patience_steps``."""

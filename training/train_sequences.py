@@ -235,9 +235,12 @@ class SequenceTask(ClassificationTask):
         self.fill = torch.from_numpy(data.stats.apply(np.zeros((1, data.train.num_channels), np.float32))[0])
         self.tested = as_tensors(data.test) if data.test is not None else None
         self.valid = as_tensors(data.valid) if data.valid is not None else None
+        # Chance: the accuracy of always answering the validation split's largest class.
+        self.chance = float(np.bincount(self.valid[2].numpy()).max() / len(self.valid[2])) if self.valid else 1.0
         # The best validation so far: its epoch (1-based), accuracy, loss and weights; epochs since it.
         self.best: dict[str, Any] | None = None
         self.since_best = 0
+        self.top = 0.0  # the best validation accuracy so far; at or below chance, the warm-up is longer
         self.validated = 0  # epochs validated so far
         torch.manual_seed(train_config.seed)
         self.model = SequenceClassifier(model_config)
@@ -290,6 +293,7 @@ class SequenceTask(ClassificationTask):
         acc, loss = evaluate(self.model, *self.valid)
         self.model.train()
         self.validated = epoch + 1
+        self.top = max(self.top, acc)
         best = self.best
         if best is None or loss < best["loss"]:
             weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -301,9 +305,10 @@ class SequenceTask(ClassificationTask):
         return metrics, {"accuracy": acc, "loss": loss}, f"{line}, valid accuracy {acc:.4f}, loss {loss:.4f}"
 
     def warm(self) -> bool:
-        """Whether early stopping may act: a model on a plateau at chance gets its time first."""
+        """Whether early stopping may act: a slow start gets its warm-up, and one never above chance more."""
         epochs: int = self.train_config.epochs
-        return self.validated >= max(epochs // 4, STEP_BUDGET.warmup_epochs(self.steps_per_epoch))
+        at_chance = self.top <= self.chance
+        return self.validated >= max(epochs // 4, STEP_BUDGET.warmup_epochs(self.steps_per_epoch, at_chance))
 
     def stop_early(self) -> bool:
         cfg = self.train_config
@@ -342,7 +347,7 @@ class SequenceTask(ClassificationTask):
             "standardize": self.data.stats.to_dict(),
             "labels": list(self.data.class_names),
             "data": dict(self.data.files),
-            **({"best": {**self.best, "since": self.since_best}} if self.best is not None else {}),
+            **({"best": {**self.best, "since": self.since_best, "top": self.top}} if self.best is not None else {}),
             **({"tuning": self.tuning} if self.tuning is not None else {}),
         }
 
@@ -351,8 +356,9 @@ class SequenceTask(ClassificationTask):
         self.validated = int(ckpt["progress"].get("epoch", 0))
         best = ckpt.get("best")
         if isinstance(best, dict):
-            self.best = {k: v for k, v in best.items() if k != "since"}
+            self.best = {k: v for k, v in best.items() if k not in ("since", "top")}
             self.since_best = int(best.get("since", 0))
+            self.top = float(best.get("top", self.best.get("accuracy", 0.0)))
 
 
 def train_sequence_classifier(

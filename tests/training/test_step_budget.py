@@ -57,14 +57,29 @@ def test_epochs_are_unchanged_with_many_steps_an_epoch_without_early_stopping_or
 
 
 def test_early_stopping_waits_for_the_warm_up_steps_and_the_patience_in_steps() -> None:
-    task = _task(40, 8, epochs=10, patience=3)  # 5 steps an epoch: 3 epochs would be 15 steps
+    task = _task(40, 8, epochs=300, patience=3)  # 5 steps an epoch: 3 epochs would be 15 steps
     task.best = {"epoch": 1, "accuracy": 0.5, "loss": 1.0, "model": {}}
-    warm = STEP_BUDGET.warmup_epochs(5)
-    patience = STEP_BUDGET.patience(5, 3)
-    assert warm > 10 // 4 and patience > 3  # the rules in epochs alone would stop sooner
+    task.top = 0.9  # above chance (0.5: the validation split's classes are balanced)
+    warm, patience = STEP_BUDGET.warmup_epochs(5), STEP_BUDGET.patience(5, 3)
+    assert warm > 300 // 4 and patience > 3  # the rules in epochs alone would stop sooner
     task.validated, task.since_best = warm - 1, patience + 50
-    assert not task.stop_early()  # on a plateau, however long since the best, before the warm-up steps
+    assert not task.stop_early()  # however long since the best, not before the warm-up steps
     task.validated, task.since_best = warm, patience - 1
     assert not task.stop_early()  # warm, but not yet the patience in steps
     task.since_best = patience
     assert task.stop_early()
+
+
+def test_a_run_never_above_chance_waits_for_the_minimum_steps_before_it_stops() -> None:
+    task = _task(40, 8, epochs=400, patience=3)
+    task.validate(0)  # an untrained model: its accuracy is what it is, chance is 0.5
+    task.best, task.top = {"epoch": 1, "accuracy": 0.5, "loss": 1.0, "model": {}}, task.chance
+    assert task.chance == 0.5
+    task.since_best = 1000
+    task.validated = STEP_BUDGET.warmup_epochs(5)
+    assert not task.stop_early()  # at chance: the longer warm-up
+    task.validated = STEP_BUDGET.warmup_epochs(5, at_chance=True)
+    assert STEP_BUDGET.warmup_epochs(5, at_chance=True) * 5 >= STEP_BUDGET.min_steps and task.stop_early()
+    task.top = 0.6
+    task.validated = STEP_BUDGET.warmup_epochs(5)
+    assert task.stop_early()  # above chance once: the usual warm-up
