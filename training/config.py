@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from math import ceil
 from typing import Any, ClassVar
 
 from .config_checks import BOOL, Rule, check_config, int_at_least, number_in, one_of, optional
@@ -23,12 +24,14 @@ __all__ = [
     "MNIST_LSTM",
     "PRESETS",
     "SMALL",
+    "STEP_BUDGET",
     "ClassifierPreset",
     "LanguageModelConfig",
     "LanguageTrainConfig",
     "PTBPreset",
     "SequenceClassifierConfig",
     "SequenceTrainConfig",
+    "StepBudget",
 ]
 
 
@@ -89,6 +92,7 @@ class SequenceTrainConfig:
 
     RULES: ClassVar[Mapping[str, Rule]] = {
         **_COMMON_TRAINING,
+        "epochs": optional(int_at_least(1)),
         "batch_size": optional(int_at_least(1)),
         "patience": int_at_least(0),
         "min_lr": number_in(0),
@@ -99,7 +103,11 @@ class SequenceTrainConfig:
         "valid_fraction": number_in(0, 1, high_open=True),
     }
 
-    epochs: int = _field(100, "Passes over the training sequences (at most, with --patience).")
+    epochs: int | None = _field(
+        None,
+        "Passes over the training sequences (at most, with --patience). Default: 100, or with --patience as many "
+        "as 1,000 optimizer steps need, if more (small data).",
+    )
     batch_size: int | None = _field(
         None,
         "Sequences per step (default: a tenth of the training sequences, at least 4 and at most 32, never more "
@@ -107,8 +115,9 @@ class SequenceTrainConfig:
     )
     patience: int = _field(
         20,
-        "Stop when validation has not improved for this many epochs (not before a quarter of --epochs), and "
-        "keep the best epoch's weights (0: train every epoch, keep the last).",
+        "Stop when validation has not improved for this many epochs (and 100 optimizer steps; not before a "
+        "quarter of --epochs and 500 steps, 1,000 while at chance), and keep the best epoch's weights (0: train "
+        "every epoch, keep the last).",
     )
     lr: float = _field(3e-3, "Adam's learning rate at the start of the cosine.")
     min_lr: float = _field(1e-5, "Learning rate at the end of the cosine.")
@@ -132,6 +141,45 @@ class SequenceTrainConfig:
 
     def __post_init__(self) -> None:
         check_config(self, self.RULES)
+
+
+@dataclass(frozen=True)
+class StepBudget:
+    """How long a classifier with early stopping trains, counted in optimizer steps rather than epochs.
+
+    A small training set gives few steps an epoch (40 cases in batches of 8: five), and a recurrent model
+    on long sequences may sit at chance for hundreds of steps before it learns; rules in epochs alone
+    would judge it after a few dozen steps. So, with early stopping on (``patience`` > 0 and a validation
+    split): ``epochs`` not given is ``default_epochs`` or as many as ``min_steps`` steps need, if more; the
+    run neither stops early nor (under ``--tune``) is pruned before ``warmup_steps`` (before ``min_steps``
+    while its validation accuracy has never been above chance); and it waits at least ``patience_steps``
+    steps for a better validation. A training set with many steps an epoch meets
+    all three within its epochs, so for it nothing changes. Epochs given are the most a run takes.
+    """
+
+    default_epochs: int = 100
+    min_steps: int = 1000
+    warmup_steps: int = 500
+    patience_steps: int = 100
+
+    def epochs(self, steps_per_epoch: int, epochs: int | None, early_stopping: bool) -> int:
+        """The epochs a run may take: ``epochs`` if given, else the default, or more for ``min_steps``."""
+        if epochs is not None:
+            return epochs
+        if not early_stopping:
+            return self.default_epochs
+        return max(self.default_epochs, ceil(self.min_steps / steps_per_epoch))
+
+    def warmup_epochs(self, steps_per_epoch: int, at_chance: bool = False) -> int:
+        """Epochs before early stopping may act (``at_chance``: the validation never rose above chance)."""
+        return ceil((self.min_steps if at_chance else self.warmup_steps) / steps_per_epoch)
+
+    def patience(self, steps_per_epoch: int, patience: int) -> int:
+        """Epochs without a better validation before a run stops: ``patience``, or more for ``patience_steps``."""
+        return max(patience, ceil(self.patience_steps / steps_per_epoch))
+
+
+STEP_BUDGET = StepBudget()
 
 
 @dataclass(frozen=True)

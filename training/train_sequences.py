@@ -31,7 +31,7 @@ from rnnedge.errors import CheckpointError, ConfigError
 
 from .checkpoint import load_checkpoint
 from .classification import ClassificationTask
-from .config import SequenceClassifierConfig, SequenceTrainConfig
+from .config import STEP_BUDGET, SequenceClassifierConfig, SequenceTrainConfig
 from .loop import budget_steps, run_training, torch_threads
 from .models import SEQUENCE_CLASSIFIER, SequenceClassifier
 from .run_dir import RunDir, open_run
@@ -185,7 +185,9 @@ class SequenceTask(ClassificationTask):
     With ``patience`` and a validation split, the task keeps the weights of its best validation (the lowest
     cross-entropy: smoother than the accuracy of a small split), stops once ``patience`` epochs have not
     bettered it (never before a quarter of ``epochs``: some problems sit at chance for a while before they
-    learn), and tests those weights.
+    learn), and tests those weights. Those budgets stretch to :data:`~rnnedge.training.config.STEP_BUDGET`'s
+    optimizer steps where an epoch has few (small data); an ``epochs`` of ``None`` becomes its number
+    (the checkpoint records it).
     ``tuning`` (what ``--tune`` chose, and how) goes into the checkpoint as it is. With ``fit_floor``, the
     end of training measures the accuracy on the training sequences themselves (``train_accuracy``) and
     raises :class:`PoorFit`, before testing, when it is below the floor.
@@ -212,9 +214,12 @@ class SequenceTask(ClassificationTask):
             )
         n = len(data.train)
         batch = auto_batch_size(n) if train_config.batch_size is None else train_config.batch_size
-        train_config = replace(train_config, batch_size=batch)
-        self.model_config, self.train_config, self.data, self.tuning = model_config, train_config, data, tuning
         self.check_batch_size(batch, n, "sequences")
+        self.steps_per_epoch = math.ceil(n / batch)
+        early_stopping = train_config.patience > 0 and data.valid is not None
+        epochs = STEP_BUDGET.epochs(self.steps_per_epoch, train_config.epochs, early_stopping)
+        train_config = replace(train_config, batch_size=batch, epochs=epochs)
+        self.model_config, self.train_config, self.data, self.tuning = model_config, train_config, data, tuning
         self.train_x, self.train_len, self.train_y = as_tensors(data.train)
         if train_config.shift > 0 and bool((self.train_len != self.train_len[0]).any()):
             raise ConfigError(
@@ -230,16 +235,18 @@ class SequenceTask(ClassificationTask):
         self.fill = torch.from_numpy(data.stats.apply(np.zeros((1, data.train.num_channels), np.float32))[0])
         self.tested = as_tensors(data.test) if data.test is not None else None
         self.valid = as_tensors(data.valid) if data.valid is not None else None
+        # Chance: the accuracy of always answering the validation split's largest class.
+        self.chance = float(np.bincount(self.valid[2].numpy()).max() / len(self.valid[2])) if self.valid else 1.0
         # The best validation so far: its epoch (1-based), accuracy, loss and weights; epochs since it.
         self.best: dict[str, Any] | None = None
         self.since_best = 0
+        self.top = 0.0  # the best validation accuracy so far; at or below chance, the warm-up is longer
         self.validated = 0  # epochs validated so far
         torch.manual_seed(train_config.seed)
         self.model = SequenceClassifier(model_config)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
         )
-        self.steps_per_epoch = math.ceil(n / batch)
         self.total_steps = budget_steps(self.steps_per_epoch, train_config)
 
     def describe(self) -> str:
@@ -286,6 +293,7 @@ class SequenceTask(ClassificationTask):
         acc, loss = evaluate(self.model, *self.valid)
         self.model.train()
         self.validated = epoch + 1
+        self.top = max(self.top, acc)
         best = self.best
         if best is None or loss < best["loss"]:
             weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -296,10 +304,16 @@ class SequenceTask(ClassificationTask):
         metrics = {"valid_accuracy": acc, "valid_loss": loss}
         return metrics, {"accuracy": acc, "loss": loss}, f"{line}, valid accuracy {acc:.4f}, loss {loss:.4f}"
 
+    def warm(self) -> bool:
+        """Whether early stopping may act: a slow start gets its warm-up, and one never above chance more."""
+        epochs: int = self.train_config.epochs
+        at_chance = self.top <= self.chance
+        return self.validated >= max(epochs // 4, STEP_BUDGET.warmup_epochs(self.steps_per_epoch, at_chance))
+
     def stop_early(self) -> bool:
         cfg = self.train_config
-        warm = self.validated >= cfg.epochs // 4  # a model on a plateau at chance gets a quarter of the epochs
-        return cfg.patience > 0 and self.best is not None and warm and self.since_best >= cfg.patience
+        patience = STEP_BUDGET.patience(self.steps_per_epoch, cfg.patience)
+        return cfg.patience > 0 and self.best is not None and self.warm() and self.since_best >= patience
 
     def keep_best(self) -> dict[str, float]:
         """With ``patience``, take back the best validation's weights; the metrics that describe them."""
@@ -333,7 +347,7 @@ class SequenceTask(ClassificationTask):
             "standardize": self.data.stats.to_dict(),
             "labels": list(self.data.class_names),
             "data": dict(self.data.files),
-            **({"best": {**self.best, "since": self.since_best}} if self.best is not None else {}),
+            **({"best": {**self.best, "since": self.since_best, "top": self.top}} if self.best is not None else {}),
             **({"tuning": self.tuning} if self.tuning is not None else {}),
         }
 
@@ -342,8 +356,9 @@ class SequenceTask(ClassificationTask):
         self.validated = int(ckpt["progress"].get("epoch", 0))
         best = ckpt.get("best")
         if isinstance(best, dict):
-            self.best = {k: v for k, v in best.items() if k != "since"}
+            self.best = {k: v for k, v in best.items() if k not in ("since", "top")}
             self.since_best = int(best.get("since", 0))
+            self.top = float(best.get("top", self.best.get("accuracy", 0.0)))
 
 
 def train_sequence_classifier(

@@ -7,10 +7,13 @@ on every fold of :func:`~rnnedge.data.folds.cv_folds` with early stopping on the
 and after each later fold the running mean accuracy; Optuna's median pruner drops a trial whose accuracy
 is strictly below the median of the finished ones at the same epoch or fold. (The accuracy, not the
 score: on a plateau at chance, or on a fold every candidate gets right, the candidates tie, and a
-difference of cross-entropy in the fourth decimal is no reason to stop one.) The defaults are the first trial, so the
-search can only choose something that cross-validates at least as well (the first trial finishes whatever
-the budget says, unless another one finished before it). A trial whose remaining folds
-would not fit in the time left stops after the fold that shows it; a trial cut short counts for nothing.
+difference of cross-entropy in the fourth decimal is no reason to stop one.) It never prunes on the first
+fold before :data:`~rnnedge.training.config.STEP_BUDGET`'s ``warmup_steps`` optimizer steps: a small fold
+gives few steps an epoch, and a slow start is not a bad one (each fold's early stopping waits as long).
+The defaults are the first trial, so the search can only choose something that cross-validates at least
+as well (the first trial finishes whatever the budget says, unless another one finished before it). A trial
+whose remaining folds would not fit in the time left stops after the fold that shows it; a trial cut short
+counts for nothing.
 
 ``jobs`` trials run at once: this process runs one and ``jobs - 1`` worker processes (spawned, one torch
 thread each unless ``threads`` says otherwise) run the others, all sharing the study in ``tune.db``.
@@ -52,7 +55,7 @@ from rnnedge.data.sequences import SequenceDataset, read_sequences
 from rnnedge.errors import CheckpointError, ConfigError, MissingExtraError, RnnEdgeError
 
 from .checkpoint import load_checkpoint
-from .config import SequenceClassifierConfig, SequenceTrainConfig
+from .config import STEP_BUDGET, SequenceClassifierConfig, SequenceTrainConfig
 from .loop import TrainingInterrupted, torch_threads
 from .run_dir import TUNE_DB, TUNE_JSON, TUNE_LOG, RunDir, open_run
 from .train_sequences import PoorFit, SequenceData, SequenceTask, load_sequence_data, train_sequence_classifier
@@ -86,7 +89,7 @@ SEARCHED = (
 STUDY_NAME = "rnnedge-tune"
 LOSS_WEIGHT = 0.01  # score = accuracy - LOSS_WEIGHT * loss: the loss only breaks ties of accuracy
 PATIENCE = 10  # each fold's early stopping, unless --patience is given
-PRUNE_AFTER = 10  # epochs of the first fold before the pruner may drop a trial (a slow start is not a bad one)
+FOLD_REPORTS = 1_000_000  # the pruner's step of fold k's running mean: FOLD_REPORTS + k, after any epoch
 FIT_SLACK = 0.02  # the final model's training accuracy may fall this far below the CV accuracy
 FIT_ATTEMPTS = 3  # seeds the final training tries before it keeps a model that misses its CV accuracy
 _MODEL_FIELDS = {f.name for f in fields(SequenceClassifierConfig)}
@@ -155,15 +158,15 @@ def fit_fold(
     model_config: SequenceClassifierConfig,
     train_config: SequenceTrainConfig,
     data: SequenceData,
-    after_epoch: Callable[[int, float], None] = lambda epoch, accuracy: None,
+    after_epoch: Callable[[int, float, int], None] = lambda epoch, accuracy, steps: None,
 ) -> dict[str, float]:
     """Train on ``data.train``, validating on ``data.valid`` each epoch; the best epoch's numbers.
 
     The very steps :class:`SequenceTask` takes in a run (shuffle, noise, schedule, early stopping),
     without a run folder. Returns ``accuracy`` and ``loss`` at the epoch of lowest validation loss
     (the last epoch when ``patience`` is 0), that ``epoch`` (1-based), the ``epochs`` run and ``seconds``.
-    ``after_epoch(epoch, accuracy)`` hears, after each epoch (from 0) but the last, the accuracy the fold
-    would have if it stopped there; it may raise to stop the fold.
+    ``after_epoch(epoch, accuracy, steps)`` hears, after each epoch (from 0) but the last, the accuracy the
+    fold would have if it stopped there and the optimizer steps taken; it may raise to stop the fold.
     """
     started = time.monotonic()
     task = SequenceTask(model_config, train_config, data)
@@ -181,7 +184,7 @@ def fit_fold(
         if task.stop_early() or step >= task.total_steps:
             break
         kept = task.best if train_config.patience > 0 and task.best is not None else None
-        after_epoch(epoch - 1, float(kept["accuracy"] if kept else last["valid_accuracy"]))
+        after_epoch(epoch - 1, float(kept["accuracy"] if kept else last["valid_accuracy"]), step)
     best = task.best if train_config.patience > 0 and task.best is not None else None
     return {
         "accuracy": float(best["accuracy"] if best else last["valid_accuracy"]),
@@ -270,14 +273,14 @@ class _Search:
         def protected() -> bool:
             return is_first and not self.complete()
 
-        def after_epoch(fold: int, epoch: int, accuracy: float) -> None:
+        def after_epoch(fold: int, epoch: int, accuracy: float, steps: int) -> None:
             if self.parent is not None and os.getppid() != self.parent:  # the command was killed: stop with it
                 raise KeyboardInterrupt
             if not protected() and self.left() <= 0:
                 raise _OutOfTime
             if fold == 0:  # the first fold screens: a trial far behind the others at this epoch stops here
                 trial.report(accuracy, epoch)
-                if not protected() and trial.should_prune():
+                if not protected() and steps >= STEP_BUDGET.warmup_steps and trial.should_prune():
                     self.log(
                         f"trial {trial.number}: pruned at epoch {epoch + 1} of fold 1: accuracy {accuracy:.4f}, "
                         "below the median of finished trials there"
@@ -304,7 +307,7 @@ class _Search:
                 )
                 raise optuna.TrialPruned
             mean = statistics.fmean(r["accuracy"] for r in results)
-            trial.report(mean, train_config.epochs + k)  # fold steps follow the first fold's epochs
+            trial.report(mean, FOLD_REPORTS + k)
             if trial.should_prune() and not protected():
                 self.log(
                     f"trial {trial.number}: pruned after fold {k + 1}: accuracy {mean:.4f}, below the median of "
@@ -395,7 +398,7 @@ def _storage(path: Path) -> Any:
 def _sampler_and_pruner(seed: int) -> tuple[Any, Any]:
     optuna = require_optuna()
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, constant_liar=True)
-    return sampler, optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=PRUNE_AFTER)
+    return sampler, optuna.pruners.MedianPruner(n_startup_trials=3)  # the warm-up is in steps: see objective
 
 
 def _worker(seed: int, threads: int | None, parent: int, search: dict[str, Any]) -> None:

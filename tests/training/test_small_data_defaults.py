@@ -16,7 +16,7 @@ from sequence_models import first_cases, gunpoint
 
 from rnnedge.cli.main import cli
 from rnnedge.training.checkpoint import load_checkpoint
-from rnnedge.training.config import SequenceClassifierConfig, SequenceTrainConfig
+from rnnedge.training.config import STEP_BUDGET, SequenceClassifierConfig, SequenceTrainConfig
 from rnnedge.training.models import SequenceClassifier
 from rnnedge.training.train_sequences import as_tensors, auto_batch_size, evaluate, load_sequence_data
 
@@ -30,10 +30,13 @@ def test_a_36_case_problem_trains_with_the_defaults_and_keeps_its_best_epoch(tmp
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     defaults = SequenceTrainConfig()
     assert ckpt["train_config"]["batch_size"] == 4  # 29 training cases after 7 are held out: at least 4
-    assert metrics["best_epoch"] <= metrics["epoch"] <= defaults.epochs
-    if metrics["epoch"] < defaults.epochs:  # stopped early: patience epochs without a better validation loss
-        assert metrics["epoch"] - metrics["best_epoch"] >= defaults.patience
-        assert metrics["epoch"] >= defaults.epochs // 4  # never before a quarter of the epochs
+    # 8 steps an epoch: the epochs stretch to STEP_BUDGET's minimum steps, and the checkpoint says so.
+    epochs = STEP_BUDGET.epochs(8, defaults.epochs, early_stopping=True)
+    assert ckpt["train_config"]["epochs"] == epochs > STEP_BUDGET.default_epochs
+    assert metrics["best_epoch"] <= metrics["epoch"] <= epochs
+    if metrics["epoch"] < epochs:  # stopped early: patience epochs without a better validation loss
+        assert metrics["epoch"] - metrics["best_epoch"] >= STEP_BUDGET.patience(8, defaults.patience)
+        assert metrics["epoch"] >= max(epochs // 4, STEP_BUDGET.warmup_epochs(8))  # a slow start gets its steps
     # The checkpoint's weights are the best epoch's: they give its validation loss again.
     data = load_sequence_data(small, gunpoint("test"), valid_fraction=defaults.valid_fraction, seed=defaults.seed)
     model = SequenceClassifier(SequenceClassifierConfig(**ckpt["config"]))

@@ -234,15 +234,16 @@ def test_the_first_fold_hears_every_epoch_and_may_stop_the_fold(small: Path) -> 
     cases = read_sequences(small)
     data = SequenceData(cases.subset(list(range(0, 36, 2))), cases.subset(list(range(1, 36, 2))), None, {})
     model = SequenceClassifierConfig(input_size=1, num_classes=2, hidden_size=4)
-    heard: list[tuple[int, float]] = []
-    result = fit_fold(model, SequenceTrainConfig(epochs=5, patience=0), data, lambda e, s: heard.append((e, s)))
-    assert [e for e, _ in heard] == [0, 1, 2, 3] and result["epochs"] == 5  # not after the last: the fold is done
-    assert all(0 <= s <= 1 for _, s in heard)  # the accuracy the fold would keep
+    heard: list[tuple[int, float, int]] = []
+    result = fit_fold(model, SequenceTrainConfig(epochs=5, patience=0), data, lambda e, s, n: heard.append((e, s, n)))
+    assert [e for e, _, _ in heard] == [0, 1, 2, 3] and result["epochs"] == 5  # not after the last: the fold is done
+    assert all(0 <= s <= 1 for _, s, _ in heard)  # the accuracy the fold would keep
+    assert [n for _, _, n in heard] == [5, 10, 15, 20]  # the optimizer steps so far: 18 cases in batches of 4
 
     class Stop(Exception):
         pass
 
-    def stop_at_2(epoch: int, score: float) -> None:
+    def stop_at_2(epoch: int, score: float, steps: int) -> None:
         if epoch == 2:
             raise Stop
 
