@@ -11,7 +11,7 @@ from rnnedge.runtime import load
 from rnnedge.training.run_dir import CHECKPOINT_NAME
 
 from .common import DATA_HELP
-from .infer import test_accuracy
+from .infer import test_report
 from .train import train_mnist_run
 
 
@@ -51,5 +51,5 @@ def demo(data: Path | None, out: Path, epochs: int, max_steps: int | None, digit
                 marks.append(f"{row_index + 1:>2}:{int(np.argmax(probs))}({probs.max():.2f})")
         click.echo(f"    digit {i} (label {splits.test_labels[i]}): " + " ".join(marks))
     click.echo("4/4 runtime accuracy on the full MNIST test set")
-    accuracy, count, _ = test_accuracy(onnx_path, None, data, None, "cpu", False)
-    click.echo(f"    test accuracy {accuracy:.4f} ({count} images, onnxruntime)")
+    report, _ = test_report(onnx_path, None, data, None, "cpu", False)
+    click.echo(f"    test accuracy {report.accuracy:.4f} ({int(report.support.sum())} images, onnxruntime)")

@@ -148,19 +148,6 @@ def info(model_path: Path, as_json: bool) -> None:
             click.echo(f"{key}: {_plain(value)}")
 
 
-def test_accuracy(
-    model_path: Path,
-    test_file: Path | None,
-    data: Path | None,
-    limit: int | None,
-    provider: str,
-    quiet: bool = True,
-) -> tuple[float, int, Path]:
-    """Accuracy of a classifier on labelled sequences, how many were read, and the file (:func:`test_report`)."""
-    report, path = test_report(model_path, test_file, data, limit, provider, quiet)
-    return report.accuracy, int(report.support.sum()), path
-
-
 def test_report(
     model_path: Path,
     test_file: Path | None,
