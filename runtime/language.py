@@ -130,6 +130,8 @@ class LanguageModel(Model):
         """Token ids (a list of ints or an integer array ``(T,)``) -> int64 ``(T,)``, each in ``[0, vocab)``."""
         if isinstance(ids, (list, tuple)):
             if not all(isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)) for i in ids):
+                if any(isinstance(i, (list, tuple)) for i in ids):
+                    raise InputError(f"token ids must be a flat list of ints (T,), got a nested list {ids!r:.60}")
                 raise InputError(f"token ids must be ints, got {[type(i).__name__ for i in ids][:_MAX_SHOWN]}")
             outside = [int(i) for i in ids if not 0 <= i < self.vocab_size]  # before int64 could overflow
             if outside:

@@ -129,6 +129,7 @@ BAD_LM = [
     ({"op": "feed", "input": [99999]}, "input", "token ids must be in [0, 10000), got [99999]"),
     ({"op": "feed", "input": [1, "x"]}, "input", "token ids must be ints"),
     ({"op": "feed", "input": [1, True]}, "input", "token ids must be ints"),
+    ({"op": "feed", "input": [[1, 2]]}, "input", "token ids must be a flat list of ints (T,), got a nested list"),
     ({"op": "feed", "input": []}, "input", "no token ids given"),
     ({"op": "feed", "input": ""}, "input", "no words given"),
     ({"op": "feed", "input": " ".join(["the"] * 9)}, "limit", "9 tokens in one feed, over the limit of 8"),
@@ -167,7 +168,8 @@ def test_bad_requests_get_clear_errors_and_leave_the_session_as_it_was(
 BAD_ROWS = [
     ("a row", "input must be one row (a list of numbers)"),
     ([[1, 2], [3]], "rows must be lists of numbers, all of one length"),
-    ([1] * 27, "28"),
+    ([1] * 27, "each row must hold 28 numbers (the model's features), got a row of 27"),
+    ([[0.5] * 29] * 2, "got 2 row(s) of 29"),
     ([1e39] * 28, "beyond float32's range"),
     ([True] * 28, "bool"),
     ([["x"] * 28], "<U1"),

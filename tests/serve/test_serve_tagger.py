@@ -119,7 +119,7 @@ def test_an_over_long_feed_or_rows_of_another_width_are_refused_and_change_nothi
         token = c.ok({"op": "state"})["token"]
         for bad, fragment in [
             (np.zeros((STREAM_WINDOW + 1, 12)).tolist(), f"at most {STREAM_WINDOW} frames per feed"),
-            (np.zeros((2, 11)).tolist(), "12"),
+            (np.zeros((2, 11)).tolist(), "each row must hold 12 numbers (the model's features), got 2 row(s) of 11"),
             ([[0.5] * 12, [0.5] * 11], "one length"),
         ]:
             reply = c.request({"op": "feed", "input": bad, "id": 7})
