@@ -257,6 +257,8 @@ class Model:
         names = self.names
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(names):
             raise InputError(f"k must be an int in [1, {len(names)}], got {k!r}")
+        if not isinstance(probs, np.ndarray) or probs.shape != (len(names),):
+            raise InputError(f"probs must be one result ({len(names)},), got {describe(probs)}")
         return [(names[i], float(probs[i])) for i in top_k_ids(probs, int(k)).tolist()]
 
     # -- states ---------------------------------------------------------------------------------

@@ -52,6 +52,12 @@ class TaggerModel(ClassifierModel):
             )
         return x
 
+    def top_k(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The ``k`` likeliest labels of one frame ``(C,)``, or of the last frame of a feed's result ``(T, C)``."""
+        if isinstance(probs, np.ndarray) and probs.ndim == 2 and probs.shape[0] >= 1:
+            probs = probs[-1]
+        return super().top_k(probs, k)
+
     def predict(  # type: ignore[override]  # per frame: (N, T, classes), or a list for ragged sequences
         self, sequences: Any, batch_size: int = 256, *, lengths: Any = None
     ) -> np.ndarray | list[np.ndarray]:

@@ -10,6 +10,7 @@ import { InputError, StateError } from './errors.js';
 import { describe, flatten } from './inputs.js';
 import { registerKind } from './kinds.js';
 import { Model, allFinite } from './model.js';
+import { topKIds } from './sampling.js';
 
 export const MAX_EXACT_ROWS = 2 ** 24; // float32 counts rows exactly up to here
 const f32 = Math.fround;
@@ -20,6 +21,16 @@ export class ClassifierModel extends Model {
   /** Class names, indexed like the probabilities. */
   get labels() {
     return this.metadata.labels;
+  }
+
+  /** The k most probable labels of `probs` (classes,), most probable first (ties by index): [{label, probability}]. */
+  topK(probs, k = 5) {
+    const classes = this.labels.length;
+    if (!Number.isInteger(k) || k < 1 || k > classes) throw new InputError(`k must be an integer in [1, ${classes}], got ${k}`);
+    if (!probs || probs.length !== classes || typeof probs[0] !== 'number') {
+      throw new InputError(`probs must be one result (${classes} values), got ${describe(probs)}`);
+    }
+    return topKIds(probs, k).map((i) => ({ label: this.labels[i], probability: probs[i] }));
   }
 
   /** Values per row: the channels of a user's sequences (28 for MNIST). */

@@ -97,7 +97,7 @@ export declare class Model {
 }
 
 /** One state of a model, its options and its last result: a value the model advances. */
-export declare class Stream<Input = unknown, Result = Float32Array> {
+export declare class Stream<Input = unknown, Result = Float32Array, Ranked = Suggestion> {
   readonly model: Model;
   /** Unknown words are a TokenError instead of <unk> (language models). */
   strict: boolean;
@@ -109,8 +109,8 @@ export declare class Stream<Input = unknown, Result = Float32Array> {
   reset(): void;
   /** An independent stream from this one's state, options and last result (to branch). */
   copy(): this;
-  /** The k likeliest entries of `last` (next words): the model's topK of it; language models only. */
-  topK(k?: number): Suggestion[];
+  /** The k likeliest entries of `last` (next words, or labels: a tagger's last frame): the model's topK of it. */
+  topK(k?: number): Ranked[];
   /** Advance the state and resolve to the prediction after everything fed so far; a failure changes nothing. */
   feed(x: Input): Promise<Result>;
 }
@@ -128,12 +128,20 @@ export declare class ClassifierModel extends Model {
    * different lengths ([N][T_i][F]): one Float32Array per image or sequence.
    */
   predict(images: ArrayLike<ArrayLike<ArrayLike<number>>> | TensorLike, options?: { batchSize?: number }): Promise<Float32Array[]>;
-  stream(state?: State | StateJSON | null, options?: { strict?: boolean }): Stream<Rows>;
+  stream(state?: State | StateJSON | null, options?: { strict?: boolean }): Stream<Rows, Float32Array, LabelProbability>;
   feed(streams: Stream<Rows>[], inputs: Rows[]): Promise<Float32Array[]>;
+  /** The k likeliest labels of `probs` (classes,), most probable first (ties by index). */
+  topK(probs: ArrayLike<number>, k?: number): LabelProbability[];
 }
 
 /** Words: text (split as Python's str.split()), an array of words, or ids. */
 export type Words = string | string[] | ArrayLike<number> | BigInt64Array;
+
+/** One of a classifier's or tagger's likeliest labels. */
+export interface LabelProbability {
+  label: string;
+  probability: number;
+}
 
 export interface Suggestion {
   word: string;

@@ -391,7 +391,7 @@ export class Model {
     return Array.from({ length: n }, (_, i) => data.subarray(i * size, (i + 1) * size));
   }
 
-  /** The k likeliest entries of a result (next words of a language model); kinds that rank entries define it. */
+  /** The k likeliest entries of a result (next words, labels); kinds that rank entries define it. */
   topK() {
     throw new Error(`${this.kind} models rank no entries`);
   }
@@ -505,7 +505,7 @@ export class Stream {
     return twin;
   }
 
-  /** The k likeliest entries of the last result (next words), most probable first: the model's topK of `last`. */
+  /** The k likeliest entries of the last result (next words, labels), most probable first: the model's topK of `last`. */
   topK(k = 5) {
     if (this.last === null) {
       throw new InputError('no prediction yet: feed at least one input after creating, resetting or restoring the stream');

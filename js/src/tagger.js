@@ -13,6 +13,12 @@ import { registerKind } from './kinds.js';
 import { STREAM_WINDOW } from './model.js';
 
 export class TaggerModel extends ClassifierModel {
+  /** The k most probable labels of one frame, or of the last frame of a feed's result (T frames). */
+  topK(probs, k = 5) {
+    const frame = Array.isArray(probs) && probs.length > 0 && typeof probs[0] !== 'number' ? probs[probs.length - 1] : probs;
+    return super.topK(frame, k);
+  }
+
   /**
    * Label probabilities for every frame of each sequence: `sequences` is a list of sequences, each
    * nested arrays [T][features] or {data, dims: [T, F]}, of any lengths (run padded, with lengths).

@@ -48,6 +48,9 @@ for (const name of NAMES) {
         const before = stream.last;
         await assert.rejects(stream.feed(Array.from({ length: 257 }, () => new Array(12).fill(0))), InputError);
         assert.equal(stream.last, before); // a refused feed changes nothing
+        const frame = before[before.length - 1]; // topK ranks the last frame's labels
+        const expected = [...frame.keys()].sort((a, b) => frame[b] - frame[a] || a - b).slice(0, 2);
+        assert.deepEqual(stream.topK(2), expected.map((i) => ({ label: model.labels[i], probability: frame[i] })));
       }
     } finally {
       await model.dispose();

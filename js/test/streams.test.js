@@ -237,8 +237,12 @@ describe('a stream is a value: its options and its last result', () => {
     const clf = await load(clfFx.path);
     try {
       const rows = clf.stream();
-      await rows.feed(row(clfFx, 0, 0));
-      assert.throws(() => rows.topK(3), /rank no entries/);
+      const probs = await rows.feed(row(clfFx, 0, 0));
+      const expected = [...probs.keys()].sort((a, b) => probs[b] - probs[a] || a - b).slice(0, 3);
+      assert.deepEqual(rows.topK(3), expected.map((i) => ({ label: clf.labels[i], probability: probs[i] })));
+      assert.deepEqual(rows.topK(3), clf.topK(probs, 3));
+      assert.throws(() => clf.topK(probs.subarray(1), 3), /probs must be one result \(10 values\)/);
+      assert.throws(() => clf.topK(probs, 11), /k must be an integer in \[1, 10\]/);
     } finally {
       await clf.dispose();
     }

@@ -70,6 +70,16 @@ def test_predict_streams_and_ragged_lists_agree(tagger: TaggerModel) -> None:
     assert tagger.labels == ("a", "b", "c") and tagger.feature_size == CHANNELS and tagger.causal
 
 
+def test_top_k_ranks_the_last_frame(tagger: TaggerModel) -> None:
+    stream = tagger.stream()
+    frames = stream.feed(_sequences()[0][:4])  # (4, classes)
+    last = frames[-1]
+    expected = [(tagger.labels[i], float(last[i])) for i in np.argsort(-last, kind="stable")[:2]]
+    assert stream.top_k(2) == tagger.top_k(frames, 2) == tagger.top_k(last, 2) == expected
+    with pytest.raises(InputError, match=r"probs must be one result \(3,\), got float64 of shape \(4,\)"):
+        tagger.top_k(np.ones(4), 2)
+
+
 def test_a_stream_batch_gives_each_stream_its_frames(tagger: TaggerModel) -> None:
     sequences = [s[:1] for s in _sequences()]  # one frame per stream per step
     batch = tagger.stream_batch()
