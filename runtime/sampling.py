@@ -57,26 +57,34 @@ class Pcg32:
         return (high * 67108864 + low) / 9007199254740992
 
 
-def top_k_ids(probs: np.ndarray, k: int, *, overwrite: bool = False) -> np.ndarray:
+def top_k_ids(probs: np.ndarray, k: int, *, in_place: bool = False) -> np.ndarray:
     """The ``k`` likeliest ids of ``probs`` ``(V,)`` -> ``(k,)``, or of each row of ``(N, V)`` -> ``(N, k)``.
 
     Likeliest first; equal probabilities in order of id (a stable sort of ``-probs``). For small
     ``k``, ``k`` passes of ``argmax`` (which returns the first of equal values), each masking its
-    pick; ``overwrite=True`` lets them mask ``probs`` itself instead of a copy. For larger ``k``, one
+    pick; ``in_place=True`` masks ``probs`` itself instead of a copy and puts the picks' values back
+    before returning (``probs`` is unchanged afterwards, but not while it runs). For larger ``k``, one
     ``argpartition``, and a row whose k-th value ties with an id outside the pick is sorted whole.
     """
     if probs.ndim == 1:
-        row: np.ndarray = top_k_ids(probs[None], k, overwrite=overwrite)[0]
+        row: np.ndarray = top_k_ids(probs[None], k, in_place=in_place)[0]
         return row
     n, v = probs.shape
     k = min(k, v)
     if k <= _ARGMAX_UP_TO:
-        work = probs if overwrite else probs.copy()
+        work = probs if in_place else probs.copy()
         rows = np.arange(n)
         out = np.empty((n, k), np.int64)
+        values = np.empty((n, k), probs.dtype)
         for j in range(k):
             out[:, j] = pick = work.argmax(axis=1)
+            values[:, j] = work[rows, pick]
             work[rows, pick] = -np.inf
+        if in_place:  # back in reverse: a row that picked a masked id again gets the value of its first pick
+            for j in range(k - 1, -1, -1):
+                work[rows, out[:, j]] = values[:, j]
+        for i in np.flatnonzero(np.isneginf(values[:, -1])):  # fewer than k values above -inf: masks picked again
+            out[i] = np.argsort(-probs[i], kind="stable")[:k]
         return out
     ids = np.argpartition(-probs, k - 1, axis=1)[:, :k]  # (N, k) in no order
     values = np.take_along_axis(probs, ids, axis=1)  # (N, k)

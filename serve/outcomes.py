@@ -42,15 +42,16 @@ def top_k_pairs(probs: np.ndarray, labels: tuple[str, ...], k: int) -> list[list
 def _pairs(
     rows: Sequence[np.ndarray] | np.ndarray, results: np.ndarray, ks: Sequence[int], labels: tuple[str, ...]
 ) -> list[list[Any]]:
-    """Each row's top-``ks[i]`` pairs; ``results`` (``rows``' values) is the scratch space, ``rows`` copies."""
-    top = top_k_rows(results, max(ks), overwrite=True).tolist()  # (M, k)
+    """Each row's top-``ks[i]`` pairs; the top-k borrows ``results`` (``rows``' values) in place and restores it."""
+    top = top_k_rows(results, max(ks), in_place=True).tolist()  # (M, k)
     return [[[labels[i], float(row[i])] for i in ids[:k]] for row, ids, k in zip(rows, top, ks, strict=True)]
 
 
 def per_feed(results: np.ndarray, ks: Sequence[int], labels: tuple[str, ...]) -> list[FeedOutcome]:
     """``results`` ``(N, V)``: feed ``i`` gets row ``i`` and its top-``ks[i]`` pairs."""
     # Each session keeps its own copy of its row (a view would pin the whole (N, V) array while the
-    # session idles); then the result itself is the top-k's scratch space.
+    # session idles); the top-k works in the result itself, restored after (the batch's streams keep
+    # their rows of it as their ``last``).
     rows = [r.copy() for r in results]  # N x (V,)
     return [FeedOutcome(row, pairs, row) for row, pairs in zip(rows, _pairs(rows, results, ks, labels), strict=True)]
 
@@ -59,6 +60,6 @@ def per_frame(results: np.ndarray, ks: Sequence[int], labels: tuple[str, ...]) -
     """``results`` ``(N, T, C)``: feed ``i`` gets its ``T`` rows, the top-``ks[i]`` pairs of each, and its last row."""
     n, steps, classes = results.shape
     kept = results.copy()  # (N, T, C): the feeds' own rows
-    flat = np.ascontiguousarray(results).reshape(n * steps, classes)  # the top-k's scratch space
+    flat = np.ascontiguousarray(results).reshape(n * steps, classes)  # the top-k works in it, restored after
     pairs = _pairs(kept.reshape(n * steps, classes), flat, [k for k in ks for _ in range(steps)], labels)
     return [FeedOutcome(kept[i], pairs[i * steps : (i + 1) * steps], kept[i, -1].copy()) for i in range(n)]

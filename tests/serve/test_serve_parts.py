@@ -26,8 +26,13 @@ def test_top_k_rows_orders_like_a_stable_sort_even_with_ties() -> None:
     probs[3, [4, 9, 17, 30]] = 2.0  # ties at the top
     probs[5, :] = 0.5  # a row of ties
     probs[7, [1, 2, 3]] = probs[7].max() + 1  # three tied above the rest
+    probs[9, 2:] = -np.inf  # fewer finite values than k
+    before = probs.copy()
     for k in (1, 2, 3, 5, 16, 17, 20, 50):
-        assert np.array_equal(top_k_rows(probs, k), np.argsort(-probs, axis=1, kind="stable")[:, :k]), k
+        expected = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        assert np.array_equal(top_k_rows(probs, k), expected), k
+        assert np.array_equal(top_k_rows(probs, k, in_place=True), expected), k
+        assert np.array_equal(probs, before), k  # in place, then put back: the caller's array is unchanged
 
 
 def _raw(token: str) -> bytes:
