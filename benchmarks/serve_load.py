@@ -1,7 +1,7 @@
 """Load on `rnnedge serve` over loopback: N concurrent clients streaming words, batched against --max-batch 1.
 
     python benchmarks/serve_load.py ptb-small.onnx --text $RNNEDGE_DATA/ptb/ptb.test.txt \
-        [--clients 1 8 64 256] [--seconds 8] [--window-ms 2] [--soak 300] [--json [PATH]] \
+        [--clients 1 8 64 256] [--seconds 8] [--window-ms MS] [--soak 300] [--json [PATH]] \
         [--baseline-python OTHER/.venv/bin/python] [--server-flags="--switch-interval-ms 0.5"]
         [--variant="--half-batch-from 0"]
 
@@ -294,7 +294,9 @@ def main() -> None:
     parser.add_argument("--text", required=True, help="words to stream (e.g. ptb.test.txt)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64, 256])
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--window-ms", default="2")
+    parser.add_argument(
+        "--window-ms", default=None, help="--batch-window-ms for every batched server (default: each its own default)"
+    )
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of clients coming and going (0: none)")
     parser.add_argument("--soak-clients", type=int, default=64)
     parser.add_argument("--baseline-python", default=None, help="another interpreter's rnnedge, measured beside")
@@ -333,7 +335,7 @@ def main() -> None:
         )
     )
     extra = args.server_flags.split()
-    batched = ["--max-batch", "256", "--batch-window-ms", args.window_ms]
+    batched = ["--max-batch", "256", *(["--batch-window-ms", args.window_ms] if args.window_ms else [])]
     plain = {"RNNEDGE_SERVE_PLAIN": "1"}
     modes: dict[str, tuple[str, list[str], dict[str, str]]] = {"batched": (sys.executable, batched + extra, {})}
     if args.plain_too:

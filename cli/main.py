@@ -40,7 +40,7 @@ for command in (train, export, plot, info, classify, demo, generate, perplexity,
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True, help="Sessions per model call.")
-@click.option("--batch-window-ms", type=click.FloatRange(min=0), default=2.0, show_default=True)
+@click.option("--batch-window-ms", type=click.FloatRange(min=0), default=0.5, show_default=True)
 @click.option(
     "--half-batch-from",
     type=click.IntRange(min=0),

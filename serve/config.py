@@ -17,7 +17,7 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8765  # 0: any free port (the ready line names it)
     max_batch: int = 64  # sessions advanced per model call at most
-    batch_window_ms: float = 2.0  # how long a step waits for more feeds after the first (0: none)
+    batch_window_ms: float = 0.5  # how long a step waits for more feeds after the first (0: none)
     # from this many sessions of a model on, a step starts once half of them have a feed pending (0: never)
     half_batch_from: int = 32
     max_sessions: int = 1024  # open connections (one session each) at most; more are closed with 1013
