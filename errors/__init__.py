@@ -79,14 +79,22 @@ class CheckpointError(RnnEdgeError):
     """A checkpoint is unreadable, unsafe, or from a different model kind."""
 
 
+SHOWN_MISMATCHES = 10
+
+
 class ExportValidationError(RnnEdgeError):
     """The exported graph disagrees with PyTorch; nothing was written.
 
-    ``mismatches`` lists every failed comparison with its largest difference.
+    ``mismatches`` lists every failed comparison with its largest difference; the message shows the
+    first :data:`SHOWN_MISMATCHES` (one wrong layer fails every check after it: the first say where).
     """
 
     def __init__(self, message: str, mismatches: list[str]) -> None:
-        super().__init__(message + "\n" + "\n".join(f"  - {m}" for m in mismatches))
+        lines = [f"  - {m}" for m in mismatches[:SHOWN_MISMATCHES]]
+        if len(mismatches) > SHOWN_MISMATCHES:
+            more = len(mismatches) - SHOWN_MISMATCHES
+            lines.append(f"  ... and {more} more (the error's `mismatches` lists every one)")
+        super().__init__(message + "\n" + "\n".join(lines))
         self.mismatches = mismatches
 
 

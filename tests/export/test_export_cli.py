@@ -133,6 +133,13 @@ def test_a_batch_failure_is_shown_whole(tiny_checkpoint: Path, tmp_path: Path, m
     assert re.search(r"does not match PyTorch\n\s+- first\n\s+- second\n", result.output), result.output
 
 
+def test_a_long_list_of_mismatches_is_cut_in_the_message_and_kept_whole() -> None:
+    err = ExportValidationError("m.onnx: the exported graph does not match PyTorch", [f"check {i}" for i in range(30)])
+    assert "- check 9\n" in str(err) and "check 10" not in str(err)
+    assert str(err).endswith("... and 20 more (the error's `mismatches` lists every one)")
+    assert len(err.mismatches) == 30
+
+
 def test_variant_quality_is_formatted_and_reproducible_with_classify(
     tiny_checkpoint: Path, tmp_path: Path, data_dir: Path
 ) -> None:
