@@ -98,8 +98,7 @@ def check_resumable(
 ) -> None:
     """Refuse to resume a checkpoint made with other settings, naming each setting that differs.
 
-    The ``free`` training fields (the budget: epochs, max_steps, checkpoint cadence) may differ. A field
-    an older checkpoint lacks matches ``None`` (the default of an optional field added since).
+    The ``free`` training fields (the budget: epochs, max_steps, checkpoint cadence) may differ.
     """
     free = set(free)
     saved_train = ckpt.get("train_config") or {}
@@ -107,9 +106,7 @@ def check_resumable(
         f"{name} (checkpoint {saved.get(name, '<unset>')!r}, this run {wanted.get(name, '<unset>')!r})"
         for saved, wanted, skip in ((ckpt["config"], model_config, set()), (saved_train, train_config, free))
         for name in sorted(set(saved) | set(wanted))
-        if name not in skip
-        and saved.get(name, _MISSING) != wanted.get(name, _MISSING)
-        and not (name not in saved and name in wanted and wanted[name] is None)
+        if name not in skip and saved.get(name, _MISSING) != wanted.get(name, _MISSING)
     ]
     if differ:
         raise CheckpointError(

@@ -101,7 +101,6 @@ class SequenceTrainConfig:
         "shift": int_at_least(0),
         "normalize": one_of("channel", "global"),
         "valid_fraction": number_in(0, 1, high_open=True),
-        "schedule_steps": optional(int_at_least(1)),
     }
 
     epochs: int | None = _field(
@@ -135,11 +134,6 @@ class SequenceTrainConfig:
     clip_norm: float = _field(1.0, "Gradient norm clipping.")
     seed: int = _field(0, "Seed of the initial weights, the shuffle and the validation split.")
     max_steps: int | None = _field(None, "Stop after this many steps.")
-    schedule_steps: int | None = _field(
-        None,
-        "Steps the cosine spans (default: the run's). With --max-steps below it the run stops before the learning "
-        "rate has fallen, as a tuned model's final training stops where its folds' validation was best.",
-    )
     checkpoint_every: int = _field(200, "Steps between checkpoints.")
     valid_fraction: float = _field(
         0.2, "Without --valid: the share of each class held out of --train for validation (0: none)."

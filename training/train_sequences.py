@@ -277,7 +277,7 @@ class SequenceTask(ClassificationTask):
         lengths, y = self.train_len[idx], self.train_y[idx]
         x = self.train_x[idx, : int(lengths.max())]  # (b, T_batch, F)
         for group in self.optimizer.param_groups:
-            group["lr"] = _lr_at(cfg, step, cfg.schedule_steps or self.total_steps)
+            group["lr"] = _lr_at(cfg, step, self.total_steps)
         step_seed = cfg.seed * 100003 + 7919 * step + 1
         x = random_shift(x, cfg.shift, self.fill, torch.Generator().manual_seed(step_seed))
         torch.manual_seed(step_seed)  # dropout masks and noise: a function of the step

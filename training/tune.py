@@ -22,14 +22,13 @@ counts for nothing.
 thread each unless ``threads`` says otherwise) run the others, all sharing the study in ``tune.db``.
 TPE's "constant liar" keeps them from proposing the same candidate.
 
-Then the final model trains on the whole training file with the best trial's settings, as its folds
-trained: for the median of their best epochs' optimizer steps (steps, not epochs: a batch divides the
-whole file into more steps an epoch than a fold), on the learning-rate schedule the folds followed, so
-it stops where they validated best, before the rate has fallen. Before the test file is looked at, the
-model's accuracy on the training file itself must reach the CV accuracy (less :data:`FIT_SLACK`): a
-model the folds saw learn but that stayed on a plateau at chance this time is trained again with the
-next seed, at most :data:`FIT_ATTEMPTS` times in all, and the log says so (the last try is kept with a
-warning). The test file is read once, for the reported number of the model kept.
+Then the final model trains on the whole training file with the best trial's settings, for the median
+of the optimizer steps its folds had taken at their best epochs (steps, not epochs: a batch divides the
+whole file into more steps an epoch than a fold). Before the test file is looked at, the model's
+accuracy on the training file itself must reach the CV accuracy (less :data:`FIT_SLACK`): a model the
+folds saw learn but that stayed on a plateau at chance this time is trained again with the next seed,
+at most :data:`FIT_ATTEMPTS` times in all, and the log says so (the last try is kept with a warning).
+The test file is read once, for the reported number of the model kept.
 
 The run folder holds, beside the final run's files: ``tune.db`` (the study, SQLite: a Ctrl-C keeps every
 finished trial, and ``--resume`` continues the search with what is left of the budget, or the final
@@ -195,7 +194,7 @@ def fit_fold(
     The very steps :class:`SequenceTask` takes in a run (shuffle, noise, schedule, early stopping),
     without a run folder. Returns ``accuracy`` and ``loss`` at the epoch of lowest validation loss
     (the last epoch when ``patience`` is 0), that ``epoch`` (1-based) and its optimizer ``step`` (the steps
-    taken by its end), the ``epochs`` run, the steps the learning-rate ``schedule`` spans, and ``seconds``.
+    taken by its end), the ``epochs`` run and ``seconds``.
     ``after_epoch(epoch, accuracy, steps)`` hears, after each epoch (from 0) but the last, the accuracy the
     fold would have if it stopped there and the optimizer steps taken; it may raise to stop the fold.
     """
@@ -223,7 +222,6 @@ def fit_fold(
         "loss": float(best["loss"] if best else last["valid_loss"]),
         "epoch": best_epoch,
         "step": min(best_epoch * task.steps_per_epoch, task.total_steps),
-        "schedule": task.total_steps,
         "epochs": epoch,
         "seconds": time.monotonic() - started,
     }
@@ -361,7 +359,6 @@ class _Search:
         trial.set_user_attr("best_epochs", [r["epoch"] for r in results])
         trial.set_user_attr("epochs", max(1, round(statistics.median(r["epoch"] for r in results))))
         trial.set_user_attr("steps", max(1, round(statistics.median(r["step"] for r in results))))
-        trial.set_user_attr("schedule_steps", max(r["schedule"] for r in results))
         trial.set_user_attr("seconds", sum(r["seconds"] for r in results))
         return accuracy - LOSS_WEIGHT * loss
 
@@ -422,7 +419,6 @@ class _Search:
                 "params": best.user_attrs["params"],
                 "epochs": best.user_attrs["epochs"],
                 "steps": best.user_attrs["steps"],
-                "schedule_steps": best.user_attrs["schedule_steps"],
                 "accuracy": best.user_attrs["accuracy"],
                 "loss": best.user_attrs["loss"],
             },
@@ -614,8 +610,7 @@ def tune_sequence_classifier(
     chosen = tuning["chosen"]
     search.log(
         f"chose trial {chosen['trial']} ({_describe(chosen['params'])}): CV accuracy {chosen['accuracy']:.4f}; "
-        f"training it on all {len(train)} cases for {chosen['steps']} steps of a "
-        f"{chosen['schedule_steps']}-step schedule"
+        f"training it on all {len(train)} cases for {chosen['steps']} optimizer steps"
     )
     run.keeps_tuning = True
     return _final(model_config, train_config, run, tuning, train_file, test_file, False, quiet, threads)
@@ -661,12 +656,11 @@ def _final(
     run.keeps_tuning = True
     data = load_sequence_data(train_file, test_file, valid_fraction=0.0, per_channel=train_cfg.normalize == "channel")
     train_cfg = replace(train_cfg, patience=0, valid_fraction=0.0)
-    if "steps" in chosen:  # the folds' best steps on their schedule (a search of an earlier version: epochs)
+    if "steps" in chosen:  # the folds' best steps (a search of an earlier version chose epochs)
         n = len(data.train)
         per_epoch = math.ceil(n / (auto_batch_size(n) if train_cfg.batch_size is None else train_cfg.batch_size))
-        schedule = int(chosen["schedule_steps"])
-        epochs = math.ceil(schedule / per_epoch)
-        train_cfg = replace(train_cfg, epochs=epochs, max_steps=int(chosen["steps"]), schedule_steps=schedule)
+        steps = int(chosen["steps"])
+        train_cfg = replace(train_cfg, epochs=math.ceil(steps / per_epoch), max_steps=steps)
     else:
         train_cfg = replace(train_cfg, epochs=int(chosen["epochs"]))
     log_path = run.path / TUNE_LOG

@@ -156,12 +156,6 @@ def test_a_resume_refusal_names_the_settings_that_differ(finished: Path, data_di
         check_resumable(ckpt, run, {**ckpt["config"], "hidden_size": 9}, ckpt["train_config"])
     assert str(info.value).count("(checkpoint") == 1
 
-    # A checkpoint written before an optional setting existed resumes at its default, None, and only there.
-    older = {**ckpt, "train_config": {k: v for k, v in ckpt["train_config"].items() if k != "schedule_steps"}}
-    check_resumable(older, run, ckpt["config"], {**ckpt["train_config"], "schedule_steps": None})
-    with pytest.raises(CheckpointError, match=r"schedule_steps \(checkpoint '<unset>', this run 50\)"):
-        check_resumable(older, run, ckpt["config"], {**ckpt["train_config"], "schedule_steps": 50})
-
 
 # -- Ctrl-C --------------------------------------------------------------------------------------
 
