@@ -83,7 +83,8 @@ def _tuning_lines(tuning: dict[str, Any]) -> list[str]:
     if chosen:
         lines.append(
             f"  chosen: trial {chosen.get('trial')}, CV accuracy {chosen.get('accuracy', 0):.4f}: "
-            f"{_plain(chosen.get('params') or {})}, epochs={chosen.get('epochs')}"
+            f"{_plain(chosen.get('params') or {})}, "
+            + (f"steps={chosen['steps']}" if "steps" in chosen else f"epochs={chosen.get('epochs')}")
         )
     for t in sorted(done, key=lambda t: -t.get("score", 0))[:5]:
         lines.append(f"  trial {t['number']}: CV accuracy {t.get('accuracy', 0):.4f}, {_plain(t.get('params') or {})}")

@@ -3,15 +3,18 @@
 Optuna (the ``tune`` extra) proposes settings with its TPE sampler; each candidate (a *trial*) trains
 on every fold of :func:`~rnnedge.data.folds.cv_folds` with early stopping on the fold's held-out part
 (the epoch of lowest validation loss), and scores the mean accuracy there, ties broken by the mean loss
-(``score = accuracy - 0.01 * loss``). On the first fold the trial reports its accuracy after every epoch,
-and after each later fold the running mean accuracy; Optuna's median pruner drops a trial whose accuracy
-is strictly below the median of the finished ones at the same epoch or fold. (The accuracy, not the
+(``score = accuracy - 0.01 * loss``). On the first fold the trial reports its accuracy each time it has
+taken another :data:`REPORT_STEPS` optimizer steps (at the end of the epoch that reaches them: steps, not
+epochs, because the batch sets the steps an epoch and candidates of other batches are compared), and after
+each later fold the running mean accuracy; Optuna's median pruner drops a trial whose accuracy is strictly
+below the median of the finished ones at the same step count or fold. (The accuracy, not the
 score: on a plateau at chance, or on a fold every candidate gets right, the candidates tie, and a
 difference of cross-entropy in the fourth decimal is no reason to stop one.) It never prunes on the first
 fold before :data:`~rnnedge.training.config.STEP_BUDGET`'s ``warmup_steps`` optimizer steps: a small fold
 gives few steps an epoch, and a slow start is not a bad one (each fold's early stopping waits as long).
 The defaults are the first trial, so the search can only choose something that cross-validates at least
-as well (the first trial finishes whatever the budget says, unless another one finished before it). A trial
+as well (the first trial finishes whatever the budget says, unless another one finished before it); the
+second is the defaults with the other cell (:func:`first_candidates`). A trial
 whose remaining folds would not fit in the time left stops after the fold that shows it; a trial cut short
 counts for nothing.
 
@@ -20,11 +23,12 @@ thread each unless ``threads`` says otherwise) run the others, all sharing the s
 TPE's "constant liar" keeps them from proposing the same candidate.
 
 Then the final model trains on the whole training file with the best trial's settings, for the median
-of its folds' best epochs. Before the test file is looked at, the model's accuracy on the training
-file itself must reach the CV accuracy (less :data:`FIT_SLACK`): a model the folds saw learn but that
-stayed on a plateau at chance this time is trained again with the next seed, at most
-:data:`FIT_ATTEMPTS` times in all, and the log says so (the last try is kept with a warning). The test
-file is read once, for the reported number of the model kept.
+of the optimizer steps its folds had taken at their best epochs (steps, not epochs: a batch divides the
+whole file into more steps an epoch than a fold). Before the test file is looked at, the model's
+accuracy on the training file itself must reach the CV accuracy (less :data:`FIT_SLACK`): a model the
+folds saw learn but that stayed on a plateau at chance this time is trained again with the next seed,
+at most :data:`FIT_ATTEMPTS` times in all, and the log says so (the last try is kept with a warning).
+The test file is read once, for the reported number of the model kept.
 
 The run folder holds, beside the final run's files: ``tune.db`` (the study, SQLite: a Ctrl-C keeps every
 finished trial, and ``--resume`` continues the search with what is left of the budget, or the final
@@ -58,15 +62,24 @@ from .checkpoint import load_checkpoint
 from .config import STEP_BUDGET, SequenceClassifierConfig, SequenceTrainConfig
 from .loop import TrainingInterrupted, torch_threads
 from .run_dir import TUNE_DB, TUNE_JSON, TUNE_LOG, RunDir, open_run
-from .train_sequences import PoorFit, SequenceData, SequenceTask, load_sequence_data, train_sequence_classifier
+from .train_sequences import (
+    PoorFit,
+    SequenceData,
+    SequenceTask,
+    auto_batch_size,
+    load_sequence_data,
+    train_sequence_classifier,
+)
 
 __all__ = [
     "FIT_ATTEMPTS",
     "FIT_SLACK",
     "PATIENCE",
+    "REPORT_STEPS",
     "SEARCHED",
     "TuningInterrupted",
     "default_jobs",
+    "first_candidates",
     "fit_fold",
     "require_optuna",
     "search_space",
@@ -89,7 +102,8 @@ SEARCHED = (
 STUDY_NAME = "rnnedge-tune"
 LOSS_WEIGHT = 0.01  # score = accuracy - LOSS_WEIGHT * loss: the loss only breaks ties of accuracy
 PATIENCE = 10  # each fold's early stopping, unless --patience is given
-FOLD_REPORTS = 1_000_000  # the pruner's step of fold k's running mean: FOLD_REPORTS + k, after any epoch
+REPORT_STEPS = 50  # the first fold reports at every multiple of this many optimizer steps
+FOLD_REPORTS = 10**9  # the pruner's step of fold k's running mean: FOLD_REPORTS + k, after any step count
 FIT_SLACK = 0.02  # the final model's training accuracy may fall this far below the CV accuracy
 FIT_ATTEMPTS = 3  # seeds the final training tries before it keeps a model that misses its CV accuracy
 _MODEL_FIELDS = {f.name for f in fields(SequenceClassifierConfig)}
@@ -141,6 +155,21 @@ def search_space(trial: Any, fixed: Mapping[str, Any], causal: bool, cases: int)
     return {name: fixed[name] if name in fixed else choose() for name, choose in choices.items()}
 
 
+def first_candidates(
+    model_config: SequenceClassifierConfig, train_config: SequenceTrainConfig, fixed: Mapping[str, Any], causal: bool
+) -> list[dict[str, Any]]:
+    """The trials before TPE's: the defaults, then (unless ``cell`` is fixed) the same with the other cell.
+
+    Each cell wins on problems of its own (a GRU often leaves a long plateau at chance hundreds of steps
+    before an LSTM does; an LSTM trains several times faster on a CPU), so both are measured first.
+    """
+    defaults = {k: getattr(model_config if k in _MODEL_FIELDS else train_config, k) for k in SEARCHED}
+    first = {k: v for k, v in defaults.items() if k not in fixed and not (causal and k == "bidirectional")}
+    if "cell" in fixed:
+        return [first]
+    return [first, {**first, "cell": "gru" if first["cell"] == "lstm" else "lstm"}]
+
+
 def _at_most(batch: int | None, cases: int) -> int | None:
     return None if batch is None else min(batch, cases)
 
@@ -164,7 +193,8 @@ def fit_fold(
 
     The very steps :class:`SequenceTask` takes in a run (shuffle, noise, schedule, early stopping),
     without a run folder. Returns ``accuracy`` and ``loss`` at the epoch of lowest validation loss
-    (the last epoch when ``patience`` is 0), that ``epoch`` (1-based), the ``epochs`` run and ``seconds``.
+    (the last epoch when ``patience`` is 0), that ``epoch`` (1-based) and its optimizer ``step`` (the steps
+    taken by its end), the ``epochs`` run and ``seconds``.
     ``after_epoch(epoch, accuracy, steps)`` hears, after each epoch (from 0) but the last, the accuracy the
     fold would have if it stopped there and the optimizer steps taken; it may raise to stop the fold.
     """
@@ -186,10 +216,12 @@ def fit_fold(
         kept = task.best if train_config.patience > 0 and task.best is not None else None
         after_epoch(epoch - 1, float(kept["accuracy"] if kept else last["valid_accuracy"]), step)
     best = task.best if train_config.patience > 0 and task.best is not None else None
+    best_epoch = int(best["epoch"] if best else epoch)
     return {
         "accuracy": float(best["accuracy"] if best else last["valid_accuracy"]),
         "loss": float(best["loss"] if best else last["valid_loss"]),
-        "epoch": int(best["epoch"] if best else epoch),
+        "epoch": best_epoch,
+        "step": min(best_epoch * task.steps_per_epoch, task.total_steps),
         "epochs": epoch,
         "seconds": time.monotonic() - started,
     }
@@ -273,17 +305,21 @@ class _Search:
         def protected() -> bool:
             return is_first and not self.complete()
 
+        reported = [0]  # the first fold's last report, in steps
+
         def after_epoch(fold: int, epoch: int, accuracy: float, steps: int) -> None:
             if self.parent is not None and os.getppid() != self.parent:  # the command was killed: stop with it
                 raise KeyboardInterrupt
             if not protected() and self.left() <= 0:
                 raise _OutOfTime
-            if fold == 0:  # the first fold screens: a trial far behind the others at this epoch stops here
-                trial.report(accuracy, epoch)
+            mark = steps // REPORT_STEPS * REPORT_STEPS
+            if fold == 0 and mark > reported[0]:  # the first fold screens: a trial far behind the others stops
+                trial.report(accuracy, mark)
+                reported[0] = mark
                 if not protected() and steps >= STEP_BUDGET.warmup_steps and trial.should_prune():
                     self.log(
-                        f"trial {trial.number}: pruned at epoch {epoch + 1} of fold 1: accuracy {accuracy:.4f}, "
-                        "below the median of finished trials there"
+                        f"trial {trial.number}: pruned at epoch {epoch + 1} of fold 1 ({steps} steps): accuracy "
+                        f"{accuracy:.4f}, below the median of finished trials at {mark} steps"
                     )
                     raise optuna.TrialPruned
 
@@ -322,6 +358,7 @@ class _Search:
         trial.set_user_attr("fold_epochs", [r["epochs"] for r in results])
         trial.set_user_attr("best_epochs", [r["epoch"] for r in results])
         trial.set_user_attr("epochs", max(1, round(statistics.median(r["epoch"] for r in results))))
+        trial.set_user_attr("steps", max(1, round(statistics.median(r["step"] for r in results))))
         trial.set_user_attr("seconds", sum(r["seconds"] for r in results))
         return accuracy - LOSS_WEIGHT * loss
 
@@ -372,7 +409,8 @@ class _Search:
             "causal": self.causal,
             "fixed": self.fixed,
             "score": f"mean CV accuracy at each fold's best epoch - {LOSS_WEIGHT} x mean CV cross-entropy",
-            "sampler": "optuna TPE (constant liar), median pruner after each epoch of fold 1 and after each fold",
+            "sampler": f"optuna TPE (constant liar), median pruner every {REPORT_STEPS} steps of fold 1 and after "
+            "each fold",
             "trials": trials,
             "chosen": None
             if best is None
@@ -380,6 +418,7 @@ class _Search:
                 "trial": best.number,
                 "params": best.user_attrs["params"],
                 "epochs": best.user_attrs["epochs"],
+                "steps": best.user_attrs["steps"],
                 "accuracy": best.user_attrs["accuracy"],
                 "loss": best.user_attrs["loss"],
             },
@@ -504,10 +543,8 @@ def tune_sequence_classifier(
         run.clear()  # an earlier run's files, --overwrite given (its tune files too)
         study = optuna.create_study(study_name=STUDY_NAME, storage=_storage(run.path / TUNE_DB), direction="maximize")
         study.set_user_attr("settings", settings)
-        defaults = {k: getattr(model_config if k in _MODEL_FIELDS else train_config, k) for k in SEARCHED}
-        study.enqueue_trial(
-            {k: v for k, v in defaults.items() if k not in fixed and not (causal and k == "bidirectional")}
-        )
+        for params in first_candidates(model_config, train_config, fixed, causal):
+            study.enqueue_trial(params)
     study.set_user_attr("jobs", jobs)
     seed = train_config.seed * 1000 + len(study.trials)  # a resumed session does not replay the first one's draws
     study.sampler, study.pruner = _sampler_and_pruner(seed)
@@ -573,7 +610,7 @@ def tune_sequence_classifier(
     chosen = tuning["chosen"]
     search.log(
         f"chose trial {chosen['trial']} ({_describe(chosen['params'])}): CV accuracy {chosen['accuracy']:.4f}; "
-        f"training it on all {len(train)} cases for {chosen['epochs']} epochs"
+        f"training it on all {len(train)} cases for {chosen['steps']} optimizer steps"
     )
     run.keeps_tuning = True
     return _final(model_config, train_config, run, tuning, train_file, test_file, False, quiet, threads)
@@ -610,7 +647,6 @@ def _final(
     """
     chosen = tuning["chosen"]
     model_cfg, train_cfg = _configs(model_config, train_config, chosen["params"])
-    train_cfg = replace(train_cfg, epochs=int(chosen["epochs"]), patience=0, valid_fraction=0.0)
     floor = chosen["accuracy"] - FIT_SLACK
     attempts: list[dict[str, Any]] = list(tuning.get("final_attempts", []))
     if resume:
@@ -619,6 +655,14 @@ def _final(
         attempts = [a for a in attempts if a["seed"] < resume_seed]
     run.keeps_tuning = True
     data = load_sequence_data(train_file, test_file, valid_fraction=0.0, per_channel=train_cfg.normalize == "channel")
+    train_cfg = replace(train_cfg, patience=0, valid_fraction=0.0)
+    if "steps" in chosen:  # the folds' best steps (a search of an earlier version chose epochs)
+        n = len(data.train)
+        per_epoch = math.ceil(n / (auto_batch_size(n) if train_cfg.batch_size is None else train_cfg.batch_size))
+        steps = int(chosen["steps"])
+        train_cfg = replace(train_cfg, epochs=math.ceil(steps / per_epoch), max_steps=steps)
+    else:
+        train_cfg = replace(train_cfg, epochs=int(chosen["epochs"]))
     log_path = run.path / TUNE_LOG
     while True:
         seed = train_config.seed + len(attempts)
@@ -660,7 +704,8 @@ def _final(
             f"CV accuracy {chosen['accuracy']:.4f}; it is kept, but expect a test accuracy below the CV accuracy",
             quiet,
         )
-    result = {**metrics, "cv_accuracy": chosen["accuracy"], "chosen": {**chosen["params"], "epochs": chosen["epochs"]}}
+    length = {"steps": train_cfg.max_steps} if train_cfg.max_steps else {"epochs": train_cfg.epochs}
+    result = {**metrics, "cv_accuracy": chosen["accuracy"], "chosen": {**chosen["params"], **length}}
     return {**result, "final_seed": train_config.seed + len(attempts), "final_fit_ok": fit >= floor}
 
 

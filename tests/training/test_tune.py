@@ -7,6 +7,7 @@ fixing ``--hidden 8`` and giving ``--epochs 4 --patience 2``, so a trial takes s
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -75,7 +76,11 @@ def test_tune_searches_on_the_training_file_and_reads_the_test_file_once_at_the_
 
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert ckpt["tuning"]["chosen"] == chosen and ckpt["tuning"]["trials"] == summary["trials"]
-    assert ckpt["train_config"]["epochs"] == chosen["epochs"] and ckpt["train_config"]["valid_fraction"] == 0
+    trained = ckpt["train_config"]  # the folds' best steps, in the whole file's epochs
+    assert trained["max_steps"] == chosen["steps"] and trained["valid_fraction"] == 0 and trained["patience"] == 0
+    assert (trained["epochs"] - 1) * math.ceil(36 / trained["batch_size"]) < chosen["steps"]
+    second = summary["trials"][1]["params"]  # then the defaults with the other cell
+    assert second == {**first, "cell": "gru"}
     assert {k: ckpt["config"][k] for k in ("cell", "hidden_size", "head")} == {
         k: chosen["params"][k] for k in ("cell", "hidden_size", "head")
     }
@@ -239,6 +244,7 @@ def test_the_first_fold_hears_every_epoch_and_may_stop_the_fold(small: Path) -> 
     assert [e for e, _, _ in heard] == [0, 1, 2, 3] and result["epochs"] == 5  # not after the last: the fold is done
     assert all(0 <= s <= 1 for _, s, _ in heard)  # the accuracy the fold would keep
     assert [n for _, _, n in heard] == [5, 10, 15, 20]  # the optimizer steps so far: 18 cases in batches of 4
+    assert (result["epoch"], result["step"]) == (5, 25)  # the last epoch, with patience 0
 
     class Stop(Exception):
         pass
