@@ -142,6 +142,7 @@ def spawn(tmp_path: Path) -> Iterator[Callable[[list[str]], _Process]]:
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 env={**os.environ, "OMP_NUM_THREADS": "1"},
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background shell ignores it
             )
         started.append(_Process(popen, stderr))
         return started[-1]

@@ -107,10 +107,18 @@ def test_causal_searches_streamable_models_only(small: Path, tmp_path: Path) -> 
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["config"]["bidirectional"] is False
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT's default in the child, whatever the runner's: a background shell's jobs ignore it, and a Python
+    started so would lose a Ctrl-C that comes between two trials (no training loop's handler installed)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_keeps_the_finished_trials_and_resume_continues_the_search(small: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     command = [sys.executable, "-m", "rnnedge.cli.main", *tune_args(small, out, "5", *CHEAP)]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_as_in_a_terminal
+    )
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline:  # wait for a finished trial, then interrupt the next one
