@@ -42,6 +42,7 @@ __all__ = [
     "SequenceTask",
     "as_tensors",
     "auto_batch_size",
+    "batch_size_for",
     "evaluate",
     "load_sequence_data",
     "train_sequence_classifier",
@@ -155,6 +156,11 @@ def auto_batch_size(n: int) -> int:
     return min(n, max(4, min(32, n // 10)))
 
 
+def batch_size_for(n: int, batch_size: int | None) -> int:
+    """The batch a run of ``n`` training sequences takes: ``batch_size``, or :func:`auto_batch_size`'s if ``None``."""
+    return auto_batch_size(n) if batch_size is None else batch_size
+
+
 def random_shift(x: torch.Tensor, max_shift: int, fill: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Translate each sequence of ``x`` ``(B, T, F)`` by up to ``max_shift`` steps and channels.
 
@@ -213,7 +219,7 @@ class SequenceTask(ClassificationTask):
                 f"has {data.train.num_channels} channels and {len(data.class_names)} classes"
             )
         n = len(data.train)
-        batch = auto_batch_size(n) if train_config.batch_size is None else train_config.batch_size
+        batch = batch_size_for(n, train_config.batch_size)
         self.check_batch_size(batch, n, "sequences")
         self.steps_per_epoch = math.ceil(n / batch)
         early_stopping = train_config.patience > 0 and data.valid is not None

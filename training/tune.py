@@ -66,7 +66,7 @@ from .train_sequences import (
     PoorFit,
     SequenceData,
     SequenceTask,
-    auto_batch_size,
+    batch_size_for,
     load_sequence_data,
     train_sequence_classifier,
 )
@@ -305,17 +305,18 @@ class _Search:
         def protected() -> bool:
             return is_first and not self.complete()
 
-        reported = [0]  # the first fold's last report, in steps
+        reported = 0  # the first fold's last report, in steps
 
         def after_epoch(fold: int, epoch: int, accuracy: float, steps: int) -> None:
+            nonlocal reported
             if self.parent is not None and os.getppid() != self.parent:  # the command was killed: stop with it
                 raise KeyboardInterrupt
             if not protected() and self.left() <= 0:
                 raise _OutOfTime
             mark = steps // REPORT_STEPS * REPORT_STEPS
-            if fold == 0 and mark > reported[0]:  # the first fold screens: a trial far behind the others stops
+            if fold == 0 and mark > reported:  # the first fold screens: a trial far behind the others stops
                 trial.report(accuracy, mark)
-                reported[0] = mark
+                reported = mark
                 if not protected() and steps >= STEP_BUDGET.warmup_steps and trial.should_prune():
                     self.log(
                         f"trial {trial.number}: pruned at epoch {epoch + 1} of fold 1 ({steps} steps): accuracy "
@@ -658,7 +659,7 @@ def _final(
     train_cfg = replace(train_cfg, patience=0, valid_fraction=0.0)
     if "steps" in chosen:  # the folds' best steps (a search of an earlier version chose epochs)
         n = len(data.train)
-        per_epoch = math.ceil(n / (auto_batch_size(n) if train_cfg.batch_size is None else train_cfg.batch_size))
+        per_epoch = math.ceil(n / batch_size_for(n, train_cfg.batch_size))
         steps = int(chosen["steps"])
         train_cfg = replace(train_cfg, epochs=math.ceil(steps / per_epoch), max_steps=steps)
     else:
