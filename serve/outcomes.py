@@ -23,10 +23,12 @@ __all__ = ["FeedOutcome", "per_feed", "per_frame", "top_k_pairs"]
 class FeedOutcome:
     """What one feed gave, as the ``result`` reply carries it.
 
-    ``probs``: its probabilities, ``(V,)`` or one row per step fed ``(T, C)`` (a copy the session
-    keeps); ``top_k``: its ``[[label, probability], ...]`` pairs, likeliest first (one such list
-    per step for ``(T, C)``); ``last``: the latest distribution ``(V,)``, which ``top_k`` and
-    ``generate`` continue from.
+    ``probs``: its probabilities, ``(V,)`` or one row per step fed ``(T, C)``; ``top_k``: its
+    ``[[label, probability], ...]`` pairs, likeliest first (one such list per step for ``(T, C)``);
+    ``last``: the latest distribution ``(V,)``, which ``top_k`` and ``generate`` continue from.
+    ``probs`` and ``last`` are views of the step's result (never written again), not copies: a view
+    keeps the whole result alive while its session idles, as the batch's streams themselves do (each
+    holds its row of the result until it steps again), so a copy would only cost time.
     """
 
     probs: np.ndarray
@@ -49,17 +51,13 @@ def _pairs(
 
 def per_feed(results: np.ndarray, ks: Sequence[int], labels: tuple[str, ...]) -> list[FeedOutcome]:
     """``results`` ``(N, V)``: feed ``i`` gets row ``i`` and its top-``ks[i]`` pairs."""
-    # Each session keeps its own copy of its row (a view would pin the whole (N, V) array while the
-    # session idles); the top-k works in the result itself, restored after (the batch's streams keep
-    # their rows of it as their ``last``).
-    rows = [r.copy() for r in results]  # N x (V,)
+    rows = list(results)  # N views (V,); the top-k works in ``results`` itself and puts it back
     return [FeedOutcome(row, pairs, row) for row, pairs in zip(rows, _pairs(rows, results, ks, labels), strict=True)]
 
 
 def per_frame(results: np.ndarray, ks: Sequence[int], labels: tuple[str, ...]) -> list[FeedOutcome]:
     """``results`` ``(N, T, C)``: feed ``i`` gets its ``T`` rows, the top-``ks[i]`` pairs of each, and its last row."""
     n, steps, classes = results.shape
-    kept = results.copy()  # (N, T, C): the feeds' own rows
     flat = np.ascontiguousarray(results).reshape(n * steps, classes)  # the top-k works in it, restored after
-    pairs = _pairs(kept.reshape(n * steps, classes), flat, [k for k in ks for _ in range(steps)], labels)
-    return [FeedOutcome(kept[i], pairs[i * steps : (i + 1) * steps], kept[i, -1].copy()) for i in range(n)]
+    pairs = _pairs(flat, flat, [k for k in ks for _ in range(steps)], labels)
+    return [FeedOutcome(results[i], pairs[i * steps : (i + 1) * steps], results[i, -1]) for i in range(n)]
