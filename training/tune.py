@@ -79,6 +79,7 @@ __all__ = [
     "SEARCHED",
     "TuningInterrupted",
     "default_jobs",
+    "final_configs",
     "first_candidates",
     "fit_fold",
     "require_optuna",
@@ -181,6 +182,28 @@ def _configs(
         replace(model, **{k: v for k, v in params.items() if k in _MODEL_FIELDS}),
         replace(train, **{k: v for k, v in params.items() if k not in _MODEL_FIELDS}),
     )
+
+
+def final_configs(
+    model_config: SequenceClassifierConfig,
+    train_config: SequenceTrainConfig,
+    candidate: Mapping[str, Any],
+    cases: int,
+) -> tuple[SequenceClassifierConfig, SequenceTrainConfig]:
+    """The configs a final model of ``candidate`` trains with on all ``cases`` training sequences.
+
+    ``candidate``: a trial of ``tune.json`` (or its ``chosen``): its ``params``, and ``steps`` (the median of
+    its folds' best optimizer steps), or ``epochs`` from a search of an earlier version. No validation
+    split and no early stopping: the length is the folds' (steps, not epochs: a batch divides the whole
+    file into more steps an epoch than a fold).
+    """
+    model_cfg, train_cfg = _configs(model_config, train_config, candidate["params"])
+    train_cfg = replace(train_cfg, patience=0, valid_fraction=0.0)
+    if "steps" not in candidate:
+        return model_cfg, replace(train_cfg, epochs=int(candidate["epochs"]))
+    steps = int(candidate["steps"])
+    per_epoch = math.ceil(cases / batch_size_for(cases, train_cfg.batch_size))
+    return model_cfg, replace(train_cfg, epochs=math.ceil(steps / per_epoch), max_steps=steps)
 
 
 def fit_fold(
@@ -397,7 +420,7 @@ class _Search:
                     "state": t.state.name.lower(),
                     "params": a.get("params", dict(t.params)),
                     **({"score": t.value} if t.value is not None else {}),
-                    **{k: a[k] for k in ("accuracy", "loss", "fold_accuracy", "epochs", "seconds") if k in a},
+                    **{k: a[k] for k in ("accuracy", "loss", "fold_accuracy", "epochs", "steps", "seconds") if k in a},
                 }
             )
         best = self.best()
@@ -647,7 +670,6 @@ def _final(
     :data:`FIT_ATTEMPTS` is kept whatever its fit, with a warning.
     """
     chosen = tuning["chosen"]
-    model_cfg, train_cfg = _configs(model_config, train_config, chosen["params"])
     floor = chosen["accuracy"] - FIT_SLACK
     attempts: list[dict[str, Any]] = list(tuning.get("final_attempts", []))
     if resume:
@@ -655,15 +677,10 @@ def _final(
         resume_seed = int(load_checkpoint(run.checkpoint)["train_config"]["seed"])
         attempts = [a for a in attempts if a["seed"] < resume_seed]
     run.keeps_tuning = True
-    data = load_sequence_data(train_file, test_file, valid_fraction=0.0, per_channel=train_cfg.normalize == "channel")
-    train_cfg = replace(train_cfg, patience=0, valid_fraction=0.0)
-    if "steps" in chosen:  # the folds' best steps (a search of an earlier version chose epochs)
-        n = len(data.train)
-        per_epoch = math.ceil(n / batch_size_for(n, train_cfg.batch_size))
-        steps = int(chosen["steps"])
-        train_cfg = replace(train_cfg, epochs=math.ceil(steps / per_epoch), max_steps=steps)
-    else:
-        train_cfg = replace(train_cfg, epochs=int(chosen["epochs"]))
+    data = load_sequence_data(
+        train_file, test_file, valid_fraction=0.0, per_channel=train_config.normalize == "channel"
+    )
+    model_cfg, train_cfg = final_configs(model_config, train_config, chosen, len(data.train))
     log_path = run.path / TUNE_LOG
     while True:
         seed = train_config.seed + len(attempts)
