@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ pytest.importorskip("optuna", reason="--tune needs the tune extra")
 
 from rnnedge.cli.main import cli
 from rnnedge.training.checkpoint import load_checkpoint
+from rnnedge.training.config import SequenceClassifierConfig, SequenceTrainConfig
 
 CHEAP = ["--hidden", "8", "--epochs", "4", "--patience", "2", "--threads", "1", "--jobs", "1"]
 
@@ -79,6 +81,10 @@ def test_tune_searches_on_the_training_file_and_reads_the_test_file_once_at_the_
     trained = ckpt["train_config"]  # the folds' best steps, in the whole file's epochs
     assert trained["max_steps"] == chosen["steps"] and trained["valid_fraction"] == 0 and trained["patience"] == 0
     assert (trained["epochs"] - 1) * math.ceil(36 / trained["batch_size"]) < chosen["steps"]
+    assert all(t["steps"] >= 1 for t in done) and best["steps"] == chosen["steps"]  # each trial's, for tune_spread
+    _, again = tune.final_configs(SequenceClassifierConfig(), SequenceTrainConfig(**trained), best, 36)
+    resolved = {**asdict(again), "batch_size": train_sequences.batch_size_for(36, again.batch_size)}  # None: auto
+    assert resolved == trained  # a trial's record retrains as the final model did (benchmarks/tune_spread.py)
     second = summary["trials"][1]["params"]  # then the defaults with the other cell
     assert second == {**first, "cell": "gru"}
     assert {k: ckpt["config"][k] for k in ("cell", "hidden_size", "head")} == {
