@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from rnnedge.errors import RnnEdgeError
+from rnnedge.errors import ConfigError, RnnEdgeError
 from rnnedge.training.run_dir import CHECKPOINT_NAME
 
 from .common import DATA_HELP, require_training_extra
@@ -65,6 +65,18 @@ def _is_single_file(output: str) -> bool:
             param_hint="'-o' / '--output'",
         )
     return False
+
+
+def _refuse_replacing(target: Path, variants: tuple[str, ...], force: bool) -> None:
+    """One model's files already there (an earlier export, perhaps of another model) are replaced only with --force."""
+    from rnnedge.export.exporter import variant_path
+
+    there = [str(p) for p in dict.fromkeys(variant_path(target, v) for v in ("float32", *variants)) if p.is_file()]
+    if there and not force:
+        raise ConfigError(
+            f"{' and '.join(there)} already exist{'s' if len(there) == 1 else ''}; pass --force to replace "
+            f"{'it' if len(there) == 1 else 'them'}, or give another -o"
+        )
 
 
 def _one_checkpoint(paths: list[Path], output: str) -> Path:
@@ -206,7 +218,11 @@ def _export_modules(manifest: Path, dist: Path, variants: tuple[str, ...], toler
     help="One absolute tolerance from the exact result (PyTorch in float64) for every value, instead of the rule: "
     "at most 16x PyTorch-float32's own distance from it, plus a floor of 2e-6 of the value's scale.",
 )
-@click.option("--force", is_flag=True, help="Batch: re-export even unchanged runs.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the files already at -o MODEL.onnx (and its variants); batch: re-export even unchanged runs.",
+)
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option(
     "--module",
@@ -290,6 +306,7 @@ def export(
             raise click.UsageError("--module needs --task classifier, tagger or language-model")
         if not _is_single_file(output):
             raise click.UsageError(f"--module writes one file: give -o MODEL.onnx, got {output}")
+        _refuse_replacing(Path(output), quantize, force)
         _export_one_module(
             module_spec or "",
             weights,
@@ -324,6 +341,7 @@ def export(
 
         checkpoint = _one_checkpoint(paths, output)
         target = Path(output)
+        _refuse_replacing(target, quantize, force)
         outcomes = export_model(
             checkpoint,
             target,

@@ -26,6 +26,7 @@ from .metadata import ModelMetadata
 
 __all__ = [
     "CLASSIFY_CHUNK",
+    "NAMED_COLUMNS",
     "PERPLEXITY_WINDOW",
     "Accuracy",
     "ClassReport",
@@ -108,6 +109,10 @@ def perplexity_on_file(
     return model.perplexity(Path(path), window=window, strict=strict, progress=progress)
 
 
+NAMED_COLUMNS = 8
+"""Longest class name the confusion matrix's text heads a column with (longer ones are numbered)."""
+
+
 @dataclass(frozen=True)
 class ClassReport:
     """``confusion[i, j]``: cases of true class ``i`` predicted as ``j`` (int64 ``(C, C)``), and what follows from it.
@@ -169,17 +174,20 @@ class ClassReport:
         return "\n".join(lines)
 
     def confusion_text(self) -> str:
-        """The confusion matrix: a row per true class, a column per predicted class (numbered as the rows)."""
+        """The confusion matrix: a row per true class, a column per predicted class.
+
+        Columns are headed by the class names when all are short (at most :data:`NAMED_COLUMNS` characters);
+        otherwise rows and columns are numbered (``#0``, ``#1``, ...: not to be read as a class named ``0``).
+        """
         counts = self.confusion
-        cell = max(4, len(str(int(counts.max()))) + 1)
-        width = max(16, max(len(name) for name in self.labels) + len(str(len(self.labels))) + 1)
-        corner = "true / predicted"
-        head = f"{corner:<{width}}" + "".join(f"{j:>{cell}}" for j in range(len(self.labels)))
-        rows = [
-            f"{f'{i} {name}':<{width}}" + "".join(f"{int(v):>{cell}}" for v in counts[i])
-            for i, name in enumerate(self.labels)
-        ]
-        return "\n".join([head, *rows])
+        named = all(len(name) <= NAMED_COLUMNS for name in self.labels)
+        heads = list(self.labels) if named else [f"#{j}" for j in range(len(self.labels))]
+        cell = max(4, len(str(int(counts.max()))) + 1, *(len(h) + 1 for h in heads))
+        rows = list(self.labels) if named else [f"#{i} {name}" for i, name in enumerate(self.labels)]
+        width = max(16, *(len(r) for r in rows))
+        head = f"{'true / predicted':<{width}}" + "".join(f"{h:>{cell}}" for h in heads)
+        lines = [f"{r:<{width}}" + "".join(f"{int(v):>{cell}}" for v in counts[i]) for i, r in enumerate(rows)]
+        return "\n".join([head, *lines])
 
 
 def _share(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

@@ -48,7 +48,12 @@ def load_models(model_paths: Sequence[Path], config: ServeConfig) -> dict[str, M
         if name in models:
             raise ConfigError(f"serve: two model files are named {name!r} (models are addressed by file stem)")
         model = load(path, provider=config.provider, threads=config.threads)
-        model.stream_batch()  # refuses a non-causal model here, with the runtime's reason
+        if not model.causal:  # its streams re-read their prefixes: no batched step (StreamBatch refuses it)
+            raise ConfigError(
+                f"serve: {path} is a {model.kind} model (it reads each sequence both ways); rnnedge serve serves "
+                "causal models only: export a causal one (train without --bidirectional, or --tune --causal), "
+                "or classify whole sequences with rnnedge classify"
+            )
         models[name] = model
     return models
 

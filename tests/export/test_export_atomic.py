@@ -57,7 +57,7 @@ def test_export_killed_during_validation_leaves_the_earlier_file(
     driver.write_text(textwrap.dedent(_HANG_IN_VALIDATION))
     with open(stderr, "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, str(driver), str(marker), "export", str(tiny_checkpoint), "-o", str(target)],
+            [sys.executable, str(driver), str(marker), "export", str(tiny_checkpoint), "-o", str(target), "--force"],
             stdout=subprocess.DEVNULL,
             stderr=err,
             env={**os.environ, "OMP_NUM_THREADS": "1"},

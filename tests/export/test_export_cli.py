@@ -63,6 +63,18 @@ def test_unwritable_outputs_are_messages(tiny_checkpoint: Path, tmp_path: Path) 
     run(["export", ckpt, "-o", str(tmp_path / "folder.onnx")], 1, "folder.onnx", "is a folder")
 
 
+def test_a_model_file_already_there_is_replaced_only_with_force(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    ckpt, target = str(tiny_checkpoint), tmp_path / "m.onnx"
+    target.write_bytes(b"another model's file")
+    run(["export", ckpt, "-o", str(target)], 1, "ConfigError", f"{target} already exists", "--force")
+    assert target.read_bytes() == b"another model's file"
+    (tmp_path / "m.int8.onnx").write_bytes(b"another int8 file")  # a variant this export would write, too
+    run(["export", ckpt, "-o", str(target), "--quantize", "int8"], 1, f"{target} and {tmp_path / 'm.int8.onnx'}")
+    assert (tmp_path / "m.int8.onnx").read_bytes() == b"another int8 file"
+    run(["export", ckpt, "-o", str(target), "--force"], 0)
+    assert read_metadata(target).format_version >= 1  # this export's model file now, asked for
+
+
 def test_a_full_disk_is_a_message(tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def full(self: Path, data: bytes) -> int:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))

@@ -36,7 +36,18 @@ def test_the_report_of_a_small_case_equals_the_hand_computation() -> None:
     table = report.table().splitlines()
     assert table[1].split() == ["a", "0.6000", "0.7500", "0.6667", "4"]
     assert table[-1].split() == ["accuracy", "0.6000", "10"]
-    assert report.confusion_text().splitlines()[3].split() == ["2", "c", "1", "1", "1"]
+    text = report.confusion_text().splitlines()  # short names head the columns as they head the rows
+    assert text[0].split()[-3:] == ["a", "b", "c"] and text[3].split() == ["c", "1", "1", "1"]
+
+
+def test_the_confusion_text_names_columns_as_the_rows_and_numbers_only_long_names() -> None:
+    # labels that are numbers: column "0" must not stand for the class named "1"
+    text = class_report(np.array([0, 1, 1]), np.array([0, 1, 0]), ["1", "2"]).confusion_text().splitlines()
+    assert text[0].split() == ["true", "/", "predicted", "1", "2"]
+    assert [line.split() for line in text[1:]] == [["1", "1", "0"], ["2", "1", "1"]]
+    long = ["a class named at length", "another long class name"]
+    text = class_report(np.array([0, 1]), np.array([1, 1]), long).confusion_text().splitlines()
+    assert text[0].split()[-2:] == ["#0", "#1"] and text[1].split()[0] == "#0" and "a class named at length" in text[1]
 
 
 def test_a_class_never_predicted_has_precision_zero_not_nan() -> None:

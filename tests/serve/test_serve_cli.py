@@ -54,7 +54,8 @@ def test_bad_settings_and_models_are_one_line_errors(tiny_lm_onnx: Path, tiny_bi
         done = _cli("serve", str(tiny_lm_onnx), *args)
         assert done.returncode == 2 and fragment in done.stderr, done.stderr
     done = _cli("serve", str(tiny_bi_onnx), "--port", "0")
-    assert done.returncode == 1 and "Error: ConfigError: noncausal_classifier models re-read" in done.stderr
+    assert done.returncode == 1 and "Error: ConfigError: serve: " in done.stderr
+    assert "is a noncausal_classifier model" in done.stderr and "serves causal models only" in done.stderr
     assert "Traceback" not in done.stderr
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -268,6 +268,28 @@ def test_demo_announces_the_budget_it_runs(monkeypatch: pytest.MonkeyPatch, tmp_
     assert "for 3 epoch(s)" in result.output
 
 
+def test_demo_replaces_its_own_run_and_refuses_one_it_did_not_make(
+    finished: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    theirs = copy_of(finished, tmp_path)  # a user's run, say the tour's runs/digits
+    before = {p.name: p.read_bytes() for p in theirs.iterdir()}
+    demo = ["demo", "--data", str(data_dir), "--max-steps", "3", "--digits", "1"]
+    result = invoke([*demo, "--out", str(theirs)], 1)
+    assert "ConfigError" in result.output and "did not make" in result.output and "--overwrite" in result.output
+    assert {p.name: p.read_bytes() for p in theirs.iterdir()} == before, "the user's run must be untouched"
+
+    own = tmp_path / "demo"
+    invoke([*demo, "--out", str(own)])
+    first = (own / "mnist-lstm.onnx").read_bytes()
+    result = invoke([*demo, "--out", str(own), "--max-steps", "4"])  # again: its own run, replaced
+    assert f"replacing the earlier run in {own}" in result.output
+    assert load_checkpoint(own / "checkpoint.pt")["progress"]["step"] == 4
+    assert (own / "mnist-lstm.onnx").read_bytes() != first
+
+    invoke([*demo, "--out", str(theirs), "--overwrite"])  # asked for
+    assert load_checkpoint(theirs / "checkpoint.pt")["progress"]["step"] == 3
+
+
 def test_every_config_field_is_an_option_with_its_default_and_range() -> None:
     from dataclasses import fields
 
