@@ -583,9 +583,11 @@ def tune_sequence_classifier(
         "folds": folds,
     }
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial's error reaches the user as ours
-    storage = _storage(run.path / TUNE_DB)
     candidates = first_candidates(model_config, train_config, fixed, causal)
     queued: list[dict[str, Any]] = []
+    if not resume:
+        run.clear()  # an earlier run's files, --overwrite given (its tune files too)
+    storage = _storage(run.path / TUNE_DB)  # after the clear: it opens the file
     if resume:
         study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
         saved = study.user_attrs.get("settings", {})
@@ -597,7 +599,6 @@ def tune_sequence_classifier(
             )
         queued = _queue_again(study, storage, candidates)
     else:
-        run.clear()  # an earlier run's files, --overwrite given (its tune files too)
         study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize")
         study.set_user_attr("settings", settings)
         for params in candidates:
