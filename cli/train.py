@@ -272,8 +272,8 @@ _SEQUENCE_FILE = click.Path(dir_okay=False, path_type=Path)
     "--jobs",
     type=click.IntRange(min=1),
     default=None,
-    help="With --tune: trials run at once, each in its own process with one torch thread unless --threads is "
-    "given (default: the cores this process may use).",
+    help="With --tune: trials run at once, each in its own process (default: the cores this process may use); "
+    "each trial, and the final training, runs with one torch thread unless --threads is given.",
 )
 @lambda func: _run_options(func, data=False)
 @config_options(SequenceClassifierConfig, skip=_SEQUENCE_FIXED)

@@ -18,9 +18,11 @@ second is the defaults with the other cell (:func:`first_candidates`). A trial
 whose remaining folds would not fit in the time left stops after the fold that shows it; a trial cut short
 counts for nothing.
 
-``jobs`` trials run at once: this process runs one and ``jobs - 1`` worker processes (spawned, one torch
-thread each unless ``threads`` says otherwise) run the others, all sharing the study in ``tune.db``.
-TPE's "constant liar" keeps them from proposing the same candidate.
+``jobs`` trials run at once: this process runs one and ``jobs - 1`` worker processes (spawned) run the
+others, all sharing the study in ``tune.db``; TPE's "constant liar" keeps them from proposing the same
+candidate. Each trial, and the final training, runs with one torch thread unless ``threads`` says otherwise
+(the final training's share of the budget is estimated from the trials' speed). On ``--resume``, a first
+candidate whose trial did not finish (a Ctrl-C during it) is queued again before TPE's own.
 
 Then the final model trains on the whole training file with the best trial's settings, for the median
 of the optimizer steps its folds had taken at their best epochs (steps, not epochs: a batch divides the
@@ -302,6 +304,12 @@ class _Search:
         """Seconds the search may still take, the final training's share of the budget set aside."""
         return self.budget - self.spent() - self.final_seconds()
 
+    def time_left(self) -> str:
+        """The time left as the log says it, every time: for trials, and the final model's share beside it."""
+        kept = self.final_seconds()
+        left = f"{_clock(max(self.budget - self.spent() - kept, 0))} left for trials"
+        return f"{left} ({_clock(kept)} kept for the final model)" if kept > 0 else left
+
     # -- trials ----------------------------------------------------------------------------------
     def complete(self) -> list[Any]:
         optuna = require_optuna()
@@ -363,7 +371,7 @@ class _Search:
             if not protected() and rest > self.left():  # it would not finish: stop now rather than at the end
                 self.log(
                     f"trial {trial.number}: stopped after fold {k + 1}: its other folds would take about "
-                    f"{_clock(rest)}, more than the {_clock(max(self.left(), 0))} left; it does not count"
+                    f"{_clock(rest)}, more than the {self.time_left()}; it does not count"
                 )
                 raise optuna.TrialPruned
             mean = statistics.fmean(r["accuracy"] for r in results)
@@ -399,8 +407,7 @@ class _Search:
             )
         if best is not None:
             self.log(
-                f"  best so far: trial {best.number}, CV accuracy {best.user_attrs['accuracy']:.4f}; "
-                f"{_clock(max(self.budget - self.spent(), 0))} of the budget left"
+                f"  best so far: trial {best.number}, CV accuracy {best.user_attrs['accuracy']:.4f}; {self.time_left()}"
             )
         self.write_summary()
         if self.left() <= 0:
@@ -419,7 +426,8 @@ class _Search:
                     "number": t.number,
                     "state": t.state.name.lower(),
                     "params": a.get("params", dict(t.params)),
-                    **({"score": t.value} if t.value is not None else {}),
+                    # Optuna gives a pruned trial its last report as a value: it is no score (it counts for nothing)
+                    **({"score": t.value} if t.state.name == "COMPLETE" else {}),
                     **{k: a[k] for k in ("accuracy", "loss", "fold_accuracy", "epochs", "steps", "seconds") if k in a},
                 }
             )
@@ -462,6 +470,27 @@ def _sampler_and_pruner(seed: int) -> tuple[Any, Any]:
     optuna = require_optuna()
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, constant_liar=True)
     return sampler, optuna.pruners.MedianPruner(n_startup_trials=3)  # the warm-up is in steps: see objective
+
+
+def _queue_again(study: Any, storage: Any, candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """On ``--resume``, queue again, in order, the first candidates no trial of which has finished; those queued.
+
+    A Ctrl-C during one fails its trial, and the ones after it may still be waiting: those are set aside
+    (failed, never started) and queued again behind it, so both cells' defaults still come before TPE's.
+    """
+    optuna = require_optuna()
+    state = optuna.trial.TrialState
+    done = [t.params for t in study.get_trials(deepcopy=False, states=(state.COMPLETE,))]
+    missing = [c for c in candidates if c not in done]
+    waiting = study.get_trials(deepcopy=False, states=(state.WAITING,))  # the last of the missing, still queued
+    if len(missing) <= len(waiting):
+        return []
+    study_id = storage.get_study_id_from_name(STUDY_NAME)
+    for t in waiting:
+        storage.set_trial_state_values(storage.get_trial_id_from_study_id_trial_number(study_id, t.number), state.FAIL)
+    for params in missing:
+        study.enqueue_trial(params)
+    return missing
 
 
 def _worker(seed: int, threads: int | None, parent: int, search: dict[str, Any]) -> None:
@@ -554,8 +583,13 @@ def tune_sequence_classifier(
         "folds": folds,
     }
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial's error reaches the user as ours
+    candidates = first_candidates(model_config, train_config, fixed, causal)
+    queued: list[dict[str, Any]] = []
+    if not resume:
+        run.clear()  # an earlier run's files, --overwrite given (its tune files too)
+    storage = _storage(run.path / TUNE_DB)  # after the clear: it opens the file
     if resume:
-        study = optuna.load_study(study_name=STUDY_NAME, storage=_storage(run.path / TUNE_DB))
+        study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
         saved = study.user_attrs.get("settings", {})
         differ = sorted(k for k in settings if saved.get(k) != settings[k])
         if differ:
@@ -563,11 +597,11 @@ def tune_sequence_classifier(
                 f"cannot resume the search in {run.path}: it was started with other {', '.join(differ)} "
                 f"({'; '.join(f'{k}: {saved.get(k)!r}' for k in differ)}); give the run's own, or start a new folder"
             )
+        queued = _queue_again(study, storage, candidates)
     else:
-        run.clear()  # an earlier run's files, --overwrite given (its tune files too)
-        study = optuna.create_study(study_name=STUDY_NAME, storage=_storage(run.path / TUNE_DB), direction="maximize")
+        study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize")
         study.set_user_attr("settings", settings)
-        for params in first_candidates(model_config, train_config, fixed, causal):
+        for params in candidates:
             study.enqueue_trial(params)
     study.set_user_attr("jobs", jobs)
     seed = train_config.seed * 1000 + len(study.trials)  # a resumed session does not replay the first one's draws
@@ -590,8 +624,10 @@ def tune_sequence_classifier(
         f"{'resumed' if resume else 'tuning'} a classifier of {train.name} for {minutes:g} minutes: "
         f"{len(train)} cases, {cv.describe()}; searching {', '.join(k for k in SEARCHED if k not in fixed)}"
         + (" (causal models only)" if causal else "")
-        + f"; {jobs} trial{'s' if jobs > 1 else ''} at once; {_clock(max(search.budget - search.spent(), 0))} left"
+        + f"; {jobs} trial{'s' if jobs > 1 else ''} at once; {search.time_left()}"
     )
+    for params in queued:
+        search.log(f"queued again, before the sampler's own candidates (its trial did not finish): {_describe(params)}")
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch thread pool copied by fork
     workers = [
         context.Process(
@@ -602,7 +638,7 @@ def tune_sequence_classifier(
     try:
         for w in workers:
             w.start()
-        with torch_threads(1 if threads is None and jobs > 1 else threads):  # a core each: no threads spin-waiting
+        with torch_threads(1 if threads is None else threads):  # a core each: no threads spin-waiting
             search.optimize()
         for w in workers:
             w.join()
@@ -696,7 +732,7 @@ def _final(
                 test_file=test_file,
                 resume=resume,
                 quiet=quiet,
-                threads=threads,
+                threads=1 if threads is None else threads,  # as the trials whose speed set its share of the budget
                 tuning=tuning,
                 run=run,
                 data=data,

@@ -6,13 +6,16 @@ fixing ``--hidden 8`` and giving ``--epochs 4 --patience 2``, so a trial takes s
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -69,6 +72,15 @@ def test_tune_searches_on_the_training_file_and_reads_the_test_file_once_at_the_
     summary = json.loads((tmp_path / "run" / "tune.json").read_text())
     done = [t for t in summary["trials"] if t["state"] == "complete"]
     assert done and summary["folds"] == "5 folds (stratified k-fold)" and summary["cases"] == 36
+    assert all(("score" in t) == (t["state"] == "complete") for t in summary["trials"]), summary["trials"]
+    # The time left, said one way on every line: for trials, beside the final model's share; the two together
+    # (the whole budget left) only shrink from line to line (each figure is rounded down to the second).
+    log = (tmp_path / "run" / "tune.log").read_text()
+    assert "of the budget left" not in log
+    said = re.findall(r"(\d+):(\d\d) left for trials(?: \((\d+):(\d\d) kept for the final model\))?", log)
+    assert len(said) >= len(done) + 1, log  # the opening line and each finished trial's
+    budget_left = [60 * int(m) + int(s) + 60 * int(fm or 0) + int(fs or 0) for m, s, fm, fs in said]
+    assert all(later <= earlier + 2 for earlier, later in itertools.pairwise(budget_left)), log
     assert all(t["params"]["hidden_size"] == 8 and len(t["fold_accuracy"]) == 5 for t in done)  # --hidden kept
     first = summary["trials"][0]["params"]  # the defaults are the first candidate
     assert (first["cell"], first["head"], first["lr"]) == ("lstm", "mean", 3e-3)
@@ -119,34 +131,60 @@ def _ctrl_c_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_keeps_the_finished_trials_and_resume_continues_the_search(small: Path, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    command = [sys.executable, "-m", "rnnedge.cli.main", *tune_args(small, out, "5", *CHEAP)]
+def _interrupt(command: list[str], until: Callable[[], bool]) -> str:
+    """Run ``command`` until ``until()`` holds, then Ctrl-C it; its stderr, once it has stopped as a Ctrl-C does."""
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_as_in_a_terminal
     )
     deadline = time.monotonic() + 240
     try:
-        while time.monotonic() < deadline:  # wait for a finished trial, then interrupt the next one
-            summary = out / "tune.json"
-            if summary.exists() and any(t["state"] == "complete" for t in json.loads(summary.read_text())["trials"]):
-                break
+        while time.monotonic() < deadline and not until():
             assert proc.poll() is None, proc.communicate()
-            time.sleep(0.2)
+            time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 130, err
     assert "search interrupted" in err and "--resume" in err and "Traceback" not in err
+    return err
+
+
+def _started(out: Path, trial: int) -> bool:
+    """Whether ``tune.log`` says ``trial`` has begun."""
+    log = out / "tune.log"
+    return log.exists() and re.search(rf"^trial {trial}: ", log.read_text(), re.MULTILINE) is not None
+
+
+def _trials(out: Path) -> list[dict[str, Any]]:
+    summary = out / "tune.json"
+    return json.loads(summary.read_text())["trials"] if summary.exists() else []
+
+
+def test_ctrl_c_keeps_the_finished_trials_and_resume_continues_the_search(small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "rnnedge.cli.main", *tune_args(small, out, "5", *CHEAP)]
+    _interrupt(command, lambda: _started(out, 1))  # trial 0 (the defaults) finished, trial 1 (the other cell) cut off
     assert (out / "tune.db").is_file() and not (out / "checkpoint.pt").exists()
-    before = [t for t in json.loads((out / "tune.json").read_text())["trials"] if t["state"] == "complete"]
-    assert before
+    first = _trials(out)
+    assert [t["state"] for t in first] == ["complete", "fail"] and first[1]["params"]["cell"] == "gru", first
 
     refused = CliRunner().invoke(cli, tune_args(small, out, "5", *CHEAP))  # the search is a run: not replaced
     assert refused.exit_code != 0 and "already holds a training run" in refused.output and "--resume" in refused.output
     other = CliRunner().invoke(cli, tune_args(small, out, "5", "--hidden", "16", "--epochs", "4", "--resume"))
     assert other.exit_code == 1 and "started with other fixed" in other.output
+
+    # Resumed, the candidate cut off comes again before the sampler's own: both cells' defaults are measured.
+    _interrupt([*command, "--resume"], lambda: any(t["state"] == "pruned" for t in _trials(out)))
+    resumed = _trials(out)[2]
+    assert resumed["state"] == "complete" and resumed["params"] == first[1]["params"], resumed
+    assert "queued again" in (out / "tune.log").read_text()
+    # Optuna gives a pruned trial its last report as a value; it is no score (a pruned trial counts for nothing).
+    optuna = pytest.importorskip("optuna")
+    study = optuna.load_study(study_name="rnnedge-tune", storage=f"sqlite:///{out / 'tune.db'}")
+    assert [t for t in study.trials if t.state.name == "PRUNED" and t.value is not None], "no pruned trial to check"
+    assert all(("score" in t) == (t["state"] == "complete") for t in _trials(out)), _trials(out)
+    before = [t for t in _trials(out) if t["state"] == "complete"]
 
     # The budget was 5 minutes in all; resumed with 0.01 it has none left: the final model trains at once.
     result = CliRunner().invoke(cli, tune_args(small, out, "0.01", *CHEAP, "--resume", "--quiet"))
@@ -155,6 +193,23 @@ def test_ctrl_c_keeps_the_finished_trials_and_resume_continues_the_search(small:
     assert [t for t in after["trials"] if t["state"] == "complete"] == before  # the same trials, kept
     assert after["chosen"]["trial"] == max(before, key=lambda t: t["score"])["number"]
     assert load_checkpoint(out / "checkpoint.pt")["tuning"]["chosen"] == after["chosen"]
+
+
+def test_a_ctrl_c_during_the_defaults_runs_them_first_on_resume(small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "rnnedge.cli.main", *tune_args(small, out, "5", *CHEAP)]
+    _interrupt(command, lambda: _started(out, 0))  # the defaults cut off; the other cell's still waits its turn
+    assert [t["state"] for t in _trials(out)] == ["fail", "waiting"]
+    defaults = _trials(out)[0]["params"]
+
+    # No time is left, but a search must have a result: the first trial of the resumed search runs to its end.
+    result = CliRunner().invoke(cli, tune_args(small, out, "0.01", *CHEAP, "--resume", "--quiet"))
+    assert result.exit_code == 0, result.output
+    after = json.loads((out / "tune.json").read_text())
+    ran = [t for t in after["trials"] if t["state"] == "complete"]
+    assert [t["params"] for t in ran] == [defaults], after["trials"]  # the defaults, not the other cell
+    assert after["chosen"]["params"] == defaults
+    assert [t["state"] for t in after["trials"]] == ["fail", "fail", "complete", "waiting"]  # the other cell next
 
 
 def test_tune_without_optuna_names_the_extra(small: Path, tmp_path: Path) -> None:
@@ -242,6 +297,38 @@ def test_jobs_run_trials_at_once_in_worker_processes(small: Path, tmp_path: Path
     overlapping = [(a, b) for a in spans for b in spans if a is not b and a[0] < b[0] < a[1]]
     assert overlapping, spans  # a trial started while another was running
     assert not [t for t in study.trials if t.state.name == "RUNNING"]  # every worker ended its trial
+
+
+def test_without_threads_each_trial_and_the_final_model_train_on_one_torch_thread(
+    small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import rnnedge.training.train_sequences as train_sequences
+    import rnnedge.training.tune as tune
+
+    seen: list[tuple[str, int]] = []  # (what trained, torch's threads as it began)
+    real_fold, real_run = tune.fit_fold, train_sequences.run_training
+
+    def fold(*args: Any, **kw: Any) -> Any:
+        seen.append(("fold", torch.get_num_threads()))
+        return real_fold(*args, **kw)
+
+    def final(*args: Any, **kw: Any) -> Any:
+        seen.append(("final", torch.get_num_threads()))
+        return real_run(*args, **kw)
+
+    monkeypatch.setattr(tune, "fit_fold", fold)
+    monkeypatch.setattr(train_sequences, "run_training", final)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)  # torch's own default on a machine of two cores or more
+    try:
+        args = [*CHEAP[: CHEAP.index("--threads")], "--jobs", "1"]  # no --threads
+        result = CliRunner().invoke(cli, tune_args(small, tmp_path / "run", "0.05", *args, "--quiet"))
+    finally:
+        torch.set_num_threads(saved)
+    assert result.exit_code == 0, result.output
+    assert {kind for kind, _ in seen} == {"fold", "final"} and all(threads == 1 for _, threads in seen), seen
 
 
 def test_the_first_fold_hears_every_epoch_and_may_stop_the_fold(small: Path) -> None:
