@@ -60,7 +60,11 @@ def test_classify_report_prints_per_class_numbers_and_the_confusion_matrix(model
     correct = sum(c[0] for c in counts)
     assert f"test accuracy {correct / 370:.4f}" in lines[0]
     assert any(line.split() == ["accuracy", f"{correct / 370:.4f}", "370"] for line in lines)
-    confusion = [line.split()[2:] for line in lines if line.split()[:2] in ([str(i), n] for i, n in enumerate(labels))]
+    head = next(i for i, line in enumerate(lines) if line.startswith("true / predicted"))
+    assert lines[head].split()[3:] == labels  # the columns named as the rows ("1".."9", not "0".."8")
+    matrix = [line.split() for line in lines[head + 1 : head + 1 + len(labels)]]
+    assert [row[0] for row in matrix] == labels
+    confusion = [row[1:] for row in matrix]
     assert len(confusion) == 9 and sum(int(confusion[i][i]) for i in range(9)) == correct
     assert [sum(int(v) for v in row) for row in confusion] == [c[2] for c in counts]
 
