@@ -36,12 +36,11 @@ from rnnedge.training.tune import final_configs
 
 
 def fit_and_score(
-    run: dict[str, Any], candidate: dict[str, Any], seed: int, work: Path, threads: int
+    run: dict[str, Any], candidate: dict[str, Any], seed: int, out: Path, threads: int
 ) -> tuple[float, np.ndarray]:
-    """Train ``candidate`` with ``seed`` on the whole training file; its test accuracy and probabilities."""
+    """Train ``candidate`` with ``seed`` on the whole training file in ``out``; its test accuracy and probabilities."""
     data, files = run["data"], run["files"]
     model_cfg, train_cfg = final_configs(run["model_config"], run["train_config"], candidate, len(data.train))
-    out = work / f"trial{candidate.get('number', candidate.get('trial'))}-seed{seed}"
     train_sequence_classifier(
         model_cfg,
         replace(train_cfg, seed=seed),
@@ -89,7 +88,7 @@ def main() -> None:
         chosen = tuning["chosen"]
         seeds = []
         for seed in range(args.seeds):
-            acc, probs = fit_and_score(run, chosen, seed, work, args.threads)
+            acc, probs = fit_and_score(run, chosen, seed, work / "seeds" / str(seed), args.threads)
             seeds.append((acc, probs))
             print(f"chosen trial {chosen['trial']}, seed {seed}: test accuracy {acc:.4f}", flush=True)
         if seeds:
@@ -113,7 +112,7 @@ def main() -> None:
         )[: args.trials]
         trials, probs_so_far = [], []
         for t in ranked:
-            acc, probs = fit_and_score(run, t, 0, work, args.threads)
+            acc, probs = fit_and_score(run, t, 0, work / "trials" / str(t["number"]), args.threads)
             probs_so_far.append(probs)
             top = float((np.mean(probs_so_far, axis=0).argmax(1) == y).mean())
             trials.append(
