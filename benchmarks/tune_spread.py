@@ -52,10 +52,10 @@ def fit_and_score(
         data=data,
     )
     model = build_model(load_checkpoint(out / "checkpoint.pt"), SequenceClassifierConfig, SequenceClassifier).eval()
-    x, lengths, y = as_tensors(data.test)
+    x, lengths, y = run["test"]
     with torch.no_grad():
         probs = torch.softmax(model(x, lengths), dim=1).numpy()  # (N, C)
-    return float((probs.argmax(1) == y.numpy()).mean()), probs
+    return float((probs.argmax(1) == y).mean()), probs
 
 
 def main() -> None:
@@ -80,7 +80,9 @@ def main() -> None:
             files["train"], files["test"], valid_fraction=0.0, per_channel=train_cfg.normalize == "channel"
         ),
     }
-    y = np.array(run["data"].test.labels)
+    x, lengths, labels = as_tensors(run["data"].test)
+    y = labels.numpy()
+    run["test"] = (x, lengths, y)
     started = time.monotonic()
     result: dict[str, Any] = {"benchmark": "tune_spread", "run": str(args.run), "command": " ".join(sys.argv)}
     with tempfile.TemporaryDirectory() as tmp:

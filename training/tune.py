@@ -307,7 +307,7 @@ class _Search:
     def time_left(self) -> str:
         """The time left as the log says it, every time: for trials, and the final model's share beside it."""
         kept = self.final_seconds()
-        left = f"{_clock(max(self.budget - self.spent() - kept, 0))} left for trials"
+        left = f"{_clock(max(self.left(), 0))} left for trials"
         return f"{left} ({_clock(kept)} kept for the final model)" if kept > 0 else left
 
     # -- trials ----------------------------------------------------------------------------------
