@@ -224,7 +224,7 @@ def _mnist_command(name: str, doc: str) -> None:
 
     @train.command(name, help=doc)
     @run_options
-    @config_options(SequenceClassifierConfig, skip=(*_SEQUENCE_FIXED, "bidirectional"), presets={name: chosen.model})
+    @config_options(SequenceClassifierConfig, skip=(*_SEQUENCE_FIXED, "bidirectional", "conv_channels"), presets={name: chosen.model})
     @config_options(SequenceTrainConfig, presets={name: chosen.train})
     def command(**kw: Any) -> None:
         click.echo(json.dumps(train_mnist_run(name, **kw)))
@@ -267,7 +267,7 @@ _SEQUENCE_FILE = click.Path(dir_okay=False, path_type=Path)
     "extra: Optuna); the options you give are kept, the others searched; each fold stops early after 10 "
     "epochs without improvement unless --patience is given. --resume continues a search.",
 )
-@click.option("--causal", is_flag=True, help="With --tune: search streamable (not bidirectional) models only.")
+@click.option("--causal", is_flag=True, help="With --tune: search streamable models only (no bidirectional layer, no --conv branch).")
 @click.option(
     "--jobs",
     type=click.IntRange(min=1),
@@ -289,7 +289,8 @@ def train_sequence_classifier_command(
 ) -> None:
     """Classifier of your own labelled sequences (UEA/UCR .ts, .npz or IDX image files; any lengths, any channels).
 
-    LSTM or GRU layers (--cell), mean or last output (--head), linear, softmax. Channels are
+    LSTM or GRU layers (--cell), mean or last output (--head), optionally a convolutional branch
+    beside them (--conv), linear, softmax. Channels are
     normalised with the training split's mean and std, which the checkpoint and the exported
     file carry, with the class names as the file writes them. With --tune MINUTES the settings
     are chosen first by cross-validation on the training file; the test file is read once, at the end.
@@ -298,8 +299,8 @@ def train_sequence_classifier_command(
     given = {name for name in kw if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE}
     if valid_file is not None and "valid_fraction" in given:
         raise click.UsageError("give --valid FILE or --valid-fraction, not both")
-    if causal and kw["bidirectional"]:
-        raise click.UsageError("--causal asks for a streamable model and --bidirectional for one that is not")
+    if causal and (kw["bidirectional"] or kw["conv_channels"]):
+        raise click.UsageError("--causal asks for a streamable model and --bidirectional or --conv for one that is not")
     if jobs is not None and tune_minutes is None:
         raise click.UsageError("--jobs sets how many --tune trials run at once: give it with --tune")
     if tune_minutes is not None and (valid_file is not None or "valid_fraction" in given):

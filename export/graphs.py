@@ -10,6 +10,7 @@ checkpoint. Parity with PyTorch is then proven by :mod:`rnnedge.export.validate`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -266,7 +267,47 @@ def _carried_layers(g: _Graph, net: Recurrent, head: str, axes0: str, axes1: str
     return state_in, state_out
 
 
-def sequence_classifier_graph(net: Recurrent, head: str) -> onnx.ModelProto:
+def _conv_branch(g: _Graph, blocks: Sequence[tuple[nn.Conv1d, nn.BatchNorm1d]], rows: str, lengths: str) -> str:
+    """Convolution blocks over ``rows`` ``(B, T, F)``, zero past ``lengths`` ``(B,)``: their mean ``(B, C)``.
+
+    Each block is one ``Conv`` with its batch norm folded in (eval: an affine map per channel), then
+    ``Relu`` and the mask; each pads as PyTorch's ``padding="same"`` would (the odd zero on the right).
+    """
+    g.op("Shape", [rows], "conv_rows_shape")
+    g.op("Gather", ["conv_rows_shape", g.const("conv_time_axis", np.array(1, np.int64))], "conv_steps")
+    zero, one = g.const("conv_zero", np.array(0, np.int64)), g.const("conv_one", np.array(1, np.int64))
+    g.op("Range", [zero, "conv_steps", one], "conv_positions")  # (T,)
+    g.op("Unsqueeze", ["conv_positions", g.const("conv_axes0", np.array([0], np.int64))], "conv_positions_1t")
+    g.op("Unsqueeze", [lengths, g.const("conv_axes1", np.array([1], np.int64))], "conv_lengths_b1")
+    g.op("Less", ["conv_positions_1t", "conv_lengths_b1"], "conv_valid")  # (B, T)
+    g.op("Cast", ["conv_valid"], "conv_valid_f", to=_F32)
+    g.op("Unsqueeze", ["conv_valid_f", "conv_axes1"], "conv_mask")  # (B, 1, T)
+    g.op("Transpose", [rows], "conv_bft", perm=[0, 2, 1])
+    h = g.op("Mul", ["conv_bft", "conv_mask"], "conv_in")[0]
+    for i, (conv, norm) in enumerate(blocks):
+        assert norm.running_mean is not None and norm.running_var is not None  # track_running_stats, as made
+        scale = (norm.weight / (norm.running_var + norm.eps).sqrt()).detach().numpy().astype(np.float64)
+        w = conv.weight.detach().numpy().astype(np.float64) * scale[:, None, None]
+        bias = conv.bias.detach().numpy() if conv.bias is not None else np.zeros(len(scale))
+        b = (bias - norm.running_mean.detach().numpy()) * scale + norm.bias.detach().numpy()
+        total = conv.kernel_size[0] - 1
+        g.op(
+            "Conv",
+            [h, g.const(f"conv{i}.weight", w.astype(np.float32)), g.const(f"conv{i}.bias", b.astype(np.float32))],
+            f"conv{i}_out",
+            pads=[total // 2, total - total // 2],
+        )
+        g.op("Relu", [f"conv{i}_out"], f"conv{i}_relu")
+        h = g.op("Mul", [f"conv{i}_relu", "conv_mask"], f"conv{i}_masked")[0]
+    g.op("ReduceSum", [h, g.const("conv_axes2", np.array([2], np.int64))], "conv_sum", keepdims=0)  # (B, C)
+    g.op("Cast", [lengths], "conv_count", to=_F32)
+    g.op("Unsqueeze", ["conv_count", "conv_axes1"], "conv_count_b1")
+    return g.op("Div", ["conv_sum", "conv_count_b1"], "conv_features")[0]
+
+
+def sequence_classifier_graph(
+    net: Recurrent, head: str, conv: Sequence[tuple[nn.Conv1d, nn.BatchNorm1d]] = ()
+) -> onnx.ModelProto:
     """A classifier of variable-length sequences: ``x`` ``(batch, sequence, F)`` and ``lengths`` int64 ``(batch,)``.
 
     ``lengths[b]`` says how many of the chunk's steps belong to sequence ``b`` (the rest is padding,
@@ -282,25 +323,28 @@ def sequence_classifier_graph(net: Recurrent, head: str) -> onnx.ModelProto:
     backward), with more the layers above need both directions of the whole prefix, so every layer
     re-reads it, each in its own direction(s). ``head`` is ``mean`` (the top
     layer's outputs averaged over the steps) or ``last`` (its final state: a bidirectional model's
-    forward last step and backward first, as ``torch.cat([h_n[-2], h_n[-1]], 1)``).
+    forward last step and backward first, as ``torch.cat([h_n[-2], h_n[-1]], 1)``). ``conv``: the
+    blocks of a convolutional branch (:func:`_conv_branch`) whose mean over the whole prefix the head
+    reads after the recurrent features; it makes the model re-read its prefix like a stacked
+    bidirectional one.
     """
     feat, ncls, layers = net.input_size, net.head.out_features, net.num_layers
-    bidirectional = net.bidirectional
+    rereads_prefix = bool(conv) or net.bidirectional
     g = _Graph()
-    every_layer_both_ways = bidirectional and layers > 1
+    every_layer_rereads = bool(conv) or (net.bidirectional and layers > 1)
     # (an initializer no node reads makes onnxruntime log a warning)
-    axes0 = "" if every_layer_both_ways and head == "last" else g.const("axes0", np.array([0], np.int64))
+    axes0 = "" if every_layer_rereads and head == "last" else g.const("axes0", np.array([0], np.int64))
     axes1 = g.const("axes1", np.array([1], np.int64))
     state_in: list[Any] = []
     state_out: list[Any] = []
-    if bidirectional:  # the received prefix, and its length per sequence
+    if rereads_prefix:  # the received prefix, and its length per sequence
         g.op("Concat", ["prefix", "x"], "prefix_out", axis=1)  # (B, P+T, F)
         g.op("Shape", ["prefix"], "prefix_shape")
         g.op("Gather", ["prefix_shape", axes1], "received")  # (1,)
         g.op("Add", ["lengths", "received"], "total_lengths")  # (B,): the prefix is never padded
         g.op("Cast", ["total_lengths"], "total_lens", to=TensorProto.INT32)
         g.op("Transpose", ["prefix_out"], "prefix_tbf", perm=[1, 0, 2])  # (T, B, F)
-    if every_layer_both_ways:
+    if every_layer_rereads:
         x = "prefix_tbf"
         for stage in net.stages:  # each layer over the whole prefix, in its own direction(s)
             both = stage.bidirectional
@@ -324,13 +368,13 @@ def sequence_classifier_graph(net: Recurrent, head: str) -> onnx.ModelProto:
             g.op("Reshape", ["final_bdh", flat], "features")
     else:
         state_in, state_out = _carried_layers(g, net, head, axes0, axes1)
-        forward = "forward_features" if bidirectional else "features"
+        forward = "forward_features" if net.bidirectional else "features"
         if head == "mean":
             g.op("Div", ["h_sum_out", "steps_out"], forward)  # (B, H)
         else:
             last = net.stages[-1]
             g.op("Squeeze", [f"{last.layer(last.num_layers - 1)}_h", axes0], forward)  # (B, H): the last valid step's
-        if bidirectional:  # one layer: the backward direction over the whole prefix
+        if net.bidirectional:  # one layer: the backward direction over the whole prefix
             y = g.recurrent("backward", "prefix_tbf", net.rnn, 0, lengths="total_lens", direction="reverse")
             if head == "mean":
                 g.op("Squeeze", [y, axes1], "backward_out")  # (T, B, H), zero past each length
@@ -339,12 +383,16 @@ def sequence_classifier_graph(net: Recurrent, head: str) -> onnx.ModelProto:
             else:
                 g.op("Squeeze", ["backward_h", axes0], "backward_features")  # its output at the first step
             g.op("Concat", ["forward_features", "backward_features"], "features", axis=1)  # as PyTorch orders them
-    if bidirectional:
+    if rereads_prefix:
         state_in.append(_info("prefix", _F32, ["batch", "received", feat]))
         state_out.append(_info("prefix_out", _F32, ["batch", "received_out", feat]))
+    features = "features"
+    if conv:
+        branch = _conv_branch(g, conv, "prefix_out", "total_lengths")
+        features = g.op("Concat", ["features", branch], "all_features", axis=1)[0]  # as PyTorch orders them
     w = net.head.weight.detach().numpy().astype(np.float32)
     b = (net.head.bias.detach().numpy() if net.head.bias is not None else np.zeros(ncls)).astype(np.float32)
-    g.op("Gemm", ["features", g.const("head.weight", w), g.const("head.bias", b)], "logits", transB=1)
+    g.op("Gemm", [features, g.const("head.weight", w), g.const("head.bias", b)], "logits", transB=1)
     g.op("Softmax", ["logits"], "probs", axis=-1)
     return g.model(
         "rnnedge_sequence_classifier",

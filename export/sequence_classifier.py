@@ -30,7 +30,7 @@ from .graphs import sequence_classifier_graph
 from .kinds import ExportKind, register
 from .quality import CLASSIFY_CHUNK, Measured, test_file_of
 from .reference import torch_reference
-from .structure import read_structure
+from .structure import Recurrent, Stage
 from .validate import Reference, magnitude, running_sum, unit
 
 __all__ = [
@@ -83,8 +83,8 @@ def sequence_classifier_fields(ckpt: Mapping[str, Any], model: SequenceClassifie
     cfg = model.config
     metrics = ckpt.get("metrics") or {}
     return {
-        "kind": "noncausal_classifier" if cfg.bidirectional else "causal_classifier",
-        "causal": not cfg.bidirectional,
+        "kind": "causal_classifier" if cfg.causal else "noncausal_classifier",
+        "causal": cfg.causal,
         "quality": {k: float(v) for k, v in metrics.items() if k in ("test_accuracy", "valid_accuracy")},
         "standardize": _standardize(ckpt, cfg.input_size),
         "labels": checkpoint_labels(ckpt, cfg.num_classes),
@@ -134,8 +134,11 @@ def sequence_file_quality(model_path: Path, data: str | os.PathLike[str] | None 
 
 
 def sequence_classifier_file_graph(model: SequenceClassifier) -> onnx.ModelProto:
-    """The graph of rnnedge's own classifier: its parts read off its submodules, its head from its config."""
-    return sequence_classifier_graph(read_structure(model), model.config.head)
+    """The graph of rnnedge's own classifier: its recurrence and head, its head's input from its config,
+    and its convolutional branch (one the structure reader, which reads a user's modules, does not take)."""
+    net = Recurrent((Stage(model.rnn, "rnn"),), model.head)
+    blocks = model.conv.blocks() if model.conv is not None else []
+    return sequence_classifier_graph(net, model.config.head, blocks)
 
 
 KIND = register(

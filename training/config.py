@@ -58,8 +58,12 @@ class SequenceClassifierConfig:
     ``num_layers`` recurrent layers of ``cell`` (LSTM or GRU; optionally bidirectional, with
     ``dropout`` between layers and before the head), then ``head``: ``mean`` (the mean of the top
     layer's outputs over the valid steps) or ``last`` (its output at the last valid step; both
-    directions' final outputs when bidirectional), then a linear layer to the classes. Padding
-    never counts: training packs the sequences and the exported graph takes their lengths.
+    directions' final outputs when bidirectional), then a linear layer to the classes. With
+    ``conv_channels`` > 0 a convolutional branch reads the same steps beside the recurrence (three
+    blocks of convolution, batch norm and ReLU, averaged over the valid steps: the FCN of Wang et al.
+    2017, as LSTM-FCN (Karim et al. 2018) pairs it with an LSTM), and the linear layer reads both.
+    Padding never counts: training packs the sequences, masks the convolutions past each length,
+    and the exported graph takes the lengths.
     """
 
     RULES: ClassVar[Mapping[str, Rule]] = {
@@ -71,6 +75,7 @@ class SequenceClassifierConfig:
         "bidirectional": BOOL,
         "head": one_of("mean", "last"),
         "dropout": number_in(0, 1, high_open=True),
+        "conv_channels": int_at_least(0),
     }
 
     input_size: int = _field(1, "Values per step (set from the data: its channels).")
@@ -81,9 +86,20 @@ class SequenceClassifierConfig:
     bidirectional: bool = _field(False, "Read each sequence both ways (not causal: a stream re-reads its prefix).")
     head: str = _field("mean", "What the linear layer reads: the mean of the outputs over time, or the last one.")
     dropout: float = _field(0.0, "Dropout between layers and before the head, during training.")
+    conv_channels: int = _field(
+        0,
+        "Channels of a convolutional branch beside the recurrence (kernels 8, 5, 3; widths C, 2C, C), averaged "
+        "over time; 0: none. Not causal (each step's features read later steps): a stream re-reads its prefix.",
+        "--conv",
+    )
 
     def __post_init__(self) -> None:
         check_config(self, self.RULES)
+
+    @property
+    def causal(self) -> bool:
+        """Each result depends only on the steps up to it, so a stream carries state instead of its prefix."""
+        return not self.bidirectional and self.conv_channels == 0
 
 
 @dataclass(frozen=True)

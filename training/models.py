@@ -6,8 +6,11 @@ new one, so the same module serves training (state ``None``) and streaming valid
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
+from torch.nn import functional
 
 from .config import LanguageModelConfig, SequenceClassifierConfig
 from .kinds import ModelKind, register
@@ -16,6 +19,7 @@ __all__ = [
     "LANGUAGE_MODEL",
     "SEQUENCE_CLASSIFIER",
     "ClassifierState",
+    "ConvBranch",
     "LanguageModelConfig",
     "RecurrentLanguageModel",
     "SequenceClassifier",
@@ -25,15 +29,48 @@ __all__ = [
 ClassifierState = tuple[Tensor, ...]  # parts named by SequenceClassifier.state_names
 
 
+class ConvBranch(nn.Module):
+    """Three blocks of ``Conv1d`` (kernels 8, 5, 3; "same" length), batch norm and ReLU, averaged over the valid steps.
+
+    Widths ``C, 2C, C`` (Wang et al. 2017's FCN, halved or not by ``channels``). Each block's output is
+    zeroed past each sequence's length, so the next block reads zeros there, exactly as it would at the
+    end of that sequence alone: padding changes nothing. Each convolution is padded as ``padding="same"``
+    would (the odd zero on the right), explicitly: torch warns at every call of an even kernel's "same".
+    """
+
+    KERNELS = (8, 5, 3)
+
+    def __init__(self, input_size: int, channels: int) -> None:
+        super().__init__()
+        widths = (input_size, channels, 2 * channels, channels)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(widths[i], widths[i + 1], k) for i, k in enumerate(self.KERNELS)
+        )
+        self.norms = nn.ModuleList(nn.BatchNorm1d(w) for w in widths[1:])
+
+    def blocks(self) -> list[tuple[nn.Conv1d, nn.BatchNorm1d]]:
+        """Each block's convolution and batch norm, in order (what an exporter writes)."""
+        return [(cast(nn.Conv1d, c), cast(nn.BatchNorm1d, n)) for c, n in zip(self.convs, self.norms, strict=True)]
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """Features ``(B, C)`` of normalised ``x`` ``(B, T, F)`` whose sequence ``b`` has ``lengths[b]`` valid steps."""
+        mask = (torch.arange(x.shape[1], device=x.device)[None] < lengths.to(x.device)[:, None]).to(x.dtype)[:, None]
+        h = x.transpose(1, 2) * mask  # (B, F, T), zero past each length
+        for (conv, norm), k in zip(self.blocks(), self.KERNELS, strict=True):
+            h = torch.relu(norm(conv(functional.pad(h, ((k - 1) // 2, k // 2))))) * mask
+        return h.sum(dim=2) / lengths.to(h)[:, None]
+
+
 class SequenceClassifier(nn.Module):
-    """LSTM or GRU layers over variable-length sequences -> mean or last output -> linear; returns logits.
+    """LSTM or GRU layers (and a :class:`ConvBranch`) over variable-length sequences -> linear; returns logits.
 
     ``forward(x, lengths)`` packs the sequences, so padding changes nothing: not the recurrence,
     not the mean, not the last step. The streaming state (:meth:`init_state`) of a causal model is
     ``h`` (and ``c`` for an LSTM) ``(num_layers, B, H)``, plus for the ``mean`` head the running
     sum of the top layer's outputs ``h_sum`` ``(B, H)`` and the steps so far ``steps`` ``(B, 1)``;
     a bidirectional model's adds the rows received so far ``prefix`` ``(B, P, F)``, re-read backward
-    each time (with more than one layer it is the whole state: every layer re-reads it both ways).
+    each time (with more than one layer, or a convolutional branch, it is the whole state: every layer
+    re-reads it).
     """
 
     def __init__(self, config: SequenceClassifierConfig) -> None:
@@ -50,13 +87,14 @@ class SequenceClassifier(nn.Module):
         )
         self.drop = nn.Dropout(config.dropout)
         directions = 2 if config.bidirectional else 1
-        self.head = nn.Linear(directions * config.hidden_size, config.num_classes)
+        self.conv = ConvBranch(config.input_size, config.conv_channels) if config.conv_channels else None
+        self.head = nn.Linear(directions * config.hidden_size + config.conv_channels, config.num_classes)
 
     @property
     def state_names(self) -> tuple[str, ...]:
         """The streaming state's parts, in the order :meth:`init_state` returns them (the graph's)."""
         cfg = self.config
-        if cfg.bidirectional and cfg.num_layers > 1:
+        if (cfg.bidirectional and cfg.num_layers > 1) or self.conv is not None:
             return ("prefix",)
         names = ("h", "c") if cfg.cell == "lstm" else ("h",)
         carried = (*names, "h_sum", "steps") if cfg.head == "mean" else names
@@ -80,6 +118,8 @@ class SequenceClassifier(nn.Module):
             features = torch.cat([h_n[-2], h_n[-1]], dim=1)  # top layer: forward's last step, backward's first
         else:
             features = h_n[-1]  # (B, H)
+        if self.conv is not None:
+            features = torch.cat([features, self.conv(x, lengths)], dim=1)  # (B, D*H + C)
         logits: Tensor = self.head(self.drop(features))
         return logits
 
@@ -99,15 +139,15 @@ class SequenceClassifier(nn.Module):
     def forward_stream(self, x: Tensor, state: ClassifierState) -> tuple[Tensor, ClassifierState]:
         """Logits after the prefix seen so far plus the whole chunk ``x`` ``(B, T, F)``, and the state to carry on.
 
-        A bidirectional model simply re-runs the received prefix: it defines what a stream returns (and,
-        with one layer, the forward direction's state that the graph carries).
+        A model that is not causal simply re-runs the received prefix: it defines what a stream returns (and,
+        bidirectional with one layer, the forward direction's state that the graph carries).
         """
         cfg = self.config
         parts = dict(zip(self.state_names, state, strict=True))
-        if cfg.bidirectional:
+        if not cfg.causal:
             rows = torch.cat([parts["prefix"], x], dim=1)  # (B, P+T, F)
             received = {"prefix": rows}
-            if cfg.num_layers == 1:  # the forward direction's state, as if it had been carried
+            if self.state_names != ("prefix",):  # the forward direction's state, as if it had been carried
                 out, final = self.rnn(rows)  # out: (B, P+T, 2H); final: (2, B, H) each, forward first
                 if isinstance(final, tuple):
                     received["h"], received["c"] = final[0][:1], final[1][:1]

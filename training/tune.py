@@ -75,6 +75,7 @@ from .train_sequences import (
 
 __all__ = [
     "FIT_ATTEMPTS",
+    "FIRST_CONV",
     "FIT_SLACK",
     "PATIENCE",
     "REPORT_STEPS",
@@ -101,6 +102,7 @@ SEARCHED = (
     "lr",
     "batch_size",
     "weight_decay",
+    "conv_channels",
 )
 STUDY_NAME = "rnnedge-tune"
 LOSS_WEIGHT = 0.01  # score = accuracy - LOSS_WEIGHT * loss: the loss only breaks ties of accuracy
@@ -108,6 +110,7 @@ PATIENCE = 10  # each fold's early stopping, unless --patience is given
 REPORT_STEPS = 50  # the first fold reports at every multiple of this many optimizer steps
 FOLD_REPORTS = 10**9  # the pruner's step of fold k's running mean: FOLD_REPORTS + k, after any step count
 FIT_SLACK = 0.02  # the final model's training accuracy may fall this far below the CV accuracy
+FIRST_CONV = 64  # channels of the convolutional branch among the first candidates
 FIT_ATTEMPTS = 3  # seeds the final training tries before it keeps a model that misses its CV accuracy
 _MODEL_FIELDS = {f.name for f in fields(SequenceClassifierConfig)}
 
@@ -140,7 +143,8 @@ def require_optuna() -> Any:
 def search_space(trial: Any, fixed: Mapping[str, Any], causal: bool, cases: int) -> dict[str, Any]:
     """The settings ``trial`` proposes for every name of :data:`SEARCHED`; ``fixed`` ones are not searched.
 
-    ``causal`` keeps the model streamable (no bidirectional layer), for a user who streams. A proposed
+    ``causal`` keeps the model streamable (no bidirectional layer, no convolutional branch), for a user who
+    streams. A proposed
     batch is at most ``cases`` (the smallest fold's training cases); ``None`` is the automatic batch.
     """
     choices: dict[str, Callable[[], Any]] = {
@@ -154,6 +158,7 @@ def search_space(trial: Any, fixed: Mapping[str, Any], causal: bool, cases: int)
         "lr": lambda: trial.suggest_float("lr", 3e-4, 1e-2, log=True),
         "batch_size": lambda: _at_most(trial.suggest_categorical("batch_size", [None, 8, 16, 32, 64]), cases),
         "weight_decay": lambda: trial.suggest_categorical("weight_decay", [0.0, 1e-4, 1e-3]),
+        "conv_channels": lambda: 0 if causal else trial.suggest_categorical("conv_channels", [0, 32, 64, 128]),
     }
     return {name: fixed[name] if name in fixed else choose() for name, choose in choices.items()}
 
@@ -161,16 +166,23 @@ def search_space(trial: Any, fixed: Mapping[str, Any], causal: bool, cases: int)
 def first_candidates(
     model_config: SequenceClassifierConfig, train_config: SequenceTrainConfig, fixed: Mapping[str, Any], causal: bool
 ) -> list[dict[str, Any]]:
-    """The trials before TPE's: the defaults, then (unless ``cell`` is fixed) the same with the other cell.
+    """The trials before TPE's: the defaults; unless ``causal``, the same with a convolutional branch of
+    :data:`FIRST_CONV` channels; then (unless ``cell`` is fixed) the defaults with the other cell.
 
-    Each cell wins on problems of its own (a GRU often leaves a long plateau at chance hundreds of steps
-    before an LSTM does; an LSTM trains several times faster on a CPU), so both are measured first.
+    Each is a family that wins on problems of its own: a convolutional branch beside the recurrence finds
+    local shapes in long univariate series that a recurrent layer alone learns slowly or never (LSTM-FCN);
+    a GRU often leaves a long plateau at chance hundreds of steps before an LSTM does; an LSTM trains
+    several times faster on a CPU. So each is measured before TPE proposes its own.
     """
     defaults = {k: getattr(model_config if k in _MODEL_FIELDS else train_config, k) for k in SEARCHED}
-    first = {k: v for k, v in defaults.items() if k not in fixed and not (causal and k == "bidirectional")}
-    if "cell" in fixed:
-        return [first]
-    return [first, {**first, "cell": "gru" if first["cell"] == "lstm" else "lstm"}]
+    causal_only = ("bidirectional", "conv_channels") if causal else ()
+    first = {k: v for k, v in defaults.items() if k not in fixed and k not in causal_only}
+    candidates = [first]
+    if not causal and "conv_channels" not in fixed and not first.get("conv_channels"):
+        candidates.append({**first, "conv_channels": FIRST_CONV})
+    if "cell" not in fixed:
+        candidates.append({**first, "cell": "gru" if first["cell"] == "lstm" else "lstm"})
+    return candidates
 
 
 def _at_most(batch: int | None, cases: int) -> int | None:
@@ -476,7 +488,7 @@ def _queue_again(study: Any, storage: Any, candidates: list[dict[str, Any]]) -> 
     """On ``--resume``, queue again, in order, the first candidates no trial of which has finished; those queued.
 
     A Ctrl-C during one fails its trial, and the ones after it may still be waiting: those are set aside
-    (failed, never started) and queued again behind it, so both cells' defaults still come before TPE's.
+    (failed, never started) and queued again behind it, so every first candidate still comes before TPE's.
     """
     optuna = require_optuna()
     state = optuna.trial.TrialState
@@ -555,8 +567,10 @@ def tune_sequence_classifier(
     """
     optuna = require_optuna()
     fixed = dict(fixed or {})
-    if causal and fixed.get("bidirectional"):
-        raise ConfigError("--causal asks for a streamable model and --bidirectional for one that is not: give one")
+    if causal and (fixed.get("bidirectional") or fixed.get("conv_channels")):
+        raise ConfigError(
+            "--causal asks for a streamable model and --bidirectional or --conv for one that is not: give one"
+        )
     if not math.isfinite(minutes) or minutes <= 0:
         raise ConfigError(f"--tune takes the minutes the search may take, a number > 0; got {minutes}")
     if jobs < 1:

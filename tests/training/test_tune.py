@@ -29,6 +29,7 @@ pytest.importorskip("optuna", reason="--tune needs the tune extra")
 from rnnedge.cli.main import cli
 from rnnedge.training.checkpoint import load_checkpoint
 from rnnedge.training.config import SequenceClassifierConfig, SequenceTrainConfig
+from rnnedge.training.tune import FIRST_CONV
 
 CHEAP = ["--hidden", "8", "--epochs", "4", "--patience", "2", "--threads", "1", "--jobs", "1"]
 
@@ -97,8 +98,9 @@ def test_tune_searches_on_the_training_file_and_reads_the_test_file_once_at_the_
     _, again = tune.final_configs(SequenceClassifierConfig(), SequenceTrainConfig(**trained), best, 36)
     resolved = {**asdict(again), "batch_size": train_sequences.batch_size_for(36, again.batch_size)}  # None: auto
     assert resolved == trained  # a trial's record retrains as the final model did (benchmarks/tune_spread.py)
-    second = summary["trials"][1]["params"]  # then the defaults with the other cell
-    assert second == {**first, "cell": "gru"}
+    second = summary["trials"][1]["params"]  # then the defaults with a convolutional branch, then the other cell
+    assert second == {**first, "conv_channels": FIRST_CONV}
+    assert summary["trials"][2:3] == [] or summary["trials"][2]["params"] == {**first, "cell": "gru"}
     assert {k: ckpt["config"][k] for k in ("cell", "hidden_size", "head")} == {
         k: chosen["params"][k] for k in ("cell", "hidden_size", "head")
     }
@@ -121,8 +123,10 @@ def test_causal_searches_streamable_models_only(small: Path, tmp_path: Path) -> 
     result = CliRunner().invoke(cli, tune_args(small, tmp_path / "run", "0.15", *CHEAP, "--causal", "--quiet"))
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "run" / "tune.json").read_text())
-    assert summary["causal"] and all(t["params"]["bidirectional"] is False for t in summary["trials"])
-    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["config"]["bidirectional"] is False
+    assert summary["causal"] and summary["trials"]
+    assert all(t["params"]["bidirectional"] is False and t["params"]["conv_channels"] == 0 for t in summary["trials"])
+    config = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["config"]
+    assert config["bidirectional"] is False and config["conv_channels"] == 0
 
 
 def _ctrl_c_as_in_a_terminal() -> None:
@@ -164,20 +168,21 @@ def _trials(out: Path) -> list[dict[str, Any]]:
 def test_ctrl_c_keeps_the_finished_trials_and_resume_continues_the_search(small: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     command = [sys.executable, "-m", "rnnedge.cli.main", *tune_args(small, out, "5", *CHEAP)]
-    _interrupt(command, lambda: _started(out, 1))  # trial 0 (the defaults) finished, trial 1 (the other cell) cut off
+    _interrupt(command, lambda: _started(out, 1))  # trial 0 (the defaults) finished, trial 1 (conv branch) cut off
     assert (out / "tune.db").is_file() and not (out / "checkpoint.pt").exists()
     first = _trials(out)
-    assert [t["state"] for t in first] == ["complete", "fail"] and first[1]["params"]["cell"] == "gru", first
+    assert [t["state"] for t in first] == ["complete", "fail", "waiting"], first  # the third candidate, queued
+    assert first[1]["params"]["conv_channels"] == FIRST_CONV, first
 
     refused = CliRunner().invoke(cli, tune_args(small, out, "5", *CHEAP))  # the search is a run: not replaced
     assert refused.exit_code != 0 and "already holds a training run" in refused.output and "--resume" in refused.output
     other = CliRunner().invoke(cli, tune_args(small, out, "5", "--hidden", "16", "--epochs", "4", "--resume"))
     assert other.exit_code == 1 and "started with other fixed" in other.output
 
-    # Resumed, the candidate cut off comes again before the sampler's own: both cells' defaults are measured.
+    # Resumed, the candidate cut off comes again before the sampler's own: every first candidate is measured.
     _interrupt([*command, "--resume"], lambda: any(t["state"] == "pruned" for t in _trials(out)))
-    resumed = _trials(out)[2]
-    assert resumed["state"] == "complete" and resumed["params"] == first[1]["params"], resumed
+    resumed = [t for t in _trials(out)[2:] if t["params"] == first[1]["params"]]
+    assert [t["state"] for t in resumed] == ["complete"], _trials(out)
     assert "queued again" in (out / "tune.log").read_text()
     # Optuna gives a pruned trial its last report as a value; it is no score (a pruned trial counts for nothing).
     optuna = pytest.importorskip("optuna")
@@ -198,8 +203,8 @@ def test_ctrl_c_keeps_the_finished_trials_and_resume_continues_the_search(small:
 def test_a_ctrl_c_during_the_defaults_runs_them_first_on_resume(small: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     command = [sys.executable, "-m", "rnnedge.cli.main", *tune_args(small, out, "5", *CHEAP)]
-    _interrupt(command, lambda: _started(out, 0))  # the defaults cut off; the other cell's still waits its turn
-    assert [t["state"] for t in _trials(out)] == ["fail", "waiting"]
+    _interrupt(command, lambda: _started(out, 0))  # the defaults cut off; the other candidates wait their turn
+    assert [t["state"] for t in _trials(out)] == ["fail", "waiting", "waiting"]
     defaults = _trials(out)[0]["params"]
 
     # No time is left, but a search must have a result: the first trial of the resumed search runs to its end.
@@ -207,9 +212,9 @@ def test_a_ctrl_c_during_the_defaults_runs_them_first_on_resume(small: Path, tmp
     assert result.exit_code == 0, result.output
     after = json.loads((out / "tune.json").read_text())
     ran = [t for t in after["trials"] if t["state"] == "complete"]
-    assert [t["params"] for t in ran] == [defaults], after["trials"]  # the defaults, not the other cell
+    assert [t["params"] for t in ran] == [defaults], after["trials"]  # the defaults, not the next candidate
     assert after["chosen"]["params"] == defaults
-    assert [t["state"] for t in after["trials"]] == ["fail", "fail", "complete", "waiting"]  # the other cell next
+    assert [t["state"] for t in after["trials"]] == ["fail", "fail", "fail", "complete", "waiting", "waiting"]
 
 
 def test_tune_without_optuna_names_the_extra(small: Path, tmp_path: Path) -> None:
@@ -236,6 +241,7 @@ def test_tune_without_optuna_names_the_extra(small: Path, tmp_path: Path) -> Non
         (["--valid", "VALID"], "give no --valid or --valid-fraction"),
         (["--valid-fraction", "0.3"], "give no --valid or --valid-fraction"),
         (["--causal", "--bidirectional"], "--causal asks for a streamable model"),
+        (["--causal", "--conv", "8"], "--causal asks for a streamable model"),
     ],
 )
 def test_tune_refuses_options_it_cannot_honour(small: Path, tmp_path: Path, extra: list[str], message: str) -> None:
