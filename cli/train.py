@@ -224,7 +224,11 @@ def _mnist_command(name: str, doc: str) -> None:
 
     @train.command(name, help=doc)
     @run_options
-    @config_options(SequenceClassifierConfig, skip=(*_SEQUENCE_FIXED, "bidirectional", "conv_channels"), presets={name: chosen.model})
+    @config_options(
+        SequenceClassifierConfig,
+        skip=(*_SEQUENCE_FIXED, "bidirectional", "conv_channels"),
+        presets={name: chosen.model},
+    )
     @config_options(SequenceTrainConfig, presets={name: chosen.train})
     def command(**kw: Any) -> None:
         click.echo(json.dumps(train_mnist_run(name, **kw)))
@@ -267,7 +271,11 @@ _SEQUENCE_FILE = click.Path(dir_okay=False, path_type=Path)
     "extra: Optuna); the options you give are kept, the others searched; each fold stops early after 10 "
     "epochs without improvement unless --patience is given. --resume continues a search.",
 )
-@click.option("--causal", is_flag=True, help="With --tune: search streamable models only (no bidirectional layer, no --conv branch).")
+@click.option(
+    "--causal",
+    is_flag=True,
+    help="With --tune: search streamable models only (no bidirectional layer, no --conv branch).",
+)
 @click.option(
     "--jobs",
     type=click.IntRange(min=1),

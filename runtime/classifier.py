@@ -72,11 +72,13 @@ class ClassifierModel(Model):
 
     @classmethod
     def network(cls, metadata: ModelMetadata) -> Network:
-        """Stacked (bidirectional) layers over ``input_size`` channels; the head reads the last layer once."""
+        """Stacked (bidirectional) layers over ``input_size`` channels; the head reads the last layer once
+        (and a convolutional branch's ``conv_channels`` beside it, a cost this estimate leaves out)."""
         cfg = ModelConfig(metadata)
         layers = cfg.layers(cfg.size("input_size"), one_layer_default=True)  # a row classifier has one
         _, hidden, directions, _ = layers[-1]
-        return Network(layers, (directions * hidden, cfg.size("num_classes")), head_every_step=False)
+        conv = cfg.size("conv_channels") if cfg.raw.get("conv_channels") else 0  # absent before the branch existed
+        return Network(layers, (directions * hidden + conv, cfg.size("num_classes")), head_every_step=False)
 
     @classmethod
     def info_fields(cls, metadata: ModelMetadata) -> dict[str, Any]:

@@ -127,7 +127,7 @@ class Model:
 
     @property
     def causal(self) -> bool:
-        """False for models whose output after a chunk depends on the whole prefix (bidirectional)."""
+        """False for models whose output after a chunk depends on the whole prefix (bidirectional, convolutional)."""
         return self.metadata.causal
 
     @property

@@ -43,9 +43,7 @@ class ConvBranch(nn.Module):
     def __init__(self, input_size: int, channels: int) -> None:
         super().__init__()
         widths = (input_size, channels, 2 * channels, channels)
-        self.convs = nn.ModuleList(
-            nn.Conv1d(widths[i], widths[i + 1], k) for i, k in enumerate(self.KERNELS)
-        )
+        self.convs = nn.ModuleList(nn.Conv1d(widths[i], widths[i + 1], k) for i, k in enumerate(self.KERNELS))
         self.norms = nn.ModuleList(nn.BatchNorm1d(w) for w in widths[1:])
 
     def blocks(self) -> list[tuple[nn.Conv1d, nn.BatchNorm1d]]:

@@ -74,8 +74,8 @@ from .train_sequences import (
 )
 
 __all__ = [
-    "FIT_ATTEMPTS",
     "FIRST_CONV",
+    "FIT_ATTEMPTS",
     "FIT_SLACK",
     "PATIENCE",
     "REPORT_STEPS",

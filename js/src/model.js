@@ -59,7 +59,7 @@ export class Model {
     return this.metadata.kind;
   }
 
-  /** False for models whose output after a chunk depends on the whole prefix (bidirectional). */
+  /** False for models whose output after a chunk depends on the whole prefix (bidirectional, convolutional). */
   get causal() {
     return this.metadata.causal;
   }

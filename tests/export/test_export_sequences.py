@@ -130,3 +130,29 @@ def test_variants_of_a_run_whose_test_file_moved_are_measured_on_the_file_given(
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert read_metadata(out.with_suffix(".int8.onnx")).quality["test_accuracy"] > 0
+
+
+def test_a_convolutional_branch_exports_with_its_batch_norm_folded_and_an_int8_variant(tmp_path: Path) -> None:
+    """Trained (so the batch norms hold real statistics) on ragged sequences: parity with PyTorch, the prefix
+    re-read by a stream, each sequence's result the same padded in a batch as alone, then its int8 variant."""
+    ckpt = train_tiny_sequences(tmp_path / "run", epochs=2, conv_channels=6)
+    out = tmp_path / "conv.onnx"
+    result = CliRunner().invoke(cli, ["export", str(ckpt), "-o", str(out), "--quantize", "int8"])
+    assert result.exit_code == 0, result.output  # validated against PyTorch before it was written
+    assert "noncausal_classifier" in result.output
+    ops = [n.op_type for n in onnx.load(str(out)).graph.node]
+    assert ops.count("Conv") == 3 and "BatchNormalization" not in ops  # folded into the convolutions
+    with load_classifier(out) as model:
+        assert not model.causal and [s.name for s in model.metadata.states] == ["prefix"]
+        assert model.metadata.config["model"]["conv_channels"] == 6
+        rng = np.random.default_rng(0)
+        rows = [rng.standard_normal((n, 12)).astype(np.float32) for n in (3, 17, 9)]
+        alone = np.stack([model.predict(r[None])[0] for r in rows])
+        np.testing.assert_allclose(model.predict(rows), alone, atol=1e-5)  # padding changes nothing
+        stream = model.stream()
+        for t in range(1, 18):
+            np.testing.assert_allclose(stream.feed(rows[1][t - 1]), model.predict(rows[1][None, :t])[0], atol=1e-5)
+    int8 = out.with_suffix(".int8.onnx")
+    assert "ConvInteger" in {n.op_type for n in onnx.load(str(int8)).graph.node}
+    quality = read_metadata(int8).quality
+    assert quality["test_accuracy"] >= quality["float_test_accuracy"] - 0.05, quality

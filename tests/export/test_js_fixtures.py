@@ -158,8 +158,9 @@ def _char_cases(lm: LanguageModel) -> dict[str, Any]:
 CHAR_TEXT = "Ça coûte 3,50 € !\r\nThe END.\r\n\r\nno it was n't black monday\n"
 
 
-def _version_2_models(ptb_data: Path, work: Path) -> tuple[Path, Path]:
-    """A tiny classifier of JapaneseVowels (GRU, lengths, standardize) and a tiny character model of PTB text."""
+def _version_2_models(ptb_data: Path, work: Path) -> tuple[Path, Path, Path]:
+    """Tiny classifiers of JapaneseVowels (GRU, lengths, standardize; LSTM with a convolutional branch) and a
+    tiny character model of PTB text."""
     from sequence_models import train_tiny_sequences
 
     from rnnedge.data.corpus import load_text_corpus
@@ -168,6 +169,8 @@ def _version_2_models(ptb_data: Path, work: Path) -> tuple[Path, Path]:
     from rnnedge.training.train_lm import train_language_model
 
     seq = export_checkpoint(train_tiny_sequences(work / "seq-run", epochs=2, cell="gru"), work / "seq.onnx").path
+    conv_run = train_tiny_sequences(work / "conv-run", epochs=2, conv_channels=4)
+    conv = export_checkpoint(conv_run, work / "seq-conv.onnx").path
     files = []
     for split, lines in (("train", 300), ("valid", 30), ("test", 30)):
         text = (ptb_data / "ptb" / f"ptb.{split}.txt").read_text(encoding="utf-8").splitlines(keepends=True)
@@ -184,7 +187,7 @@ def _version_2_models(ptb_data: Path, work: Path) -> tuple[Path, Path]:
         threads=1,
     )
     chars = export_checkpoint(work / "char-run" / "checkpoint.pt", work / "chars.onnx").path
-    return seq, chars
+    return seq, conv, chars
 
 
 def _write(name: str, onnx_path: Path, cases: dict[str, Any]) -> None:
@@ -219,7 +222,7 @@ def test_write_js_fixtures(
         with load(path, threads=1) as lm:
             assert isinstance(lm, LanguageModel)
             _write(name, path, _lm_cases(lm, sentence, text))
-    seq, chars = _version_2_models(ptb_data, tmp_path)
+    seq, conv, chars = _version_2_models(ptb_data, tmp_path)
     from sequence_models import vowels
 
     from rnnedge.data.sequences import read_sequences
@@ -227,13 +230,14 @@ def test_write_js_fixtures(
     test_set = read_sequences(vowels("test"))
     sequences = [np.asarray(s, dtype=np.float64) for s in test_set.sequences[:4]]  # real, of different lengths
     assert len({len(s) for s in sequences}) > 1
-    with load(seq, threads=1) as model:
-        assert isinstance(model, ClassifierModel) and model.metadata.lengths and model.metadata.standardize
-        _write("seq", seq, _sequence_cases(model, sequences))
+    for name, path in (("seq", seq), ("seq-conv", conv)):
+        with load(path, threads=1) as model:
+            assert isinstance(model, ClassifierModel) and model.metadata.lengths and model.metadata.standardize
+            _write(name, path, _sequence_cases(model, sequences))
     with load(chars, threads=1) as lm:
         assert isinstance(lm, LanguageModel) and lm.metadata.tokens == "chars"
         _write("chars", chars, _char_cases(lm))
-    models = ["clf", "bi", "clf-int8", "lm", "lm-int8", "seq", "chars"]
+    models = ["clf", "bi", "clf-int8", "lm", "lm-int8", "seq", "seq-conv", "chars"]
     index = {"written_by": "tests/export/test_js_fixtures.py", "models": models}
     (OUT / "index.json").write_text(json.dumps(index, indent=1))
     assert all((OUT / f"{m}.json").is_file() for m in index["models"])
