@@ -50,8 +50,9 @@ def load_models(model_paths: Sequence[Path], config: ServeConfig) -> dict[str, M
         model = load(path, provider=config.provider, threads=config.threads)
         if not model.causal:  # its streams re-read their prefixes: no batched step (StreamBatch refuses it)
             raise ConfigError(
-                f"serve: {path} is a {model.kind} model (it reads each sequence both ways); rnnedge serve serves "
-                "causal models only: export a causal one (train without --bidirectional, or --tune --causal), "
+                f"serve: {path} is a {model.kind} model (each result reads later steps of its sequence); rnnedge "
+                "serve serves causal models only: export a causal one (train without --bidirectional or --conv, or "
+                "--tune --causal), "
                 "or classify whole sequences with rnnedge classify"
             )
         models[name] = model
