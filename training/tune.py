@@ -13,10 +13,10 @@ difference of cross-entropy in the fourth decimal is no reason to stop one.) It 
 fold before :data:`~rnnedge.training.config.STEP_BUDGET`'s ``warmup_steps`` optimizer steps: a small fold
 gives few steps an epoch, and a slow start is not a bad one (each fold's early stopping waits as long).
 The defaults are the first trial, so the search can only choose something that cross-validates at least
-as well (the first trial finishes whatever the budget says, unless another one finished before it); the
-second is the defaults with the other cell (:func:`first_candidates`). A trial
-whose remaining folds would not fit in the time left stops after the fold that shows it; a trial cut short
-counts for nothing.
+as well (the first trial finishes whatever the budget says, unless another one finished before it, and the
+log says when it will overrun); the next are the defaults with a convolutional branch and with the other
+cell (:func:`first_candidates`). A trial whose remaining folds would not fit in the time left stops after
+the fold that shows it; a trial cut short counts for nothing.
 
 ``jobs`` trials run at once: this process runs one and ``jobs - 1`` worker processes (spawned) run the
 others, all sharing the study in ``tune.db``; TPE's "constant liar" keeps them from proposing the same
@@ -369,6 +369,7 @@ class _Search:
 
         self.log(f"trial {trial.number}: {_describe(params)} ...")
         results: list[dict[str, float]] = []
+        overrun_said = False
         per_channel = train_config.normalize == "channel"
         for k, (train_idx, valid_idx) in enumerate(self.folds.splits):
             fold = SequenceData(
@@ -380,7 +381,14 @@ class _Search:
                 self.log(f"trial {trial.number}: stopped at fold {k + 1}: the budget ran out; it does not count")
                 raise optuna.TrialPruned from None
             rest = statistics.fmean(r["seconds"] for r in results) * (len(self.folds.splits) - k - 1)
-            if not protected() and rest > self.left():  # it would not finish: stop now rather than at the end
+            if rest > self.left() and protected() and not overrun_said:  # say so once, while it can be stopped
+                self.log(
+                    f"trial {trial.number}: its other folds will take about {_clock(rest)}, more than the "
+                    f"{self.time_left()}; it runs to its end anyway, since a search needs one finished trial "
+                    "(a Ctrl-C now keeps no result; a longer --tune leaves it room)"
+                )
+                overrun_said = True
+            elif rest > self.left() and not protected():  # it would not finish: stop now rather than at the end
                 self.log(
                     f"trial {trial.number}: stopped after fold {k + 1}: its other folds would take about "
                     f"{_clock(rest)}, more than the {self.time_left()}; it does not count"

@@ -213,6 +213,7 @@ def test_a_ctrl_c_during_the_defaults_runs_them_first_on_resume(small: Path, tmp
     after = json.loads((out / "tune.json").read_text())
     ran = [t for t in after["trials"] if t["state"] == "complete"]
     assert [t["params"] for t in ran] == [defaults], after["trials"]  # the defaults, not the next candidate
+    assert "it runs to its end anyway, since a search needs one finished trial" in (out / "tune.log").read_text()
     assert after["chosen"]["params"] == defaults
     assert [t["state"] for t in after["trials"]] == ["fail", "fail", "fail", "complete", "waiting", "waiting"]
 
