@@ -270,8 +270,9 @@ def _carried_layers(g: _Graph, net: Recurrent, head: str, axes0: str, axes1: str
 def _conv_branch(g: _Graph, blocks: Sequence[tuple[nn.Conv1d, nn.BatchNorm1d]], rows: str, lengths: str) -> str:
     """Convolution blocks over ``rows`` ``(B, T, F)``, zero past ``lengths`` ``(B,)``: their mean ``(B, C)``.
 
-    Each block is one ``Conv`` with its batch norm folded in (eval: an affine map per channel), then
-    ``Relu`` and the mask; each pads as PyTorch's ``padding="same"`` would (the odd zero on the right).
+    Each block is one ``Conv`` with its batch norm folded in (eval: an affine map per channel, its running
+    statistics counting valid steps only), then ``Relu`` and the mask; each pads as PyTorch's
+    ``padding="same"`` would (the odd zero on the right).
     """
     g.op("Shape", [rows], "conv_rows_shape")
     g.op("Gather", ["conv_rows_shape", g.const("conv_time_axis", np.array(1, np.int64))], "conv_steps")
@@ -280,16 +281,17 @@ def _conv_branch(g: _Graph, blocks: Sequence[tuple[nn.Conv1d, nn.BatchNorm1d]], 
     g.op("Unsqueeze", ["conv_positions", g.const("conv_axes0", np.array([0], np.int64))], "conv_positions_1t")
     g.op("Unsqueeze", [lengths, g.const("conv_axes1", np.array([1], np.int64))], "conv_lengths_b1")
     g.op("Less", ["conv_positions_1t", "conv_lengths_b1"], "conv_valid")  # (B, T)
-    g.op("Cast", ["conv_valid"], "conv_valid_f", to=_F32)
-    g.op("Unsqueeze", ["conv_valid_f", "conv_axes1"], "conv_mask")  # (B, 1, T)
+    g.op("Unsqueeze", ["conv_valid", "conv_axes1"], "conv_mask")  # (B, 1, T)
+    zero_f = g.const("conv_zero_f", np.array(0, np.float32))
     g.op("Transpose", [rows], "conv_bft", perm=[0, 2, 1])
-    h = g.op("Mul", ["conv_bft", "conv_mask"], "conv_in")[0]
+    h = g.op("Where", ["conv_mask", "conv_bft", zero_f], "conv_in")[0]  # padding is zero, whatever it held
     for i, (conv, norm) in enumerate(blocks):
         assert norm.running_mean is not None and norm.running_var is not None  # track_running_stats, as made
-        scale = (norm.weight / (norm.running_var + norm.eps).sqrt()).detach().numpy().astype(np.float64)
-        w = conv.weight.detach().numpy().astype(np.float64) * scale[:, None, None]
-        bias = conv.bias.detach().numpy() if conv.bias is not None else np.zeros(len(scale))
-        b = (bias - norm.running_mean.detach().numpy()) * scale + norm.bias.detach().numpy()
+        as64 = {k: v.detach().double().numpy() for k, v in norm.state_dict().items() if v.is_floating_point()}
+        scale = as64["weight"] / np.sqrt(as64["running_var"] + norm.eps)
+        w = conv.weight.detach().double().numpy() * scale[:, None, None]
+        bias = conv.bias.detach().double().numpy() if conv.bias is not None else np.zeros(len(scale))
+        b = (bias - as64["running_mean"]) * scale + as64["bias"]
         total = conv.kernel_size[0] - 1
         g.op(
             "Conv",
@@ -298,7 +300,7 @@ def _conv_branch(g: _Graph, blocks: Sequence[tuple[nn.Conv1d, nn.BatchNorm1d]], 
             pads=[total // 2, total - total // 2],
         )
         g.op("Relu", [f"conv{i}_out"], f"conv{i}_relu")
-        h = g.op("Mul", [f"conv{i}_relu", "conv_mask"], f"conv{i}_masked")[0]
+        h = g.op("Where", ["conv_mask", f"conv{i}_relu", zero_f], f"conv{i}_masked")[0]
     g.op("ReduceSum", [h, g.const("conv_axes2", np.array([2], np.int64))], "conv_sum", keepdims=0)  # (B, C)
     g.op("Cast", [lengths], "conv_count", to=_F32)
     g.op("Unsqueeze", ["conv_count", "conv_axes1"], "conv_count_b1")

@@ -86,6 +86,7 @@ SEQUENCE_MODELS = {
     "bigru-mean": {"cell": "gru", "bidirectional": True, "head": "mean"},  # forward carried, prefix re-read
     "bilstm2-last": {"cell": "lstm", "num_layers": 2, "bidirectional": True, "head": "last"},  # prefix alone
     "lstm-conv-last": {"cell": "lstm", "head": "last", "conv_channels": 4},  # a convolutional branch: prefix alone
+    "bigru-conv-mean": {"cell": "gru", "bidirectional": True, "head": "mean", "conv_channels": 4},  # prefix alone
 }
 
 

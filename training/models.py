@@ -33,9 +33,11 @@ class ConvBranch(nn.Module):
     """Three blocks of ``Conv1d`` (kernels 8, 5, 3; "same" length), batch norm and ReLU, averaged over the valid steps.
 
     Widths ``C, 2C, C`` (Wang et al. 2017's FCN, halved or not by ``channels``). Each block's output is
-    zeroed past each sequence's length, so the next block reads zeros there, exactly as it would at the
-    end of that sequence alone: padding changes nothing. Each convolution is padded as ``padding="same"``
-    would (the odd zero on the right), explicitly: torch warns at every call of an even kernel's "same".
+    zero past each sequence's length, so the next block reads zeros there, exactly as it would at the
+    end of that sequence alone; and each batch norm sees the valid steps only, so that in training its
+    statistics (and the running ones export folds in) do not count padding: padding changes nothing.
+    Each convolution is padded as ``padding="same"`` would (the odd zero on the right), explicitly: torch
+    warns at every call of an even kernel's "same".
     """
 
     KERNELS = (8, 5, 3)
@@ -52,10 +54,13 @@ class ConvBranch(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """Features ``(B, C)`` of normalised ``x`` ``(B, T, F)`` whose sequence ``b`` has ``lengths[b]`` valid steps."""
-        mask = (torch.arange(x.shape[1], device=x.device)[None] < lengths.to(x.device)[:, None]).to(x.dtype)[:, None]
-        h = x.transpose(1, 2) * mask  # (B, F, T), zero past each length
+        valid = torch.arange(x.shape[1], device=x.device)[None] < lengths.to(x.device)[:, None]  # (B, T)
+        h = torch.where(valid[..., None], x, 0.0).transpose(1, 2)  # (B, F, T), zero past each length
         for (conv, norm), k in zip(self.blocks(), self.KERNELS, strict=True):
-            h = torch.relu(norm(conv(functional.pad(h, ((k - 1) // 2, k // 2))))) * mask
+            steps = conv(functional.pad(h, ((k - 1) // 2, k // 2))).transpose(1, 2)  # (B, T, C)
+            normed = torch.zeros_like(steps)
+            normed[valid] = norm(steps[valid])  # (valid steps, C): the statistics of these alone
+            h = torch.relu(normed).transpose(1, 2)
         return h.sum(dim=2) / lengths.to(h)[:, None]
 
 
@@ -65,10 +70,10 @@ class SequenceClassifier(nn.Module):
     ``forward(x, lengths)`` packs the sequences, so padding changes nothing: not the recurrence,
     not the mean, not the last step. The streaming state (:meth:`init_state`) of a causal model is
     ``h`` (and ``c`` for an LSTM) ``(num_layers, B, H)``, plus for the ``mean`` head the running
-    sum of the top layer's outputs ``h_sum`` ``(B, H)`` and the steps so far ``steps`` ``(B, 1)``;
-    a bidirectional model's adds the rows received so far ``prefix`` ``(B, P, F)``, re-read backward
-    each time (with more than one layer, or a convolutional branch, it is the whole state: every layer
-    re-reads it).
+    sum of the top layer's outputs ``h_sum`` ``(B, H)`` and the steps so far ``steps`` ``(B, 1)``.
+    A model that is not causal keeps the rows received so far, ``prefix`` ``(B, P, F)``: a bidirectional
+    one of one layer beside its forward direction's causal state, re-reading the prefix backward each
+    time; any other (more layers, or a convolutional branch) as its whole state, every part re-reading it.
     """
 
     def __init__(self, config: SequenceClassifierConfig) -> None:
@@ -145,7 +150,7 @@ class SequenceClassifier(nn.Module):
         if not cfg.causal:
             rows = torch.cat([parts["prefix"], x], dim=1)  # (B, P+T, F)
             received = {"prefix": rows}
-            if self.state_names != ("prefix",):  # the forward direction's state, as if it had been carried
+            if "h" in self.state_names:  # one bidirectional layer: its forward state, as if it had been carried
                 out, final = self.rnn(rows)  # out: (B, P+T, 2H); final: (2, B, H) each, forward first
                 if isinstance(final, tuple):
                     received["h"], received["c"] = final[0][:1], final[1][:1]

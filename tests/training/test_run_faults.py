@@ -301,7 +301,11 @@ def test_every_config_field_is_an_option_with_its_default_and_range() -> None:
     )
 
     for command, classes, fixed in (
-        ("mnist-lstm", (SequenceTrainConfig, SequenceClassifierConfig), ("input_size", "num_classes", "bidirectional")),
+        (
+            "mnist-lstm",
+            (SequenceTrainConfig, SequenceClassifierConfig),
+            ("input_size", "num_classes", "bidirectional", "conv_channels"),
+        ),
         ("classifier", (SequenceTrainConfig, SequenceClassifierConfig), ("input_size", "num_classes")),
         ("ptb", (LanguageTrainConfig, LanguageModelConfig), ("vocab_size",)),
     ):

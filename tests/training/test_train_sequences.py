@@ -58,6 +58,27 @@ def test_padding_changes_nothing(cell: str, layers: int, bidirectional: bool, he
             torch.testing.assert_close(logits, alone[2:3], atol=1e-5, rtol=0)
 
 
+def test_a_convolutional_branch_trains_as_if_there_were_no_padding() -> None:
+    """In training the batch norms' statistics count the valid steps only: more padding, the same step."""
+    torch.manual_seed(0)
+    cfg = SequenceClassifierConfig(input_size=3, num_classes=4, hidden_size=6, conv_channels=4)
+    lengths = torch.tensor([5, 1, 9])
+    x = torch.randn(3, 9, 3)
+    longer = torch.cat([x, torch.full((3, 4, 3), 1e3)], dim=1)  # four more steps of padding each
+    results = []
+    for inputs in (x, longer):
+        torch.manual_seed(1)
+        model = SequenceClassifier(cfg).train()
+        logits = model(inputs, lengths)
+        logits.sum().backward()
+        stats = [b.clone() for n in model.conv.norms for b in (n.running_mean, n.running_var)]  # type: ignore[union-attr]
+        results.append((logits.detach(), stats, model.conv.convs[0].weight.grad.clone()))  # type: ignore[union-attr]
+    (a, a_stats, a_grad), (b, b_stats, b_grad) = results
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a_stats, b_stats)
+    torch.testing.assert_close(a_grad, b_grad)
+
+
 def test_a_checkpoint_records_what_the_runtime_needs(tmp_path: Path) -> None:
     ckpt_path = train_tiny_sequences(tmp_path / "run", epochs=2, cell="gru")
     ckpt = load_checkpoint(ckpt_path)
