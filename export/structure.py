@@ -1,6 +1,6 @@
 """What a recurrent network is made of, read off its submodules: the one description graph writers take.
 
-rnnedge's own networks and a user's ``nn.Module`` are read the same way (:func:`read_structure`):
+A user's ``nn.Module`` and rnnedge's own language models are read so (:func:`read_structure`):
 its submodules, in the order they were made, must be an optional ``nn.Embedding``, one or more
 ``nn.LSTM``/``nn.GRU`` applied one after the other (each any ``num_layers``, ``bidirectional``,
 ``batch_first`` either way, with or without biases; each one's input the previous one's output), any

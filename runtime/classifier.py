@@ -29,7 +29,7 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class ClassifierModel(Model):
-    """A sequence classifier, causal or not (bidirectional): ``predict`` whole sequences, or stream their rows."""
+    """A sequence classifier, causal or not: ``predict`` whole sequences, or stream their rows."""
 
     STREAM_OUTPUTS: ClassVar[tuple[str, ...] | None] = ("probs",)
     UNIT: ClassVar[str] = "row"

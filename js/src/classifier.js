@@ -147,7 +147,7 @@ export class ClassifierModel extends Model {
   /**
    * A stream's feed: one row (featureSize values) or rows (T x featureSize) -> the graph input
    * {data, dims: [1, T, F]}; the feed resolves to class probabilities Float32Array(classes). For a
-   * non-causal (bidirectional) model every feed re-reads the whole prefix backwards, so a feed costs
+   * non-causal model (bidirectional, or with a convolutional branch) every feed re-reads the whole prefix, so a feed costs
    * O(prefix length); the result is what predict gives on the prefix.
    */
   streamInput(rows) {
