@@ -32,7 +32,7 @@ ClassifierState = tuple[Tensor, ...]  # parts named by SequenceClassifier.state_
 class ConvBranch(nn.Module):
     """Three blocks of ``Conv1d`` (kernels 8, 5, 3; "same" length), batch norm and ReLU, averaged over the valid steps.
 
-    Widths ``C, 2C, C`` (Wang et al. 2017's FCN, halved or not by ``channels``). Each block's output is
+    Widths ``C, 2C, C`` (Wang et al. 2017's FCN has C = 128). Each block's output is
     zero past each sequence's length, so the next block reads zeros there, exactly as it would at the
     end of that sequence alone; and each batch norm sees the valid steps only, so that in training its
     statistics (and the running ones export folds in) do not count padding: padding changes nothing.
