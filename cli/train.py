@@ -307,14 +307,14 @@ def train_sequence_classifier_command(
     given = {name for name in kw if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE}
     if valid_file is not None and "valid_fraction" in given:
         raise click.UsageError("give --valid FILE or --valid-fraction, not both")
-    if causal and (kw["bidirectional"] or kw["conv_channels"]):
-        raise click.UsageError("--causal asks for a streamable model and --bidirectional or --conv for one that is not")
     if jobs is not None and tune_minutes is None:
         raise click.UsageError("--jobs sets how many --tune trials run at once: give it with --tune")
     if tune_minutes is not None and (valid_file is not None or "valid_fraction" in given):
         raise click.UsageError("--tune validates by cross-validation on --train: give no --valid or --valid-fraction")
     model_cfg = config_values(SequenceClassifierConfig, kw)
     train_cfg = config_values(SequenceTrainConfig, kw)
+    if causal and not model_cfg.causal:  # the config's own rule of what streams
+        raise click.UsageError("--causal asks for a streamable model and --bidirectional or --conv for one that is not")
     if tune_minutes is None:
         click.echo(json.dumps(train_sequences_run(model_cfg, train_cfg, train_file, test_file, valid_file, **kw)))
         return
