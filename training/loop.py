@@ -46,6 +46,7 @@ from .run_dir import RunDir
 __all__ = [
     "BUDGET_FIELDS",
     "RECORD_EVERY",
+    "Interrupts",
     "Task",
     "TrainingInterrupted",
     "budget_steps",
@@ -143,8 +144,11 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(saved)
 
 
-class _Interrupts:
-    """Ctrl-C turned into a request the loop honours between steps (see the module docstring)."""
+class Interrupts:
+    """Ctrl-C turned into a request honoured between steps (see the module docstring); a second one acts at once.
+
+    Only the main thread receives signals, so elsewhere it is disabled and Ctrl-C keeps its default.
+    """
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
@@ -153,7 +157,7 @@ class _Interrupts:
         self.at_once = False
         self._previous: Any = None
 
-    def __enter__(self) -> _Interrupts:
+    def __enter__(self) -> Interrupts:
         if self.enabled:
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
@@ -255,7 +259,7 @@ def run_training(task: Task, run: RunDir, *, resume: bool = False, quiet: bool =
     bar = progress_bar(
         total=task.total_steps, initial=min(step, task.total_steps), desc=task.name, quiet=quiet or not lead
     )
-    interrupts = _Interrupts(enabled=task.world_size == 1)
+    interrupts = Interrupts(enabled=task.world_size == 1)
     try:
         with interrupts:
             while True:

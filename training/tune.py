@@ -22,7 +22,9 @@ the fold that shows it; a trial cut short counts for nothing.
 others, all sharing the study in ``tune.db``; TPE's "constant liar" keeps them from proposing the same
 candidate. Each trial, and the final training, runs with one torch thread unless ``threads`` says otherwise
 (the final training's share of the budget is estimated from the trials' speed). On ``--resume``, a first
-candidate whose trial did not finish (a Ctrl-C during it) is queued again before TPE's own.
+candidate whose trial did not finish (a Ctrl-C during it) is queued again before TPE's own. In every
+process a Ctrl-C is a request honoured before the next optimizer step (:class:`~rnnedge.training.loop.Interrupts`),
+so it never lands inside a read or write of the study; a second one stops at once.
 
 Then the final model trains on the whole training file with the best trial's settings, for the median
 of the optimizer steps its folds had taken at their best epochs (steps, not epochs: a batch divides the
@@ -62,7 +64,7 @@ from rnnedge.errors import CheckpointError, ConfigError, MissingExtraError, RnnE
 
 from .checkpoint import load_checkpoint
 from .config import STEP_BUDGET, SequenceClassifierConfig, SequenceTrainConfig
-from .loop import TrainingInterrupted, torch_threads
+from .loop import Interrupts, TrainingInterrupted, torch_threads
 from .run_dir import TUNE_DB, TUNE_JSON, TUNE_LOG, RunDir, open_run
 from .train_sequences import (
     PoorFit,
@@ -225,6 +227,7 @@ def fit_fold(
     train_config: SequenceTrainConfig,
     data: SequenceData,
     after_epoch: Callable[[int, float, int], None] = lambda epoch, accuracy, steps: None,
+    before_step: Callable[[], None] = lambda: None,
 ) -> dict[str, float]:
     """Train on ``data.train``, validating on ``data.valid`` each epoch; the best epoch's numbers.
 
@@ -233,7 +236,8 @@ def fit_fold(
     (the last epoch when ``patience`` is 0), that ``epoch`` (1-based) and its optimizer ``step`` (the steps
     taken by its end), the ``epochs`` run and ``seconds``.
     ``after_epoch(epoch, accuracy, steps)`` hears, after each epoch (from 0) but the last, the accuracy the
-    fold would have if it stopped there and the optimizer steps taken; it may raise to stop the fold.
+    fold would have if it stopped there and the optimizer steps taken; it may raise to stop the fold, and so
+    may ``before_step()`` (a Ctrl-C waits for it, not for the epoch's end).
     """
     started = time.monotonic()
     task = SequenceTask(model_config, train_config, data)
@@ -244,6 +248,7 @@ def fit_fold(
         for s in range(task.steps_per_epoch):
             if step >= task.total_steps:
                 break
+            before_step()
             task.step(epoch, s, step)
             step += 1
         last, _, _ = task.validate(epoch)
@@ -288,6 +293,7 @@ class _Search:
         started: float,
         earlier: float,
         protect_first: bool,
+        ctrl_c: Interrupts,
     ) -> None:
         self.study, self.run, self.train, self.folds = study, run, train, folds
         self.model_config, self.train_config = model_config, train_config
@@ -295,6 +301,7 @@ class _Search:
         self.fixed, self.causal, self.quiet = dict(fixed), causal, quiet
         self.started, self.earlier, self.protect_first = started, earlier, protect_first
         self.trials_run = 0
+        self.ctrl_c = ctrl_c  # entered around the trials: a Ctrl-C lands between steps, never inside the storage
         self.parent: int | None = None  # in a worker process, the command's process
         self.smallest_fold = min(len(train_idx) for train_idx, _ in folds.splits)
 
@@ -333,11 +340,15 @@ class _Search:
 
     def optimize(self) -> None:
         """Run trials until the budget is spent (another process's trials count too)."""
+        while self.parent is not None and not self.study.get_trials(deepcopy=False):
+            self.ctrl_c.check()  # a worker: the first process takes the first trial (the defaults)
+            time.sleep(0.2)
         if not self.complete() or self.left() > 0:
             self.study.optimize(self.objective, callbacks=[self.after_trial], gc_after_trial=False)
 
     def objective(self, trial: Any) -> float:
         optuna = require_optuna()
+        self.ctrl_c.check()
         params = search_space(trial, self.fixed, self.causal, self.smallest_fold)
         trial.set_user_attr("params", params)  # every setting, the fixed ones too, pruned or not
         model_config, train_config = _configs(self.model_config, self.train_config, params)
@@ -352,6 +363,7 @@ class _Search:
 
         def after_epoch(fold: int, epoch: int, accuracy: float, steps: int) -> None:
             nonlocal reported
+            self.ctrl_c.check()
             if self.parent is not None and os.getppid() != self.parent:  # the command was killed: stop with it
                 raise KeyboardInterrupt
             if not protected() and self.left() <= 0:
@@ -376,7 +388,7 @@ class _Search:
                 self.train.subset(train_idx), self.train.subset(valid_idx), None, {}, per_channel=per_channel
             )
             try:
-                results.append(fit_fold(model_config, train_config, fold, partial(after_epoch, k)))
+                results.append(fit_fold(model_config, train_config, fold, partial(after_epoch, k), self.ctrl_c.check))
             except _OutOfTime:
                 self.log(f"trial {trial.number}: stopped at fold {k + 1}: the budget ran out; it does not count")
                 raise optuna.TrialPruned from None
@@ -519,21 +531,22 @@ def _worker(seed: int, threads: int | None, parent: int, search: dict[str, Any])
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     sampler, pruner = _sampler_and_pruner(seed)
     run: RunDir = search["run"]
-    study = optuna.load_study(
-        study_name=STUDY_NAME, storage=_storage(run.path / TUNE_DB), sampler=sampler, pruner=pruner
-    )
+    ctrl_c = Interrupts(enabled=True)
     try:
-        while not study.get_trials(deepcopy=False):  # the first process takes the first trial (the defaults)
-            time.sleep(0.2)
-        worker = _Search(study, **search)
-        worker.parent = parent
-        with torch_threads(1 if threads is None else threads):
-            worker.optimize()
+        with ctrl_c:  # from the start: the command's Ctrl-C reaches its workers too
+            study = optuna.load_study(
+                study_name=STUDY_NAME, storage=_storage(run.path / TUNE_DB), sampler=sampler, pruner=pruner
+            )
+            worker = _Search(study, **search, ctrl_c=ctrl_c)
+            worker.parent = parent
+            try:
+                with torch_threads(1 if threads is None else threads):
+                    worker.optimize()
+            except RnnEdgeError as e:
+                worker.log(f"a worker process stopped: {e}")
+                sys.exit(1)
     except KeyboardInterrupt:
         pass  # the first process says what the search kept
-    except RnnEdgeError as e:
-        _Search(study, **search).log(f"a worker process stopped: {e}")
-        sys.exit(1)
 
 
 def _describe(params: Mapping[str, Any]) -> str:
@@ -641,7 +654,8 @@ def tune_sequence_classifier(
         "started": time.time(),
         "earlier": float(study.user_attrs.get("seconds", 0.0)),
     }
-    search = _Search(study, **shared, protect_first=True)
+    ctrl_c = Interrupts(enabled=True)
+    search = _Search(study, **shared, protect_first=True, ctrl_c=ctrl_c)
     search.log(
         f"{'resumed' if resume else 'tuning'} a classifier of {train.name} for {minutes:g} minutes: "
         f"{len(train)} cases, {cv.describe()}; searching {', '.join(k for k in SEARCHED if k not in fixed)}"
@@ -658,12 +672,16 @@ def tune_sequence_classifier(
         for i in range(1, jobs)
     ]
     try:
-        for w in workers:
-            w.start()
-        with torch_threads(1 if threads is None else threads):  # a core each: no threads spin-waiting
-            search.optimize()
-        for w in workers:
-            w.join()
+        with ctrl_c:
+            for w in workers:
+                w.start()
+            with torch_threads(1 if threads is None else threads):  # a core each: no threads spin-waiting
+                search.optimize()
+            for w in workers:
+                while w.is_alive():
+                    w.join(timeout=0.2)
+                    ctrl_c.check()
+            ctrl_c.check()  # one that came after the last step: the final training does not start
     except KeyboardInterrupt:
         _stop(workers)
         study.set_user_attr("seconds", search.spent())

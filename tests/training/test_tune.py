@@ -202,6 +202,35 @@ def test_ctrl_c_keeps_the_finished_trials_and_resume_continues_the_search(small:
     assert load_checkpoint(out / "checkpoint.pt")["tuning"]["chosen"] == after["chosen"]
 
 
+def test_a_ctrl_c_that_lands_inside_the_storage_waits_for_its_write_and_stops_the_search_cleanly(
+    small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    optuna = pytest.importorskip("optuna")
+    out = tmp_path / "run"
+    real = optuna.storages.RDBStorage.set_trial_user_attr
+    writes: list[str] = []  # each write once a trial had finished: "began", then "ended" unless it was cut
+
+    def write_interrupted(self: Any, *args: Any, **kw: Any) -> None:
+        if not any(t["state"] == "complete" for t in _trials(out)):
+            return real(self, *args, **kw)
+        if not writes:
+            os.kill(os.getpid(), signal.SIGINT)  # the Ctrl-C arrives as the storage is written
+        writes.append("began")
+        real(self, *args, **kw)
+        writes.append("ended")
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_user_attr", write_interrupted)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a terminal's Ctrl-C, whatever the runner's
+    try:
+        result = CliRunner().invoke(cli, tune_args(small, out, "1", *NO_CONV))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert result.exit_code == 130, (writes, result.output)
+    assert writes[:2] == ["began", "ended"], writes  # the write the signal landed in was not cut
+    assert "search interrupted: 1 finished trial(s) kept" in result.output and "Traceback" not in result.output
+    assert [t["state"] for t in _trials(out)][:1] == ["complete"] and not (out / "checkpoint.pt").exists()
+
+
 def test_a_ctrl_c_during_the_defaults_runs_them_first_on_resume(small: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     command = [sys.executable, "-m", "rnnedge.cli.main", *tune_args(small, out, "5", *NO_CONV)]
