@@ -148,10 +148,13 @@ class Interrupts:
     """Ctrl-C turned into a request honoured between steps (see the module docstring); a second one acts at once.
 
     Only the main thread receives signals, so elsewhere it is disabled and Ctrl-C keeps its default.
+    ``insist=False`` makes a second one a request too: for a worker process, which hears the terminal's
+    Ctrl-C and then its parent's.
     """
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, *, insist: bool = True) -> None:
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.insist = insist
         self.requested = False
         self.forced = False
         self.at_once = False
@@ -167,7 +170,7 @@ class Interrupts:
             signal.signal(signal.SIGINT, self._previous)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
+        if self.requested and self.insist:
             self.forced = True
             raise KeyboardInterrupt
         self.requested = True

@@ -24,7 +24,8 @@ candidate. Each trial, and the final training, runs with one torch thread unless
 (the final training's share of the budget is estimated from the trials' speed). On ``--resume``, a first
 candidate whose trial did not finish (a Ctrl-C during it) is queued again before TPE's own. In every
 process a Ctrl-C is a request honoured before the next optimizer step (:class:`~rnnedge.training.loop.Interrupts`),
-so it never lands inside a read or write of the study; a second one stops at once.
+so once the search has begun it never lands inside a read or write of the study; a second one stops the
+command at once (a worker process takes its parent's Ctrl-C after the terminal's as one request).
 
 Then the final model trains on the whole training file with the best trial's settings, for the median
 of the optimizer steps its folds had taken at their best epochs (steps, not epochs: a batch divides the
@@ -442,7 +443,7 @@ class _Search:
                 f"  best so far: trial {best.number}, CV accuracy {best.user_attrs['accuracy']:.4f}; {self.time_left()}"
             )
         self.write_summary()
-        if self.left() <= 0:
+        if self.left() <= 0 or self.ctrl_c.requested:  # a Ctrl-C: no new trial is asked for, only to fail
             study.stop()
 
     def log(self, line: str) -> None:
@@ -531,7 +532,7 @@ def _worker(seed: int, threads: int | None, parent: int, search: dict[str, Any])
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     sampler, pruner = _sampler_and_pruner(seed)
     run: RunDir = search["run"]
-    ctrl_c = Interrupts(enabled=True)
+    ctrl_c = Interrupts(enabled=True, insist=False)
     try:
         with ctrl_c:  # from the start: the command's Ctrl-C reaches its workers too
             study = optuna.load_study(
@@ -681,7 +682,8 @@ def tune_sequence_classifier(
                 while w.is_alive():
                     w.join(timeout=0.2)
                     ctrl_c.check()
-            ctrl_c.check()  # one that came after the last step: the final training does not start
+        if ctrl_c.requested:  # one that came after the last step: the final training does not start
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
         _stop(workers)
         study.set_user_attr("seconds", search.spent())

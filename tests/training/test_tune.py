@@ -138,17 +138,28 @@ def _ctrl_c_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _interrupt(command: list[str], until: Callable[[], bool]) -> str:
-    """Run ``command`` until ``until()`` holds, then Ctrl-C it; its stderr, once it has stopped as a Ctrl-C does."""
+def _interrupt(command: list[str], until: Callable[[], bool], *, group: bool = False) -> str:
+    """Run ``command`` until ``until()`` holds, then Ctrl-C it; its stderr, once it has stopped as a Ctrl-C does.
+
+    ``group``: the Ctrl-C goes to every process of the command, as a terminal sends it, not to the command alone.
+    """
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_as_in_a_terminal
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
+        start_new_session=group,
     )
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline and not until():
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        if group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
@@ -222,13 +233,13 @@ def test_a_ctrl_c_that_lands_inside_the_storage_waits_for_its_write_and_stops_th
     monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_user_attr", write_interrupted)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a terminal's Ctrl-C, whatever the runner's
     try:
-        result = CliRunner().invoke(cli, tune_args(small, out, "1", *NO_CONV))
+        result = CliRunner().invoke(cli, tune_args(small, out, "5", *NO_CONV))
     finally:
         signal.signal(signal.SIGINT, previous)
     assert result.exit_code == 130, (writes, result.output)
     assert writes[:2] == ["began", "ended"], writes  # the write the signal landed in was not cut
     assert "search interrupted: 1 finished trial(s) kept" in result.output and "Traceback" not in result.output
-    assert [t["state"] for t in _trials(out)][:1] == ["complete"] and not (out / "checkpoint.pt").exists()
+    assert [t["state"] for t in _trials(out)] == ["complete", "fail"] and not (out / "checkpoint.pt").exists()
 
 
 def test_a_ctrl_c_during_the_defaults_runs_them_first_on_resume(small: Path, tmp_path: Path) -> None:
@@ -335,6 +346,16 @@ def test_jobs_run_trials_at_once_in_worker_processes(small: Path, tmp_path: Path
     overlapping = [(a, b) for a in spans for b in spans if a is not b and a[0] < b[0] < a[1]]
     assert overlapping, spans  # a trial started while another was running
     assert not [t for t in study.trials if t.state.name == "RUNNING"]  # every worker ended its trial
+
+
+def test_a_terminal_ctrl_c_stops_the_command_and_its_worker_processes(small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = [*CHEAP[:-2], "--jobs", "2", "--conv", "0"]  # without --jobs 1
+    command = [sys.executable, "-m", "rnnedge.cli.main", *tune_args(small, out, "5", *args)]
+    _interrupt(command, lambda: _started(out, 1), group=True)  # both processes in a trial
+    states = [t["state"] for t in _trials(out)]
+    assert "running" not in states and "fail" in states, states  # each process ended its trial under way
+    assert not (out / "checkpoint.pt").exists()
 
 
 def test_without_threads_each_trial_and_the_final_model_train_on_one_torch_thread(
