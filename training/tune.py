@@ -90,6 +90,7 @@ __all__ = [
     "fit_fold",
     "require_optuna",
     "search_space",
+    "study_storage",
     "tune_sequence_classifier",
 ]
 
@@ -493,10 +494,21 @@ class _Search:
         _write_json(self.run.path / TUNE_JSON, self.summary())
 
 
-def _storage(path: Path) -> Any:
-    """The study's SQLite storage, waiting on a lock held by another worker rather than failing."""
+def study_storage(path: Path) -> Any:
+    """The study's SQLite storage, each transaction taking the write lock as it begins (``BEGIN IMMEDIATE``).
+
+    Python's sqlite3 opens a transaction only at the first write, so two processes could both read a
+    queued candidate as waiting and both take it (Optuna's check and its update are one transaction
+    only if the read is in it). Here every transaction is whole; one held by another process is waited for.
+    """
     optuna = require_optuna()
-    return optuna.storages.RDBStorage(f"sqlite:///{path.resolve()}", engine_kwargs={"connect_args": {"timeout": 120}})
+    import sqlalchemy
+
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{path.resolve()}", engine_kwargs={"connect_args": {"timeout": 120, "isolation_level": None}}
+    )
+    sqlalchemy.event.listen(storage.engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
+    return storage
 
 
 def _sampler_and_pruner(seed: int) -> tuple[Any, Any]:
@@ -536,7 +548,7 @@ def _worker(seed: int, threads: int | None, parent: int, search: dict[str, Any])
     try:
         with ctrl_c:  # from the start: the command's Ctrl-C reaches its workers too
             study = optuna.load_study(
-                study_name=STUDY_NAME, storage=_storage(run.path / TUNE_DB), sampler=sampler, pruner=pruner
+                study_name=STUDY_NAME, storage=study_storage(run.path / TUNE_DB), sampler=sampler, pruner=pruner
             )
             worker = _Search(study, **search, ctrl_c=ctrl_c)
             worker.parent = parent
@@ -623,7 +635,7 @@ def tune_sequence_classifier(
     queued: list[dict[str, Any]] = []
     if not resume:
         run.clear()  # an earlier run's files, --overwrite given (its tune files too)
-    storage = _storage(run.path / TUNE_DB)  # after the clear: it opens the file
+    storage = study_storage(run.path / TUNE_DB)  # after the clear: it opens the file
     if resume:
         study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
         saved = study.user_attrs.get("settings", {})
