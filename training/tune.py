@@ -365,7 +365,6 @@ class _Search:
 
         def after_epoch(fold: int, epoch: int, accuracy: float, steps: int) -> None:
             nonlocal reported
-            self.ctrl_c.check()
             if self.parent is not None and os.getppid() != self.parent:  # the command was killed: stop with it
                 raise KeyboardInterrupt
             if not protected() and self.left() <= 0:
