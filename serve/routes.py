@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from websockets.asyncio.server import ServerConnection
-from websockets.datastructures import Headers
-from websockets.http11 import Request, Response
-
+from .link import HttpReply
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 
 __all__ = ["http_route"]
 
+_TEXT = "text/plain; charset=utf-8"
 
-def http_route(connection: ServerConnection, request: Request, metrics: Metrics, draining: bool) -> Response | None:
-    """The response to a plain HTTP request, or ``None`` for a WebSocket handshake (any other path)."""
-    path = request.path.split("?", 1)[0]
+
+def http_route(path: str, metrics: Metrics, draining: bool) -> HttpReply | None:
+    """The reply to a plain HTTP request for ``path``, or ``None`` for a WebSocket handshake (any other path)."""
     if path == "/healthz":
-        return connection.respond(503, "draining\n") if draining else connection.respond(200, "ok\n")
+        return HttpReply(503, _TEXT, b"draining\n") if draining else HttpReply(200, _TEXT, b"ok\n")
     if path == "/metrics":
-        body = metrics.text()
-        headers = Headers([("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))])
-        return Response(200, "OK", headers, body)
+        return HttpReply(200, CONTENT_TYPE_LATEST, metrics.text())
     return None

@@ -1,10 +1,12 @@
 """``rnnedge serve``'s life cycle: load models, start their workers, listen, hold connections, drain on SIGTERM.
 
-One asyncio event loop holds the connections (the ``websockets`` library's asyncio API; its
-``process_request`` hook answers the HTTP routes of :mod:`.routes` on the same port, so the service
-needs no web framework). One :class:`~rnnedge.serve.batcher.ModelWorker` thread per model runs the
-model; the loop never does. A connection holds at most one session; its requests are answered in
-order by :class:`~rnnedge.serve.sessions.SessionOps`. See :mod:`rnnedge.serve.protocol` for the messages.
+One asyncio event loop holds the connections, each a :class:`~rnnedge.serve.link.Link` of the
+WebSocket library in use (:func:`~rnnedge.serve.speedups.listener`: picows with the ``serve-fast``
+extra, else ``websockets``), and answers the HTTP routes of :mod:`.routes` on the same port, so the
+service needs no web framework. One :class:`~rnnedge.serve.batcher.ModelWorker` thread per model
+runs the model; the loop never does. A connection holds at most one session; its requests are
+answered in order by :class:`~rnnedge.serve.sessions.SessionOps`. See :mod:`rnnedge.serve.protocol`
+for the messages.
 """
 
 from __future__ import annotations
@@ -17,21 +19,16 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from websockets.asyncio.server import Server as WebSocketServer
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request as HttpRequest
-from websockets.http11 import Response
-
 from rnnedge.runtime import ConfigError, Model, load
 
 from .batcher import ModelWorker
 from .config import ServeConfig
+from .link import HttpReply, Link, LinkClosed, Listener
 from .metrics import Metrics
 from .protocol import CLOSE_BINARY, CLOSE_FULL, CLOSE_IDLE, CLOSE_SHUTDOWN, reply_text
 from .routes import http_route
 from .sessions import Conversation, SessionOps
-from .speedups import run_loop
+from .speedups import listener, run_loop
 
 __all__ = ["ServeConfig", "Server", "load_models", "print_ready", "run"]
 
@@ -68,9 +65,10 @@ class Server:
         self._models = load_models(model_paths, config)
         self._workers: dict[str, ModelWorker] = {}
         self._ops: SessionOps | None = None
-        self._conns: dict[Conversation, ServerConnection] = {}
+        self._conns: dict[Conversation, Link] = {}
         self._goodbyes: dict[Conversation, asyncio.Task[None]] = {}
-        self._ws_server: WebSocketServer | None = None
+        self._listener: Listener | None = None
+        self._all_closed: asyncio.Event | None = None  # set while no connection is open
         self._draining = False
         self._stopped: asyncio.Event | None = None
         self._idle_sweeper: asyncio.Task[None] | None = None
@@ -90,15 +88,13 @@ class Server:
                 name, model, loop, self.metrics, self.config.max_batch, window, self.config.half_batch_from
             )
             self.metrics.start_model(name)
-        self._ops = SessionOps(self._workers, self.config, self.metrics, gone=(ConnectionClosed,))
+        self._ops = SessionOps(self._workers, self.config, self.metrics, gone=(LinkClosed,))
+        self._all_closed = asyncio.Event()
+        self._all_closed.set()
+        listen = listener()
         try:
-            self._ws_server = await serve(
-                self._handle,
-                self.config.host,
-                self.config.port,
-                process_request=self._http,
-                max_size=self.config.max_message_bytes,
-                compression=None,  # deflate costs CPU per message and shrinks neither probabilities nor states much
+            self._listener = await listen(
+                self._handle, self._http, self.config.host, self.config.port, self.config.max_message_bytes
             )
         except OSError as e:  # the port is taken, the address is not this machine's, ...
             for worker in self._workers.values():
@@ -106,7 +102,7 @@ class Server:
             raise ConfigError(
                 f"serve: cannot listen on {self.config.host}:{self.config.port}: {e.strerror or e}"
             ) from None
-        self.port = int(self._ws_server.sockets[0].getsockname()[1])
+        self.port = self._listener.port
         self._idle_sweeper = loop.create_task(self._close_idle())
         return self.port
 
@@ -122,22 +118,22 @@ class Server:
 
     async def _shutdown(self) -> None:
         """Stop listening; let in-flight requests finish; give each session its state token; close with 1001."""
-        assert self._ws_server is not None and self._stopped is not None
-        self._ws_server.close(close_connections=False)  # the listening socket closes now; new connections fail
-        for conv, ws in list(self._conns.items()):
+        assert self._listener is not None and self._stopped is not None and self._all_closed is not None
+        self._listener.stop_accepting()  # the listening socket closes now; new connections fail
+        for conv, link in list(self._conns.items()):
             conv.draining = True
             if not conv.busy:
-                self._start_goodbye(conv, ws)
+                self._start_goodbye(conv, link)
         try:
-            await asyncio.wait_for(self._ws_server.wait_closed(), self.config.shutdown_timeout)
+            await asyncio.wait_for(self._all_closed.wait(), self.config.shutdown_timeout)
         except (TimeoutError, asyncio.TimeoutError):  # distinct types on Python 3.10
             log.warning(
                 "shutdown: %d connection(s) still open after %.1f s, cut",
                 len(self._conns),
                 self.config.shutdown_timeout,
             )
-            for ws in list(self._conns.values()):
-                ws.transport.abort()
+            for link in list(self._conns.values()):
+                link.abort()
         if self._idle_sweeper is not None:
             self._idle_sweeper.cancel()
         for worker in self._workers.values():
@@ -146,16 +142,16 @@ class Server:
             model.close()
         self._stopped.set()
 
-    def _start_goodbye(self, conv: Conversation, ws: ServerConnection) -> None:
+    def _start_goodbye(self, conv: Conversation, link: Link) -> None:
         if conv not in self._goodbyes:
-            self._goodbyes[conv] = asyncio.get_running_loop().create_task(self._say_goodbye(conv, ws))
+            self._goodbyes[conv] = asyncio.get_running_loop().create_task(self._say_goodbye(conv, link))
 
-    async def _say_goodbye(self, conv: Conversation, ws: ServerConnection) -> None:
+    async def _say_goodbye(self, conv: Conversation, link: Link) -> None:
         assert self._ops is not None
         try:
-            await ws.send(reply_text(await self._ops.goodbye(conv)))
-            await ws.close(CLOSE_SHUTDOWN, "server shutting down")
-        except ConnectionClosed:
+            await link.send(reply_text(await self._ops.goodbye(conv)))
+            await link.close(CLOSE_SHUTDOWN, "server shutting down")
+        except LinkClosed:
             pass
 
     async def _close_idle(self) -> None:
@@ -164,70 +160,73 @@ class Server:
         while True:
             await asyncio.sleep(min(timeout / 10, 1.0))
             now = time.monotonic()
-            for conv, ws in list(self._conns.items()):
+            for conv, link in list(self._conns.items()):
                 if not conv.busy and not conv.draining and now - conv.last_seen > timeout:
                     conv.last_seen = float("inf")  # closed once
                     asyncio.get_running_loop().create_task(
-                        ws.close(CLOSE_IDLE, f"idle for {timeout:g} s (--idle-timeout)")
+                        link.close(CLOSE_IDLE, f"idle for {timeout:g} s (--idle-timeout)")
                     )
 
-    def _http(self, connection: ServerConnection, request: HttpRequest) -> Response | None:
-        return http_route(connection, request, self.metrics, self._draining)
+    def _http(self, path: str) -> HttpReply | None:
+        return http_route(path, self.metrics, self._draining)
 
     # -- one connection --------------------------------------------------------------------
-    async def _handle(self, ws: ServerConnection) -> None:
+    async def _handle(self, link: Link) -> None:
         if self._draining:
-            await ws.close(CLOSE_SHUTDOWN, "server shutting down")
+            await link.close(CLOSE_SHUTDOWN, "server shutting down")
             return
         if len(self._conns) >= self.config.max_sessions:
-            await ws.close(
+            await link.close(
                 CLOSE_FULL, f"server full: {len(self._conns)} sessions open (--max-sessions); try again later"
             )
-            self._count_close(ws)
+            self._count_close(link)
             return
-        assert self._ops is not None
-        conv = Conversation(ws.send, last_seen=time.monotonic())
-        self._conns[conv] = ws
+        assert self._ops is not None and self._all_closed is not None
+        conv = Conversation(link.send, last_seen=time.monotonic())
+        self._conns[conv] = link
+        self._all_closed.clear()
         self.metrics.connections.inc()
         try:
-            await self._serve_connection(conv, ws)
+            await self._serve_connection(conv, link)
         finally:
             goodbye = self._goodbyes.pop(conv, None)
             if goodbye is not None:
                 await goodbye  # it reads the session's state: end the session after it
             await self._ops.end(conv)
             del self._conns[conv]
+            if not self._conns:
+                self._all_closed.set()
             self.metrics.connections.dec()
-            self._count_close(ws)
+            self._count_close(link)
 
-    def _count_close(self, ws: ServerConnection) -> None:
+    def _count_close(self, link: Link) -> None:
         """Count the close code the server sent, whoever sent it (this code, or the library: 1009)."""
-        p = ws.protocol
-        if p.close_sent is not None and not p.close_rcvd_then_sent:
-            self.metrics.closes.labels(str(p.close_sent.code)).inc()
+        code = link.close_code_sent()
+        if code is not None:
+            self.metrics.closes.labels(str(code)).inc()
 
-    async def _serve_connection(self, conv: Conversation, ws: ServerConnection) -> None:
+    async def _serve_connection(self, conv: Conversation, link: Link) -> None:
         assert self._ops is not None
         while True:
             try:
-                message = await ws.recv()
-            except ConnectionClosed:
+                message = await link.recv()
+            except LinkClosed:
                 return  # the client left, or the server closed (idle, 1009: over --max-message-bytes)
             conv.last_seen = time.monotonic()
             if conv.draining:
                 return  # the goodbye is under way: it sends the state token and closes
             if isinstance(message, bytes):
-                await ws.close(CLOSE_BINARY, "binary frames are not part of the protocol: send JSON text")
+                await link.close(CLOSE_BINARY, "binary frames are not part of the protocol: send JSON text")
                 return
             conv.busy = True
             try:
                 await self._ops.answer(conv, message)
-            except ConnectionClosed:
+            except LinkClosed:
                 return  # the client left mid-request: its session ends in _handle
             finally:
                 conv.busy = False
             if conv.draining:
-                self._start_goodbye(conv, ws)
+                self._start_goodbye(conv, link)
                 return
 
 

@@ -1,9 +1,9 @@
-"""Optional speed-ups from the ``serve-fast`` extra: uvloop's event loop and orjson's JSON encoder.
+"""Optional speed-ups from the ``serve-fast`` extra: uvloop's event loop, orjson's JSON encoder, picows' WebSockets.
 
 Each is used when it is installed; without them (or with ``RNNEDGE_SERVE_PLAIN=1`` in the
 environment, which the tests use to keep the plain path covered) the standard library's asyncio
-loop and ``json`` serve the same protocol, byte for byte apart from how a float is spelt (both
-spell the shortest text that reads back as the same float64).
+loop and ``json`` and the ``websockets`` library serve the same protocol, byte for byte apart from
+how a float is spelt (both spell the shortest text that reads back as the same float64).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["PLAIN", "dumps", "run_loop"]
+from .link import HttpRoute, Listener, OnLink
+
+__all__ = ["PLAIN", "dumps", "listener", "run_loop"]
 
 PLAIN = os.environ.get("RNNEDGE_SERVE_PLAIN", "") == "1"
 
@@ -53,3 +55,20 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
             uvloop.run(main)
             return
     asyncio.run(main)
+
+
+Listen = Callable[[OnLink, HttpRoute, str, int, int], Coroutine[Any, Any, Listener]]
+
+
+def listener() -> Listen:
+    """``listen(on_link, route, host, port, max_size)`` of picows when it is installed, else of ``websockets``."""
+    if not PLAIN:
+        try:
+            from .link_picows import listen
+        except ImportError:
+            pass
+        else:
+            return listen
+    from .link_websockets import listen as plain
+
+    return plain

@@ -16,10 +16,18 @@ from rnnedge.runtime import LanguageModel
 from rnnedge.serve import decode_state, encode_state
 
 
-def test_limits_close_with_clear_codes_and_spare_the_other_sessions(tiny_lm_onnx: Path, lm: LanguageModel) -> None:
+# Each WebSocket library the server can run on: websockets (the plain path, also without uvloop and orjson),
+# and picows with the serve-fast extra (websockets again where that extra is not installed).
+TRANSPORTS = pytest.mark.parametrize("env", [PLAIN, {}], ids=["plain", "fast"])
+
+
+@TRANSPORTS
+def test_limits_close_with_clear_codes_and_spare_the_other_sessions(
+    tiny_lm_onnx: Path, lm: LanguageModel, env: dict[str, str]
+) -> None:
     """Max sessions (1013), oversized message (1009), binary frame (1003), idle (4001), a client gone mid-step."""
     args = ("--max-sessions", "3", "--max-message-bytes", "2048", "--idle-timeout", "3", "--batch-window-ms", "20")
-    with running_server([tiny_lm_onnx], *args, env=PLAIN) as server:  # the plain path: no uvloop, no orjson
+    with running_server([tiny_lm_onnx], *args, env=env) as server:
         with Client(server.url) as steady:
             steady.ok({"op": "open"})
             steady.ok({"op": "feed", "input": "the"})
@@ -75,6 +83,37 @@ def test_limits_close_with_clear_codes_and_spare_the_other_sessions(tiny_lm_onnx
         assert server.metric("rnnedge_serve_request_seconds_count", op="feed") >= 2
         assert server.metric("rnnedge_serve_request_seconds_count", op="state") >= 2
         assert server.metric("rnnedge_serve_request_seconds_sum", op="feed") > 0
+        assert server.stop() == 0
+
+
+@TRANSPORTS
+def test_fragments_text_and_pipelined_requests_read_alike_on_either_library(
+    tiny_lm_onnx: Path, lm: LanguageModel, env: dict[str, str]
+) -> None:
+    """A fragmented message is one request (1009 once its fragments pass the limit); text that is not UTF-8
+    closes with 1007; a ping is answered; 40 requests sent before reading any reply are answered in order."""
+    with running_server([tiny_lm_onnx], "--max-message-bytes", "2048", env=env) as server:
+        with Client(server.url) as c:
+            c.ok({"op": "open"})
+            c.ws.send(['{"op": "feed", ', '"input": "the', ' stock", "probs": true}'])  # three frames, one message
+            got = c.recv()
+            c.ws.ping(b"x").wait(10)
+            words = "the market closed higher after the stock rose".split() * 5
+            for word in words:
+                c.send({"op": "feed", "input": word, "id": word})
+            replies = [c.recv() for _ in words]
+        alone = lm.stream()
+        assert np.array_equal(np.array(got["probs"], np.float32), alone.feed(["the", "stock"]))
+        assert [r["id"] for r in replies] == words and all(r["op"] == "result" for r in replies)
+        with Client(server.url) as big:
+            big.ws.send(["x" * 1500, "x" * 1500])  # each fragment under the limit, the message over it
+            assert big.close_code()[0] == 1009
+        with Client(server.url) as bad:
+            bad.ws.send(b'{"op": "open", "model": "\xff"}', text=True)  # a text frame whose bytes are not UTF-8
+            assert bad.close_code()[0] == 1007
+        with Client(server.url) as after:  # none of it touched the server
+            after.ok({"op": "open"})
+        assert server.metric("rnnedge_serve_closes_total", code="1009") == 1
         assert server.stop() == 0
 
 
