@@ -30,6 +30,7 @@ from picows import (
 )
 
 from .link import HttpRoute, LinkClosed, OnLink
+from .protocol import CLOSE_BAD_TEXT, CLOSE_TOO_BIG
 
 __all__ = ["PicowsLink", "listen"]
 
@@ -166,7 +167,7 @@ class PicowsLink(WSListener):
         self._parts_size += frame.payload_size
         if self._parts_size > self._max_size:
             self._parts = []
-            self._fail(WSCloseCode.MESSAGE_TOO_BIG, f"message over {self._max_size} bytes")
+            self._fail(WSCloseCode(CLOSE_TOO_BIG), f"message over {self._max_size} bytes")
             return False
         self._parts.append(frame.get_payload_as_bytes())
         return True
@@ -176,7 +177,7 @@ class PicowsLink(WSListener):
             try:
                 message: str | bytes = data.decode()
             except UnicodeDecodeError:
-                self._fail(WSCloseCode.INVALID_TEXT, "a text message that is not UTF-8")
+                self._fail(WSCloseCode(CLOSE_BAD_TEXT), "a text message that is not UTF-8")
                 return
         else:
             message = data

@@ -30,6 +30,7 @@ from typing import Any
 from .speedups import dumps
 
 __all__ = [
+    "CLOSE_BAD_TEXT",
     "CLOSE_BINARY",
     "CLOSE_CODES",
     "CLOSE_FULL",
@@ -46,13 +47,15 @@ __all__ = [
 
 CLOSE_SHUTDOWN = 1001  # going away: the server is shutting down (a "shutdown" message with the state token came first)
 CLOSE_BINARY = 1003  # unsupported data: a binary frame
-CLOSE_TOO_BIG = 1009  # message too big: over --max-message-bytes (sent by the websockets library)
+CLOSE_BAD_TEXT = 1007  # invalid frame payload data: a text message that is not UTF-8
+CLOSE_TOO_BIG = 1009  # message too big: over --max-message-bytes (its fragments counted together)
 CLOSE_FULL = 1013  # try again later: --max-sessions connections are open
 CLOSE_IDLE = 4001  # no message for --idle-timeout seconds
 
 CLOSE_CODES = {
     CLOSE_SHUTDOWN: "the server is shutting down; the last message before it holds the session's state token",
     CLOSE_BINARY: "a binary frame: the protocol is JSON text",
+    CLOSE_BAD_TEXT: "a text message that is not UTF-8",
     CLOSE_TOO_BIG: "a message over the size limit",
     CLOSE_FULL: "the server holds its maximum number of sessions: try again later or another replica",
     CLOSE_IDLE: "no message within the idle timeout",
