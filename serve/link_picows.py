@@ -224,7 +224,5 @@ async def listen(on_link: OnLink, route: HttpRoute, host: str, port: int, max_si
             response = WSUpgradeResponse.create_error_response(reply.status, reply.body, headers)
         return WSUpgradeResponseWithListener(response, None)
 
-    server = await ws_create_server(
-        factory, host, port, max_frame_size=max_size, logger_name="rnnedge.serve.picows"
-    )
+    server = await ws_create_server(factory, host, port, max_frame_size=max_size, logger_name="rnnedge.serve.picows")
     return _Listener(server)

@@ -15,7 +15,6 @@ from serve_harness import PLAIN, Client, ConnectionClosed, running_server
 from rnnedge.runtime import LanguageModel
 from rnnedge.serve import decode_state, encode_state
 
-
 # Each WebSocket library the server can run on: websockets (the plain path, also without uvloop and orjson),
 # and picows with the serve-fast extra (websockets again where that extra is not installed).
 TRANSPORTS = pytest.mark.parametrize("env", [PLAIN, {}], ids=["plain", "fast"])
@@ -98,7 +97,7 @@ def test_fragments_text_and_pipelined_requests_read_alike_on_either_library(
             c.ws.send(['{"op": "feed", ', '"input": "the', ' stock", "probs": true}'])  # three frames, one message
             got = c.recv()
             c.ws.ping(b"x").wait(10)
-            words = "the market closed higher after the stock rose".split() * 5
+            words = ["the", "market", "closed", "higher", "after", "the", "stock", "rose"] * 5
             for word in words:
                 c.send({"op": "feed", "input": word, "id": word})
             replies = [c.recv() for _ in words]
