@@ -38,6 +38,8 @@ log = logging.getLogger("rnnedge.serve")
 
 _CLOSE_TIMEOUT = 10.0  # seconds a closing handshake waits for the client's answer (websockets' default too)
 _MAX_QUEUED = 16  # unanswered messages held before reading from the client pauses (websockets' max_queue)
+_MAX_FRAGMENTS = 4096  # frames of one message (websockets' cap too): empty fragments add no bytes
+_PING_INTERVAL = 20.0  # seconds of silence before a ping, and for its pong (websockets' keepalive defaults)
 
 
 class PicowsLink(WSListener):
@@ -57,6 +59,8 @@ class PicowsLink(WSListener):
         self._waiter: asyncio.Future[None] | None = None  # recv waiting for a message
         self._writable: asyncio.Future[None] | None = None  # set while writes are paused
         self._disconnected: asyncio.Future[None] = self._loop.create_future()
+        self._closing = False  # the client sent a close frame or broke the protocol: its data frames are ignored
+        self._cut: asyncio.TimerHandle | None = None  # drops a connection whose closing handshake stalls
         self._task: asyncio.Task[None] | None = None
 
     # -- picows' callbacks ------------------------------------------------------------------------
@@ -66,7 +70,16 @@ class PicowsLink(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
-        if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+        if kind is WSMsgType.CLOSE:
+            self._closing = True
+            if not transport.is_close_frame_sent:
+                transport.send_close(_echo_code(frame))
+            transport.disconnect()
+        elif self._closing:
+            return
+        elif frame.rsv1 or frame.rsv2 or frame.rsv3:
+            self._fail(WSCloseCode.PROTOCOL_ERROR, "reserved bits set: no extension was agreed")
+        elif kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
             if self._parts:
                 self._fail(WSCloseCode.PROTOCOL_ERROR, "a new message began before the last one's final fragment")
             elif frame.fin:
@@ -81,12 +94,10 @@ class PicowsLink(WSListener):
                 data = b"".join(self._parts)
                 self._parts, self._parts_size = [], 0
                 self._message(data, self._parts_text)
-        elif kind is WSMsgType.CLOSE:
-            if not transport.is_close_frame_sent:
-                transport.send_close(frame.get_close_code(), frame.get_close_message())
-            transport.disconnect()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self._cut is not None:
+            self._cut.cancel()
         if not self._disconnected.done():
             self._disconnected.set_result(None)
         self._wake()
@@ -125,11 +136,7 @@ class PicowsLink(WSListener):
                 raise LinkClosed
 
     async def close(self, code: int, reason: str) -> None:
-        t = self._transport
-        if not self._disconnected.done():
-            if not t.is_close_frame_sent:
-                t.send_close(WSCloseCode(code), reason.encode())
-            self._loop.call_later(_CLOSE_TIMEOUT, t.disconnect)  # a client that never answers the close
+        self._close(WSCloseCode(code), reason.encode())
         await asyncio.shield(self._disconnected)
 
     def abort(self) -> None:
@@ -151,23 +158,28 @@ class PicowsLink(WSListener):
         except Exception:
             log.exception("connection handler failed")
             code, reason = WSCloseCode.INTERNAL_ERROR, b"internal error"
-        t = self._transport
-        if not self._disconnected.done():
-            if not t.is_close_frame_sent:
-                t.send_close(code, reason)
-            self._loop.call_later(_CLOSE_TIMEOUT, t.disconnect)
+        self._close(code, reason)
 
     @property
     def _transport(self) -> WSTransport:
         assert self._t is not None  # set before on_link runs
         return self._t
 
+    def _close(self, code: WSCloseCode, reason: bytes) -> None:
+        """Send a close frame (unless one went), and drop the connection if the client has not answered in time."""
+        t = self._transport
+        if self._disconnected.done():
+            return
+        if not t.is_close_frame_sent:
+            t.send_close(code, reason)
+        if self._cut is None:  # not graceful: a client that stopped reading would hold a graceful close forever
+            self._cut = self._loop.call_later(_CLOSE_TIMEOUT, t.disconnect, False)
+
     def _fragment(self, frame: WSFrame) -> bool:
         """Keep one frame of a fragmented message; False (and the connection closing) past the size limit."""
         self._parts_size += frame.payload_size
-        if self._parts_size > self._max_size:
-            self._parts = []
-            self._fail(WSCloseCode(CLOSE_TOO_BIG), f"message over {self._max_size} bytes")
+        if self._parts_size > self._max_size or len(self._parts) >= _MAX_FRAGMENTS:
+            self._fail(WSCloseCode(CLOSE_TOO_BIG), f"message over {self._max_size} bytes or {_MAX_FRAGMENTS} frames")
             return False
         self._parts.append(frame.get_payload_as_bytes())
         return True
@@ -188,17 +200,25 @@ class PicowsLink(WSListener):
             self._transport.underlying_transport.pause_reading()
 
     def _fail(self, code: WSCloseCode, reason: str) -> None:
-        """Close for a fault of the client's (what picows does for the faults it finds itself)."""
-        t = self._transport
-        if not t.is_close_frame_sent:
-            t.send_close(code, reason.encode())
-        self._loop.call_later(_CLOSE_TIMEOUT, t.disconnect)
+        """Close for a fault of the client's (what picows does for the faults it finds itself); nothing more is read."""
+        self._closing = True
+        self._parts, self._parts_size = [], 0
         self._messages.clear()
+        self._close(code, reason.encode())
         self._wake()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+
+def _echo_code(frame: WSFrame) -> WSCloseCode:
+    """The code that answers a client's close frame: its own if it may be sent, 1000 for none, else 1002."""
+    if frame.payload_size < 2:
+        return WSCloseCode.OK
+    code: int = frame.get_close_code().value
+    valid = (1000 <= code <= 1014 and code not in (1004, 1005, 1006)) or 3000 <= code <= 4999
+    return frame.get_close_code() if valid else WSCloseCode.PROTOCOL_ERROR
 
 
 class _Listener:

@@ -68,7 +68,8 @@ class Server:
         self._conns: dict[Conversation, Link] = {}
         self._goodbyes: dict[Conversation, asyncio.Task[None]] = {}
         self._listener: Listener | None = None
-        self._all_closed: asyncio.Event | None = None  # set while no connection is open
+        self._links = 0  # connections whose handler runs (refused ones too, until their close is done)
+        self._all_closed: asyncio.Event | None = None  # set while none does
         self._draining = False
         self._stopped: asyncio.Event | None = None
         self._idle_sweeper: asyncio.Task[None] | None = None
@@ -172,6 +173,17 @@ class Server:
 
     # -- one connection --------------------------------------------------------------------
     async def _handle(self, link: Link) -> None:
+        assert self._all_closed is not None
+        self._links += 1
+        self._all_closed.clear()
+        try:
+            await self._hold(link)
+        finally:
+            self._links -= 1
+            if not self._links:
+                self._all_closed.set()
+
+    async def _hold(self, link: Link) -> None:
         if self._draining:
             await link.close(CLOSE_SHUTDOWN, "server shutting down")
             return
@@ -181,10 +193,9 @@ class Server:
             )
             self._count_close(link)
             return
-        assert self._ops is not None and self._all_closed is not None
+        assert self._ops is not None
         conv = Conversation(link.send, last_seen=time.monotonic())
         self._conns[conv] = link
-        self._all_closed.clear()
         self.metrics.connections.inc()
         try:
             await self._serve_connection(conv, link)
@@ -194,8 +205,6 @@ class Server:
                 await goodbye  # it reads the session's state: end the session after it
             await self._ops.end(conv)
             del self._conns[conv]
-            if not self._conns:
-                self._all_closed.set()
             self.metrics.connections.dec()
             self._count_close(link)
 
