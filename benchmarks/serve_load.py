@@ -3,7 +3,7 @@
     python benchmarks/serve_load.py ptb-small.onnx --text $RNNEDGE_DATA/ptb/ptb.test.txt \
         [--clients 1 8 64 256] [--seconds 8] [--window-ms MS] [--soak 300] [--json [PATH]] \
         [--baseline-python OTHER/.venv/bin/python] [--server-flags="--switch-interval-ms 0.5"]
-        [--variant="--half-batch-from 0"]
+        [--variant="--half-batch-from 0"] [--client picows|websockets]
 
 ``--baseline-python`` adds a third server, the same command run by another interpreter (another
 install of rnnedge, e.g. the previous release; ``--baseline-model`` gives it the same checkpoint as its
@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,65 @@ class Served:
 
 
 # -- clients ----------------------------------------------------------------------------------------
-async def _level(url: str, words: list[str], n: int, seconds: float) -> dict[str, Any]:
+class _LightClient:
+    """A load-generator connection on picows (when installed): a quarter of the CPU of ``websockets``' client
+    per request, so less of the two cores goes to the generator. Same interface as ``connect(...)``'s."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.replies: deque[str] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+
+    async def __aenter__(self) -> _LightClient:
+        from picows import WSListener, WSMsgType, ws_connect
+
+        client = self
+
+        class Listener(WSListener):  # type: ignore[misc]
+            def on_ws_frame(self, transport: Any, frame: Any) -> None:
+                if frame.msg_type == WSMsgType.TEXT:
+                    client.replies.append(frame.get_payload_as_utf8_text())
+                    if client.waiter is not None and not client.waiter.done():
+                        client.waiter.set_result(None)
+                elif frame.msg_type == WSMsgType.CLOSE:
+                    transport.disconnect()
+
+            def on_ws_disconnected(self, transport: Any) -> None:
+                if client.waiter is not None and not client.waiter.done():
+                    client.waiter.set_exception(ConnectionError("the server closed the connection"))
+
+        self.text = WSMsgType.TEXT
+        self.transport, _ = await ws_connect(Listener, self.url, max_frame_size=2**22)
+        return self
+
+    async def send(self, text: str) -> None:
+        self.transport.send(self.text, text.encode())
+
+    async def recv(self) -> str:
+        while not self.replies:
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+        return self.replies.popleft()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.transport.send_close()
+        self.transport.disconnect()
+        await self.transport.wait_disconnected()
+
+
+def _connect(url: str, light: bool) -> Any:
+    return _LightClient(url) if light else connect(url, compression=None, max_size=2**22, open_timeout=60)
+
+
+def light_client_available() -> bool:
+    try:
+        import picows  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+async def _level(url: str, words: list[str], n: int, seconds: float, light: bool = False) -> dict[str, Any]:
     """N clients, each streaming words one per request for `seconds` after a warm-up; latencies in seconds."""
     warmup = seconds / 5
     latencies: list[float] = []
@@ -102,7 +161,7 @@ async def _level(url: str, words: list[str], n: int, seconds: float) -> dict[str
     feeds = [json.dumps({"op": "feed", "input": w}) for w in words]
 
     async def client(i: int) -> None:
-        async with connect(url, compression=None, max_size=2**22, open_timeout=60) as ws:
+        async with _connect(url, light) as ws:
             await ws.send(json.dumps({"op": "open"}))
             assert json.loads(await ws.recv())["op"] == "opened"
             await start.wait()
@@ -209,7 +268,7 @@ def _run_level(
 ) -> dict[str, Any]:
     before, cpu0, loop0 = served.metrics(), served.cpu_s(), served.loop_cpu_s()
     own0, t0 = _own_cpu_s(), time.perf_counter()
-    row = asyncio.run(_level(served.url, words, n, args.seconds))
+    row = asyncio.run(_level(served.url, words, n, args.seconds, light=args.client == "picows"))
     after, cpu1, loop1 = served.metrics(), served.cpu_s(), served.loop_cpu_s()
     own1, t1 = _own_cpu_s(), time.perf_counter()
     steps = after.get("rnnedge_serve_steps_total", 0) - before.get("rnnedge_serve_steps_total", 0)
@@ -318,6 +377,12 @@ def main() -> None:
     parser.add_argument(
         "--plain-too", action="store_true", help="also a server without uvloop and orjson (RNNEDGE_SERVE_PLAIN=1)"
     )
+    parser.add_argument(
+        "--client",
+        choices=["picows", "websockets"],
+        default="picows" if light_client_available() else "websockets",
+        help="the load generator's WebSocket client (default: picows when installed: less CPU on the shared cores)",
+    )
     add_json_option(parser)
     args = parser.parse_args()
     words = Path(args.text).read_text().split()[:50_000]
@@ -326,7 +391,10 @@ def main() -> None:
     report: dict[str, Any] = {"modes": {}}
     ceiling, engine_cpu = stream_batch_steps(args.model, sorted(set(args.clients) | {64}))
     load_start = tuple(round(x, 2) for x in os.getloadavg())
-    print(f"{args.model}; {os.cpu_count()} CPUs; {args.seconds:g} s per level; loopback; load {load_start}")
+    print(
+        f"{args.model}; {os.cpu_count()} CPUs; {args.seconds:g} s per level; loopback; load {load_start}; "
+        f"load generator: {args.client}"
+    )
     print(
         "StreamBatch without the network: "
         + ", ".join(
