@@ -116,6 +116,68 @@ def test_fragments_text_and_pipelined_requests_read_alike_on_either_library(
         assert server.stop() == 0
 
 
+class _RawSocket:
+    """A WebSocket client written out by hand, to send frames no client library sends (an empty close, RSV bits)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def send(self, first_byte: int, payload: bytes = b"") -> None:
+        mask = b"\x01\x02\x03\x04"
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(bytes([first_byte, 0x80 | len(payload)]) + mask + masked)
+
+    def close_frame(self) -> bytes:
+        """The payload of the server's close frame (skipping other frames), or b"" for an empty one."""
+        while True:
+            first, second = self._read(2)
+            length = second & 0x7F
+            if length == 126:
+                length = struct.unpack("!H", self._read(2))[0]
+            payload = self._read(length)
+            if first & 0x0F == 0x8:
+                return payload
+
+    def __enter__(self) -> _RawSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+    def _read(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            assert chunk, "the server closed the socket without a close frame"
+            data += chunk
+        return data
+
+
+@TRANSPORTS
+def test_an_empty_close_is_answered_and_reserved_bits_are_refused(tiny_lm_onnx: Path, env: dict[str, str]) -> None:
+    """A close frame with no code (a browser's ``ws.close()``) is answered with 1000 or an empty close, never a
+    code the protocol forbids; a frame with a reserved bit set, with no extension agreed, closes with 1002."""
+    with running_server([tiny_lm_onnx], env=env) as server:
+        with _RawSocket(server.port) as polite:
+            polite.send(0x88)  # FIN + close, no payload
+            answer = polite.close_frame()
+            assert answer == b"" or struct.unpack("!H", answer[:2])[0] == 1000, answer
+        with _RawSocket(server.port) as rude:
+            rude.send(0x80 | 0x40 | 0x1, b'{"op": "open"}')  # FIN + RSV1 + text
+            assert struct.unpack("!H", rude.close_frame()[:2])[0] == 1002
+        with Client(server.url) as after:
+            after.ok({"op": "open"})
+        assert server.stop() == 0
+
+
 def test_sigterm_finishes_in_flight_steps_and_hands_out_state_tokens(tiny_lm_onnx: Path, lm: LanguageModel) -> None:
     """A generation under way stops after its current step; every session gets its token, then 1001; exit 0.
 
