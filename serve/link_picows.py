@@ -40,6 +40,8 @@ _CLOSE_TIMEOUT = 10.0  # seconds a closing handshake waits for the client's answ
 _MAX_QUEUED = 16  # unanswered messages held before reading from the client pauses (websockets' max_queue)
 _MAX_FRAGMENTS = 4096  # frames of one message (websockets' cap too): empty fragments add no bytes
 _PING_INTERVAL = 20.0  # seconds of silence before a ping, and for its pong (websockets' keepalive defaults)
+_WRITE_STALL = 60.0  # seconds a reply waits for a client that reads nothing, then the connection is dropped
+# (the keepalive alone would not: a client may send pongs nobody asked for)
 
 
 class PicowsLink(WSListener):
@@ -70,15 +72,18 @@ class PicowsLink(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
-        if kind is WSMsgType.CLOSE:
-            self._closing = True
-            if not transport.is_close_frame_sent:
-                transport.send_close(_echo_code(frame))
-            transport.disconnect()
-        elif self._closing:
-            return
+        if self._closing or transport.is_close_frame_sent:  # data frames are ignored from here on
+            if kind is WSMsgType.CLOSE:  # the answer to a close the server (or picows) sent
+                self._close(WSCloseCode.OK, b"")  # only makes sure the cut is set and reading runs
+                transport.disconnect()
+                self._wake()
         elif frame.rsv1 or frame.rsv2 or frame.rsv3:
             self._fail(WSCloseCode.PROTOCOL_ERROR, "reserved bits set: no extension was agreed")
+        elif kind is WSMsgType.CLOSE:
+            self._closing = True
+            self._close(_echo_code(frame), b"")
+            transport.disconnect()
+            self._wake()
         elif kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
             if self._parts:
                 self._fail(WSCloseCode.PROTOCOL_ERROR, "a new message began before the last one's final fragment")
@@ -130,8 +135,12 @@ class PicowsLink(WSListener):
         if self._disconnected.done() or t.is_close_frame_sent:
             raise LinkClosed
         t.send(WSMsgType.TEXT, text.encode())
-        if self._writable is not None and not self._writable.done():
-            await self._writable  # the client reads slower than the server writes
+        if self._writable is not None and not self._writable.done():  # the client reads slower than we write
+            try:
+                await asyncio.wait_for(asyncio.shield(self._writable), _WRITE_STALL)
+            except (TimeoutError, asyncio.TimeoutError):  # distinct types on Python 3.10
+                t.disconnect(graceful=False)
+                raise LinkClosed from None
             if self._disconnected.done():
                 raise LinkClosed
 
@@ -172,6 +181,9 @@ class PicowsLink(WSListener):
             return
         if not t.is_close_frame_sent:
             t.send_close(code, reason)
+        if self._reading_paused:  # the client's answer must be read
+            self._reading_paused = False
+            t.underlying_transport.resume_reading()
         if self._cut is None:  # not graceful: a client that stopped reading would hold a graceful close forever
             self._cut = self._loop.call_later(_CLOSE_TIMEOUT, t.disconnect, False)
 
@@ -244,5 +256,14 @@ async def listen(on_link: OnLink, route: HttpRoute, host: str, port: int, max_si
             response = WSUpgradeResponse.create_error_response(reply.status, reply.body, headers)
         return WSUpgradeResponseWithListener(response, None)
 
-    server = await ws_create_server(factory, host, port, max_frame_size=max_size, logger_name="rnnedge.serve.picows")
+    server = await ws_create_server(
+        factory,
+        host,
+        port,
+        max_frame_size=max_size,
+        logger_name=logging.getLogger("rnnedge.serve.picows"),
+        enable_auto_ping=True,  # a client that vanished without a FIN, or stopped reading, is dropped
+        auto_ping_idle_timeout=_PING_INTERVAL,
+        auto_ping_reply_timeout=_PING_INTERVAL,
+    )
     return _Listener(server)

@@ -186,6 +186,7 @@ class Server:
     async def _hold(self, link: Link) -> None:
         if self._draining:
             await link.close(CLOSE_SHUTDOWN, "server shutting down")
+            self._count_close(link)
             return
         if len(self._conns) >= self.config.max_sessions:
             await link.close(
@@ -200,13 +201,15 @@ class Server:
         try:
             await self._serve_connection(conv, link)
         finally:
-            goodbye = self._goodbyes.pop(conv, None)
-            if goodbye is not None:
-                await goodbye  # it reads the session's state: end the session after it
-            await self._ops.end(conv)
-            del self._conns[conv]
-            self.metrics.connections.dec()
-            self._count_close(link)
+            try:
+                goodbye = self._goodbyes.pop(conv, None)
+                if goodbye is not None:
+                    await goodbye  # it reads the session's state: end the session after it
+                await self._ops.end(conv)
+            finally:  # whatever failed above, the connection no longer counts
+                del self._conns[conv]
+                self.metrics.connections.dec()
+                self._count_close(link)
 
     def _count_close(self, link: Link) -> None:
         """Count the close code the server sent, whoever sent it (this code, or the library: 1009)."""
