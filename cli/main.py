@@ -68,6 +68,7 @@ def serve(model_paths: tuple[Path, ...], token_key_file: Any, switch_interval_ms
     """Serve models over WebSocket: live streams batched into one model call (needs the 'serve' extra)."""
     try:
         from rnnedge.serve import ServeConfig, print_ready, run
+        from rnnedge.serve.server import raise_open_file_limit
     except ImportError as e:  # websockets or prometheus-client absent
         raise MissingExtraError(
             f"rnnedge serve needs {e.name or 'websockets and prometheus-client'}; install the serve extra: "
@@ -76,6 +77,7 @@ def serve(model_paths: tuple[Path, ...], token_key_file: Any, switch_interval_ms
     key = token_key_file.read().strip() if token_key_file is not None else None
     if switch_interval_ms is not None:  # this command owns its process: a library never changes it
         sys.setswitchinterval(switch_interval_ms / 1000)
+    raise_open_file_limit(options["max_sessions"])  # a socket per session: the soft limit is often 1024
     run(list(model_paths), ServeConfig(token_key=key, **options), ready=print_ready)
 
 

@@ -30,9 +30,46 @@ from .routes import http_route
 from .sessions import Conversation, SessionOps
 from .speedups import listener, run_loop
 
-__all__ = ["ServeConfig", "Server", "load_models", "print_ready", "run"]
+__all__ = ["ServeConfig", "Server", "load_models", "print_ready", "raise_open_file_limit", "run", "session_room"]
 
 log = logging.getLogger("rnnedge.serve")
+
+# Descriptors the process needs besides its sessions' sockets: the listening socket, the model files,
+# stdio, /metrics and /healthz requests, connections being refused with 1013.
+_SPARE_FILES = 64
+
+
+def _open_file_limit() -> tuple[int, int] | None:
+    """(soft, hard) limit on open files, or None where there is none to read (Windows) or it is unlimited."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else (soft, hard)
+
+
+def raise_open_file_limit(max_sessions: int) -> None:
+    """Let this process open a file per session and spares, within the hard limit (for a command that owns it)."""
+    limits = _open_file_limit()
+    if limits is None or limits[0] >= max_sessions + _SPARE_FILES:
+        return
+    import resource
+
+    hard = limits[1]
+    wanted = max_sessions + _SPARE_FILES
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard))
+
+
+def session_room(max_sessions: int) -> int:
+    """Sessions the open-file limit leaves room for, at most ``max_sessions``.
+
+    Past the limit the listening socket cannot accept: asyncio retries after a second, picows'
+    accept loop at once (a core busy logging the error). Holding the sessions below it closes the
+    extra connections with 1013 instead.
+    """
+    limits = _open_file_limit()
+    return max_sessions if limits is None else max(1, min(max_sessions, limits[0] - _SPARE_FILES))
 
 
 def load_models(model_paths: Sequence[Path], config: ServeConfig) -> dict[str, Model]:
@@ -63,6 +100,14 @@ class Server:
         self.config = config
         self.metrics = Metrics()
         self._models = load_models(model_paths, config)
+        self._max_sessions = session_room(config.max_sessions)
+        if self._max_sessions < config.max_sessions:
+            log.warning(
+                "serve: --max-sessions %d, but the open-file limit (ulimit -n) leaves room for %d: more connections "
+                "are closed with 1013; raise the limit to serve more",
+                config.max_sessions,
+                self._max_sessions,
+            )
         self._workers: dict[str, ModelWorker] = {}
         self._ops: SessionOps | None = None
         self._conns: dict[Conversation, Link] = {}
@@ -188,10 +233,9 @@ class Server:
             await link.close(CLOSE_SHUTDOWN, "server shutting down")
             self._count_close(link)
             return
-        if len(self._conns) >= self.config.max_sessions:
-            await link.close(
-                CLOSE_FULL, f"server full: {len(self._conns)} sessions open (--max-sessions); try again later"
-            )
+        if len(self._conns) >= self._max_sessions:
+            limit = "--max-sessions" if self._max_sessions == self.config.max_sessions else "the open-file limit"
+            await link.close(CLOSE_FULL, f"server full: {len(self._conns)} sessions open ({limit}); try again later")
             self._count_close(link)
             return
         assert self._ops is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -31,10 +32,20 @@ PLAIN = {"RNNEDGE_SERVE_PLAIN": "1"}  # a server without uvloop and orjson, when
 class ServerProcess:
     """``python -m rnnedge.cli.main serve MODELS --port 0 ...`` with its stderr collected."""
 
-    def __init__(self, models: Sequence[Path], *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        models: Sequence[Path],
+        *args: str,
+        env: dict[str, str] | None = None,
+        files: tuple[int, int] | None = None,
+    ) -> None:
+        """``files``: the (soft, hard) limit on open files the server starts with (default: this process's)."""
         cmd = [sys.executable, "-m", "rnnedge.cli.main", "serve", *map(str, models), "--port", "0", *args]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+        limit = None if files is None else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, files))
+        self.proc = subprocess.Popen(
+            cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, preexec_fn=limit
+        )
         self.lines: list[str] = []
         self._ready = threading.Event()
         self.port = 0
@@ -87,8 +98,10 @@ class ServerProcess:
 
 
 @contextmanager
-def running_server(models: Sequence[Path], *args: str, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
-    server = ServerProcess(models, *args, env=env)
+def running_server(
+    models: Sequence[Path], *args: str, env: dict[str, str] | None = None, files: tuple[int, int] | None = None
+) -> Iterator[ServerProcess]:
+    server = ServerProcess(models, *args, env=env, files=files)
     try:
         yield server
     finally:

@@ -178,6 +178,34 @@ def test_an_empty_close_is_answered_and_reserved_bits_are_refused(tiny_lm_onnx: 
         assert server.stop() == 0
 
 
+@TRANSPORTS
+def test_sessions_stay_within_the_open_file_limit(tiny_lm_onnx: Path, env: dict[str, str]) -> None:
+    """Past the open-file limit a server cannot accept (picows' accept loop then spins on the error): with a
+    hard limit of 120 files it holds 56 sessions and closes the next with 1013, saying why; with room under
+    the hard limit, ``rnnedge serve`` raises its soft limit to what --max-sessions needs."""
+    with running_server([tiny_lm_onnx], "--max-sessions", "500", env=env, files=(120, 120)) as server:
+        assert any("the open-file limit (ulimit -n) leaves room for 56" in line for line in server.lines)
+        clients = [Client(server.url) for _ in range(56)]
+        try:
+            for c in clients:
+                c.ok({"op": "open"})
+            with Client(server.url) as extra:
+                full = "server full: 56 sessions open (the open-file limit); try again later"
+                assert extra.close_code() == (1013, full)
+        finally:
+            for c in clients:
+                c.close()
+        with Client(server.url) as after:
+            after.ok({"op": "open"})
+        assert server.stop() == 0
+    with running_server([tiny_lm_onnx], "--max-sessions", "500", env=env, files=(100, 4096)) as server:
+        limits = Path(f"/proc/{server.proc.pid}/limits").read_text()
+        assert [line.split()[3:5] for line in limits.splitlines() if line.startswith("Max open files")] == [
+            ["564", "4096"]
+        ]
+        assert not any("open-file limit" in line for line in server.lines)
+
+
 def test_sigterm_finishes_in_flight_steps_and_hands_out_state_tokens(tiny_lm_onnx: Path, lm: LanguageModel) -> None:
     """A generation under way stops after its current step; every session gets its token, then 1001; exit 0.
 
