@@ -61,9 +61,8 @@ class PicowsLink(WSListener):
         self._waiter: asyncio.Future[None] | None = None  # recv waiting for a message
         self._writable: asyncio.Future[None] | None = None  # set while writes are paused
         self._disconnected: asyncio.Future[None] = self._loop.create_future()
-        self._closing = False  # the client sent a close frame or broke the protocol: its data frames are ignored
         self._cut: asyncio.TimerHandle | None = None  # drops a connection whose closing handshake stalls
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # held: the loop keeps only a weak reference to a task
 
     # -- picows' callbacks ------------------------------------------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -72,7 +71,7 @@ class PicowsLink(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
-        if self._closing or transport.is_close_frame_sent:  # data frames are ignored from here on
+        if transport.is_close_frame_sent:  # a close frame went out: data frames are ignored from here on
             if kind is WSMsgType.CLOSE:  # the answer to a close the server (or picows) sent
                 self._close(WSCloseCode.OK, b"")  # only makes sure the cut is set and reading runs
                 transport.disconnect()
@@ -80,7 +79,6 @@ class PicowsLink(WSListener):
         elif frame.rsv1 or frame.rsv2 or frame.rsv3:
             self._fail(WSCloseCode.PROTOCOL_ERROR, "reserved bits set: no extension was agreed")
         elif kind is WSMsgType.CLOSE:
-            self._closing = True
             self._close(_echo_code(frame), b"")
             transport.disconnect()
             self._wake()
@@ -213,7 +211,6 @@ class PicowsLink(WSListener):
 
     def _fail(self, code: WSCloseCode, reason: str) -> None:
         """Close for a fault of the client's (what picows does for the faults it finds itself); nothing more is read."""
-        self._closing = True
         self._parts, self._parts_size = [], 0
         self._messages.clear()
         self._close(code, reason.encode())

@@ -52,12 +52,12 @@ def _open_file_limit() -> tuple[int, int] | None:
 def raise_open_file_limit(max_sessions: int) -> None:
     """Let this process open a file per session and spares, within the hard limit (for a command that owns it)."""
     limits = _open_file_limit()
-    if limits is None or limits[0] >= max_sessions + _SPARE_FILES:
+    wanted = max_sessions + _SPARE_FILES
+    if limits is None or limits[0] >= wanted:
         return
     import resource
 
     hard = limits[1]
-    wanted = max_sessions + _SPARE_FILES
     resource.setrlimit(resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard))
 
 
